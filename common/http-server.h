@@ -1,0 +1,71 @@
+/* A small HTTP(S) server over libmicrohttpd for JSON APIs and file pulls:
+ * kcps-server, the 5571 pull port and the 5572 local API all use it.
+ * The handler runs once per request with the whole (bounded) body, on a
+ * thread of its own; it may block. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+G_BEGIN_DECLS
+
+typedef struct kcps_http_server_s kcps_http_server_t;
+typedef struct kcps_http_req_s kcps_http_req_t;
+
+/* Called once per complete request. It must answer with exactly one
+ * kcps_http_respond_*(); a handler that does not gets a 500. */
+typedef void (*kcps_http_handler_t)(kcps_http_req_t *req, void *data);
+
+typedef struct kcps_http_config_s {
+  const char *const *listen; /* NULL-terminated: "127.0.0.1:5572", "[::1]:5572",
+                                "0.0.0.0:5571"; port 0 picks a free port */
+  const char *cert_path;     /* PEM certificate: TLS (1.2+) when set */
+  const char *key_path;      /* PEM private key */
+  size_t max_body;           /* larger bodies get 413 before the handler; 0 = 1 MiB */
+} kcps_http_config_t;
+
+/* Binds every listen address and starts serving. NULL + error (naming the
+ * address) when any address cannot be bound. */
+kcps_http_server_t *kcps_http_server_new(const kcps_http_config_t *config,
+                                         kcps_http_handler_t handler, void *data,
+                                         GError **error);
+
+/* The port actually bound for listen address number idx. */
+int kcps_http_server_port(const kcps_http_server_t *server, unsigned idx);
+
+/* Stops serving (waits for running handlers) and frees. NULL is a no-op. */
+void kcps_http_server_free(kcps_http_server_t *server);
+
+/* Request accessors; strings belong to the request. */
+const char *kcps_http_req_method(const kcps_http_req_t *req);
+const char *kcps_http_req_path(const kcps_http_req_t *req);   /* no query */
+const char *kcps_http_req_header(const kcps_http_req_t *req, const char *name);
+const char *kcps_http_req_query(const kcps_http_req_t *req, const char *name);
+const char *kcps_http_req_body(const kcps_http_req_t *req, size_t *len);
+/* The token of "Authorization: Bearer <token>", or NULL. */
+const char *kcps_http_req_bearer(const kcps_http_req_t *req);
+/* The connection's socket (for the kernel's view of who is calling). */
+int kcps_http_req_socket(const kcps_http_req_t *req);
+const struct sockaddr *kcps_http_req_peer(const kcps_http_req_t *req);
+
+/* Parses the body as a JSON object. NULL + error naming the problem
+ * ("body is not JSON: <parser message>", "body is not a JSON object").
+ * The returned object belongs to the request. */
+JsonObject *kcps_http_req_json(kcps_http_req_t *req, GError **error);
+
+/* Adds a response header; call before kcps_http_respond_*(). */
+void kcps_http_req_add_header(kcps_http_req_t *req, const char *name, const char *value);
+
+/* Responses. The node is serialized, not taken. */
+void kcps_http_respond_json(kcps_http_req_t *req, unsigned status, JsonNode *node);
+/* {"error": code, "message": <printf of fmt>} */
+void kcps_http_respond_error(kcps_http_req_t *req, unsigned status, const char *code,
+                             const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void kcps_http_respond_empty(kcps_http_req_t *req, unsigned status);
+/* Streams size bytes from fd (taken: closed by the server). */
+void kcps_http_respond_fd(kcps_http_req_t *req, unsigned status, const char *content_type,
+                          int fd, guint64 size);
+
+G_END_DECLS

@@ -1,0 +1,1 @@
+/* placeholder until written */ typedef int kcps_placeholder_t;
