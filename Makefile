@@ -1,0 +1,43 @@
+# A thin layer over meson: the two set-up commands (`make run`, `make test`)
+# install what is missing from Debian, build, and go.
+BUILD ?= build
+MESON_OPTS ?= -Dwerror=true
+
+# Build, test and run-time dependencies, all from Debian 12.
+PACKAGES = meson ninja-build pkg-config gcc libc6-dev \
+  libglib2.0-dev libjson-glib-dev libcups2-dev libmicrohttpd-dev \
+  libcurl4-openssl-dev libssl-dev libsqlite3-dev libpoppler-glib-dev \
+  libargon2-dev check \
+  cups cups-client cups-ipp-utils cups-filters avahi-daemon dbus \
+  ghostscript qpdf poppler-utils openssl curl ca-certificates
+
+.PHONY: all deps build run test bench fuzz clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh $(PACKAGES)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	tools/run.sh $(BUILD)
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs
+
+bench: build
+	@echo "bench: no benchmarks yet"
+
+fuzz: deps
+	@tools/install-deps.sh clang libclang-rt-14-dev
+	CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false --reconfigure 2>/dev/null || \
+	  CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false
+	ninja -C build-fuzz
+
+clean:
+	rm -rf $(BUILD) build-fuzz
