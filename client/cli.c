@@ -1,1 +1,366 @@
-int main(void) { return 1; }
+/* kcps: the command-line twin of the tray, a thin client of kcpsd's local
+ * API on loopback. Exit status: 0 success, 1 refused (kcpsd's message on
+ * stderr), 2 usage error, 3 kcpsd unreachable. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "common/http-client.h"
+#include "common/json-util.h"
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+#define DEFAULT_PORT 5572
+/* A login waits for kcpsd, which waits for the server. */
+#define CALL_TIMEOUT_S 60
+
+static const char usage_text[] =
+  "Usage: kcps [--port N] COMMAND\n"
+  "\n"
+  "Commands:\n"
+  "  login EMAIL     log in to the KCPS server (the password is read from the\n"
+  "                  terminal, or one line from standard input)\n"
+  "  logout          log out\n"
+  "  status          show who is logged in and to which server\n"
+  "  jobs [--json]   list your spooled jobs (--json: a JSON array)\n"
+  "\n"
+  "--port N talks to kcpsd's local API on 127.0.0.1:N (default: $KCPS_LOCAL_PORT,\n"
+  "else 5572).\n"
+  "Exit status: 0 success, 1 refused, 2 usage error, 3 kcpsd unreachable.\n";
+
+static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+  va_list args;
+  va_start(args, fmt);
+  fputs("kcps: ", stderr);
+  vfprintf(stderr, fmt, args);
+  fputs("\nTry 'kcps --help'.\n", stderr);
+  va_end(args);
+  return EXIT_USAGE;
+}
+
+static bool parse_port(const char *text, int *port)
+{
+  char *end = NULL;
+  errno = 0;
+  long value = text != NULL ? strtol(text, &end, 10) : 0;
+  if (text == NULL || *text == '\0' || *end != '\0' || errno != 0 || value < 1 || value > 65535)
+    return false;
+  *port = (int)value;
+  return true;
+}
+
+/* --- talking to kcpsd ------------------------------------------------------- */
+
+typedef struct call_s {
+  int port;
+  long status;
+  JsonNode *response;
+} call_t;
+
+/* Calls kcpsd; on failure prints why and returns the exit status to use. */
+static int call(call_t *c, const char *method, const char *path, JsonNode *body)
+{
+  g_autofree char *url = g_strdup_printf("http://127.0.0.1:%d%s", c->port, path);
+  kcps_http_opts_t opts = {.timeout_s = CALL_TIMEOUT_S};
+  g_autoptr(GError) error = NULL;
+  c->status = 0;
+  kcps_net_status_t net = kcps_http_call_json(method, url, &opts, body, &c->status,
+                                              &c->response, &error);
+  if (net == KCPS_NET_OK)
+    return EXIT_OK;
+  if (c->status == 0) {
+    fprintf(stderr, "kcps: cannot reach kcpsd on 127.0.0.1:%d (is it running?): %s\n", c->port,
+            error != NULL ? error->message : "no answer");
+    return EXIT_UNREACHABLE;
+  }
+  /* kcpsd's own words, when it sent some. */
+  const char *message = NULL;
+  if (c->response != NULL && JSON_NODE_HOLDS_OBJECT(c->response))
+    message = kcps_json_string(json_node_get_object(c->response), "message");
+  if (message == NULL && error != NULL)
+    message = error->message;
+  fprintf(stderr, "kcps: %s\n", message != NULL ? message : "refused");
+  return EXIT_REFUSED;
+}
+
+static JsonObject *response_object(call_t *c)
+{
+  return c->response != NULL && JSON_NODE_HOLDS_OBJECT(c->response)
+           ? json_node_get_object(c->response) : NULL;
+}
+
+/* --- password input --------------------------------------------------------- */
+
+/* The terminal state to put back if a signal interrupts the password
+ * prompt; a signal handler has nowhere else to find it. */
+static struct termios saved_termios;
+static volatile sig_atomic_t tty_fd = -1;
+
+static void restore_tty_and_die(int sig)
+{
+  if (tty_fd >= 0)
+    tcsetattr(tty_fd, TCSAFLUSH, &saved_termios);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void strip_newline(char *line)
+{
+  line[strcspn(line, "\r\n")] = '\0';
+}
+
+/* Reads the password with echo off from the terminal, or one line from a
+ * non-terminal stdin. NULL with a message printed on failure. The caller
+ * wipes and frees the result. */
+static char *read_password(const char *email)
+{
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t got;
+  if (!isatty(STDIN_FILENO)) {
+    got = getline(&line, &cap, stdin);
+  } else {
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
+    if (tty == NULL) {
+      fprintf(stderr, "kcps: cannot open the terminal to read the password: %s\n",
+              g_strerror(errno));
+      if (fd >= 0)
+        close(fd);
+      return NULL;
+    }
+    fprintf(tty, "Password for %s: ", email);
+    fflush(tty);
+    struct termios quiet;
+    bool changed = false;
+    if (tcgetattr(fd, &saved_termios) == 0) {
+      quiet = saved_termios;
+      quiet.c_lflag &= ~(tcflag_t)ECHO;
+      quiet.c_lflag |= ECHONL;
+      tty_fd = fd;
+      signal(SIGINT, restore_tty_and_die);
+      signal(SIGTERM, restore_tty_and_die);
+      signal(SIGTSTP, restore_tty_and_die);
+      changed = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+    }
+    got = getline(&line, &cap, tty);
+    if (changed)
+      tcsetattr(fd, TCSAFLUSH, &saved_termios);
+    tty_fd = -1;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGTSTP, SIG_DFL);
+    fclose(tty);
+  }
+  if (got < 0) {
+    if (line != NULL)
+      explicit_bzero(line, cap);
+    free(line);
+    fprintf(stderr, "kcps: no password given\n");
+    return NULL;
+  }
+  strip_newline(line);
+  char *password = g_strdup(line);
+  explicit_bzero(line, cap);
+  free(line);
+  if (*password == '\0') {
+    g_free(password);
+    fprintf(stderr, "kcps: the password is empty\n");
+    return NULL;
+  }
+  return password;
+}
+
+/* --- commands ----------------------------------------------------------------- */
+
+static int cmd_login(call_t *c, const char *email)
+{
+  char *password = read_password(email);
+  if (password == NULL)
+    return EXIT_REFUSED;
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "email");
+  json_builder_add_string_value(builder, email);
+  json_builder_set_member_name(builder, "password");
+  json_builder_add_string_value(builder, password);
+  json_builder_end_object(builder);
+  explicit_bzero(password, strlen(password));
+  g_free(password);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  int rc = call(c, "POST", "/v1/login", body);
+  json_object_set_string_member(json_node_get_object(body), "password", "");
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  const char *logged = obj != NULL ? kcps_json_string(obj, "email") : NULL;
+  printf("Logged in as %s\n", logged != NULL ? logged : email);
+  return EXIT_OK;
+}
+
+static int cmd_logout(call_t *c)
+{
+  int rc = call(c, "POST", "/v1/logout", NULL);
+  if (rc == EXIT_OK)
+    printf("Logged out\n");
+  return rc;
+}
+
+static int cmd_status(call_t *c)
+{
+  int rc = call(c, "GET", "/v1/status", NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  if (obj == NULL) {
+    fprintf(stderr, "kcps: kcpsd's status answer is not a JSON object\n");
+    return EXIT_REFUSED;
+  }
+  bool logged_in = false;
+  kcps_json_bool(obj, "logged_in", &logged_in);
+  const char *user = kcps_json_string(obj, "user");
+  const char *email = kcps_json_string(obj, "email");
+  const char *server = kcps_json_string(obj, "server");
+  printf("user:      %s\n", user != NULL ? user : "?");
+  if (logged_in)
+    printf("logged in: yes, as %s\n", email != NULL ? email : "?");
+  else
+    printf("logged in: no\n");
+  printf("server:    %s\n", server != NULL ? server : "(none configured)");
+  return EXIT_OK;
+}
+
+/* Cuts text to at most width characters (UTF-8 aware) for the table. */
+static char *fit(const char *text, glong width)
+{
+  if (text == NULL)
+    return g_strdup("");
+  if (!g_utf8_validate(text, -1, NULL))
+    return g_strdup("?");
+  if (g_utf8_strlen(text, -1) <= width)
+    return g_strdup(text);
+  g_autofree char *cut = g_utf8_substring(text, 0, width - 1);
+  return g_strconcat(cut, "…", NULL);
+}
+
+static int cmd_jobs(call_t *c, bool as_json)
+{
+  int rc = call(c, "GET", "/v1/jobs", NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  JsonNode *jobs_node = obj != NULL ? json_object_get_member(obj, "jobs") : NULL;
+  if (jobs_node == NULL || !JSON_NODE_HOLDS_ARRAY(jobs_node)) {
+    fprintf(stderr, "kcps: kcpsd's jobs answer has no jobs array\n");
+    return EXIT_REFUSED;
+  }
+  if (as_json) {
+    g_autofree char *text = kcps_json_to_string(jobs_node);
+    printf("%s\n", text);
+    return EXIT_OK;
+  }
+  JsonArray *jobs = json_node_get_array(jobs_node);
+  guint n = json_array_get_length(jobs);
+  if (n == 0) {
+    printf("No jobs.\n");
+    return EXIT_OK;
+  }
+  printf("%-36s  %-30s  %5s  %10s  %s\n", "ID", "NAME", "PAGES", "SIZE", "STATE");
+  for (guint i = 0; i < n; i++) {
+    JsonNode *node = json_array_get_element(jobs, i);
+    if (!JSON_NODE_HOLDS_OBJECT(node))
+      continue;
+    JsonObject *job = json_node_get_object(node);
+    gint64 pages = 0, size = 0;
+    kcps_json_int(job, "pages", &pages);
+    kcps_json_int(job, "size", &size);
+    g_autofree char *name = fit(kcps_json_string(job, "name"), 30);
+    /* printf pads by bytes; pad by characters so columns line up. */
+    glong pad = 30 - g_utf8_strlen(name, -1);
+    const char *id = kcps_json_string(job, "id");
+    const char *state = kcps_json_string(job, "state");
+    printf("%-36s  %s%*s  %5" G_GINT64_FORMAT "  %10" G_GINT64_FORMAT "  %s\n",
+           id != NULL ? id : "?", name, (int)MAX(pad, 0), "", pages, size,
+           state != NULL ? state : "?");
+  }
+  return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+  call_t c = {.port = DEFAULT_PORT};
+  const char *env_port = g_getenv("KCPS_LOCAL_PORT");
+  bool port_given = false;
+
+  /* Options before the command. */
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      fputs(usage_text, stdout);
+      return EXIT_OK;
+    }
+    const char *value = NULL;
+    if (strcmp(arg, "--port") == 0) {
+      if (i + 1 >= argc)
+        return usage_error("--port needs a value");
+      value = argv[++i];
+    } else if (g_str_has_prefix(arg, "--port=")) {
+      value = arg + strlen("--port=");
+    } else {
+      return usage_error("unknown option %s", arg);
+    }
+    if (!parse_port(value, &c.port))
+      return usage_error("--port %s is not a port number (1-65535)", value);
+    port_given = true;
+  }
+  if (!port_given && env_port != NULL && *env_port != '\0' && !parse_port(env_port, &c.port))
+    return usage_error("KCPS_LOCAL_PORT=%s is not a port number (1-65535)", env_port);
+
+  if (i >= argc)
+    return usage_error("no command given");
+  const char *command = argv[i++];
+  int rest = argc - i;
+  char **args = argv + i;
+
+  int rc;
+  if (strcmp(command, "login") == 0) {
+    if (rest != 1 || args[0][0] == '-' || strchr(args[0], '@') == NULL)
+      return usage_error(rest == 0 ? "login needs the account's email: kcps login EMAIL"
+                                   : "usage: kcps login EMAIL (the password is never an "
+                                     "argument; it is asked for)");
+    rc = cmd_login(&c, args[0]);
+  } else if (strcmp(command, "logout") == 0) {
+    if (rest != 0)
+      return usage_error("logout takes no arguments");
+    rc = cmd_logout(&c);
+  } else if (strcmp(command, "status") == 0) {
+    if (rest != 0)
+      return usage_error("status takes no arguments");
+    rc = cmd_status(&c);
+  } else if (strcmp(command, "jobs") == 0) {
+    bool as_json = false;
+    for (int j = 0; j < rest; j++) {
+      if (strcmp(args[j], "--json") == 0)
+        as_json = true;
+      else
+        return usage_error("jobs: unknown argument %s", args[j]);
+    }
+    rc = cmd_jobs(&c, as_json);
+  } else {
+    return usage_error("unknown command %s", command);
+  }
+  if (c.response != NULL)
+    json_node_unref(c.response);
+  return rc;
+}

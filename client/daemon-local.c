@@ -1,0 +1,305 @@
+/* The local API (5572, HTTP on loopback) for the tray and the CLI. Any local
+ * account and any web page can reach a loopback port, so the caller is
+ * whoever the kernel says owns the other end of the connection, and
+ * requests a browser was tricked into sending (foreign Host or Origin) are
+ * refused before anything else. */
+#define G_LOG_DOMAIN "kcpsd"
+
+#include "client/daemon-private.h"
+
+#include <string.h>
+
+#include "common/json-util.h"
+#include "platform/platform.h"
+
+/* Bounds for what a login carries; longer is not a real account. */
+#define EMAIL_MAX_LEN 320
+#define PASSWORD_MAX_LEN 1024
+
+/* "localhost", "127.0.0.1" or "[::1]" at the start of text; returns what
+ * follows, or NULL. */
+static const char *skip_loopback_name(const char *text)
+{
+  static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    size_t len = strlen(names[i]);
+    if (g_ascii_strncasecmp(text, names[i], len) == 0)
+      return text + len;
+  }
+  return NULL;
+}
+
+/* Nothing, or ":" and 1 to 5 digits. */
+static bool is_port_or_empty(const char *text)
+{
+  if (*text == '\0')
+    return true;
+  if (*text != ':')
+    return false;
+  size_t digits = strspn(text + 1, "0123456789");
+  return digits >= 1 && digits <= 5 && text[1 + digits] == '\0';
+}
+
+bool kcps__local_host_ok(const char *host)
+{
+  const char *rest = host != NULL ? skip_loopback_name(host) : NULL;
+  return rest != NULL && is_port_or_empty(rest);
+}
+
+bool kcps__local_origin_ok(const char *origin)
+{
+  if (origin == NULL)
+    return false;
+  const char *rest = NULL;
+  if (g_ascii_strncasecmp(origin, "http://", 7) == 0)
+    rest = origin + 7;
+  else if (g_ascii_strncasecmp(origin, "https://", 8) == 0)
+    rest = origin + 8;
+  else
+    return false; /* including "null" (sandboxed frames, file: pages) */
+  rest = skip_loopback_name(rest);
+  return rest != NULL && is_port_or_empty(rest);
+}
+
+/* --- routes ---------------------------------------------------------------- */
+
+static void add_string_or_null(JsonBuilder *builder, const char *name, const char *value)
+{
+  json_builder_set_member_name(builder, name);
+  if (value != NULL)
+    json_builder_add_string_value(builder, value);
+  else
+    json_builder_add_null_value(builder);
+}
+
+static void respond_built(kcps_http_req_t *req, unsigned status, JsonBuilder *builder)
+{
+  g_autoptr(JsonNode) node = json_builder_get_root(builder);
+  kcps_http_respond_json(req, status, node);
+}
+
+static void get_status(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  g_autofree char *user = kcps_platform_user_name(uid);
+  if (user == NULL)
+    user = g_strdup_printf("%u", (unsigned)uid);
+  g_autofree char *email = NULL;
+  bool logged_in = kcps__daemon_session_get(daemon, uid, &email, NULL);
+
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  add_string_or_null(builder, "user", user);
+  json_builder_set_member_name(builder, "logged_in");
+  json_builder_add_boolean_value(builder, logged_in);
+  add_string_or_null(builder, "email", email);
+  add_string_or_null(builder, "server", daemon->server_url);
+  json_builder_end_object(builder);
+  respond_built(req, 200, builder);
+}
+
+/* A required, non-empty string member no longer than max, or NULL after
+ * answering 400 naming it. */
+static const char *required_string(kcps_http_req_t *req, JsonObject *obj, const char *name,
+                                   size_t max)
+{
+  const char *value = kcps_json_string(obj, name);
+  if (value == NULL) {
+    kcps_http_respond_error(req, 400, "bad_request", "missing or non-string field: %s", name);
+    return NULL;
+  }
+  if (*value == '\0' || strlen(value) > max) {
+    kcps_http_respond_error(req, 400, "bad_request", "field %s must be 1 to %zu characters",
+                            name, max);
+    return NULL;
+  }
+  return value;
+}
+
+static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  g_autoptr(GError) error = NULL;
+  JsonObject *obj = kcps_http_req_json(req, &error);
+  if (obj == NULL) {
+    kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
+    return;
+  }
+  const char *email = required_string(req, obj, "email", EMAIL_MAX_LEN);
+  if (email == NULL)
+    return;
+  const char *password = required_string(req, obj, "password", PASSWORD_MAX_LEN);
+  if (password == NULL)
+    return;
+
+  long status = 0;
+  g_autofree char *server_email = NULL;
+  char *token = NULL;
+  kcps_net_status_t net = kcps__sync_login(daemon, email, password, &status, &server_email,
+                                           &token, &error);
+  switch (net) {
+  case KCPS_NET_OK:
+    break;
+  case KCPS_NET_AUTH:
+    kcps_http_respond_error(req, 401, "invalid_credentials",
+                            "the server refused the email or password (%s)", error->message);
+    return;
+  case KCPS_NET_FATAL:
+    if (status == 400) {
+      kcps_http_respond_error(req, 400, "bad_request", "the server refused the login: %s",
+                              error->message);
+      return;
+    }
+    G_GNUC_FALLTHROUGH;
+  case KCPS_NET_RETRY:
+    kcps_http_respond_error(req, 502, "server_unreachable", "cannot log in to the server: %s",
+                            error->message);
+    return;
+  }
+
+  kcps__daemon_session_set(daemon, uid, server_email, token);
+  kcps__secret_free(token);
+  g_message("uid %u logged in to the server", (unsigned)uid);
+  /* Jobs spooled while logged out are registered now, in the background. */
+  kcps__sync_prefetch_key(daemon);
+  kcps__sync_register_user(daemon, uid);
+
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  add_string_or_null(builder, "email", server_email);
+  json_builder_end_object(builder);
+  respond_built(req, 200, builder);
+}
+
+static void post_logout(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  char *token = kcps__daemon_session_drop(daemon, uid, NULL);
+  if (token != NULL) {
+    g_message("uid %u logged out", (unsigned)uid);
+    kcps__sync_server_logout(daemon, token);
+  }
+  kcps_http_respond_empty(req, 204);
+}
+
+static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
+  if (jobs == NULL) {
+    g_warning("cannot list the jobs of uid %u: %s", (unsigned)uid, error->message);
+    kcps_http_respond_error(req, 500, "internal", "the spool cannot be read");
+    return;
+  }
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "jobs");
+  json_builder_begin_array(builder);
+  for (guint i = 0; i < jobs->len; i++) {
+    const kcps_job_t *job = g_ptr_array_index(jobs, i);
+    /* The spool answers by owner already; a second look costs nothing. */
+    if (job->owner_uid != uid || job->state == KCPS_JOB_STATE_DELETED)
+      continue;
+    json_builder_begin_object(builder);
+    add_string_or_null(builder, "id", job->id);
+    add_string_or_null(builder, "name", job->name);
+    json_builder_set_member_name(builder, "pages");
+    json_builder_add_int_value(builder, job->pages);
+    json_builder_set_member_name(builder, "size");
+    json_builder_add_int_value(builder, job->size);
+    add_string_or_null(builder, "state", kcps_job_state_string(job->state));
+    json_builder_set_member_name(builder, "created");
+    json_builder_add_int_value(builder, job->created);
+    add_string_or_null(builder, "server_id", job->server_id);
+    json_builder_end_object(builder);
+  }
+  json_builder_end_array(builder);
+  json_builder_end_object(builder);
+  respond_built(req, 200, builder);
+}
+
+typedef void (*route_fn_t)(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
+
+static const struct {
+  const char *method;
+  const char *path;
+  route_fn_t fn;
+} routes[] = {
+  {"GET", "/v1/status", get_status},
+  {"POST", "/v1/login", post_login},
+  {"POST", "/v1/logout", post_logout},
+  {"GET", "/v1/jobs", get_jobs},
+};
+
+static void handle_local(kcps_http_req_t *req, void *data)
+{
+  kcps_daemon_t *daemon = data;
+
+  /* 1. Only requests addressed to loopback, from a loopback page if any:
+   * this is what stops DNS rebinding and cross-site requests. */
+  const char *host = kcps_http_req_header(req, "Host");
+  if (!kcps__local_host_ok(host)) {
+    kcps_http_respond_error(req, 403, "forbidden_origin",
+                            host != NULL ? "the Host header does not name loopback"
+                                         : "the request has no Host header");
+    return;
+  }
+  const char *origin = kcps_http_req_header(req, "Origin");
+  if (origin != NULL && !kcps__local_origin_ok(origin)) {
+    kcps_http_respond_error(req, 403, "forbidden_origin", "the Origin is not a loopback origin");
+    return;
+  }
+
+  /* 2. Who is calling, in the kernel's words. */
+  uid_t uid = 0;
+  g_autoptr(GError) error = NULL;
+  if (!kcps_platform_socket_peer_uid(kcps_http_req_socket(req), &uid, &error)) {
+    g_warning("local API: cannot tell who is calling: %s", error->message);
+    kcps_http_respond_error(req, 403, "forbidden_user", "the calling account cannot be identified");
+    return;
+  }
+  if (daemon->user_mode && uid != daemon->user_uid) {
+    kcps_http_respond_error(req, 403, "forbidden_user",
+                            "this kcpsd runs for one account (--user) and serves only it");
+    return;
+  }
+
+  /* 3. The route. */
+  const char *method = kcps_http_req_method(req);
+  const char *path = kcps_http_req_path(req);
+  bool path_known = false;
+  for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
+    if (g_strcmp0(path, routes[i].path) != 0)
+      continue;
+    path_known = true;
+    if (g_strcmp0(method, routes[i].method) == 0) {
+      routes[i].fn(daemon, req, uid);
+      return;
+    }
+  }
+  if (path_known)
+    kcps_http_respond_error(req, 405, "method_not_allowed", "%s is not allowed on %s", method,
+                            path);
+  else
+    kcps_http_respond_error(req, 404, "not_found", "no such route: %s", path);
+}
+
+bool kcps__local_start(kcps_daemon_t *daemon, GError **error)
+{
+  /* Two servers rather than two listen entries of one: with port 0 both
+   * families must end up on the same port, which is only known after the
+   * first bind. */
+  g_autofree char *listen4 = g_strdup_printf("127.0.0.1:%d", daemon->local_port);
+  const char *listens4[] = {listen4, NULL};
+  kcps_http_config_t config = {.listen = listens4, .max_body = 64 * 1024};
+  daemon->local4 = kcps_http_server_new(&config, handle_local, daemon, error);
+  if (daemon->local4 == NULL)
+    return false;
+  daemon->local_port = kcps_http_server_port(daemon->local4, 0);
+
+  g_autofree char *listen6 = g_strdup_printf("[::1]:%d", daemon->local_port);
+  const char *listens6[] = {listen6, NULL};
+  config.listen = listens6;
+  g_autoptr(GError) error6 = NULL;
+  daemon->local6 = kcps_http_server_new(&config, handle_local, daemon, &error6);
+  if (daemon->local6 == NULL)
+    g_warning("local API on IPv4 loopback only: %s", error6->message);
+  return true;
+}

@@ -1,0 +1,116 @@
+/* What the files of client/ share: the daemon context and the functions
+ * daemon.c, daemon-pull.c, daemon-local.c and daemon-sync.c call on each
+ * other. Not for other modules (tests may use it). */
+#pragma once
+
+#include "client/daemon.h"
+#include "common/http-client.h"
+#include "common/http-server.h"
+#include "common/ticket.h"
+#include "ipp/ipp-server.h"
+#include "spool/spool.h"
+
+G_BEGIN_DECLS
+
+/* What kcpsd holds for one OS account after a login: memory only, never
+ * written anywhere, never logged. */
+typedef struct kcps__session_s {
+  char *email;  /* the server account (as the server spells it) */
+  char *token;  /* the server's user session token */
+} kcps__session_t;
+
+struct kcps_daemon_s {
+  GMutex lock;             /* guards sessions */
+  GHashTable *sessions;    /* GUINT_TO_POINTER(uid) -> kcps__session_t* */
+
+  GMutex key_lock;         /* guards ticket_key, key_attempted, key_attempt_at */
+  kcps_ticket_key_t *ticket_key; /* the server's public key, NULL until fetched */
+  bool key_attempted;
+  gint64 key_attempt_at;   /* monotonic us of the last fetch attempt */
+
+  /* Configuration, owned copies; fixed after kcps_daemon_new(). */
+  bool user_mode;
+  uid_t user_uid;
+  char *server_url;        /* without a trailing slash; NULL: no server */
+  char *server_ca;
+  char *spool_dir;
+  char *state_dir;
+  char *pull_listen;
+  char *pull_host;
+  char *pull_cert_path;
+  char *pull_key_path;
+  char *pull_pin;          /* "sha256//..." of pull.crt */
+
+  kcps_spool_t *spool;
+  kcps_ipp_server_t *ipp;
+  kcps_http_server_t *pull;
+  kcps_http_server_t *local4; /* 127.0.0.1 */
+  kcps_http_server_t *local6; /* [::1], NULL where the host has no IPv6 loopback */
+  int pull_port;
+  int local_port;
+
+  GAsyncQueue *sync_queue; /* of sync items (daemon-sync.c) */
+  gint stopping;           /* atomic: the worker drops queued work */
+  GThread *sync_thread;
+};
+
+/* Sessions (daemon.c). set copies its strings; get returns copies (g_free,
+ * the token with kcps__secret_free) and false when uid has no session;
+ * drop removes uid's session only when its token equals only_token (or
+ * only_token is NULL) and returns the removed token (kcps__secret_free) or
+ * NULL. */
+void kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *email,
+                              const char *token);
+bool kcps__daemon_session_get(kcps_daemon_t *daemon, uid_t uid, char **email, char **token);
+char *kcps__daemon_session_drop(kcps_daemon_t *daemon, uid_t uid, const char *only_token);
+
+/* Wipes and frees a secret string. NULL is a no-op. */
+void kcps__secret_free(char *secret);
+
+/* Options for calls to the server (trusting server_ca), with an optional
+ * bearer token. */
+void kcps__daemon_server_opts(const kcps_daemon_t *daemon, kcps_http_opts_t *opts,
+                              const char *bearer, long timeout_s);
+
+/* https://PULL_HOST:PULL_PORT/jobs/<id>/document; caller g_frees. */
+char *kcps__daemon_pull_url(const kcps_daemon_t *daemon, const char *job_id);
+
+/* Sync with the server (daemon-sync.c). The queue calls never block on the
+ * network: a worker thread does the talking. */
+bool kcps__sync_start(kcps_daemon_t *daemon, GError **error);
+void kcps__sync_stop(kcps_daemon_t *daemon);
+void kcps__sync_register_job(kcps_daemon_t *daemon, const char *job_id);
+void kcps__sync_register_user(kcps_daemon_t *daemon, uid_t uid);
+/* Fetches the server's ticket key in the background when none is cached. */
+void kcps__sync_prefetch_key(kcps_daemon_t *daemon);
+/* Ends token's session on the server, in the background; token is taken. */
+void kcps__sync_server_logout(kcps_daemon_t *daemon, char *token);
+/* Logs in to the server (blocking; call from a request thread). On
+ * KCPS_NET_OK *email_out and *token_out get the server's spelling of the
+ * account and the token (g_free / kcps__secret_free). */
+kcps_net_status_t kcps__sync_login(kcps_daemon_t *daemon, const char *email,
+                                   const char *password, long *status, char **email_out,
+                                   char **token_out, GError **error);
+/* Verifies a pull ticket with the server's key, fetching the key when it is
+ * not known yet, and once more (at most once a minute) when a signature
+ * does not verify, in case the server changed its key. Errors are
+ * KCPS_CRYPTO_ERROR (from kcps_ticket_verify) or KCPS_NET_ERROR when no key
+ * could be had. */
+kcps_ticket_t *kcps__sync_verify_ticket(kcps_daemon_t *daemon, const char *text, gint64 now,
+                                        GError **error);
+
+/* For tests: use key (taken) as the server's ticket key, as if just fetched. */
+void kcps__daemon_set_ticket_key(kcps_daemon_t *daemon, kcps_ticket_key_t *key);
+/* For tests: the daemon's spool. */
+kcps_spool_t *kcps__daemon_spool(kcps_daemon_t *daemon);
+
+/* The pull port (daemon-pull.c) and the local API (daemon-local.c). */
+bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);
+bool kcps__local_start(kcps_daemon_t *daemon, GError **error);
+
+/* Whether a Host header value / an Origin header value names loopback
+ * (localhost, 127.0.0.1 or [::1], any port); exposed for tests. */
+bool kcps__local_host_ok(const char *host);
+bool kcps__local_origin_ok(const char *origin);
+
+G_END_DECLS
