@@ -1,0 +1,322 @@
+#!/bin/bash
+# End-to-end test of the whole print path with the real programs on free
+# loopback ports: lp → private cupsd → kcpsd (spool, registration) →
+# kcps-server → kcps-mfp-sim (PIN login, ticket, pull) → ippeveprinter → job
+# log and usage; then single-use and forged tickets.
+# Usage: e2e.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip (not root).
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+
+# cupsd, the system D-Bus and avahi (which ippeveprinter needs) want root.
+if [ "$(id -u)" != 0 ]; then
+  echo "e2e: SKIP: needs root to run a private cupsd, a system D-Bus and avahi-daemon"
+  exit 77
+fi
+
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+MFP_BIN=$BUILD/server-stub/mfp/kcps-mfp-sim
+for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$MFP_BIN"; do
+  if [ ! -x "$bin" ]; then
+    echo "e2e: FAIL: $bin is not built" >&2
+    exit 1
+  fi
+done
+for tool in cupsd lpadmin lp ipptool ippeveprinter qpdf jq curl sha256sum basenc \
+  dbus-daemon avahi-daemon; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "e2e: FAIL: $tool is not installed" >&2
+    exit 1
+  fi
+done
+
+# The test folder: traversable, because cupsd's filters run as lp; kcpsd's
+# and the server's own folders inside are private.
+TMP=$(mktemp -d /tmp/kcps-e2e.XXXXXX)
+chmod 0755 "$TMP"
+PASSED=0
+FAILED=0
+
+# pass WHAT / fail WHAT: one result line; fail also counts.
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+
+# check_eq WHAT GOT EXPECTED: passes when equal, else says got vs expected.
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+
+# abort WHAT: a step everything after depends on failed.
+abort() {
+  fail "$*"
+  exit 1
+}
+
+finish() {
+  local rc=$?
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+    [ -f "$TMP/cups/logs/error_log" ] && {
+      echo "----- cupsd error_log (last lines) -----" >&2
+      grep -v ' \[Client\| \[CGI\]\|^D' "$TMP/cups/logs/error_log" | tail -n 30 >&2
+    }
+  fi
+  lib_stop_all
+  echo "e2e: $PASSED passed, $FAILED failed"
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    echo "e2e: logs kept in $TMP"
+    exit 1
+  fi
+  rm -rf "$TMP"
+  exit 0
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+
+# --- peers ---------------------------------------------------------------
+lib_log "starting the system D-Bus and avahi-daemon (unless running)"
+start_dbus_avahi "$TMP" || abort "D-Bus/avahi for ippeveprinter"
+
+PRINTER_PORT=$(free_port) || abort "a free port for ippeveprinter"
+lib_log "starting ippeveprinter on port $PRINTER_PORT"
+start_ippeveprinter "$TMP/printer" "$PRINTER_PORT" "Test Printer" ||
+  abort "ippeveprinter answers on port $PRINTER_PORT"
+
+DATA=$TMP/server
+lib_log "starting kcps-server --demo"
+start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||
+  abort "kcps-server prints its listening line"
+SERVER_CA=$DATA/server.crt
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+[ -n "$ALICE_PASSWORD" ] || abort "alice's password in $DATA/demo-credentials.txt"
+[ -s "$DATA/MFP-1.secret" ] || abort "the device secret in $DATA/MFP-1.secret"
+[ -s "$SERVER_CA" ] || abort "the server certificate $SERVER_CA"
+pass "kcps-server listening on $KCPS_SERVER_URL"
+
+lib_log "starting kcpsd --user"
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$SERVER_CA" ||
+  abort "kcpsd prints its ready line"
+pass "kcpsd ready: ipp=$KCPSD_IPP_PORT pull=$KCPSD_PULL_PORT local=$KCPSD_LOCAL_PORT"
+
+CUPS_PORT=$(free_port) || abort "a free port for cupsd"
+lib_log "starting a private cupsd on port $CUPS_PORT"
+start_cupsd "$TMP" "$CUPS_PORT" || abort "cupsd answers on port $CUPS_PORT"
+if out=$(lpadmin -p KCPS -E -v "ipp://localhost:$KCPSD_IPP_PORT/ipp/print" -m everywhere 2>&1); then
+  pass "lpadmin made the driverless queue KCPS to kcpsd"
+else
+  abort "lpadmin -p KCPS -m everywhere: $out"
+fi
+
+# --- the user logs in and prints ---------------------------------------------
+if out=$(printf '%s\n' "$ALICE_PASSWORD" | "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" login alice@a.test 2>&1); then
+  pass "kcps login alice@a.test"
+else
+  abort "kcps login alice@a.test: $out"
+fi
+
+qpdf --empty --pages /usr/share/cups/data/default-testpage.pdf \
+  /usr/share/cups/data/default-testpage.pdf -- "$TMP/two-pages.pdf" ||
+  abort "qpdf makes a 2-page PDF"
+check_eq "test document has 2 pages" "$(qpdf --show-npages "$TMP/two-pages.pdf")" 2
+
+JOB_NAME="e2e two pages"
+out=$(lp -d KCPS -t "$JOB_NAME" "$TMP/two-pages.pdf" 2>&1) || abort "lp -d KCPS: $out"
+pass "lp accepted the job: $out"
+
+# kcps_jobs: the caller's spool jobs as a JSON array.
+kcps_jobs() {
+  "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json | jq -c 'if type == "array" then . else .jobs end'
+}
+# spool_job FIELD: FIELD of our job in `kcps jobs --json`.
+spool_job() {
+  kcps_jobs | jq -r --arg n "$JOB_NAME" "[.[] | select(.name == \$n)][0].$1 // empty"
+}
+spool_job_registered() { [ "$(spool_job state)" = registered ]; }
+
+lib_log "waiting for the job to be spooled and registered"
+if ! wait_for 90 "the job to reach state registered in kcps jobs" spool_job_registered; then
+  echo "kcps jobs --json: $(kcps_jobs 2>&1)" >&2
+  lpstat -o -W all >&2
+  abort "job registered within 90 s (last state: '$(spool_job state 2>/dev/null)')"
+fi
+pass "the job is spooled and registered"
+SPOOL_ID=$(spool_job id)
+SERVER_JOB=$(spool_job server_id)
+check_eq "spooled job's pages" "$(spool_job pages)" 2
+if [ -n "$SERVER_JOB" ]; then
+  pass "spooled job has a server id ($SERVER_JOB)"
+else
+  abort "spooled job has no server_id: $(kcps_jobs)"
+fi
+
+# The spool file: in the folder of the OS user running the test, private.
+SPOOL_DIR=$TMP/kcpsd/spool
+SPOOL_FILE=$(find "$SPOOL_DIR" -type f -name "*$SPOOL_ID*" ! -name '*.tmp*' | head -n1)
+if [ -z "$SPOOL_FILE" ]; then
+  abort "spool file for job $SPOOL_ID under $SPOOL_DIR: $(find "$SPOOL_DIR" | head -n 20)"
+fi
+pass "spool file $SPOOL_FILE"
+check_eq "spool file mode" "$(stat -c %a "$SPOOL_FILE")" 600
+check_eq "spool folder mode" "$(stat -c %a "$(dirname "$SPOOL_FILE")")" 700
+RUN_UID=$(id -u)
+RUN_USER=$(id -un)
+case "/${SPOOL_FILE#"$SPOOL_DIR"/}" in
+  */"$RUN_UID"/* | */"$RUN_USER"/*) pass "spool file is in the folder of $RUN_USER (uid $RUN_UID)" ;;
+  *) fail "spool file $SPOOL_FILE is not in a folder named $RUN_UID or $RUN_USER" ;;
+esac
+SPOOL_SHA=$(sha256sum "$SPOOL_FILE" | cut -d' ' -f1)
+check_eq "spool file pages" "$(qpdf --show-npages "$SPOOL_FILE" 2>&1)" 2
+
+# --- the server's view ------------------------------------------------------
+# api METHOD PATH [BODY]: a call to the server with alice's token; prints the body.
+api() {
+  curl -sS --fail-with-body --cacert "$SERVER_CA" -X "$1" -H "Authorization: Bearer $ALICE_TOKEN" \
+    -H 'Content-Type: application/json' ${3:+--data "$3"} "$KCPS_SERVER_URL$2"
+}
+LOGIN_BODY=$(jq -nc --arg e alice@a.test --arg p "$ALICE_PASSWORD" '{email: $e, password: $p}')
+ALICE_TOKEN=$(curl -sS --fail-with-body --cacert "$SERVER_CA" -H 'Content-Type: application/json' \
+  --data "$LOGIN_BODY" "$KCPS_SERVER_URL/api/v1/login" | jq -r '.token // empty')
+[ -n "$ALICE_TOKEN" ] || abort "alice logs in to the server with curl"
+SERVER_JOBS=$(api GET /api/v1/jobs) || abort "GET /api/v1/jobs: $SERVER_JOBS"
+server_job() { printf '%s' "$SERVER_JOBS" | jq -r --arg id "$SERVER_JOB" ".jobs[] | select(.id == \$id) | .$1 // empty"; }
+check_eq "server job's sha256 equals the spool file's sha256sum" "$(server_job sha256)" "$SPOOL_SHA"
+check_eq "server job's pages" "$(server_job pages)" 2
+check_eq "server job's state" "$(server_job state)" waiting
+check_eq "server job's owner" "$(server_job owner)" alice@a.test
+PULL_URL=$(server_job pull_url)
+PULL_PIN=$(server_job pull_pin)
+case "$PULL_URL" in
+  https://127.0.0.1:"$KCPSD_PULL_PORT"/*) pass "pull_url points at kcpsd's pull port" ;;
+  *) fail "pull_url: got '$PULL_URL', expected https://127.0.0.1:$KCPSD_PULL_PORT/..." ;;
+esac
+
+# --- at the MFP ---------------------------------------------------------------
+MFP=("$MFP_BIN" --server "$KCPS_SERVER_URL" --server-ca "$SERVER_CA" --device MFP-1
+  --secret-file "$DATA/MFP-1.secret")
+
+if out=$("${MFP[@]}" jobs --pin 4321 2>&1); then
+  line=$(printf '%s\n' "$out" | awk -F'\t' -v id="$SERVER_JOB" '$1 == id')
+  check_eq "MFP-1 lists the job for alice (name and pages)" "$line" "$SERVER_JOB	$JOB_NAME	2"
+else
+  fail "kcps-mfp-sim jobs --pin 4321: $out"
+fi
+
+if out=$("${MFP[@]}" jobs --pin 0000 2>&1); then
+  fail "a wrong PIN was accepted: $out"
+else
+  case "$out" in
+    *PIN*) pass "a wrong PIN is refused ($out)" ;;
+    *) fail "wrong PIN: refused, but the message does not name the PIN: $out" ;;
+  esac
+fi
+
+lib_log "printing at MFP-1 (ippeveprinter takes ~15 s)"
+TICKET_FILE=$TMP/ticket
+PRINTED=false
+if out=$("${MFP[@]}" print "$SERVER_JOB" --pin 4321 --to "$IPPEVE_URI" \
+  --save-ticket "$TICKET_FILE" 2>&1); then
+  PRINTER_JOB=$(printf '%s\n' "$out" | sed -n 's/^printed .* printer-job=\([0-9]*\)$/\1/p')
+  check_eq "kcps-mfp-sim print" "$(printf '%s\n' "$out" | sed 's/ printer-job=[0-9]*$//')" \
+    "printed $SERVER_JOB pages=2 sha256=ok"
+  [ -n "$PRINTER_JOB" ] && PRINTED=true
+else
+  fail "kcps-mfp-sim print: $out"
+fi
+[ -f "$TICKET_FILE" ] && check_eq "saved ticket mode" "$(stat -c %a "$TICKET_FILE")" 600
+
+if $PRINTED; then
+  # What the printer got is what was spooled (ippeveprinter -k keeps it).
+  KEPT=$(find "$TMP/printer/spool" -type f -name "$PRINTER_JOB-*" | head -n1)
+  if [ -n "$KEPT" ]; then
+    check_eq "bytes the printer got: sha256 equals the spool file's" \
+      "$(sha256sum "$KEPT" | cut -d' ' -f1)" "$SPOOL_SHA"
+  else
+    fail "ippeveprinter kept no file for its job $PRINTER_JOB: $(ls -l "$TMP/printer/spool")"
+  fi
+  cat >"$TMP/get-job.test" <<'EOF'
+{
+  NAME "Get-Job-Attributes of the printed job"
+  OPERATION Get-Job-Attributes
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR integer job-id $job_id
+  STATUS successful-ok
+  EXPECT job-state OF-TYPE enum WITH-VALUE 9
+}
+EOF
+  if out=$(ipptool -q -d job_id="$PRINTER_JOB" "$IPPEVE_URI" "$TMP/get-job.test" 2>&1); then
+    pass "ippeveprinter reports its job $PRINTER_JOB completed"
+  else
+    fail "ippeveprinter job $PRINTER_JOB not completed: $(ipptool -t -d job_id="$PRINTER_JOB" "$IPPEVE_URI" "$TMP/get-job.test" 2>&1 | tail -n 5)"
+  fi
+fi
+
+# --- usage and states after printing ------------------------------------------
+if usage=$(api GET /api/v1/me/usage); then
+  check_eq "alice's usage: pages" "$(printf '%s' "$usage" | jq -r .pages)" 2
+  check_eq "alice's usage: jobs" "$(printf '%s' "$usage" | jq -r .jobs)" 1
+  check_eq "alice's usage: color pages" "$(printf '%s' "$usage" | jq -r .color_pages)" 0
+else
+  fail "GET /api/v1/me/usage: $usage"
+fi
+SERVER_JOBS=$(api GET /api/v1/jobs) || fail "GET /api/v1/jobs after printing: $SERVER_JOBS"
+check_eq "server job's state after printing" "$(server_job state)" printed
+state=$(spool_job state)
+case "$state" in
+  pulled | printed) pass "kcps jobs shows the job $state" ;;
+  *) fail "kcps jobs state after printing: got '$state', expected pulled or printed" ;;
+esac
+
+# --- tickets are single use and cannot be forged --------------------------------
+PULL=("${MFP[@]}" pull "$SERVER_JOB" --pin 4321 --pull-url "$PULL_URL" --pull-pin "$PULL_PIN")
+if [ -s "$TICKET_FILE" ]; then
+  if out=$("${PULL[@]}" --ticket-file "$TICKET_FILE" --out "$TMP/again.pdf" 2>&1); then
+    fail "the used ticket was accepted a second time: $out"
+  else
+    case "$out" in
+      *used*) pass "a second pull with the same ticket is refused ($out)" ;;
+      *) fail "second pull refused, but the message does not say used: $out" ;;
+    esac
+  fi
+  [ -e "$TMP/again.pdf" ] && fail "a refused pull left $TMP/again.pdf"
+
+  # The same ticket with a new ticket id: the signature no longer matches.
+  ticket=$(cat "$TICKET_FILE")
+  payload=${ticket%%.*}
+  signature=${ticket#*.}
+  padded=$payload
+  while [ $((${#padded} % 4)) -ne 0 ]; do padded="$padded="; done
+  forged_payload=$(printf '%s' "$padded" | basenc --base64url -d |
+    jq -c '.tid = "forged" + .tid' | tr -d '\n' | basenc --base64url -w0 | tr -d '=')
+  printf '%s.%s' "$forged_payload" "$signature" >"$TMP/forged-ticket"
+  chmod 0600 "$TMP/forged-ticket"
+  if out=$("${PULL[@]}" --ticket-file "$TMP/forged-ticket" --out "$TMP/forged.pdf" 2>&1); then
+    fail "a forged ticket was accepted: $out"
+  else
+    case "$out" in
+      *"HTTP 401"*) pass "a forged ticket is refused ($out)" ;;
+      *) fail "forged ticket refused, but not with 401: $out" ;;
+    esac
+  fi
+  printf 'not-a-ticket' >"$TMP/garbage-ticket"
+  if out=$("${PULL[@]}" --ticket-file "$TMP/garbage-ticket" --out "$TMP/garbage.pdf" 2>&1); then
+    fail "a malformed ticket was accepted: $out"
+  else
+    pass "a malformed ticket is refused ($out)"
+  fi
+else
+  fail "no saved ticket to try again"
+fi
+
+[ "$FAILED" -eq 0 ]
