@@ -1,1 +1,82 @@
-int main(void) { return 1; }
+/* kcps-server: runs the reference cloud server until SIGINT or SIGTERM.
+ * stdout carries exactly the "listening" line (and, on a first --demo
+ * start, the demo credentials) so that scripts can wait for it. */
+#include "server-stub/server.h"
+
+#include <glib-unix.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static gboolean
+on_signal(gpointer data)
+{
+  g_main_loop_quit(data);
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main(int argc, char **argv)
+{
+  g_autofree char *listen = NULL;
+  g_autofree char *data_dir = NULL;
+  g_autofree char *cert = NULL;
+  g_autofree char *key = NULL;
+  gboolean demo = FALSE;
+  GOptionEntry entries[] = {
+    {"listen", 0, 0, G_OPTION_ARG_STRING, &listen,
+     "Address to serve HTTPS on (default 127.0.0.1:8443; port 0 picks one)", "HOST:PORT"},
+    {"data", 0, 0, G_OPTION_ARG_FILENAME, &data_dir, "Data folder (created 0700)", "DIR"},
+    {"demo", 0, 0, G_OPTION_ARG_NONE, &demo,
+     "Create the demo organizations, users and device in an empty data folder", NULL},
+    {"cert", 0, 0, G_OPTION_ARG_FILENAME, &cert,
+     "PEM certificate (default: self-signed DIR/server.crt)", "FILE"},
+    {"key", 0, 0, G_OPTION_ARG_FILENAME, &key, "PEM private key of --cert", "FILE"},
+    G_OPTION_ENTRY_NULL,
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("- KCPS reference cloud server");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "kcps-server: %s\n", error->message);
+    return 2;
+  }
+  if (argc > 1) {
+    fprintf(stderr, "kcps-server: unexpected argument \"%s\"\n", argv[1]);
+    return 2;
+  }
+  if (!data_dir) {
+    fprintf(stderr, "kcps-server: --data DIR is needed\n");
+    return 2;
+  }
+
+  kcps_server_config_t config = {
+    .listen = listen ? listen : "127.0.0.1:8443",
+    .data_dir = data_dir,
+    .cert_path = cert,
+    .key_path = key,
+    .demo = demo,
+  };
+  kcps_server_t *server = kcps_server_new(&config, &error);
+  if (!server) {
+    fprintf(stderr, "kcps-server: %s\n", error->message);
+    return 1;
+  }
+
+  g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+  guint sigint = g_unix_signal_add(SIGINT, on_signal, loop);
+  guint sigterm = g_unix_signal_add(SIGTERM, on_signal, loop);
+
+  printf("kcps-server: listening on %s\n", kcps_server_get_url(server));
+  const char *demo_text = kcps_server_get_demo_credentials(server);
+  if (demo_text)
+    fputs(demo_text, stdout);
+  fflush(stdout);
+
+  g_main_loop_run(loop);
+
+  g_source_remove(sigint);
+  g_source_remove(sigterm);
+  kcps_server_free(server);
+  return 0;
+}

@@ -1,1 +1,459 @@
-/* placeholder until written */ typedef int kcps_placeholder_t;
+/* kcps-server's context: the data folder and its key material, the HTTPS
+ * listener, and the route table every request goes through (method, path,
+ * the session kind it needs). */
+#include "server-private.h"
+
+#include "common/crypto.h"
+#include "common/tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK(kcps-server-error-quark, kcps_server_error)
+
+#define MAX_BODY (64 * 1024)
+
+gint64
+kcps__server_now(void)
+{
+  return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static bool
+io_error(GError **error, const char *what, const char *path, int err)
+{
+  g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "%s %s: %s", what, path,
+              g_strerror(err));
+  return false;
+}
+
+bool
+kcps__server_write_private_file(const char *path, const void *data, size_t len, GError **error)
+{
+  g_autofree char *tmp = g_strconcat(path, ".XXXXXX", NULL);
+  int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return io_error(error, "cannot create", tmp, errno);
+  const char *p = data;
+  size_t left = len;
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      close(fd);
+      g_unlink(tmp);
+      return io_error(error, "cannot write", tmp, err);
+    }
+    p += n;
+    left -= (size_t)n;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    int err = errno;
+    g_unlink(tmp);
+    return io_error(error, "cannot write", tmp, err);
+  }
+  if (g_rename(tmp, path) != 0) {
+    int err = errno;
+    g_unlink(tmp);
+    return io_error(error, "cannot rename to", path, err);
+  }
+  return true;
+}
+
+/* The folder exists, is a folder, and only its owner may enter it. */
+static bool
+prepare_data_dir(const char *dir, GError **error)
+{
+  if (g_mkdir_with_parents(dir, 0700) != 0)
+    return io_error(error, "cannot create data folder", dir, errno);
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return io_error(error, "cannot read data folder", dir, errno);
+  if (!S_ISDIR(st.st_mode))
+    return io_error(error, "data folder", dir, ENOTDIR);
+  if ((st.st_mode & 077) != 0) {
+    if (chmod(dir, 0700) != 0)
+      return io_error(error, "cannot restrict data folder", dir, errno);
+    g_message("kcps-server: %s was open to other accounts; now 0700", dir);
+  }
+  return true;
+}
+
+/* 32 random bytes in DATA/pin-pepper, made once. Without it the stored PIN
+ * HMACs cannot be brute-forced from a copy of the database alone. */
+static bool
+load_pepper(kcps_server_t *server, GError **error)
+{
+  g_autofree char *path = g_build_filename(server->data_dir, "pin-pepper", NULL);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    guchar fresh[sizeof server->pepper];
+    if (RAND_bytes(fresh, sizeof fresh) != 1) {
+      g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
+                          "pin pepper: no randomness from OpenSSL");
+      return false;
+    }
+    bool ok = kcps__server_write_private_file(path, fresh, sizeof fresh, error);
+    OPENSSL_cleanse(fresh, sizeof fresh);
+    if (!ok)
+      return false;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0)
+    return io_error(error, "cannot open", path, errno);
+  struct stat st;
+  ssize_t n = -1;
+  if (fstat(fd, &st) == 0 && st.st_size == (off_t)sizeof server->pepper)
+    n = read(fd, server->pepper, sizeof server->pepper);
+  if ((st.st_mode & 077) != 0)
+    (void)fchmod(fd, 0600);
+  close(fd);
+  if (n != (ssize_t)sizeof server->pepper) {
+    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO,
+                "%s must hold exactly %zu bytes", path, sizeof server->pepper);
+    return false;
+  }
+  return true;
+}
+
+/* Values to check against when the account or device does not exist. */
+static bool
+make_dummies(kcps_server_t *server, GError **error)
+{
+  g_autofree char *junk = kcps_crypto_random_token(16);
+  if (!junk) {
+    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO, "no randomness");
+    return false;
+  }
+  server->dummy_hash = kcps__server_password_hash(junk, error);
+  if (!server->dummy_hash)
+    return false;
+  char hex[65];
+  kcps_crypto_sha256_hex(junk, strlen(junk), hex);
+  server->dummy_secret_hash = g_strdup(hex);
+  return true;
+}
+
+/* "HOST" of "HOST:PORT" or "[V6]:PORT" (brackets kept, for URLs). */
+static char *
+listen_host(const char *listen)
+{
+  if (listen[0] == '[') {
+    const char *end = strchr(listen, ']');
+    return end ? g_strndup(listen, (gsize)(end - listen + 1)) : NULL;
+  }
+  const char *colon = strrchr(listen, ':');
+  return colon && colon != listen ? g_strndup(listen, (gsize)(colon - listen)) : NULL;
+}
+
+static bool
+ensure_certificate(kcps_server_t *server, const char *host, GError **error)
+{
+  server->cert_path = g_build_filename(server->data_dir, "server.crt", NULL);
+  server->key_path = g_build_filename(server->data_dir, "server.key", NULL);
+
+  /* The usual loopback names, this machine's name, and the address listened
+   * on when it is a specific one. */
+  g_autofree char *bare = host[0] == '[' ? g_strndup(host + 1, strlen(host) - 2) : g_strdup(host);
+  const char *candidates[] = {"localhost", "127.0.0.1", "::1", g_get_host_name(), bare};
+  const char *names[G_N_ELEMENTS(candidates) + 1] = {0};
+  size_t n = 0;
+  for (size_t i = 0; i < G_N_ELEMENTS(candidates); i++) {
+    const char *c = candidates[i];
+    bool skip = !c || !*c || strcmp(c, "0.0.0.0") == 0 || strcmp(c, "::") == 0;
+    for (size_t j = 0; j < n && !skip; j++)
+      skip = g_ascii_strcasecmp(names[j], c) == 0;
+    if (!skip)
+      names[n++] = c;
+  }
+  return kcps_tls_ensure_self_signed(server->cert_path, server->key_path, names, error);
+}
+
+/* Routing ------------------------------------------------------------- */
+
+typedef enum { NEED_NONE, NEED_ANY, NEED_USER, NEED_DEVICE, NEED_USER_DEVICE } need_t;
+
+typedef void (*route_fn_t)(kcps_server_t *server, kcps_http_req_t *req,
+                           const kcps_server_session_t *session, const char *id);
+
+typedef struct {
+  const char *method;
+  const char *pattern; /* "*" stands for one path segment: the id */
+  need_t need;
+  route_fn_t fn;
+} route_t;
+
+static const route_t routes[] = {
+  {"POST", "/api/v1/login", NEED_NONE, kcps__server_route_login},
+  {"POST", "/api/v1/logout", NEED_ANY, kcps__server_route_logout},
+  {"GET", "/api/v1/me", NEED_USER, kcps__server_route_me},
+  {"GET", "/api/v1/me/usage", NEED_USER, kcps__server_route_usage},
+  {"GET", "/api/v1/ticket-key", NEED_NONE, kcps__server_route_ticket_key},
+  {"POST", "/api/v1/jobs", NEED_USER, kcps__server_route_register_job},
+  {"GET", "/api/v1/jobs", NEED_USER, kcps__server_route_list_jobs},
+  {"POST", "/api/v1/device/login", NEED_NONE, kcps__server_route_device_login},
+  {"POST", "/api/v1/device/pin-login", NEED_DEVICE, kcps__server_route_pin_login},
+  {"GET", "/api/v1/device/jobs", NEED_USER_DEVICE, kcps__server_route_device_jobs},
+  {"POST", "/api/v1/device/jobs/*/ticket", NEED_USER_DEVICE, kcps__server_route_ticket},
+  {"POST", "/api/v1/device/jobs/*/log", NEED_USER_DEVICE, kcps__server_route_job_log},
+};
+
+/* Matches path against pattern; the "*" segment goes to id (size idlen). */
+static bool
+match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+  const char *p = pattern, *s = path;
+  while (*p && *s) {
+    if (*p == '*') {
+      size_t n = strcspn(s, "/");
+      if (n == 0 || n >= idlen)
+        return false;
+      memcpy(id, s, n);
+      id[n] = '\0';
+      s += n;
+      p++;
+    } else if (*p++ != *s++)
+      return false;
+  }
+  return *p == '\0' && *s == '\0';
+}
+
+static const char *
+need_name(need_t need)
+{
+  switch (need) {
+  case NEED_USER:
+    return "a user session";
+  case NEED_DEVICE:
+    return "a device session";
+  case NEED_USER_DEVICE:
+    return "a user-at-device session (PIN login)";
+  default:
+    return "a session";
+  }
+}
+
+static bool
+session_fits(const kcps_server_session_t *s, need_t need)
+{
+  switch (need) {
+  case NEED_USER:
+    return s->kind == KCPS_SESSION_USER;
+  case NEED_DEVICE:
+    return s->kind == KCPS_SESSION_DEVICE;
+  case NEED_USER_DEVICE:
+    return s->kind == KCPS_SESSION_USER_DEVICE;
+  default:
+    return true;
+  }
+}
+
+static void
+handle_request(kcps_http_req_t *req, void *data)
+{
+  kcps_server_t *server = data;
+  const char *method = kcps_http_req_method(req);
+  const char *path = kcps_http_req_path(req);
+
+  /* Answers carry tokens and personal data: never cache them. */
+  kcps_http_req_add_header(req, "Cache-Control", "no-store");
+  kcps_http_req_add_header(req, "X-Content-Type-Options", "nosniff");
+
+  char id[64];
+  const route_t *route = NULL;
+  GString *allowed = NULL;
+  for (size_t i = 0; i < G_N_ELEMENTS(routes) && !route; i++) {
+    if (!match(routes[i].pattern, path ? path : "", id, sizeof id))
+      continue;
+    if (g_strcmp0(routes[i].method, method) == 0) {
+      route = &routes[i];
+    } else {
+      if (!allowed)
+        allowed = g_string_new(NULL);
+      g_string_append_printf(allowed, "%s%s", allowed->len ? ", " : "", routes[i].method);
+    }
+  }
+  if (!route) {
+    if (allowed) {
+      kcps_http_req_add_header(req, "Allow", allowed->str);
+      kcps_http_respond_error(req, 405, "method_not_allowed", "%s is not allowed here (only %s)",
+                              method, allowed->str);
+    } else {
+      kcps_http_respond_error(req, 404, "not_found", "no such route");
+    }
+    if (allowed)
+      g_string_free(allowed, TRUE);
+    return;
+  }
+  if (allowed)
+    g_string_free(allowed, TRUE);
+
+  g_autoptr(kcps_server_session_t) session = NULL;
+  if (route->need != NEED_NONE) {
+    session = kcps__server_authenticate(server, req);
+    if (!session)
+      return;
+    if (!session_fits(session, route->need)) {
+      kcps_http_respond_error(req, 403, "forbidden", "this route needs %s",
+                              need_name(route->need));
+      return;
+    }
+  }
+  route->fn(server, req, session, strchr(route->pattern, '*') ? id : NULL);
+}
+
+JsonObject *
+kcps__server_req_object(kcps_http_req_t *req)
+{
+  g_autoptr(GError) error = NULL;
+  JsonObject *obj = kcps_http_req_json(req, &error);
+  if (!obj)
+    kcps_http_respond_error(req, 400, "bad_request", "%s",
+                            error ? error->message : "body is not a JSON object");
+  return obj;
+}
+
+void
+kcps__server_respond_bad(kcps_http_req_t *req, const GError *error)
+{
+  kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
+}
+
+void
+kcps__server_respond_internal(kcps_http_req_t *req, const GError *error)
+{
+  /* The cause goes to the log, not to the caller. */
+  g_warning("kcps-server: %s %s: %s", kcps_http_req_method(req), kcps_http_req_path(req),
+            error ? error->message : "unknown failure");
+  kcps_http_respond_error(req, 500, "internal", "the server failed; see its log");
+}
+
+/* Lifecycle ------------------------------------------------------------ */
+
+kcps_server_t *
+kcps_server_new(const kcps_server_config_t *config, GError **error)
+{
+  if (!config || !config->listen || !config->data_dir || !*config->data_dir) {
+    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CONFIG,
+                        "a listen address and a data folder are needed");
+    return NULL;
+  }
+  if (!config->cert_path != !config->key_path) {
+    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CONFIG,
+                        "--cert and --key go together");
+    return NULL;
+  }
+  g_autofree char *host = listen_host(config->listen);
+  if (!host) {
+    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CONFIG,
+                "listen address \"%s\" is not HOST:PORT", config->listen);
+    return NULL;
+  }
+
+  kcps_server_t *server = g_new0(kcps_server_t, 1);
+  g_mutex_init(&server->lock);
+  server->data_dir = g_strdup(config->data_dir);
+  g_autofree char *db_path = g_build_filename(server->data_dir, "kcps.db", NULL);
+  g_autofree char *ticket_path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
+
+  if (!prepare_data_dir(server->data_dir, error) || !load_pepper(server, error) ||
+      !kcps__server_db_open(server, db_path, error))
+    goto fail;
+  server->ticket_key = kcps_ticket_key_load_or_create(ticket_path, error);
+  if (!server->ticket_key)
+    goto fail;
+  server->ticket_public = kcps_ticket_key_public_b64(server->ticket_key);
+  if (!server->ticket_public) {
+    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
+                "%s: no public key", ticket_path);
+    goto fail;
+  }
+  if (!make_dummies(server, error))
+    goto fail;
+
+  if (config->cert_path) {
+    server->cert_path = g_strdup(config->cert_path);
+    server->key_path = g_strdup(config->key_path);
+  } else if (!ensure_certificate(server, host, error)) {
+    goto fail;
+  }
+
+  const char *listen[] = {config->listen, NULL};
+  kcps_http_config_t http = {
+    .listen = listen,
+    .cert_path = server->cert_path,
+    .key_path = server->key_path,
+    .max_body = MAX_BODY,
+  };
+  server->http = kcps_http_server_new(&http, handle_request, server, error);
+  if (!server->http)
+    goto fail;
+  server->port = kcps_http_server_port(server->http, 0);
+  server->url = g_strdup_printf("https://%s:%d", host, server->port);
+
+  /* After the bind succeeded, so that credentials made are also shown. */
+  if (config->demo && !kcps__server_demo_create(server, error))
+    goto fail;
+  return server;
+
+fail:
+  kcps_server_free(server);
+  return NULL;
+}
+
+int
+kcps_server_get_port(const kcps_server_t *server)
+{
+  return server->port;
+}
+
+const char *
+kcps_server_get_url(const kcps_server_t *server)
+{
+  return server->url;
+}
+
+const char *
+kcps_server_get_cert_path(const kcps_server_t *server)
+{
+  return server->cert_path;
+}
+
+const char *
+kcps_server_get_demo_credentials(const kcps_server_t *server)
+{
+  return server->demo_text;
+}
+
+void
+kcps_server_free(kcps_server_t *server)
+{
+  if (!server)
+    return;
+  /* Stop serving first: no handler may touch the database after this. */
+  kcps_http_server_free(server->http);
+  kcps__server_db_close(server);
+  kcps_ticket_key_free(server->ticket_key);
+  OPENSSL_cleanse(server->pepper, sizeof server->pepper);
+  if (server->demo_text) {
+    OPENSSL_cleanse(server->demo_text, strlen(server->demo_text));
+    g_free(server->demo_text);
+  }
+  g_free(server->ticket_public);
+  g_free(server->dummy_hash);
+  g_free(server->dummy_secret_hash);
+  g_free(server->data_dir);
+  g_free(server->cert_path);
+  g_free(server->key_path);
+  g_free(server->url);
+  g_mutex_clear(&server->lock);
+  g_free(server);
+}
