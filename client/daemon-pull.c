@@ -153,7 +153,6 @@ static void handle_pull(kcps_http_req_t *req, void *data)
   }
 
   kcps_http_req_add_header(req, "X-KCPS-SHA256", job->sha256);
-  kcps_http_req_add_header(req, "Cache-Control", "no-store");
   kcps_http_respond_fd(req, 200, "application/pdf", fd, (guint64)st.st_size);
   if (job->state == KCPS_JOB_STATE_REGISTERED
       && !kcps_spool_set_state(daemon->spool, job_id, KCPS_JOB_STATE_PULLED, &error))
