@@ -63,10 +63,10 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
     if (answer)
       json_node_unref(answer);
     if (status == 0)
-      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s: server %s unreachable: %s",
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s failed: server %s unreachable: %s",
                   what, mfp->server, local ? local->message : "no answer");
     else
-      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s (HTTP %ld): %s", what,
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s refused (HTTP %ld): %s", what,
                   status, local ? local->message : "no message");
     g_clear_error(&local);
     return NULL;
@@ -119,7 +119,7 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
 
   /* The device first: its secret buys a device session. */
   body = object_of_strings("device", mfp->device, "secret", mfp->secret, NULL);
-  answer = call(mfp, "POST", "/api/v1/device/login", NULL, body, "device login refused", NULL,
+  answer = call(mfp, "POST", "/api/v1/device/login", NULL, body, "device login", NULL,
                 error);
   if (!answer)
     return false;
@@ -133,7 +133,7 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
   /* Then the user at the panel, by PIN, on the device session. */
   body = object_of_strings("pin", pin, NULL);
   answer = call(mfp, "POST", "/api/v1/device/pin-login", mfp->device_token, body,
-                "PIN login refused", &code, error);
+                "PIN login", &code, error);
   if (!answer) {
     if (code && strcmp(code, "invalid_pin") == 0)
       g_prefix_error(error, "wrong PIN: ");
@@ -181,7 +181,7 @@ static kcps_mfp_job_t *job_from_json(JsonObject *obj, GError **error)
 GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
 {
   g_autoptr(JsonNode) answer = call(mfp, "GET", "/api/v1/device/jobs", mfp->user_token, NULL,
-                                    "job list refused", NULL, error);
+                                    "job list", NULL, error);
   if (!answer)
     return NULL;
   JsonNode *jobs = json_object_get_member(json_node_get_object(answer), "jobs");
@@ -216,7 +216,7 @@ bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket,
   g_autoptr(JsonNode) body = json_node_new(JSON_NODE_OBJECT);
   json_node_take_object(body, json_object_new());
   g_autoptr(JsonNode) answer = call(mfp, "POST", path, mfp->user_token, body,
-                                    "ticket refused", NULL, error);
+                                    "ticket", NULL, error);
   if (!answer)
     return false;
   JsonObject *obj = json_node_get_object(answer);

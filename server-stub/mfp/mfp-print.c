@@ -111,6 +111,17 @@ static bool get_job_state(http_t *http, const char *uri, const char *resource, i
   return true;
 }
 
+static http_t *connect_printer(const char *host, int port, http_encryption_t encryption,
+                               GError **error)
+{
+  http_t *http = httpConnect2(host, port, NULL, AF_UNSPEC, encryption, 1, 30000, NULL);
+
+  if (!http)
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
+                "cannot connect to the printer at %s:%d (refused or timed out)", host, port);
+  return http;
+}
+
 bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_name,
                           const char *user_name, long timeout_s,
                           kcps_mfp_print_result_t *result, GError **error)
@@ -131,20 +142,20 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
 
   http_encryption_t encryption =
       strcmp(scheme, "ipps") == 0 ? HTTP_ENCRYPTION_ALWAYS : HTTP_ENCRYPTION_IF_REQUESTED;
-  http_t *http = httpConnect2(host, port, NULL, AF_UNSPEC, encryption, 1, 30000, NULL);
-  if (!http) {
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
-                "cannot connect to the printer at %s:%d: %s", host, port,
-                cupsLastErrorString());
-    return false;
-  }
 
-  /* Print-Job, again while the printer is busy with another job. */
+  /* Print-Job, again while the printer is busy with another job. Each try
+   * has a connection of its own: ippeveprinter does not take a second
+   * request on the connection that carried a document. */
+  http_t *http = NULL;
   ipp_t *response = NULL;
   ipp_status_t status = IPP_STATUS_OK;
   gint64 backoff = BUSY_FIRST_US;
   for (;;) {
+    if (!(http = connect_printer(host, port, encryption, error)))
+      return false;
     response = send_print_job(http, uri, resource, path, job_name, user_name, &status, error);
+    httpClose(http);
+    http = NULL;
     if (!is_temporary(status))
       break;
     ippDelete(response);
@@ -153,22 +164,19 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
                   "printer stayed busy for %ld s: %s (%s)", timeout_s, ippErrorString(status),
                   cupsLastErrorString());
-      httpClose(http);
       return false;
     }
     g_usleep((gulong)backoff);
     backoff = MIN(backoff * 2, BUSY_MAX_US);
   }
-  if (!response) {
-    httpClose(http);
+  if (!response)
     return false;
-  }
   if (status > IPP_STATUS_OK_CONFLICTING) {
+    ipp_attribute_t *message = ippFindAttribute(response, "status-message", IPP_TAG_TEXT);
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
                 "printer refused the job: %s (%s)", ippErrorString(status),
-                cupsLastErrorString());
+                message ? ippGetString(message, 0, NULL) : "no status-message");
     ippDelete(response);
-    httpClose(http);
     return false;
   }
   ipp_attribute_t *attr = ippFindAttribute(response, "job-id", IPP_TAG_INTEGER);
@@ -177,11 +185,12 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
   if (result->printer_job_id <= 0) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
                 "printer accepted the job but sent no job-id");
-    httpClose(http);
     return false;
   }
 
   /* Follow the job to its end, within the same overall time. */
+  if (!(http = connect_printer(host, port, encryption, error)))
+    return false;
   ipp_jstate_t state = IPP_JSTATE_PENDING;
   g_autofree char *state_message = NULL;
   for (;;) {

@@ -31,7 +31,7 @@ for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$MFP_BIN"; do
     exit 1
   fi
 done
-for tool in cupsd lpadmin lp ipptool ippeveprinter qpdf jq curl sha256sum basenc \
+for tool in cupsd lpadmin lp ipptool ippeveprinter qpdf jq sqlite3 curl sha256sum basenc \
   dbus-daemon avahi-daemon; do
   if ! command -v "$tool" >/dev/null; then
     echo "e2e: FAIL: $tool is not installed" >&2
@@ -173,6 +173,9 @@ case "/${SPOOL_FILE#"$SPOOL_DIR"/}" in
   */"$RUN_UID"/* | */"$RUN_USER"/*) pass "spool file is in the folder of $RUN_USER (uid $RUN_UID)" ;;
   *) fail "spool file $SPOOL_FILE is not in a folder named $RUN_UID or $RUN_USER" ;;
 esac
+row=$(sqlite3 -readonly -separator ' ' "$SPOOL_DIR/spool.db" \
+  "SELECT owner_uid, owner_name, pages FROM jobs WHERE id = '$SPOOL_ID'" 2>&1)
+check_eq "spool index row (owner uid, owner name, pages)" "$row" "$RUN_UID $RUN_USER 2"
 SPOOL_SHA=$(sha256sum "$SPOOL_FILE" | cut -d' ' -f1)
 check_eq "spool file pages" "$(qpdf --show-npages "$SPOOL_FILE" 2>&1)" 2
 
