@@ -97,44 +97,70 @@ static void get_status(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   respond_built(req, 200, builder);
 }
 
-/* A required, non-empty string member no longer than max, or NULL after
- * answering 400 naming it. */
-static const char *required_string(kcps_http_req_t *req, JsonObject *obj, const char *name,
-                                   size_t max)
+/* A required, non-empty string member no longer than max, or NULL with an
+ * error naming it. */
+static const char *required_string(JsonObject *obj, const char *name, size_t max,
+                                   GError **error)
 {
   const char *value = kcps_json_string(obj, name);
   if (value == NULL) {
-    kcps_http_respond_error(req, 400, "bad_request", "missing or non-string field: %s", name);
+    g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST,
+                "missing or non-string field: %s", name);
     return NULL;
   }
   if (*value == '\0' || strlen(value) > max) {
-    kcps_http_respond_error(req, 400, "bad_request", "field %s must be 1 to %zu characters",
-                            name, max);
+    g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST,
+                "field %s must be 1 to %zu characters", name, max);
     return NULL;
   }
   return value;
 }
 
+bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
+                             GError **error)
+{
+  if (body == NULL || len == 0) {
+    g_set_error_literal(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST,
+                        "body is empty, a JSON object was expected");
+    return false;
+  }
+  GError *local = NULL;
+  g_autoptr(JsonNode) node = kcps_json_parse_object(body, (gssize)len, &local);
+  if (node == NULL) {
+    g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST, "%s", local->message);
+    g_error_free(local);
+    return false;
+  }
+  JsonObject *obj = json_node_get_object(node);
+  const char *e = required_string(obj, "email", EMAIL_MAX_LEN, error);
+  const char *p = e != NULL ? required_string(obj, "password", PASSWORD_MAX_LEN, error) : NULL;
+  if (p == NULL)
+    return false;
+  *email = g_strdup(e);
+  *password = g_strdup(p);
+  /* Do not leave the password in the parsed tree's freed memory. */
+  explicit_bzero((char *)p, strlen(p));
+  return true;
+}
+
 static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
 {
   g_autoptr(GError) error = NULL;
-  JsonObject *obj = kcps_http_req_json(req, &error);
-  if (obj == NULL) {
+  size_t len = 0;
+  const char *body = kcps_http_req_body(req, &len);
+  g_autofree char *email = NULL;
+  char *password = NULL;
+  if (!kcps__local_parse_login(body, len, &email, &password, &error)) {
     kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
     return;
   }
-  const char *email = required_string(req, obj, "email", EMAIL_MAX_LEN);
-  if (email == NULL)
-    return;
-  const char *password = required_string(req, obj, "password", PASSWORD_MAX_LEN);
-  if (password == NULL)
-    return;
 
   long status = 0;
   g_autofree char *server_email = NULL;
   char *token = NULL;
   kcps_net_status_t net = kcps__sync_login(daemon, email, password, &status, &server_email,
                                            &token, &error);
+  kcps__secret_free(password);
   switch (net) {
   case KCPS_NET_OK:
     break;

@@ -112,5 +112,12 @@ bool kcps__local_start(kcps_daemon_t *daemon, GError **error);
  * (localhost, 127.0.0.1 or [::1], any port); exposed for tests. */
 bool kcps__local_host_ok(const char *host);
 bool kcps__local_origin_ok(const char *origin);
+/* Parses a POST /v1/login body: true with *email and *password (g_free;
+ * the password with kcps__secret_free), or false with
+ * KCPS_DAEMON_ERROR_BAD_REQUEST naming the problem. */
+bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
+                             GError **error);
+/* The job id of a pull path "/jobs/<id>/document" (g_free), or NULL. */
+char *kcps__pull_job_id_from_path(const char *path);
 
 G_END_DECLS

@@ -19,7 +19,7 @@
 
 /* The job id of "/jobs/<id>/document", or NULL (caller g_frees). Ids are
  * UUIDs; anything outside [A-Za-z0-9-] is not one of ours. */
-static char *parse_document_path(const char *path)
+char *kcps__pull_job_id_from_path(const char *path)
 {
   static const char prefix[] = "/jobs/";
   static const char suffix[] = "/document";
@@ -72,7 +72,7 @@ static const char *verify_failure(const GError *error)
 static void handle_pull(kcps_http_req_t *req, void *data)
 {
   kcps_daemon_t *daemon = data;
-  g_autofree char *job_id = parse_document_path(kcps_http_req_path(req));
+  g_autofree char *job_id = kcps__pull_job_id_from_path(kcps_http_req_path(req));
   if (job_id == NULL) {
     kcps_http_respond_error(req, 404, "not_found", "no such resource; pulls use GET /jobs/<id>/document");
     return;

@@ -31,7 +31,8 @@ GQuark kcps_daemon_error_quark(void);
 
 typedef enum {
   KCPS_DAEMON_ERROR_CONFIG, /* a configuration value is missing or invalid */
-  KCPS_DAEMON_ERROR_IO      /* a folder or file could not be made */
+  KCPS_DAEMON_ERROR_IO,     /* a folder or file could not be made */
+  KCPS_DAEMON_ERROR_BAD_REQUEST /* a local API request is malformed (message says how) */
 } kcps_daemon_error_t;
 
 /* Fills config with the defaults of the fixed ports (5570-5572) and no server;
