@@ -63,8 +63,9 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
     if (answer)
       json_node_unref(answer);
     if (status == 0 && net == KCPS_NET_RETRY)
-      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s failed: server %s unreachable: %s",
-                  what, mfp->server, local ? local->message : "no answer");
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER,
+                  "%s failed: server %s unreachable: %s", what, mfp->server,
+                  local ? local->message : "no answer");
     else if (status == 0)
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s failed: %s", what,
                   local ? local->message : "no answer");
