@@ -181,8 +181,11 @@ static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     return;
   }
 
-  kcps__daemon_session_set(daemon, uid, server_email, token);
+  char *old_token = kcps__daemon_session_set(daemon, uid, server_email, token);
   kcps__secret_free(token);
+  /* A second login replaces the first: end the old session on the server. */
+  if (old_token != NULL)
+    kcps__sync_server_logout(daemon, old_token);
   g_message("uid %u logged in to the server", (unsigned)uid);
   /* Jobs spooled while logged out are registered now, in the background. */
   kcps__sync_prefetch_key(daemon);

@@ -54,13 +54,14 @@ struct kcps_daemon_s {
   GThread *sync_thread;
 };
 
-/* Sessions (daemon.c). set copies its strings; get returns copies (g_free,
+/* Sessions (daemon.c). set copies its strings and returns the token of the
+ * session it replaced (kcps__secret_free) or NULL; get returns copies (g_free,
  * the token with kcps__secret_free) and false when uid has no session;
  * drop removes uid's session only when its token equals only_token (or
  * only_token is NULL) and returns the removed token (kcps__secret_free) or
  * NULL. */
-void kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *email,
-                              const char *token);
+char *kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *email,
+                               const char *token);
 bool kcps__daemon_session_get(kcps_daemon_t *daemon, uid_t uid, char **email, char **token);
 char *kcps__daemon_session_drop(kcps_daemon_t *daemon, uid_t uid, const char *only_token);
 

@@ -260,7 +260,11 @@ kcps_ticket_t *kcps__sync_verify_ticket(kcps_daemon_t *daemon, const char *text,
 
 /* --- registration ----------------------------------------------------------- */
 
-typedef enum { REG_DONE, REG_RETRY } reg_result_t;
+typedef enum {
+  REG_DONE,    /* registered, or nothing to do (gone, not spooled, nobody logged in) */
+  REG_RETRY,   /* the network or the server failed: try again soon */
+  REG_REFUSED  /* the server refused this job: not again until the owner logs in */
+} reg_result_t;
 
 static JsonNode *registration_body(kcps_daemon_t *daemon, const kcps_job_t *job)
 {
@@ -286,8 +290,8 @@ static JsonNode *registration_body(kcps_daemon_t *daemon, const kcps_job_t *job)
 }
 
 /* Registers one job when it is still spooled and its owner is logged in.
- * Anything else (job gone, already registered, nobody logged in, refused)
- * is done as far as retries go: the job stays spooled for the next login. */
+ * Whatever is not registered stays spooled for a retry, a rescan or the
+ * next login. */
 static reg_result_t register_job(kcps_daemon_t *daemon, const char *job_id)
 {
   g_autoptr(GError) error = NULL;
@@ -347,6 +351,7 @@ static reg_result_t register_job(kcps_daemon_t *daemon, const char *job_id)
     break;
   case KCPS_NET_FATAL:
     g_warning("job %s: the server refused the registration: %s", job->id, error->message);
+    result = REG_REFUSED;
     break;
   }
   kcps__secret_free(token);
@@ -373,14 +378,18 @@ static void server_logout(kcps_daemon_t *daemon, const char *token)
 typedef struct worker_s {
   kcps_daemon_t *daemon;
   GHashTable *retries; /* job id -> retry_t* */
+  GHashTable *refused; /* job ids the server refused (a set) */
 } worker_t;
 
 static void handle_job(worker_t *worker, const char *job_id, int attempts)
 {
   if (g_atomic_int_get(&worker->daemon->stopping))
     return;
-  if (register_job(worker->daemon, job_id) == REG_DONE) {
+  reg_result_t result = register_job(worker->daemon, job_id);
+  if (result != REG_RETRY) {
     g_hash_table_remove(worker->retries, job_id);
+    if (result == REG_REFUSED)
+      g_hash_table_add(worker->refused, g_strdup(job_id));
     return;
   }
   if (attempts + 1 >= RETRY_ATTEMPTS) {
@@ -397,7 +406,9 @@ static void handle_job(worker_t *worker, const char *job_id, int attempts)
   g_hash_table_replace(worker->retries, g_strdup(job_id), retry);
 }
 
-static void handle_user(worker_t *worker, uid_t uid)
+/* Registers uid's spooled jobs. after_login: also those the server refused
+ * before (the user may have fixed what was wrong, e.g. the account). */
+static void handle_user(worker_t *worker, uid_t uid, bool after_login)
 {
   kcps_daemon_t *daemon = worker->daemon;
   g_autoptr(GError) error = NULL;
@@ -408,8 +419,13 @@ static void handle_user(worker_t *worker, uid_t uid)
   }
   for (guint i = 0; i < jobs->len; i++) {
     const kcps_job_t *job = g_ptr_array_index(jobs, i);
+    if (job->state != KCPS_JOB_STATE_SPOOLED)
+      continue;
+    if (after_login)
+      g_hash_table_remove(worker->refused, job->id);
     /* A job already waiting for its retry keeps its backoff. */
-    if (job->state == KCPS_JOB_STATE_SPOOLED && !g_hash_table_contains(worker->retries, job->id))
+    if (!g_hash_table_contains(worker->retries, job->id)
+        && !g_hash_table_contains(worker->refused, job->id))
       handle_job(worker, job->id, 0);
   }
 }
@@ -428,7 +444,7 @@ static void rescan(worker_t *worker)
   }
   g_mutex_unlock(&daemon->lock);
   for (guint i = 0; i < uids->len; i++)
-    handle_user(worker, g_array_index(uids, uid_t, i));
+    handle_user(worker, g_array_index(uids, uid_t, i), false);
 }
 
 static void run_due_retries(worker_t *worker)
@@ -467,6 +483,7 @@ static void *worker_main(void *data)
   worker_t worker = {
     .daemon = data,
     .retries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
+    .refused = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
   };
   kcps_daemon_t *daemon = worker.daemon;
   gint64 next_rescan = g_get_monotonic_time() + RESCAN_S * G_USEC_PER_SEC;
@@ -483,11 +500,12 @@ static void *worker_main(void *data)
       sync_kind_t kind = item->kind;
       switch (kind) {
       case SYNC_REGISTER_JOB:
-        if (!g_hash_table_contains(worker.retries, item->job_id))
+        if (!g_hash_table_contains(worker.retries, item->job_id)
+            && !g_hash_table_contains(worker.refused, item->job_id))
           handle_job(&worker, item->job_id, 0);
         break;
       case SYNC_REGISTER_USER:
-        handle_user(&worker, item->uid);
+        handle_user(&worker, item->uid, true);
         break;
       case SYNC_LOGOUT:
         server_logout(daemon, item->token);
@@ -509,6 +527,7 @@ static void *worker_main(void *data)
     }
   }
   g_hash_table_destroy(worker.retries);
+  g_hash_table_destroy(worker.refused);
   return NULL;
 }
 

@@ -42,15 +42,18 @@ static void session_free(void *data)
   g_free(session);
 }
 
-void kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *email,
-                              const char *token)
+char *kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *email,
+                               const char *token)
 {
   kcps__session_t *session = g_new0(kcps__session_t, 1);
   session->email = g_strdup(email);
   session->token = g_strdup(token);
   g_mutex_lock(&daemon->lock);
+  kcps__session_t *old = g_hash_table_lookup(daemon->sessions, GUINT_TO_POINTER(uid));
+  char *old_token = old != NULL ? g_steal_pointer(&old->token) : NULL;
   g_hash_table_replace(daemon->sessions, GUINT_TO_POINTER(uid), session);
   g_mutex_unlock(&daemon->lock);
+  return old_token;
 }
 
 bool kcps__daemon_session_get(kcps_daemon_t *daemon, uid_t uid, char **email, char **token)
