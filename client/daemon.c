@@ -189,6 +189,12 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
                 "server URL %s does not start with https://", config->server_url);
     return NULL;
   }
+  /* Said now rather than as a TLS failure at the first login. */
+  if (config->server_ca != NULL && !g_file_test(config->server_ca, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_CONFIG,
+                "server CA file %s does not exist", config->server_ca);
+    return NULL;
+  }
 
   kcps_daemon_t *daemon = g_new0(kcps_daemon_t, 1);
   g_mutex_init(&daemon->lock);

@@ -942,8 +942,17 @@ START_TEST(test_daemon_config_errors)
                   "case %zu: got \"%s\", expected it to mention %s", i, error->message,
                   cases[i].expect);
   }
-  config.server_url = NULL;
+  config.server_url = "https://127.0.0.1:1";
   config.pull_port = 0;
+  config.server_ca = "/nonexistent/ca.pem";
+  {
+    g_autoptr(GError) ca_error = NULL;
+    g_autoptr(kcps_daemon_t) ca_daemon = kcps_daemon_new(&config, &ca_error);
+    ck_assert_msg(ca_daemon == NULL && strstr(ca_error->message, "/nonexistent/ca.pem") != NULL,
+                  "missing CA file: got %s", ca_error != NULL ? ca_error->message : "a daemon");
+  }
+  config.server_ca = NULL;
+  config.server_url = NULL;
   config.spool_dir = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(kcps_daemon_t) d = kcps_daemon_new(&config, &error);
