@@ -196,7 +196,7 @@ static void prefetch_key(kcps_daemon_t *daemon)
   g_autoptr(GError) error = NULL;
   kcps_ticket_key_t *key = fetch_ticket_key(daemon, &error);
   if (key == NULL) {
-    g_warning("cannot fetch the server's ticket key: %s", error->message);
+    g_message("cannot fetch the server's ticket key: %s", error->message);
     return;
   }
   install_key(daemon, key);
@@ -242,7 +242,7 @@ kcps_ticket_t *kcps__sync_verify_ticket(kcps_daemon_t *daemon, const char *text,
   g_autoptr(GError) fetch_error = NULL;
   kcps_ticket_key_t *key = fetch_ticket_key(daemon, &fetch_error);
   if (key == NULL) {
-    g_warning("cannot fetch the server's ticket key: %s", fetch_error->message);
+    g_message("cannot fetch the server's ticket key: %s", fetch_error->message);
     if (local != NULL)
       g_propagate_error(error, g_steal_pointer(&local));
     else
