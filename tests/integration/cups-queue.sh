@@ -81,7 +81,6 @@ AccessLog $D/log/access_log
 ErrorLog $D/log/error_log
 PageLog $D/log/page_log
 Printcap $D/printcap
-PidFile $D/cupsd.pid
 CONF
 cupsd -f -c "$D/cupsd.conf" -s "$D/cups-files.conf" >"$D/log/cupsd.out" 2>&1 &
 CUPSD_PID=$!
