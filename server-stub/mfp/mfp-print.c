@@ -48,9 +48,11 @@ static ipp_t *send_print_job(http_t *http, const char *uri, const char *resource
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
                "application/pdf");
 
-  /* Stream the document; a printer that answers early (an error) stops the
-   * writing, and its answer is read below all the same. */
-  http_status_t http_status = cupsSendRequest(http, request, resource, (size_t)st.st_size);
+  /* Stream the document (the length announced covers the IPP message too);
+   * a printer that answers early (an error) stops the writing, and its
+   * answer is read below all the same. */
+  http_status_t http_status =
+      cupsSendRequest(http, request, resource, ippLength(request) + (size_t)st.st_size);
   char buf[65536];
   ssize_t n;
   while (http_status == HTTP_STATUS_CONTINUE && (n = read(fd, buf, sizeof buf)) > 0)
@@ -144,8 +146,8 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
       strcmp(scheme, "ipps") == 0 ? HTTP_ENCRYPTION_ALWAYS : HTTP_ENCRYPTION_IF_REQUESTED;
 
   /* Print-Job, again while the printer is busy with another job. Each try
-   * has a connection of its own: ippeveprinter does not take a second
-   * request on the connection that carried a document. */
+   * has a connection of its own, so that nothing a refused try left unread
+   * can confuse the next. */
   http_t *http = NULL;
   ipp_t *response = NULL;
   ipp_status_t status = IPP_STATUS_OK;

@@ -138,7 +138,7 @@ kcps_jobs() {
 }
 # spool_job FIELD: FIELD of our job in `kcps jobs --json`.
 spool_job() {
-  kcps_jobs | jq -r --arg n "$JOB_NAME" "[.[] | select(.name == \$n)][0].$1 // empty"
+  kcps_jobs | jq -r --arg n "$JOB_NAME" "[.[] | select(.name | contains(\$n))][0].$1 // empty"
 }
 spool_job_registered() { [ "$(spool_job state)" = registered ]; }
 
@@ -150,6 +150,8 @@ if ! wait_for 90 "the job to reach state registered in kcps jobs" spool_job_regi
 fi
 pass "the job is spooled and registered"
 SPOOL_ID=$(spool_job id)
+# CUPS's ipp backend may prefix the title with its job id ("1 - title").
+SPOOL_NAME=$(spool_job name)
 SERVER_JOB=$(spool_job server_id)
 check_eq "spooled job's pages" "$(spool_job pages)" 2
 if [ -n "$SERVER_JOB" ]; then
@@ -208,7 +210,7 @@ MFP=("$MFP_BIN" --server "$KCPS_SERVER_URL" --server-ca "$SERVER_CA" --device MF
 
 if out=$("${MFP[@]}" jobs --pin 4321 2>&1); then
   line=$(printf '%s\n' "$out" | awk -F'\t' -v id="$SERVER_JOB" '$1 == id')
-  check_eq "MFP-1 lists the job for alice (name and pages)" "$line" "$SERVER_JOB	$JOB_NAME	2"
+  check_eq "MFP-1 lists the job for alice (name and pages)" "$line" "$SERVER_JOB	$SPOOL_NAME	2"
 else
   fail "kcps-mfp-sim jobs --pin 4321: $out"
 fi
