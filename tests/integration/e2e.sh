@@ -136,11 +136,20 @@ pass "lp accepted the job: $out"
 kcps_jobs() {
   "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json | jq -c 'if type == "array" then . else .jobs end'
 }
-# spool_job FIELD: FIELD of our job in `kcps jobs --json`.
-spool_job() {
-  kcps_jobs | jq -r --arg n "$JOB_NAME" "[.[] | select(.name | contains(\$n))][0].$1 // empty"
+# spool_field NAME FIELD: FIELD of the job whose name contains NAME in `kcps jobs --json`.
+spool_field() {
+  kcps_jobs | jq -r --arg n "$1" "[.[] | select(.name | contains(\$n))][0].$2 // empty"
 }
-spool_job_registered() { [ "$(spool_job state)" = registered ]; }
+# spool_job FIELD: FIELD of the first test job.
+spool_job() { spool_field "$JOB_NAME" "$1"; }
+# spool_registered NAME...: true when every named job is registered.
+spool_registered() {
+  local name
+  for name in "$@"; do
+    [ "$(spool_field "$name" state)" = registered ] || return 1
+  done
+}
+spool_job_registered() { spool_registered "$JOB_NAME"; }
 
 lib_log "waiting for the job to be spooled and registered"
 if ! wait_for 90 "the job to reach state registered in kcps jobs" spool_job_registered; then
@@ -192,7 +201,11 @@ ALICE_TOKEN=$(curl -sS --fail-with-body --cacert "$SERVER_CA" -H 'Content-Type: 
   --data "$LOGIN_BODY" "$KCPS_SERVER_URL/api/v1/login" | jq -r '.token // empty')
 [ -n "$ALICE_TOKEN" ] || abort "alice logs in to the server with curl"
 SERVER_JOBS=$(api GET /api/v1/jobs) || abort "GET /api/v1/jobs: $SERVER_JOBS"
-server_job() { printf '%s' "$SERVER_JOBS" | jq -r --arg id "$SERVER_JOB" ".jobs[] | select(.id == \$id) | .$1 // empty"; }
+# server_field ID FIELD: FIELD of server job ID in $SERVER_JOBS (alice's GET /api/v1/jobs).
+server_field() {
+  printf '%s' "$SERVER_JOBS" | jq -r --arg id "$1" ".jobs[] | select(.id == \$id) | .$2 // empty"
+}
+server_job() { server_field "$SERVER_JOB" "$1"; }
 check_eq "server job's sha256 equals the spool file's sha256sum" "$(server_job sha256)" "$SPOOL_SHA"
 check_eq "server job's pages" "$(server_job pages)" 2
 check_eq "server job's state" "$(server_job state)" waiting
@@ -323,5 +336,79 @@ if [ -s "$TICKET_FILE" ]; then
 else
   fail "no saved ticket to try again"
 fi
+
+# --- a busy printer, and a document changed after it was registered --------------
+lib_log "two more jobs printed at once (the printer answers busy), one tampered job"
+qpdf --empty --pages "$TMP/two-pages.pdf" /usr/share/cups/data/default-testpage.pdf -- \
+  "$TMP/three-pages.pdf" || abort "qpdf makes a 3-page PDF"
+for doc in "e2e busy one:/usr/share/cups/data/default-testpage.pdf" \
+  "e2e busy two:$TMP/three-pages.pdf" "e2e tampered:$TMP/two-pages.pdf"; do
+  out=$(lp -d KCPS -t "${doc%%:*}" "${doc#*:}" 2>&1) || abort "lp -d KCPS (${doc%%:*}): $out"
+done
+if ! wait_for 90 "three more jobs registered" spool_registered "e2e busy one" "e2e busy two" \
+  "e2e tampered"; then
+  abort "three more jobs registered within 90 s: $(kcps_jobs 2>&1)"
+fi
+BUSY_ONE=$(spool_field "e2e busy one" server_id)
+BUSY_TWO=$(spool_field "e2e busy two" server_id)
+TAMPERED=$(spool_field "e2e tampered" server_id)
+check_eq "pages of the 1-page and 3-page jobs" \
+  "$(spool_field "e2e busy one" pages) $(spool_field "e2e busy two" pages)" "1 3"
+
+busy_before=$(grep -c 'server-error-busy' "$TMP/printer/ippeveprinter.log")
+"${MFP[@]}" print "$BUSY_ONE" --pin 4321 --to "$IPPEVE_URI" >"$TMP/busy-one.out" 2>&1 &
+pid_one=$!
+"${MFP[@]}" print "$BUSY_TWO" --pin 4321 --to "$IPPEVE_URI" >"$TMP/busy-two.out" 2>&1 &
+pid_two=$!
+if wait "$pid_one"; then
+  pass "concurrent print 1: $(cat "$TMP/busy-one.out")"
+else
+  fail "concurrent print 1: $(cat "$TMP/busy-one.out")"
+fi
+if wait "$pid_two"; then
+  pass "concurrent print 2: $(cat "$TMP/busy-two.out")"
+else
+  fail "concurrent print 2: $(cat "$TMP/busy-two.out")"
+fi
+busy_after=$(grep -c 'server-error-busy' "$TMP/printer/ippeveprinter.log")
+if [ "$busy_after" -gt "$busy_before" ]; then
+  pass "ippeveprinter answered busy $((busy_after - busy_before)) time(s) and the MFP retried"
+else
+  fail "ippeveprinter never answered busy: the concurrent prints did not overlap"
+fi
+
+# Change the spooled bytes behind kcpsd's back: the MFP must not print them.
+TAMPERED_FILE=$SPOOL_DIR/$RUN_UID/$(spool_field "e2e tampered" id).pdf
+kept_before=$(find "$TMP/printer/spool" -type f | wc -l)
+if [ -f "$TAMPERED_FILE" ]; then
+  printf '%% tampered\n' >>"$TAMPERED_FILE"
+  if out=$("${MFP[@]}" print "$TAMPERED" --pin 4321 --to "$IPPEVE_URI" 2>&1); then
+    fail "a tampered document was printed: $out"
+  else
+    case "$out" in
+      *"checksum mismatch"* | *"pull refused"*) pass "a tampered document is not printed ($out)" ;;
+      *) fail "tampered document: refused, but for another reason: $out" ;;
+    esac
+  fi
+  check_eq "files the printer got after the tampered job" \
+    "$(find "$TMP/printer/spool" -type f | wc -l)" "$kept_before"
+else
+  fail "spool file of the tampered job: $TAMPERED_FILE does not exist"
+fi
+
+if usage=$(api GET /api/v1/me/usage); then
+  check_eq "alice's usage after all jobs (jobs pages)" \
+    "$(printf '%s' "$usage" | jq -r '"\(.jobs) \(.pages)"')" "3 6"
+else
+  fail "GET /api/v1/me/usage: $usage"
+fi
+SERVER_JOBS=$(api GET /api/v1/jobs) || fail "GET /api/v1/jobs at the end: $SERVER_JOBS"
+check_eq "server states (busy one, busy two)" \
+  "$(server_field "$BUSY_ONE" state) $(server_field "$BUSY_TWO" state)" "printed printed"
+case "$(server_field "$TAMPERED" state)" in
+  failed | waiting) pass "server state of the tampered job: $(server_field "$TAMPERED" state)" ;;
+  *) fail "server state of the tampered job: got '$(server_field "$TAMPERED" state)'," \
+    "expected failed or waiting" ;;
+esac
 
 [ "$FAILED" -eq 0 ]
