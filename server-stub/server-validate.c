@@ -167,7 +167,8 @@ check_https_url(const char *url, GError **error)
     return false;
   }
   const char *host = g_uri_get_host(uri);
-  if (g_strcmp0(g_uri_get_scheme(uri), "https") != 0) {
+  /* The literal lower-case prefix: consumers may compare it as text. */
+  if (g_strcmp0(g_uri_get_scheme(uri), "https") != 0 || !g_str_has_prefix(url, "https://")) {
     set_bad(error, "field \"pull_url\" must be an https:// URL");
     return false;
   }

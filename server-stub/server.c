@@ -263,10 +263,7 @@ handle_request(kcps_http_req_t *req, void *data)
   const char *method = kcps_http_req_method(req);
   const char *path = kcps_http_req_path(req);
 
-  /* Answers carry tokens and personal data: never cache them. */
-  kcps_http_req_add_header(req, "Cache-Control", "no-store");
-  kcps_http_req_add_header(req, "X-Content-Type-Options", "nosniff");
-
+  /* (common/http-server marks every answer no-store and nosniff.) */
   char id[64];
   const route_t *route = NULL;
   GString *allowed = NULL;
