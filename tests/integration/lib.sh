@@ -211,6 +211,7 @@ TempDir $dir/cups/tmp
 AccessLog $dir/cups/logs/access_log
 ErrorLog $dir/cups/logs/error_log
 PageLog $dir/cups/logs/page_log
+Printcap $dir/cups/printcap
 EOF
   lib_start cupsd "$dir/cups/logs/cupsd.out" \
     cupsd -f -c "$dir/cups/cupsd.conf" -s "$dir/cups/cups-files.conf"
