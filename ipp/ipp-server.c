@@ -152,9 +152,10 @@ static bool process_http(kcps__ipp_client_t *client) {
     g_usleep(1000);
 
   if (state == HTTP_STATE_ERROR) {
-    int err = httpError(http);
-    if (err == EPIPE || err == 0 || err == ECONNRESET)
-      return false; /* the client closed the connection */
+    /* libcups sets an errno only for connection failures (closed, reset,
+     * timed out); a request line that does not parse leaves it 0. */
+    if (httpError(http) != 0)
+      return false;
     g_info("ipp: %s: bad request line", client->peer);
     return respond_and_close(client, HTTP_STATUS_BAD_REQUEST);
   }
@@ -223,20 +224,17 @@ static bool process_http(kcps__ipp_client_t *client) {
 
   kcps__ipp_process(client);
 
-  /* Whatever document data the operation did not read is discarded; a
-   * client still waiting for 100 Continue gets the answer and a close. */
-  bool keep = true;
+  /* Whatever document data the operation did not read is read and
+   * discarded, so the connection stays usable and the client (perhaps
+   * waiting for 100 Continue before it sends) gets the answer. */
   if (httpGetState(http) != HTTP_STATE_POST_SEND) {
-    if (httpGetExpect(http) == HTTP_STATUS_CONTINUE && !client->sent_continue) {
-      httpSetKeepAlive(http, HTTP_KEEPALIVE_OFF);
-      keep = false;
-    } else {
-      httpFlush(http);
-    }
+    if (!kcps__ipp_send_continue(client))
+      return false;
+    httpFlush(http);
   }
   if (httpGetFd(http) < 0)
     return false;
-  return respond_ipp_http(client) && keep;
+  return respond_ipp_http(client);
 }
 
 /* ---- threads --------------------------------------------------------- */
