@@ -134,6 +134,26 @@ kcps__server_route_register_job(kcps_server_t *server, kcps_http_req_t *req,
   }
   sqlite3_finalize(stmt);
 
+  /* The same document again: where to pull it from may have changed (the
+   * desktop's address or its 5571 certificate), so a job not yet printed
+   * takes the new pull_url and pull_pin. */
+  if (!error && status == 200) {
+    stmt = kcps__server_db_prepare(
+        server,
+        "UPDATE jobs SET pull_url = ?1, pull_pin = ?2, updated = ?3"
+        " WHERE public_id = ?4 AND state <> 'printed'"
+        "   AND (pull_url IS NOT ?1 OR pull_pin IS NOT ?2)",
+        &error);
+    if (stmt) {
+      sqlite3_bind_text(stmt, 1, in.pull_url, -1, SQLITE_STATIC);
+      sqlite3_bind_text(stmt, 2, in.pull_pin, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(stmt, 3, kcps__server_now());
+      sqlite3_bind_text(stmt, 4, public_id, -1, SQLITE_STATIC);
+      kcps__server_db_step(server, stmt, &error);
+    }
+    sqlite3_finalize(stmt);
+  }
+
   if (!error && status == 0) {
     gint64 now = kcps__server_now();
     public_id = g_uuid_string_random();

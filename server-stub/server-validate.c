@@ -220,7 +220,8 @@ kcps__server_check_job(JsonObject *obj, kcps_server_job_req_t *out, GError **err
     set_bad(error, "field \"client_job_id\" may hold only letters, digits and - . _ ~");
     return false;
   }
-  if (!get_string(obj, "name", 1, KCPS_SERVER_MAX_NAME, TEXT_PLAIN, &r.name, error) ||
+  /* An empty name is allowed: not every application names its documents. */
+  if (!get_string(obj, "name", 0, KCPS_SERVER_MAX_NAME, TEXT_PLAIN, &r.name, error) ||
       !get_int(obj, "pages", true, 1, KCPS_SERVER_MAX_PAGES, 0, &r.pages, error) ||
       !get_int(obj, "size", true, 0, KCPS_SERVER_MAX_SIZE, 0, &r.size, error) ||
       !get_string(obj, "sha256", 64, 64, TEXT_PLAIN, &sha, error))

@@ -464,10 +464,27 @@ START_TEST(test_register_idempotent)
                NULL);
   ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "jobs"), 1);
 
+  /* Documents without a name are printable too. */
+  g_autofree char *unnamed = job_body("spool-0002", SHA_B, 1);
+  char *name = strstr(unnamed, "Report.pdf");
+  memmove(name, name + 10, strlen(name + 10) + 1);
+  ck_assert_int_eq(call("POST", "/api/v1/jobs", token, unnamed, NULL), 201);
+  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "jobs"), 2);
+
+  /* A retry from a new desktop address moves the pull URL along. */
+  g_autofree char *moved = job_body("spool-0001", SHA_A, 3);
+  char *at = strstr(moved, "192.0.2.7");
+  memcpy(at, "192.0.2.8", 9);
+  g_autoptr(JsonNode) moved_answer = NULL;
+  ck_assert_int_eq(call("POST", "/api/v1/jobs", token, moved, &moved_answer), 200);
+  ck_assert_str_eq(member_str(moved_answer, "id"), first);
+  ck_assert_str_eq(member_str(moved_answer, "pull_url"),
+                   "https://192.0.2.8:5571/jobs/spool-0001/document");
+
   g_autoptr(JsonNode) list = NULL;
   ck_assert_int_eq(call("GET", "/api/v1/jobs", token, NULL, &list), 200);
   JsonArray *jobs = member_array(list, "jobs");
-  ck_assert_msg(jobs && json_array_get_length(jobs) == 1, "alice's jobs: got %u, expected 1",
+  ck_assert_msg(jobs && json_array_get_length(jobs) == 2, "alice's jobs: got %u, expected 2",
                 jobs ? json_array_get_length(jobs) : 0);
   JsonObject *job = json_array_get_object_element(jobs, 0);
   ck_assert_str_eq(kcps_json_string(job, "id"), first);

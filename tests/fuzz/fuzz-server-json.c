@@ -58,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   check_refusal(ok, error);
   if (ok) {
     check_string(job.client_job_id, 1, KCPS_SERVER_MAX_CLIENT_JOB_ID);
-    check_string(job.name, 1, KCPS_SERVER_MAX_NAME);
+    check_string(job.name, 0, KCPS_SERVER_MAX_NAME);
     check_string(job.pull_url, 9, KCPS_SERVER_MAX_URL);
     check_string(job.pull_pin, 52, 52);
     if (job.pages < 1 || job.pages > KCPS_SERVER_MAX_PAGES || job.size < 0 ||
