@@ -72,7 +72,9 @@ wait_for_line() {
 lib_start() {
   local name=$1 log=$2
   shift 2
-  "$@" </dev/null >"$log" 2>&1 &
+  # Logs may hold demo credentials: private from the start.
+  (umask 077 && : >"$log")
+  "$@" </dev/null >>"$log" 2>&1 &
   LIB_PID=$!
   LIB_NAMES+=("$name")
   LIB_PIDS+=("$LIB_PID")
@@ -170,6 +172,7 @@ ipp_printer_ready() { ipptool -q -T 5 "$1" get-printer-attributes.test; }
 start_ippeveprinter() {
   local dir=$1 port=$2 name=$3 formats=${4:-application/pdf}
   mkdir -p "$dir/spool"
+  chmod 0700 "$dir"
   lib_start ippeveprinter "$dir/ippeveprinter.log" \
     ippeveprinter -v -k -f "$formats" -p "$port" -d "$dir/spool" -n localhost "$name"
   IPPEVE_URI="ipp://127.0.0.1:$port/ipp/print"
@@ -240,7 +243,7 @@ demo_credential() {
 start_kcpsd() {
   local bin=$1 dir=$2 url=$3 ca=$4 ipp=${5:-0} pull=${6:-0} local_port=${7:-0} line
   mkdir -p "$dir/spool" "$dir/state"
-  chmod 0700 "$dir/spool" "$dir/state"
+  chmod 0700 "$dir" "$dir/spool" "$dir/state"
   lib_start kcpsd "$dir/kcpsd.log" "$bin" --user --server "$url" --server-ca "$ca" \
     --spool "$dir/spool" --state "$dir/state" --ipp-port "$ipp" --pull-port "$pull" \
     --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port "$local_port"
