@@ -111,14 +111,14 @@ stop_pid() {
   return 0
 }
 
-# lib_dump_logs [all]: prints the last lines of the logs of peers that died (or of all with "all").
+# lib_dump_logs [all]: prints the last lines (secrets hidden) of the logs of peers that died (or of all with "all").
 lib_dump_logs() {
   local i
   for i in "${!LIB_NAMES[@]}"; do
     if [ "${1:-}" = all ] || ! kill -0 "${LIB_PIDS[$i]}" 2>/dev/null; then
       if [ -s "${LIB_LOGS[$i]}" ]; then
         echo "----- ${LIB_NAMES[$i]} (pid ${LIB_PIDS[$i]}): last lines of ${LIB_LOGS[$i]} -----" >&2
-        tail -n 40 "${LIB_LOGS[$i]}" >&2
+        tail -n 40 "${LIB_LOGS[$i]}" | sed -E 's/((password|secret)[^:]*: ).*/\1[hidden]/I' >&2
       fi
     fi
   done
