@@ -134,6 +134,10 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_URI, "printer-more-info", NULL, more_info);
   ippAddOutOfBand(a, IPP_TAG_PRINTER, IPP_TAG_UNKNOWN, "printer-geo-location");
   add_keyword(a, "printer-kind", "document");
+  add_keyword(a, "pdl-override-supported", "not-attempted");
+  /* Required by IPP/2.0; a virtual printer takes jobs as fast as they come. */
+  ippAddInteger(a, IPP_TAG_PRINTER, IPP_TAG_INTEGER, "pages-per-minute", 60);
+  ippAddInteger(a, IPP_TAG_PRINTER, IPP_TAG_INTEGER, "pages-per-minute-color", 60);
   add_keyword(a, "printer-get-attributes-supported", "document-format");
   add_keyword(a, "identify-actions-default", "display");
   add_keyword(a, "identify-actions-supported", "display");
