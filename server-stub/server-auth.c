@@ -272,7 +272,16 @@ kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
 
   /* An unknown account (or one without a password) costs one verification
    * too, so the answer's timing does not tell whether the email exists. */
+  g_mutex_lock(&server->hash_lock);
+  while (server->hash_busy >= server->hash_max)
+    g_cond_wait(&server->hash_cond, &server->hash_lock);
+  server->hash_busy++;
+  g_mutex_unlock(&server->hash_lock);
   bool ok = kcps__server_password_verify(hash ? hash : server->dummy_hash, in.password);
+  g_mutex_lock(&server->hash_lock);
+  server->hash_busy--;
+  g_cond_signal(&server->hash_cond);
+  g_mutex_unlock(&server->hash_lock);
   if (!ok || !hash || user_id == 0) {
     kcps_http_respond_error(req, 401, "invalid_credentials", "wrong email or password");
     return;

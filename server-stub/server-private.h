@@ -34,6 +34,10 @@ struct kcps_server_s {
   char *dummy_secret_hash;       /* compared against for unknown devices */
   kcps_ticket_key_t *ticket_key;
   char *ticket_public;           /* base64url public key */
+  GMutex hash_lock;              /* bounds concurrent Argon2 runs: each takes */
+  GCond hash_cond;               /* 19 MiB, and 512 connections could ask at once */
+  unsigned hash_busy;
+  unsigned hash_max;
   kcps_http_server_t *http;
   char *url;
   int port;

@@ -357,6 +357,9 @@ kcps_server_new(const kcps_server_config_t *config, GError **error)
 
   kcps_server_t *server = g_new0(kcps_server_t, 1);
   g_mutex_init(&server->lock);
+  g_mutex_init(&server->hash_lock);
+  g_cond_init(&server->hash_cond);
+  server->hash_max = CLAMP(g_get_num_processors(), 2, 8);
   server->data_dir = g_strdup(config->data_dir);
   g_autofree char *db_path = g_build_filename(server->data_dir, "kcps.db", NULL);
   g_autofree char *ticket_path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
@@ -452,5 +455,7 @@ kcps_server_free(kcps_server_t *server)
   g_free(server->key_path);
   g_free(server->url);
   g_mutex_clear(&server->lock);
+  g_mutex_clear(&server->hash_lock);
+  g_cond_clear(&server->hash_cond);
   g_free(server);
 }

@@ -551,6 +551,70 @@ START_TEST(test_session_kinds)
 }
 END_TEST
 
+typedef struct {
+  const char *token;
+  long status;
+} racer_t;
+
+static gpointer
+race_register(gpointer data)
+{
+  racer_t *r = data;
+  g_autofree char *body = job_body("raced", SHA_A, 2);
+  g_autofree char *url = g_strconcat(kcps_server_get_url(fx.server), "/api/v1/jobs", NULL);
+  g_autoptr(JsonNode) node = json_from_string(body, NULL);
+  kcps_http_opts_t opts = {.ca_file = fx.ca, .bearer = r->token, .timeout_s = 60};
+  kcps_http_call_json("POST", url, &opts, node, &r->status, NULL, NULL);
+  return NULL;
+}
+
+static gpointer
+race_login(gpointer data)
+{
+  racer_t *r = data;
+  g_autofree char *body =
+      g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}", fx.alice_pw);
+  g_autofree char *url = g_strconcat(kcps_server_get_url(fx.server), "/api/v1/login", NULL);
+  g_autoptr(JsonNode) node = json_from_string(body, NULL);
+  kcps_http_opts_t opts = {.ca_file = fx.ca, .timeout_s = 60};
+  kcps_http_call_json("POST", url, &opts, node, &r->status, NULL, NULL);
+  return NULL;
+}
+
+/* Simultaneous retries of one registration make one job; simultaneous
+ * logins all succeed (Argon2 runs are queued, not refused). */
+START_TEST(test_concurrent)
+{
+  g_autofree char *token = login("alice@a.test", fx.alice_pw);
+  enum { N = 12 };
+  racer_t racers[N];
+  GThread *threads[N];
+  for (int i = 0; i < N; i++) {
+    racers[i] = (racer_t){.token = token};
+    threads[i] = g_thread_new("register", race_register, &racers[i]);
+  }
+  int created = 0, existing = 0;
+  for (int i = 0; i < N; i++) {
+    g_thread_join(threads[i]);
+    created += racers[i].status == 201;
+    existing += racers[i].status == 200;
+  }
+  ck_assert_msg(created == 1 && existing == N - 1, "got %d created and %d existing, expected 1 and %d",
+                created, existing, N - 1);
+  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "jobs"), 1);
+
+  for (int i = 0; i < N; i++) {
+    racers[i] = (racer_t){0};
+    threads[i] = g_thread_new("login", race_login, &racers[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    g_thread_join(threads[i]);
+    ck_assert_msg(racers[i].status == 200, "login %d: got %ld, expected 200", i, racers[i].status);
+  }
+  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "sessions"), N + 1);
+}
+END_TEST
+
 /* Devices ----------------------------------------------------------------- */
 
 START_TEST(test_device_login)
@@ -860,6 +924,7 @@ server_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_register_idempotent);
   tcase_add_test(tc, test_jobs_are_private);
+  tcase_add_test(tc, test_concurrent);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("devices");
