@@ -133,6 +133,21 @@ static bool host_is_local(const char *field) {
   return g_ascii_strcasecmp(host, me_local) == 0;
 }
 
+/* The printer, or one of its jobs (clients POST to a job-uri's path). */
+static bool is_ipp_resource(const char *path) {
+  size_t len = strlen(KCPS__IPP_RESOURCE);
+  if (strncmp(path, KCPS__IPP_RESOURCE, len) != 0)
+    return false;
+  if (path[len] == '\0')
+    return true;
+  if (path[len] != '/' || path[len + 1] == '\0')
+    return false;
+  for (const char *p = path + len + 1; *p != '\0'; p++)
+    if (!g_ascii_isdigit(*p))
+      return false;
+  return true;
+}
+
 static const char status_page[] =
   "<!DOCTYPE html>\n<html><head><title>KCPS</title></head><body>\n"
   "<h1>KCPS virtual printer</h1>\n<p>Print to ipp://localhost/ipp/print on this port. "
@@ -201,7 +216,7 @@ static bool process_http(kcps__ipp_client_t *client) {
     return respond_and_close(client, HTTP_STATUS_METHOD_NOT_ALLOWED);
   }
 
-  if (strcmp(uri, KCPS__IPP_RESOURCE) != 0) {
+  if (!is_ipp_resource(uri)) {
     g_info("ipp: %s: POST to unknown resource", client->peer);
     return respond_and_close(client, HTTP_STATUS_NOT_FOUND);
   }

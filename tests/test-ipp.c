@@ -541,6 +541,10 @@ static const struct {
    "POST /printers/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/ipp\r\n"
    "Content-Length: 0\r\n\r\n",
    0, NULL, "HTTP/1.1 404"},
+  {"job resource other than a number",
+   "POST /ipp/print/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/ipp\r\n"
+   "Content-Length: 0\r\n\r\n",
+   0, NULL, "HTTP/1.1 404"},
   {"foreign Host (DNS rebinding)", "GET / HTTP/1.1\r\nHost: evil.example:5570\r\n\r\n", 0, NULL,
    "HTTP/1.1 400"},
   {"status page", "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 0, NULL,
@@ -680,13 +684,14 @@ START_TEST(test_jobs) {
   assert_status(r, IPP_STATUS_ERROR_BAD_REQUEST);
   ippDelete(r);
 
-  /* By job-uri. */
+  /* By job-uri, posted to the job's own path as ipptool does. */
   request = ippNewRequest(IPP_OP_GET_JOB_ATTRIBUTES);
   g_autofree char *job_uri = g_strdup_printf("ipp://localhost:%d/ipp/print/%d",
                                              kcps_ipp_server_port(server), a2);
+  g_autofree char *job_path = g_strdup_printf("/ipp/print/%d", a2);
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_URI, "job-uri", NULL, job_uri);
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL, "nobody");
-  r = cupsDoRequest(http, request, "/ipp/print");
+  r = cupsDoRequest(http, request, job_path);
   assert_status(r, IPP_STATUS_OK);
   ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-id", IPP_TAG_INTEGER), 0), a2);
   ippDelete(r);
