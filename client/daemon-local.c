@@ -150,7 +150,12 @@ static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   const char *body = kcps_http_req_body(req, &len);
   g_autofree char *email = NULL;
   char *password = NULL;
-  if (!kcps__local_parse_login(body, len, &email, &password, &error)) {
+  bool parsed = kcps__local_parse_login(body, len, &email, &password, &error);
+  /* The raw body holds the password too; the request's buffer is ours to
+   * wipe until the handler returns. */
+  if (body != NULL)
+    explicit_bzero((char *)body, len);
+  if (!parsed) {
     kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
     return;
   }
