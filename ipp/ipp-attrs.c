@@ -250,6 +250,27 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   return a;
 }
 
+cups_array_t *kcps__ipp_requested(ipp_t *request) {
+  /* libcups expands "all" to the names it knows; ours may be newer, so
+   * "all" anywhere in the list means everything. */
+  ipp_attribute_t *requested = ippFindAttribute(request, "requested-attributes", IPP_TAG_KEYWORD);
+  if (requested != NULL && ippContainsString(requested, "all")) {
+    cups_array_t *named = ippCreateRequestedArray(request);
+    if (named == NULL || cupsArrayFind(named, (void *)"media-col-database") == NULL) {
+      cupsArrayDelete(named);
+      return NULL;
+    }
+    /* Everything, plus media-col-database: mark "all" in the array. */
+    cupsArrayAdd(named, (void *)"all");
+    return named;
+  }
+  return ippCreateRequestedArray(request);
+}
+
+static bool wants_all(cups_array_t *ra) {
+  return ra == NULL || cupsArrayFind(ra, (void *)"all") != NULL;
+}
+
 /* Attribute filter for ippCopyAttributes: requested names only, and
  * media-col-database only when named (it is large and not part of "all"). */
 typedef struct {
@@ -265,16 +286,16 @@ static int filter_attr(void *context, ipp_t *dst, ipp_attribute_t *attr) {
   bool named = f->ra != NULL && cupsArrayFind(f->ra, (void *)name) != NULL;
   if (strcmp(name, "media-col-database") == 0)
     return named;
-  return f->ra == NULL || named;
+  return wants_all(f->ra) || named;
 }
 
 static bool wanted(cups_array_t *ra, const char *name) {
-  return ra == NULL || cupsArrayFind(ra, (void *)name) != NULL;
+  return wants_all(ra) || cupsArrayFind(ra, (void *)name) != NULL;
 }
 
 void kcps__ipp_copy_printer_attrs(const kcps_ipp_server_t *server, ipp_t *request,
                                   ipp_t *response) {
-  cups_array_t *ra = ippCreateRequestedArray(request);
+  cups_array_t *ra = kcps__ipp_requested(request);
   filter_t f = {ra};
   ippCopyAttributes(response, server->attrs, 0, filter_attr, &f);
 

@@ -441,7 +441,7 @@ static void get_jobs(kcps__ipp_client_t *client) {
     kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The jobs could not be listed.");
     return;
   }
-  cups_array_t *ra = ippCreateRequestedArray(request);
+  cups_array_t *ra = kcps__ipp_requested(request); /* default: job-id, job-uri */
   int count = 0;
   /* Completed jobs are listed most recent first. */
   for (guint i = jobs->len; i > 0 && count < limit; i--, count++) {
@@ -464,7 +464,7 @@ static void get_job_attributes(kcps__ipp_client_t *client) {
   if (job == NULL)
     return;
   kcps__ipp_respond(client->response, IPP_STATUS_OK, NULL);
-  cups_array_t *ra = ippCreateRequestedArray(client->request);
+  cups_array_t *ra = kcps__ipp_requested(client->request);
   kcps__ipp_copy_job_attrs(client->server, job, ipp_id, ra, client->response);
   cupsArrayDelete(ra);
 }

@@ -60,6 +60,9 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server);
  * ones that change (up time, dates, job count). */
 void kcps__ipp_copy_printer_attrs(const kcps_ipp_server_t *server, ipp_t *request,
                                   ipp_t *response);
+/* The requested-attributes of a request as a lookup array (groups
+ * expanded); NULL means all. Caller cupsArrayDeletes. */
+cups_array_t *kcps__ipp_requested(ipp_t *request);
 /* Adds a job's attributes filtered by ra (NULL: all). */
 void kcps__ipp_copy_job_attrs(const kcps_ipp_server_t *server, const kcps_job_t *job,
                               int ipp_id, cups_array_t *ra, ipp_t *response);

@@ -254,6 +254,14 @@ START_TEST(test_printer_attributes) {
   ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-name", IPP_TAG_NAME));
   ippDelete(r);
 
+  /* "all" means every attribute, also those libcups's group lists lack. */
+  static const char *const all[] = {"all"};
+  r = get_printer_attrs(http, 1, all);
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "pdl-override-supported", IPP_TAG_KEYWORD));
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "copies-default", IPP_TAG_INTEGER));
+  ck_assert_ptr_null(ippFindAttribute(r, "media-col-database", IPP_TAG_ZERO));
+  ippDelete(r);
+
   static const char *const desc[] = {"printer-description"};
   r = get_printer_attrs(http, 1, desc);
   ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-make-and-model", IPP_TAG_TEXT));
@@ -640,6 +648,9 @@ START_TEST(test_jobs) {
   ippDelete(r);
   r = get_jobs(http, "nobody", "all");
   ck_assert_int_eq(count_jobs_in(r), 2);
+  /* Without requested-attributes: job-id and job-uri only. */
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "job-uri", IPP_TAG_URI));
+  ck_assert_ptr_null(ippFindAttribute(r, "job-name", IPP_TAG_ZERO));
   ippDelete(r);
   r = get_jobs(http, "daemon", "completed");
   ck_assert_int_eq(count_jobs_in(r), 1);

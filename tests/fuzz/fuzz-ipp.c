@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                       .pages = 3,
                       .size = 123456,
                       .created = 1700000100};
-    cups_array_t *ra = ippCreateRequestedArray(request);
+    cups_array_t *ra = kcps__ipp_requested(request);
     kcps__ipp_copy_job_attrs(server, &job, 7, ra, response);
     cupsArrayDelete(ra);
   }
