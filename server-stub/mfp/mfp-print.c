@@ -14,6 +14,8 @@
 #define POLL_INTERVAL_US (250 * 1000)
 #define BUSY_FIRST_US (200 * 1000)
 #define BUSY_MAX_US (2 * 1000 * 1000)
+/* Failed polls in a row after which the printer counts as gone. */
+#define MAX_FAILED_POLLS 5
 
 /* Statuses after which the same request may succeed a little later. */
 static bool is_temporary(ipp_status_t status)
@@ -190,24 +192,36 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
     return false;
   }
 
-  /* Follow the job to its end, within the same overall time. */
-  if (!(http = connect_printer(host, port, encryption, error)))
-    return false;
+  /* Follow the job to its end, within the same overall time. A few failed
+   * polls in a row (a dropped connection) are retried on a new connection:
+   * the job prints on regardless. */
   ipp_jstate_t state = IPP_JSTATE_PENDING;
   g_autofree char *state_message = NULL;
+  int failed_polls = 0;
   for (;;) {
-    if (!get_job_state(http, uri, resource, result->printer_job_id, user_name, &state,
-                       &result->impressions, &state_message, error)) {
-      httpClose(http);
-      return false;
+    GError *poll_error = NULL;
+    if (!http)
+      http = connect_printer(host, port, encryption, &poll_error);
+    if (http && get_job_state(http, uri, resource, result->printer_job_id, user_name, &state,
+                              &result->impressions, &state_message, &poll_error)) {
+      failed_polls = 0;
+      if (state >= IPP_JSTATE_CANCELED)
+        break;
+    } else {
+      g_clear_pointer(&http, httpClose);
+      if (++failed_polls >= MAX_FAILED_POLLS) {
+        g_propagate_prefixed_error(error, poll_error, "%d polls failed in a row: ",
+                                   failed_polls);
+        return false;
+      }
+      g_error_free(poll_error);
     }
-    if (state >= IPP_JSTATE_CANCELED)
-      break;
     if (g_get_monotonic_time() + POLL_INTERVAL_US > deadline) {
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
                   "printer job %d not finished after %ld s (state %s)",
                   result->printer_job_id, timeout_s, ippEnumString("job-state", (int)state));
-      httpClose(http);
+      if (http)
+        httpClose(http);
       return false;
     }
     g_usleep(POLL_INTERVAL_US);

@@ -21,6 +21,12 @@ fi
 
 . "$SRC/tests/integration/lib.sh"
 
+# A D-Bus and avahi of our own, which no other test can stop under us.
+lib_isolate_run "$(realpath "$0")" "$BUILD" "$SRC" || {
+  echo "e2e: FAIL: cannot mount private /run/dbus and /run/avahi-daemon" >&2
+  exit 1
+}
+
 SERVER_BIN=$BUILD/server-stub/kcps-server
 KCPSD_BIN=$BUILD/client/kcpsd
 KCPS_BIN=$BUILD/client/kcps
@@ -83,7 +89,7 @@ trap finish EXIT
 trap 'exit 1' INT TERM
 
 # --- peers ---------------------------------------------------------------
-lib_log "starting the system D-Bus and avahi-daemon (unless running)"
+lib_log "starting the system D-Bus and avahi-daemon (unless running; private: ${LIB_PRIVATE_RUN:-no})"
 start_dbus_avahi "$TMP" || abort "D-Bus/avahi for ippeveprinter"
 
 PRINTER_PORT=$(free_port) || abort "a free port for ippeveprinter"

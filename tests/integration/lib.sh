@@ -135,6 +135,21 @@ lib_stop_all() {
   LIB_LOGS=()
 }
 
+# lib_isolate_run SCRIPT ARGS...: as root, re-executes SCRIPT in a private mount namespace whose /run/dbus and /run/avahi-daemon are its own (so its D-Bus and avahi never meet another's); inside, mounts them; a no-op where unshare is not allowed.
+lib_isolate_run() {
+  if [ -z "${LIB_PRIVATE_RUN:-}" ] && [ "$(id -u)" = 0 ] &&
+    unshare -m --propagation private true 2>/dev/null; then
+    LIB_PRIVATE_RUN=1 exec unshare -m --propagation private "$@"
+  fi
+  if [ "${LIB_PRIVATE_RUN:-}" = 1 ]; then
+    mkdir -p /run/dbus /run/avahi-daemon
+    mount -t tmpfs -o mode=0755 kcps-test-dbus /run/dbus || return 1
+    mount -t tmpfs -o mode=0755 kcps-test-avahi /run/avahi-daemon || return 1
+    LIB_PRIVATE_RUN=mounted
+  fi
+  return 0
+}
+
 # start_dbus_avahi DIR: starts a system D-Bus and avahi-daemon unless running (ippeveprinter needs them); logs in DIR.
 start_dbus_avahi() {
   local dir=$1 pid
