@@ -51,6 +51,7 @@ typedef struct {
   ipp_t *request;
   ipp_t *response;
   bool sent_continue;       /* 100 Continue sent for this request */
+  http_state_t method;      /* of the current request (GET, POST, ...) */
 } kcps__ipp_client_t;
 
 /* ipp-attrs.c */

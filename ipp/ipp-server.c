@@ -47,6 +47,8 @@ char *kcps__ipp_spool_id(kcps_ipp_server_t *server, int ipp_id) {
 
 /* ---- HTTP responses -------------------------------------------------- */
 
+/* Sends an HTTP response with a small body (or a status text for errors).
+ * False when the connection must close. */
 static bool respond_http(kcps__ipp_client_t *client, http_status_t code, const char *type,
                          const char *body) {
   http_t *http = client->http;
@@ -59,20 +61,24 @@ static bool respond_http(kcps__ipp_client_t *client, http_status_t code, const c
     len = strlen(message);
   }
   httpClearFields(http);
-  if (code == HTTP_STATUS_METHOD_NOT_ALLOWED || httpGetState(http) == HTTP_STATE_OPTIONS)
+  if (code == HTTP_STATUS_METHOD_NOT_ALLOWED || client->method == HTTP_STATE_OPTIONS)
     httpSetField(http, HTTP_FIELD_ALLOW, "GET, HEAD, OPTIONS, POST");
   if (type != NULL)
     httpSetField(http, HTTP_FIELD_CONTENT_TYPE, type);
-  bool head = httpGetState(http) == HTTP_STATE_HEAD;
-  httpSetLength(http, len);
+  /* httpSetLength(0) would mean chunked: an empty body says its length. */
+  if (len == 0)
+    httpSetField(http, HTTP_FIELD_CONTENT_LENGTH, "0");
+  else
+    httpSetLength(http, len);
   if (httpWriteResponse(http, code) < 0)
     return false;
-  if (len > 0 && !head) {
+  if (len > 0 && client->method != HTTP_STATE_HEAD) {
     if (httpWrite2(http, body, len) < 0)
       return false;
     httpFlushWrite(http);
   }
-  return true;
+  /* libcups ends keep-alive on errors (Connection: close); so do we. */
+  return code < HTTP_STATUS_BAD_REQUEST;
 }
 
 static bool respond_ipp_http(kcps__ipp_client_t *client) {
@@ -162,6 +168,7 @@ static bool process_http(kcps__ipp_client_t *client) {
   g_clear_pointer(&client->request, ippDelete);
   g_clear_pointer(&client->response, ippDelete);
   client->sent_continue = false;
+  client->method = HTTP_STATE_WAITING;
 
   while ((state = httpReadRequest(http, uri, sizeof uri)) == HTTP_STATE_WAITING)
     g_usleep(1000);
@@ -179,6 +186,7 @@ static bool process_http(kcps__ipp_client_t *client) {
     return respond_and_close(client, HTTP_STATUS_BAD_REQUEST);
   }
 
+  client->method = state;
   http_status_t status;
   while ((status = httpUpdate(http)) == HTTP_STATUS_CONTINUE)
     ;

@@ -557,6 +557,8 @@ static const struct {
    "HTTP/1.1 400"},
   {"status page", "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 0, NULL,
    "HTTP/1.1 200"},
+  {"OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 0, NULL,
+   "HTTP/1.1 200"},
   {"unknown page", "GET /admin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 0,
    NULL, "HTTP/1.1 404"},
 };
