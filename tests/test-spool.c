@@ -217,6 +217,26 @@ START_TEST(test_refuse_bad_document) {
 }
 END_TEST
 
+START_TEST(test_refuse_encrypted) {
+  g_autofree char *out = g_build_filename(tmp_dir, "locked.pdf", NULL);
+  g_autofree char *cmd =
+    g_strdup_printf("qpdf --encrypt user-pw owner-pw 256 -- " TEST_PDF " %s", out);
+  int status = 0;
+  if (!g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL) || status != 0) {
+    fprintf(stderr, "qpdf not usable; encrypted case skipped\n");
+    return;
+  }
+  kcps_spool_t *spool = open_spool();
+  g_autoptr(GError) error = NULL;
+  ck_assert_ptr_null(spool_file(spool, 1000, out, &error));
+  ck_assert(g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_BAD_DOCUMENT));
+  ck_assert_msg(strstr(error->message, "password") != NULL, "message: %s", error->message);
+  ck_assert_int_eq(count_files(1000), 0);
+  ck_assert_uint_eq(count_jobs(spool, (uid_t)-1), 0);
+  kcps_spool_close(spool);
+}
+END_TEST
+
 START_TEST(test_not_pdf_message) {
   kcps_spool_t *spool = open_spool();
   g_autoptr(GError) error = NULL;
@@ -449,6 +469,7 @@ static Suite *spool_suite(void) {
   tcase_add_test(tc, test_commit_pdf);
   tcase_add_test(tc, test_commit_multipage);
   tcase_add_loop_test(tc, test_refuse_bad_document, 0, G_N_ELEMENTS(bad_docs));
+  tcase_add_test(tc, test_refuse_encrypted);
   tcase_add_test(tc, test_not_pdf_message);
   tcase_add_test(tc, test_too_large);
   tcase_add_test(tc, test_abort_leaves_nothing);
