@@ -13,8 +13,8 @@
 
 G_DEFINE_QUARK(kcps-platform-error-quark, kcps_platform_error)
 
-/* /proc/net/tcp states that no longer belong to a process: their uid
- * column reads 0 and must not be taken for root. */
+/* /proc/net/tcp states that belong to no process: their uid column reads
+ * 0 and must not be taken for root. */
 #define TCP_STATE_TIME_WAIT 0x06
 #define TCP_STATE_LISTEN 0x0A
 
@@ -99,14 +99,17 @@ static int find_in_table(const char *path, const endpoint_t *want_local,
       header = false;
       continue;
     }
-    /* sl local rem st tx:rx tr:when retrnsmt uid ... */
+    /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ... */
     char local[64], remote[64];
     unsigned state = 0;
-    unsigned long row_uid = 0;
-    if (sscanf(line, " %*[^:]: %63s %63s %x %*s %*s %*s %lu", local, remote, &state,
-               &row_uid) != 4)
+    unsigned long row_uid = 0, inode = 0;
+    if (sscanf(line, " %*[^:]: %63s %63s %x %*s %*s %*s %lu %*s %lu", local, remote, &state,
+               &row_uid, &inode) != 5)
       continue;
-    if (state == TCP_STATE_TIME_WAIT || state == TCP_STATE_LISTEN)
+    /* A socket its process has closed (inode 0) reads as uid 0: it must
+     * not pass for root, or a sender could send as someone else and hang
+     * up before we look. */
+    if (state == TCP_STATE_TIME_WAIT || state == TCP_STATE_LISTEN || inode == 0)
       continue;
     endpoint_t l, r;
     if (!parse_endpoint(local, &l) || !parse_endpoint(remote, &r))

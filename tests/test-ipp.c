@@ -789,6 +789,68 @@ START_TEST(test_peer_is_owner) {
 }
 END_TEST
 
+static ssize_t append_bytes(void *context, ipp_uchar_t *buffer, size_t bytes) {
+  g_byte_array_append(context, buffer, (guint)bytes);
+  return (ssize_t)bytes;
+}
+
+/* A child as uid sends a whole Print-Job naming user, then hangs up at
+ * once: its socket is left without an owner process (uid 0 in the kernel's
+ * table), which must not pass for the print system. */
+static void print_and_hang_up(uid_t uid, const char *user) {
+  g_autofree char *pdf = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TEST_PDF, &pdf, &len, NULL));
+  ipp_t *request = new_request(IPP_OP_PRINT_JOB, user);
+  GByteArray *ipp = g_byte_array_new();
+  ippSetState(request, IPP_STATE_IDLE);
+  ck_assert_int_eq(ippWriteIO(ipp, append_bytes, 1, NULL, request), IPP_STATE_DATA);
+  ippDelete(request);
+  g_autofree char *head = g_strdup_printf(
+    "POST /ipp/print HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/ipp\r\n"
+    "Content-Length: %zu\r\n\r\n", (size_t)ipp->len + len);
+  int port = kcps_ipp_server_port(server);
+
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    if (setgid(uid) != 0 || setuid(uid) != 0)
+      _exit(2);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0)
+      _exit(3);
+    (void)!send(fd, head, strlen(head), MSG_NOSIGNAL);
+    (void)!send(fd, ipp->data, ipp->len, MSG_NOSIGNAL);
+    (void)!send(fd, pdf, len, MSG_NOSIGNAL);
+    close(fd);
+    _exit(0);
+  }
+  int status = -1;
+  waitpid(pid, &status, 0);
+  g_byte_array_unref(ipp);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sender child failed (%d)",
+                status);
+}
+
+START_TEST(test_hang_up_is_not_root) {
+  if (getuid() != 0) {
+    fprintf(stderr, "not root: cannot act as another uid; skipped\n");
+    return;
+  }
+  for (int i = 0; i < 5; i++)
+    print_and_hang_up(1, "nobody");
+  /* Freeing the server waits for the requests in progress. */
+  kcps_ipp_server_free(server);
+  server = NULL;
+  GPtrArray *jobs = kcps_spool_list_jobs(spool, 65534, NULL);
+  ck_assert_msg(jobs->len == 0, "a sender that hung up got %u jobs into nobody's spool",
+                jobs->len);
+  g_ptr_array_unref(jobs);
+}
+END_TEST
+
 static void setup_user_mode(void) {
   setup_spool();
   start_server(true, 65534);
@@ -928,6 +990,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_jobs);
   tcase_add_test(tc, test_peer_is_owner);
+  tcase_add_test(tc, test_hang_up_is_not_root);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("user-mode");
