@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # A real CUPS queue to the virtual printer: a private cupsd builds a
 # driverless queue (lpadmin -m everywhere) against kcps-ipp-serve, then
 # `lp` must deliver a PDF that lands in the spool as a job of the sender.
@@ -8,7 +8,8 @@ set -u
 BUILD=${1:?usage: cups-queue.sh BUILD_DIR}
 SERVE="$BUILD/ipp/kcps-ipp-serve"
 PDF=/usr/share/cups/data/default-testpage.pdf
-PY=/usr/bin/python3
+# free_port from the shared helpers (bash, no options of its own).
+. "$(dirname "$0")/lib.sh"
 
 for tool in cupsd lpadmin lp lpstat; do
   command -v "$tool" >/dev/null 2>&1 || { echo "SKIP: $tool not installed"; exit 77; }
@@ -34,7 +35,7 @@ fail() {
 }
 
 # Waits up to $1 tenths of a second for the command in $2... to succeed.
-wait_for() {
+poll_for() {
   n=$1; shift
   while [ "$n" -gt 0 ]; do
     "$@" >/dev/null 2>&1 && return 0
@@ -47,11 +48,11 @@ wait_for() {
 # 1. The virtual printer on a free port.
 "$SERVE" --spool "$D/spool" --port 0 >"$D/serve.out" 2>"$D/serve.err" &
 SERVE_PID=$!
-wait_for 100 grep -q '^port ' "$D/serve.out" || fail "kcps-ipp-serve did not start"
+poll_for 100 grep -q '^port ' "$D/serve.out" || fail "kcps-ipp-serve did not start"
 PORT=$(awk '/^port /{print $2}' "$D/serve.out")
 
 # 2. A private cupsd on another free port.
-CPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CPORT=$(free_port) || fail "no free port for cupsd"
 mkdir -p "$D/log" "$D/cache" "$D/state/certs" "$D/requests" "$D/tmp" "$D/ppd"
 chmod 1777 "$D/tmp"
 cat >"$D/cupsd.conf" <<CONF
@@ -85,7 +86,7 @@ CONF
 cupsd -f -c "$D/cupsd.conf" -s "$D/cups-files.conf" >"$D/log/cupsd.out" 2>&1 &
 CUPSD_PID=$!
 export CUPS_SERVER="localhost:$CPORT"
-wait_for 150 sh -c 'lpstat -r 2>/dev/null | grep -qx "scheduler is running"' ||
+poll_for 150 sh -c 'lpstat -r 2>/dev/null | grep -qx "scheduler is running"' ||
   fail "cupsd did not start"
 
 # 3. The driverless queue (CUPS asks the printer for its attributes now).
@@ -98,7 +99,7 @@ USER_NAME=nobody
 USER_UID=$(id -u "$USER_NAME") || fail "no account $USER_NAME"
 OUT=$(lp -U "$USER_NAME" -d KCPS -t "cups queue test" "$PDF" 2>&1) || fail "lp: $OUT"
 echo "$OUT"
-wait_for 600 grep -q '^job ' "$D/serve.out" || fail "no job reached the virtual printer in 60 s"
+poll_for 600 grep -q '^job ' "$D/serve.out" || fail "no job reached the virtual printer in 60 s"
 LINE=$(grep '^job ' "$D/serve.out" | head -n 1)
 echo "spooled: $LINE"
 set -- $LINE
@@ -108,7 +109,7 @@ set -- $LINE
 head -c 5 "$D/spool/$USER_UID/$2.pdf" | grep -q '%PDF-' || fail "spooled file is not a PDF"
 
 # 5. CUPS sees the job finished (the printer reports it completed).
-wait_for 600 sh -c 'lpstat -W completed -o KCPS | grep -q KCPS' ||
+poll_for 600 sh -c 'lpstat -W completed -o KCPS | grep -q KCPS' ||
   fail "CUPS did not see the job completed within 60 s"
 if lpstat -o KCPS 2>/dev/null | grep -q KCPS; then
   fail "job still queued in CUPS"
