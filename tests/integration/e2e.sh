@@ -224,8 +224,20 @@ case "$PULL_URL" in
 esac
 
 # --- at the MFP ---------------------------------------------------------------
-MFP=("$MFP_BIN" --server "$KCPS_SERVER_URL" --server-ca "$SERVER_CA" --device MFP-1
-  --secret-file "$DATA/MFP-1.secret")
+# mfp ARGS...: kcps-mfp-sim as MFP-1; its output also goes to mfp-all.log,
+# which is searched for secrets at the end.
+mfp() {
+  local out rc
+  out=$(mktemp "$TMP/mfp.XXXXXX")
+  "$MFP_BIN" --server "$KCPS_SERVER_URL" --server-ca "$SERVER_CA" --device MFP-1 \
+    --secret-file "$DATA/MFP-1.secret" "$@" >"$out" 2>&1
+  rc=$?
+  cat "$out" >>"$TMP/mfp-all.log"
+  cat "$out"
+  rm -f "$out"
+  return $rc
+}
+MFP=(mfp)
 
 if out=$("${MFP[@]}" jobs --pin 4321 2>&1); then
   line=$(printf '%s\n' "$out" | awk -F'\t' -v id="$SERVER_JOB" '$1 == id')
@@ -416,5 +428,25 @@ case "$(server_field "$TAMPERED" state)" in
   *) fail "server state of the tampered job: got '$(server_field "$TAMPERED" state)'," \
     "expected failed or waiting" ;;
 esac
+
+# --- no secret in any output or log ----------------------------------------------
+# secret_absent WHAT SECRET FILE...: passes when SECRET appears in none of the files.
+secret_absent() {
+  local what=$1 secret=$2 found
+  shift 2
+  [ -n "$secret" ] || { fail "$what: nothing to look for"; return; }
+  found=$(grep -lF -- "$secret" "$@" 2>/dev/null)
+  if [ -z "$found" ]; then pass "$what appears in no output or log"; else fail "$what found in: $found"; fi
+}
+PEER_LOGS=("$TMP/kcpsd/kcpsd.log" "$TMP/printer/ippeveprinter.log" "$TMP/cups/logs/error_log"
+  "$TMP/cups/logs/access_log" "$TMP/mfp-all.log")
+# The server prints the demo credentials once at start, by design; nothing else.
+grep -vE '^[^ ]+ (password|device secret): ' "$TMP/kcps-server.log" >"$TMP/kcps-server.log.rest"
+secret_absent "alice's password" "$ALICE_PASSWORD" "${PEER_LOGS[@]}" "$TMP/kcps-server.log.rest"
+secret_absent "the device secret" "$(cat "$DATA/MFP-1.secret")" "${PEER_LOGS[@]}" \
+  "$TMP/kcps-server.log.rest"
+secret_absent "the used ticket" "$(cat "$TICKET_FILE" 2>/dev/null)" "${PEER_LOGS[@]}" \
+  "$TMP/kcps-server.log"
+secret_absent "alice's server token" "$ALICE_TOKEN" "${PEER_LOGS[@]}" "$TMP/kcps-server.log"
 
 [ "$FAILED" -eq 0 ]
