@@ -249,6 +249,32 @@ static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_i
   return fflush(stdout) == 0;
 }
 
+/* ticket: asks for a ticket and only saves it, so a test can present it
+ * where it does not belong (another job's pull URL). */
+static bool command_ticket(kcps_mfp_t *mfp, const options_t *o, const char *job_id,
+                           GError **error)
+{
+  if (!o->save_ticket) {
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE, "ticket needs --save-ticket FILE");
+    return false;
+  }
+  const char *pin = pin_of(o, error);
+  if (!pin || !kcps__mfp_login(mfp, pin, error))
+    return false;
+  g_autofree char *ticket = NULL, *pull_url = NULL, *pull_pin = NULL;
+  if (!kcps__mfp_get_ticket(mfp, job_id, &ticket, &pull_url, &pull_pin, error))
+    return false;
+  bool ok = g_file_set_contents_full(o->save_ticket, ticket, -1,
+                                     G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
+  explicit_bzero(ticket, strlen(ticket));
+  if (!ok) {
+    g_prefix_error(error, "cannot save the ticket: ");
+    return false;
+  }
+  printf("ticket for %s saved to %s (pull_url %s)\n", job_id, o->save_ticket, pull_url);
+  return fflush(stdout) == 0;
+}
+
 /* pull: one pull with a given ticket into --out, for the single-use test. */
 static bool command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id,
                          GError **error)
@@ -336,7 +362,7 @@ int main(int argc, char **argv)
      "PIN"},
     {"to", 0, 0, G_OPTION_ARG_STRING, &o.to, "print: the IPP printer URI", "URI"},
     {"save-ticket", 0, 0, G_OPTION_ARG_FILENAME, &o.save_ticket,
-     "print: write the ticket used to FILE (0600)", "FILE"},
+     "print, ticket: write the ticket (used) to FILE (0600)", "FILE"},
     {"ticket-file", 0, 0, G_OPTION_ARG_FILENAME, &o.ticket_file,
      "pull: the ticket to present", "FILE"},
     {"out", 0, 0, G_OPTION_ARG_FILENAME, &o.out, "pull: where to write the document", "FILE"},
@@ -348,7 +374,8 @@ int main(int argc, char **argv)
      "print: give up after this many seconds (default 120)", "SECONDS"},
     G_OPTION_ENTRY_NULL,
   };
-  g_autoptr(GOptionContext) context = g_option_context_new("jobs | print JOB | pull JOB");
+  g_autoptr(GOptionContext) context =
+      g_option_context_new("jobs | print JOB | pull JOB | ticket JOB");
   g_autoptr(GError) error = NULL;
   kcps_mfp_t mfp = {0};
   bool ok = false;
@@ -364,11 +391,13 @@ int main(int argc, char **argv)
   }
   const char *command = argc > 1 ? argv[1] : NULL;
   const char *job_id = argc > 2 ? argv[2] : NULL;
-  bool needs_job = command && (strcmp(command, "print") == 0 || strcmp(command, "pull") == 0);
+  bool needs_job = command && (strcmp(command, "print") == 0 || strcmp(command, "pull") == 0 ||
+                               strcmp(command, "ticket") == 0);
   if (!command || (strcmp(command, "jobs") != 0 && !needs_job) || (needs_job && !job_id) ||
       argc > (needs_job ? 3 : 2)) {
     g_printerr("kcps-mfp-sim: usage: kcps-mfp-sim --server URL [--server-ca FILE] "
-               "--device NAME --secret-file FILE jobs|print JOB|pull JOB [options]\n");
+               "--device NAME --secret-file FILE jobs|print JOB|pull JOB|ticket JOB "
+               "[options]\n");
     options_clear(&o);
     return 2;
   }
@@ -378,6 +407,8 @@ int main(int argc, char **argv)
       ok = command_jobs(&mfp, &o, &error);
     else if (strcmp(command, "print") == 0)
       ok = command_print(&mfp, &o, job_id, &error);
+    else if (strcmp(command, "ticket") == 0)
+      ok = command_ticket(&mfp, &o, job_id, &error);
     else
       ok = command_pull(&mfp, &o, job_id, &error);
   }

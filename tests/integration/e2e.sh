@@ -373,6 +373,23 @@ TAMPERED=$(spool_field "e2e tampered" server_id)
 check_eq "pages of the 1-page and 3-page jobs" \
   "$(spool_field "e2e busy one" pages) $(spool_field "e2e busy two" pages)" "1 3"
 
+# A ticket for one job does not open another job's document.
+SERVER_JOBS=$(api GET /api/v1/jobs) || fail "GET /api/v1/jobs: $SERVER_JOBS"
+if out=$("${MFP[@]}" ticket "$BUSY_ONE" --pin 4321 --save-ticket "$TMP/ticket-one" 2>&1); then
+  if out=$("${MFP[@]}" pull "$BUSY_TWO" --ticket-file "$TMP/ticket-one" --out "$TMP/other.pdf" \
+    --pull-url "$(server_field "$BUSY_TWO" pull_url)" \
+    --pull-pin "$(server_field "$BUSY_TWO" pull_pin)" 2>&1); then
+    fail "a ticket for one job pulled another job: $out"
+  else
+    case "$out" in
+      *"HTTP 401"*) pass "a ticket for another job is refused ($out)" ;;
+      *) fail "ticket for another job: refused, but not with 401: $out" ;;
+    esac
+  fi
+else
+  fail "kcps-mfp-sim ticket: $out"
+fi
+
 busy_before=$(grep -c 'server-error-busy' "$TMP/printer/ippeveprinter.log")
 "${MFP[@]}" print "$BUSY_ONE" --pin 4321 --to "$IPPEVE_URI" >"$TMP/busy-one.out" 2>&1 &
 pid_one=$!
