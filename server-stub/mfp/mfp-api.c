@@ -40,8 +40,7 @@ void kcps__mfp_job_free(kcps_mfp_job_t *job)
  * *code gets the server's error code when there is one. Returns the answer's
  * node (caller unrefs). */
 static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
-                      const char *bearer, JsonNode *body, const char *what, char **code,
-                      GError **error)
+                      const char *bearer, JsonNode *body, const char *what, GError **error)
 {
   g_autofree char *url = g_strconcat(mfp->server, path, NULL);
   kcps_http_opts_t opts = {
@@ -55,11 +54,13 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
   kcps_net_status_t net = kcps_http_call_json(method, url, &opts, body, &status, &answer,
                                               &local);
 
-  if (code && answer && JSON_NODE_HOLDS_OBJECT(answer)) {
-    const char *c = kcps_json_string(json_node_get_object(answer), "error");
-    *code = g_strdup(c);
-  }
   if (net != KCPS_NET_OK) {
+    /* The error code (e.g. invalid_pin) tells which refusal it was. */
+    g_autofree char *code = NULL;
+    if (answer && JSON_NODE_HOLDS_OBJECT(answer)) {
+      const char *c = kcps_json_string(json_node_get_object(answer), "error");
+      code = c ? g_strdup_printf(" (%s)", c) : NULL;
+    }
     if (answer)
       json_node_unref(answer);
     if (status == 0 && net == KCPS_NET_RETRY)
@@ -70,8 +71,8 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s failed: %s", what,
                   local ? local->message : "no answer");
     else
-      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s refused (HTTP %ld): %s", what,
-                  status, local ? local->message : "no message");
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s refused (HTTP %ld): %s%s",
+                  what, status, local ? local->message : "no message", code ? code : "");
     g_clear_error(&local);
     return NULL;
   }
@@ -119,12 +120,10 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
 {
   g_autoptr(JsonNode) body = NULL;
   g_autoptr(JsonNode) answer = NULL;
-  g_autofree char *code = NULL;
 
   /* The device first: its secret buys a device session. */
   body = object_of_strings("device", mfp->device, "secret", mfp->secret, NULL);
-  answer = call(mfp, "POST", "/api/v1/device/login", NULL, body, "device login", NULL,
-                error);
+  answer = call(mfp, "POST", "/api/v1/device/login", NULL, body, "device login", error);
   if (!answer)
     return false;
   mfp->device_token = required_string(json_node_get_object(answer), "token",
@@ -137,12 +136,9 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
   /* Then the user at the panel, by PIN, on the device session. */
   body = object_of_strings("pin", pin, NULL);
   answer = call(mfp, "POST", "/api/v1/device/pin-login", mfp->device_token, body,
-                "PIN login", &code, error);
-  if (!answer) {
-    if (code && strcmp(code, "invalid_pin") == 0)
-      g_prefix_error(error, "wrong PIN: ");
+                "PIN login", error);
+  if (!answer)
     return false;
-  }
   JsonObject *obj = json_node_get_object(answer);
   mfp->user_token = required_string(obj, "token", "PIN login", error);
   if (!mfp->user_token)
@@ -185,7 +181,7 @@ static kcps_mfp_job_t *job_from_json(JsonObject *obj, GError **error)
 GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
 {
   g_autoptr(JsonNode) answer = call(mfp, "GET", "/api/v1/device/jobs", mfp->user_token, NULL,
-                                    "job list", NULL, error);
+                                    "job list", error);
   if (!answer)
     return NULL;
   JsonNode *jobs = json_object_get_member(json_node_get_object(answer), "jobs");
@@ -220,7 +216,7 @@ bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket,
   g_autoptr(JsonNode) body = json_node_new(JSON_NODE_OBJECT);
   json_node_take_object(body, json_object_new());
   g_autoptr(JsonNode) answer = call(mfp, "POST", path, mfp->user_token, body,
-                                    "ticket", NULL, error);
+                                    "ticket", error);
   if (!answer)
     return false;
   JsonObject *obj = json_node_get_object(answer);
