@@ -12,7 +12,7 @@ PDF=/usr/share/cups/data/default-testpage.pdf
 . "$(dirname "$0")/lib.sh"
 
 for tool in cupsd lpadmin lp lpstat; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "SKIP: $tool not installed"; exit 77; }
+  command -v "$tool" >/dev/null 2>&1 || { echo "FAIL: $tool not installed (make test installs it)"; exit 1; }
 done
 [ -x "$SERVE" ] || { echo "SKIP: $SERVE not built"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: a private cupsd needs root here"; exit 77; }
