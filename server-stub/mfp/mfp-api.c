@@ -8,9 +8,14 @@
 
 #include "common/json-util.h"
 
-G_DEFINE_QUARK(kcps-mfp-error-quark, kcps__mfp_error)
+GQuark
+kcps__mfp_error_quark(void)
+{
+  return g_quark_from_static_string("kcps-mfp-error-quark");
+}
 
-void kcps__mfp_clear(kcps_mfp_t *mfp)
+void
+kcps__mfp_clear(kcps_mfp_t *mfp)
 {
   if (mfp->secret)
     explicit_bzero(mfp->secret, strlen(mfp->secret));
@@ -23,7 +28,8 @@ void kcps__mfp_clear(kcps_mfp_t *mfp)
   g_clear_pointer(&mfp->user_email, g_free);
 }
 
-void kcps__mfp_job_free(kcps_mfp_job_t *job)
+void
+kcps__mfp_job_free(kcps_mfp_job_t *job)
 {
   if (!job)
     return;
@@ -39,20 +45,20 @@ void kcps__mfp_job_free(kcps_mfp_job_t *job)
  * error says what was refused, the HTTP status and the server's message;
  * *code gets the server's error code when there is one. Returns the answer's
  * node (caller unrefs). */
-static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
-                      const char *bearer, JsonNode *body, const char *what, GError **error)
+static JsonNode *
+call(kcps_mfp_t *mfp, const char *method, const char *path, const char *bearer, JsonNode *body,
+     const char *what, GError **error)
 {
   g_autofree char *url = g_strconcat(mfp->server, path, NULL);
   kcps_http_opts_t opts = {
-    .ca_file = mfp->server_ca,
-    .bearer = bearer,
-    .timeout_s = mfp->timeout_s,
+      .ca_file = mfp->server_ca,
+      .bearer = bearer,
+      .timeout_s = mfp->timeout_s,
   };
   long status = 0;
   JsonNode *answer = NULL;
   GError *local = NULL;
-  kcps_net_status_t net = kcps_http_call_json(method, url, &opts, body, &status, &answer,
-                                              &local);
+  kcps_net_status_t net = kcps_http_call_json(method, url, &opts, body, &status, &answer, &local);
 
   if (net != KCPS_NET_OK) {
     /* The error code (e.g. invalid_pin) tells which refusal it was. */
@@ -71,8 +77,8 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s failed: %s", what,
                   local ? local->message : "no answer");
     else
-      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s refused (HTTP %ld): %s%s",
-                  what, status, local ? local->message : "no message", code ? code : "");
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "%s refused (HTTP %ld): %s%s", what,
+                  status, local ? local->message : "no message", code ? code : "");
     g_clear_error(&local);
     return NULL;
   }
@@ -88,7 +94,8 @@ static JsonNode *call(kcps_mfp_t *mfp, const char *method, const char *path,
 }
 
 /* A JSON object node with string members from name/value pairs (NULL-ended). */
-static JsonNode *object_of_strings(const char *first_name, ...)
+static JsonNode *
+object_of_strings(const char *first_name, ...)
 {
   JsonObject *obj = json_object_new();
   va_list ap;
@@ -103,8 +110,8 @@ static JsonNode *object_of_strings(const char *first_name, ...)
 }
 
 /* A required string member of an answer, or an error naming it. */
-static char *required_string(JsonObject *obj, const char *name, const char *what,
-                             GError **error)
+static char *
+required_string(JsonObject *obj, const char *name, const char *what, GError **error)
 {
   const char *value = kcps_json_string(obj, name);
 
@@ -116,7 +123,8 @@ static char *required_string(JsonObject *obj, const char *name, const char *what
   return g_strdup(value);
 }
 
-bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
+bool
+kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
 {
   g_autoptr(JsonNode) body = NULL;
   g_autoptr(JsonNode) answer = NULL;
@@ -126,8 +134,7 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
   answer = call(mfp, "POST", "/api/v1/device/login", NULL, body, "device login", error);
   if (!answer)
     return false;
-  mfp->device_token = required_string(json_node_get_object(answer), "token",
-                                      "device login", error);
+  mfp->device_token = required_string(json_node_get_object(answer), "token", "device login", error);
   if (!mfp->device_token)
     return false;
   g_clear_pointer(&body, json_node_unref);
@@ -135,8 +142,8 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
 
   /* Then the user at the panel, by PIN, on the device session. */
   body = object_of_strings("pin", pin, NULL);
-  answer = call(mfp, "POST", "/api/v1/device/pin-login", mfp->device_token, body,
-                "PIN login", error);
+  answer =
+      call(mfp, "POST", "/api/v1/device/pin-login", mfp->device_token, body, "PIN login", error);
   if (!answer)
     return false;
   JsonObject *obj = json_node_get_object(answer);
@@ -157,7 +164,8 @@ bool kcps__mfp_login(kcps_mfp_t *mfp, const char *pin, GError **error)
 }
 
 /* A job from its JSON object; NULL + error when a needed member is missing. */
-static kcps_mfp_job_t *job_from_json(JsonObject *obj, GError **error)
+static kcps_mfp_job_t *
+job_from_json(JsonObject *obj, GError **error)
 {
   g_autoptr(GError) local = NULL;
   kcps_mfp_job_t *job = g_new0(kcps_mfp_job_t, 1);
@@ -178,10 +186,11 @@ static kcps_mfp_job_t *job_from_json(JsonObject *obj, GError **error)
   return job;
 }
 
-GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
+GPtrArray *
+kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
 {
-  g_autoptr(JsonNode) answer = call(mfp, "GET", "/api/v1/device/jobs", mfp->user_token, NULL,
-                                    "job list", error);
+  g_autoptr(JsonNode) answer =
+      call(mfp, "GET", "/api/v1/device/jobs", mfp->user_token, NULL, "job list", error);
   if (!answer)
     return NULL;
   JsonNode *jobs = json_object_get_member(json_node_get_object(answer), "jobs");
@@ -191,8 +200,7 @@ GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
     return NULL;
   }
   JsonArray *array = json_node_get_array(jobs);
-  g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(
-      (GDestroyNotify)kcps__mfp_job_free);
+  g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func((GDestroyNotify)kcps__mfp_job_free);
   for (guint i = 0; i < json_array_get_length(array); i++) {
     JsonNode *element = json_array_get_element(array, i);
     if (!JSON_NODE_HOLDS_OBJECT(element)) {
@@ -208,15 +216,15 @@ GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error)
   return g_steal_pointer(&list);
 }
 
-bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket,
-                          char **pull_url, char **pull_pin, GError **error)
+bool
+kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket, char **pull_url,
+                     char **pull_pin, GError **error)
 {
   g_autofree char *escaped = g_uri_escape_string(job_id, NULL, false);
   g_autofree char *path = g_strdup_printf("/api/v1/device/jobs/%s/ticket", escaped);
   g_autoptr(JsonNode) body = json_node_new(JSON_NODE_OBJECT);
   json_node_take_object(body, json_object_new());
-  g_autoptr(JsonNode) answer = call(mfp, "POST", path, mfp->user_token, body,
-                                    "ticket", error);
+  g_autoptr(JsonNode) answer = call(mfp, "POST", path, mfp->user_token, body, "ticket", error);
   if (!answer)
     return false;
   JsonObject *obj = json_node_get_object(answer);
@@ -235,8 +243,9 @@ bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket,
   return true;
 }
 
-bool kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool completed,
-                        GError **error)
+bool
+kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool completed,
+                   GError **error)
 {
   g_autofree char *escaped = g_uri_escape_string(job_id, NULL, false);
   g_autofree char *path = g_strdup_printf("/api/v1/device/jobs/%s/log", escaped);
@@ -251,9 +260,9 @@ bool kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool 
   /* A 201 may come without a body: only the status matters here. */
   g_autofree char *url = g_strconcat(mfp->server, path, NULL);
   kcps_http_opts_t opts = {
-    .ca_file = mfp->server_ca,
-    .bearer = mfp->user_token,
-    .timeout_s = mfp->timeout_s,
+      .ca_file = mfp->server_ca,
+      .bearer = mfp->user_token,
+      .timeout_s = mfp->timeout_s,
   };
   long status = 0;
   g_autoptr(JsonNode) answer = NULL;
@@ -271,7 +280,8 @@ bool kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool 
 /* The "message" of a small JSON error body left in fd by a refused pull;
  * NULL when the body is not one. Never returns document bytes: only a
  * JSON object's message member. */
-static char *error_body_message(int fd)
+static char *
+error_body_message(int fd)
 {
   char buf[4096];
   off_t end = lseek(fd, 0, SEEK_END);
@@ -293,14 +303,15 @@ static char *error_body_message(int fd)
   return code ? g_strdup_printf("%s (%s)", message, code) : g_strdup(message);
 }
 
-bool kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *ticket, int fd,
-                    long timeout_s, GError **error)
+bool
+kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *ticket, int fd,
+               long timeout_s, GError **error)
 {
   g_autofree char *authorization = g_strconcat("KCPS-Ticket ", ticket, NULL);
   kcps_http_opts_t opts = {
-    .pinned_key = pull_pin,
-    .authorization = authorization,
-    .timeout_s = timeout_s,
+      .pinned_key = pull_pin,
+      .authorization = authorization,
+      .timeout_s = timeout_s,
   };
   long status = 0;
   GError *local = NULL;
@@ -317,11 +328,11 @@ bool kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *tick
   if (message && (!local || !strstr(local->message, message)))
     detail = message;
   if (status == 0)
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PULL, "pull from %s failed: %s",
-                pull_url, detail);
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PULL, "pull from %s failed: %s", pull_url,
+                detail);
   else
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PULL, "pull refused (HTTP %ld): %s",
-                status, detail);
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PULL, "pull refused (HTTP %ld): %s", status,
+                detail);
   g_clear_error(&local);
   return false;
 }

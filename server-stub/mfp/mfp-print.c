@@ -18,7 +18,8 @@
 #define MAX_FAILED_POLLS 5
 
 /* Statuses after which the same request may succeed a little later. */
-static bool is_temporary(ipp_status_t status)
+static bool
+is_temporary(ipp_status_t status)
 {
   return status == IPP_STATUS_ERROR_BUSY || status == IPP_STATUS_ERROR_SERVICE_UNAVAILABLE ||
          status == IPP_STATUS_ERROR_TEMPORARY;
@@ -27,9 +28,9 @@ static bool is_temporary(ipp_status_t status)
 /* One Print-Job: sends the request and streams the file. Returns the
  * printer's response (caller ippDeletes) or NULL when the exchange itself
  * failed; *status gets the IPP status either way. */
-static ipp_t *send_print_job(http_t *http, const char *uri, const char *resource,
-                             const char *path, const char *job_name, const char *user_name,
-                             ipp_status_t *status, GError **error)
+static ipp_t *
+send_print_job(http_t *http, const char *uri, const char *resource, const char *path,
+               const char *job_name, const char *user_name, ipp_status_t *status, GError **error)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
@@ -44,8 +45,7 @@ static ipp_t *send_print_job(http_t *http, const char *uri, const char *resource
 
   ipp_t *request = ippNewRequest(IPP_OP_PRINT_JOB);
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", NULL, uri);
-  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL,
-               user_name);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL, user_name);
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "job-name", NULL, job_name);
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
                "application/pdf");
@@ -65,9 +65,8 @@ static ipp_t *send_print_job(http_t *http, const char *uri, const char *resource
   ippDelete(request);
   *status = cupsLastError();
   if (!response && !is_temporary(*status)) {
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
-                "printer refused the job: %s (%s)", ippErrorString(*status),
-                cupsLastErrorString());
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER, "printer refused the job: %s (%s)",
+                ippErrorString(*status), cupsLastErrorString());
     return NULL;
   }
   return response;
@@ -75,9 +74,10 @@ static ipp_t *send_print_job(http_t *http, const char *uri, const char *resource
 
 /* One Get-Job-Attributes. Returns false + error when the printer does not
  * answer it; else the job's state and impressions so far. */
-static bool get_job_state(http_t *http, const char *uri, const char *resource, int job_id,
-                          const char *user_name, ipp_jstate_t *state, int *impressions,
-                          char **state_message, GError **error)
+static bool
+get_job_state(http_t *http, const char *uri, const char *resource, int job_id,
+              const char *user_name, ipp_jstate_t *state, int *impressions, char **state_message,
+              GError **error)
 {
   static const char *const wanted[] = {"job-state", "job-state-reasons", "job-state-message",
                                        "job-impressions-completed"};
@@ -85,8 +85,7 @@ static bool get_job_state(http_t *http, const char *uri, const char *resource, i
 
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", NULL, uri);
   ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
-  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL,
-               user_name);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL, user_name);
   ippAddStrings(request, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes",
                 (int)G_N_ELEMENTS(wanted), NULL, wanted);
 
@@ -115,8 +114,8 @@ static bool get_job_state(http_t *http, const char *uri, const char *resource, i
   return true;
 }
 
-static http_t *connect_printer(const char *host, int port, http_encryption_t encryption,
-                               GError **error)
+static http_t *
+connect_printer(const char *host, int port, http_encryption_t encryption, GError **error)
 {
   http_t *http = httpConnect2(host, port, NULL, AF_UNSPEC, encryption, 1, 30000, NULL);
 
@@ -126,18 +125,17 @@ static http_t *connect_printer(const char *host, int port, http_encryption_t enc
   return http;
 }
 
-bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_name,
-                          const char *user_name, long timeout_s,
-                          kcps_mfp_print_result_t *result, GError **error)
+bool
+kcps__mfp_print_file(const char *uri, const char *path, const char *job_name, const char *user_name,
+                     long timeout_s, kcps_mfp_print_result_t *result, GError **error)
 {
   char scheme[32], userpass[256], host[256], resource[1024];
   int port = 0;
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
 
   memset(result, 0, sizeof *result);
-  if (httpSeparateURI(HTTP_URI_CODING_ALL, uri, scheme, sizeof scheme, userpass,
-                      sizeof userpass, host, sizeof host, &port, resource,
-                      sizeof resource) < HTTP_URI_STATUS_OK ||
+  if (httpSeparateURI(HTTP_URI_CODING_ALL, uri, scheme, sizeof scheme, userpass, sizeof userpass,
+                      host, sizeof host, &port, resource, sizeof resource) < HTTP_URI_STATUS_OK ||
       (strcmp(scheme, "ipp") != 0 && strcmp(scheme, "ipps") != 0)) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE,
                 "--to %s is not an ipp:// or ipps:// printer URI", uri);
@@ -177,8 +175,8 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
     return false;
   if (status > IPP_STATUS_OK_CONFLICTING) {
     ipp_attribute_t *message = ippFindAttribute(response, "status-message", IPP_TAG_TEXT);
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
-                "printer refused the job: %s (%s)", ippErrorString(status),
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER, "printer refused the job: %s (%s)",
+                ippErrorString(status),
                 message ? ippGetString(message, 0, NULL) : "no status-message");
     ippDelete(response);
     return false;
@@ -210,16 +208,15 @@ bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_nam
     } else {
       g_clear_pointer(&http, httpClose);
       if (++failed_polls >= MAX_FAILED_POLLS) {
-        g_propagate_prefixed_error(error, poll_error, "%d polls failed in a row: ",
-                                   failed_polls);
+        g_propagate_prefixed_error(error, poll_error, "%d polls failed in a row: ", failed_polls);
         return false;
       }
       g_error_free(poll_error);
     }
     if (g_get_monotonic_time() + POLL_INTERVAL_US > deadline) {
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PRINTER,
-                  "printer job %d not finished after %ld s (state %s)",
-                  result->printer_job_id, timeout_s, ippEnumString("job-state", (int)state));
+                  "printer job %d not finished after %ld s (state %s)", result->printer_job_id,
+                  timeout_s, ippEnumString("job-state", (int)state));
       if (http)
         httpClose(http);
       return false;

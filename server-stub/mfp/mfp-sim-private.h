@@ -58,8 +58,8 @@ GPtrArray *kcps__mfp_list_jobs(kcps_mfp_t *mfp, GError **error);
 
 /* Asks for a pull ticket for job_id. On success *ticket, *pull_url and
  * *pull_pin are set (caller g_frees each). */
-bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket,
-                          char **pull_url, char **pull_pin, GError **error);
+bool kcps__mfp_get_ticket(kcps_mfp_t *mfp, const char *job_id, char **ticket, char **pull_url,
+                          char **pull_pin, GError **error);
 
 /* Posts the job log: completed or failed, with the pages printed. */
 bool kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool completed,
@@ -73,7 +73,7 @@ bool kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *tick
 /* What the printer said about a job it printed. */
 typedef struct kcps_mfp_print_result_s {
   int printer_job_id;
-  int impressions;   /* job-impressions-completed, 0 when not reported */
+  int impressions; /* job-impressions-completed, 0 when not reported */
 } kcps_mfp_print_result_t;
 
 /* Sends the PDF at path to the IPP printer at uri with Print-Job (retrying
@@ -81,7 +81,7 @@ typedef struct kcps_mfp_print_result_s {
  * Gives up after timeout_s seconds in all. False + error naming the
  * printer's status and message when it refuses, aborts or cancels. */
 bool kcps__mfp_print_file(const char *uri, const char *path, const char *job_name,
-                          const char *user_name, long timeout_s,
-                          kcps_mfp_print_result_t *result, GError **error);
+                          const char *user_name, long timeout_s, kcps_mfp_print_result_t *result,
+                          GError **error);
 
 G_END_DECLS

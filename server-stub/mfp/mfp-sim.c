@@ -28,7 +28,8 @@ typedef struct options_s {
   int timeout_s;
 } options_t;
 
-static void options_clear(options_t *o)
+static void
+options_clear(options_t *o)
 {
   if (o->pin)
     explicit_bzero(o->pin, strlen(o->pin));
@@ -47,7 +48,8 @@ static void options_clear(options_t *o)
 
 /* A small secret file's contents, trimmed; NULL + error when unreadable or
  * empty. */
-static char *read_secret_file(const char *path, const char *what, GError **error)
+static char *
+read_secret_file(const char *path, const char *what, GError **error)
 {
   char *text = NULL;
   gsize len = 0;
@@ -67,7 +69,8 @@ static char *read_secret_file(const char *path, const char *what, GError **error
 
 /* Fills the session from the options: the device secret comes from
  * --secret-file or KCPS_DEVICE_SECRET, never from argv. */
-static bool session_init(kcps_mfp_t *mfp, const options_t *o, GError **error)
+static bool
+session_init(kcps_mfp_t *mfp, const options_t *o, GError **error)
 {
   if (!o->server || !o->device) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE, "--server and --device are needed");
@@ -94,7 +97,8 @@ static bool session_init(kcps_mfp_t *mfp, const options_t *o, GError **error)
 }
 
 /* The PIN from --pin or KCPS_PIN; NULL + error when neither is set. */
-static const char *pin_of(const options_t *o, GError **error)
+static const char *
+pin_of(const options_t *o, GError **error)
 {
   const char *pin = o->pin ? o->pin : g_getenv("KCPS_PIN");
 
@@ -107,7 +111,8 @@ static const char *pin_of(const options_t *o, GError **error)
 }
 
 /* Device + PIN login and the job list, which every command starts with. */
-static GPtrArray *login_and_list(kcps_mfp_t *mfp, const options_t *o, GError **error)
+static GPtrArray *
+login_and_list(kcps_mfp_t *mfp, const options_t *o, GError **error)
 {
   const char *pin = pin_of(o, error);
 
@@ -116,7 +121,8 @@ static GPtrArray *login_and_list(kcps_mfp_t *mfp, const options_t *o, GError **e
   return kcps__mfp_list_jobs(mfp, error);
 }
 
-static kcps_mfp_job_t *find_job(GPtrArray *jobs, const char *id)
+static kcps_mfp_job_t *
+find_job(GPtrArray *jobs, const char *id)
 {
   for (guint i = 0; i < jobs->len; i++) {
     kcps_mfp_job_t *job = g_ptr_array_index(jobs, i);
@@ -127,7 +133,8 @@ static kcps_mfp_job_t *find_job(GPtrArray *jobs, const char *id)
 }
 
 /* A job name fit for one tab-separated line. */
-static char *printable_name(const char *name)
+static char *
+printable_name(const char *name)
 {
   char *copy = g_strdup(name ? name : "");
 
@@ -138,7 +145,8 @@ static char *printable_name(const char *name)
 }
 
 /* jobs: one line a job waiting for the user at this device. */
-static bool command_jobs(kcps_mfp_t *mfp, const options_t *o, GError **error)
+static bool
+command_jobs(kcps_mfp_t *mfp, const options_t *o, GError **error)
 {
   g_autoptr(GPtrArray) jobs = login_and_list(mfp, o, error);
 
@@ -153,7 +161,8 @@ static bool command_jobs(kcps_mfp_t *mfp, const options_t *o, GError **error)
 }
 
 /* requesting-user-name for the printer: the local part of the email. */
-static char *user_name_of(const char *email)
+static char *
+user_name_of(const char *email)
 {
   const char *at = strchr(email, '@');
 
@@ -161,7 +170,8 @@ static char *user_name_of(const char *email)
 }
 
 /* Posts a failed log after a failure, keeping the first error. */
-static void post_failed_log(kcps_mfp_t *mfp, const char *job_id)
+static void
+post_failed_log(kcps_mfp_t *mfp, const char *job_id)
 {
   g_autoptr(GError) error = NULL;
 
@@ -170,8 +180,8 @@ static void post_failed_log(kcps_mfp_t *mfp, const char *job_id)
 }
 
 /* print: ticket, pull, checksum, Print-Job, follow, job log. */
-static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_id,
-                          GError **error)
+static bool
+command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **error)
 {
   if (!o->to) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE,
@@ -183,8 +193,8 @@ static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_i
     return false;
   kcps_mfp_job_t *job = find_job(jobs, job_id);
   if (!job) {
-    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER,
-                "job %s is not waiting for %s at %s", job_id, mfp->user_email, mfp->device);
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER, "job %s is not waiting for %s at %s",
+                job_id, mfp->user_email, mfp->device);
     return false;
   }
   if (!job->sha256 || strlen(job->sha256) != 64) {
@@ -197,9 +207,8 @@ static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_i
   g_autofree char *ticket = NULL, *pull_url = NULL, *pull_pin = NULL;
   if (!kcps__mfp_get_ticket(mfp, job_id, &ticket, &pull_url, &pull_pin, error))
     return false;
-  if (o->save_ticket &&
-      !g_file_set_contents_full(o->save_ticket, ticket, -1, G_FILE_SET_CONTENTS_CONSISTENT,
-                                0600, error)) {
+  if (o->save_ticket && !g_file_set_contents_full(o->save_ticket, ticket, -1,
+                                                  G_FILE_SET_CONTENTS_CONSISTENT, 0600, error)) {
     g_prefix_error(error, "cannot save the ticket: ");
     return false;
   }
@@ -219,8 +228,8 @@ static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_i
     ok = false;
   if (ok && g_ascii_strcasecmp(sha256, job->sha256) != 0) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_CHECKSUM,
-                "checksum mismatch for job %s: pulled %s, registered %s; not printing",
-                job_id, sha256, job->sha256);
+                "checksum mismatch for job %s: pulled %s, registered %s; not printing", job_id,
+                sha256, job->sha256);
     unlink(tmp_path);
     post_failed_log(mfp, job_id);
     return false;
@@ -251,8 +260,8 @@ static bool command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_i
 
 /* ticket: asks for a ticket and only saves it, so a test can present it
  * where it does not belong (another job's pull URL). */
-static bool command_ticket(kcps_mfp_t *mfp, const options_t *o, const char *job_id,
-                           GError **error)
+static bool
+command_ticket(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **error)
 {
   if (!o->save_ticket) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE, "ticket needs --save-ticket FILE");
@@ -264,8 +273,8 @@ static bool command_ticket(kcps_mfp_t *mfp, const options_t *o, const char *job_
   g_autofree char *ticket = NULL, *pull_url = NULL, *pull_pin = NULL;
   if (!kcps__mfp_get_ticket(mfp, job_id, &ticket, &pull_url, &pull_pin, error))
     return false;
-  bool ok = g_file_set_contents_full(o->save_ticket, ticket, -1,
-                                     G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
+  bool ok = g_file_set_contents_full(o->save_ticket, ticket, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+                                     0600, error);
   explicit_bzero(ticket, strlen(ticket));
   if (!ok) {
     g_prefix_error(error, "cannot save the ticket: ");
@@ -276,8 +285,8 @@ static bool command_ticket(kcps_mfp_t *mfp, const options_t *o, const char *job_
 }
 
 /* pull: one pull with a given ticket into --out, for the single-use test. */
-static bool command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id,
-                         GError **error)
+static bool
+command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **error)
 {
   if (!o->ticket_file || !o->out) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_USAGE,
@@ -299,8 +308,8 @@ static bool command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id
     kcps_mfp_job_t *job = find_job(jobs, job_id);
     if (!job || !job->pull_url || !job->pull_pin) {
       g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_SERVER,
-                  "job %s is not waiting for %s at %s; give --pull-url and --pull-pin",
-                  job_id, mfp->user_email, mfp->device);
+                  "job %s is not waiting for %s at %s; give --pull-url and --pull-pin", job_id,
+                  mfp->user_email, mfp->device);
       return false;
     }
     g_free(pull_url);
@@ -348,31 +357,32 @@ static bool command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id
   return fflush(stdout) == 0;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
   options_t o = {0};
   GOptionEntry entries[] = {
-    {"server", 0, 0, G_OPTION_ARG_STRING, &o.server, "Server base URL", "URL"},
-    {"server-ca", 0, 0, G_OPTION_ARG_FILENAME, &o.server_ca,
-     "Trust this certificate for the server", "FILE"},
-    {"device", 0, 0, G_OPTION_ARG_STRING, &o.device, "Device name, e.g. MFP-1", "NAME"},
-    {"secret-file", 0, 0, G_OPTION_ARG_FILENAME, &o.secret_file,
-     "File holding the device secret (else env KCPS_DEVICE_SECRET)", "FILE"},
-    {"pin", 0, 0, G_OPTION_ARG_STRING, &o.pin, "User PIN at the panel (else env KCPS_PIN)",
-     "PIN"},
-    {"to", 0, 0, G_OPTION_ARG_STRING, &o.to, "print: the IPP printer URI", "URI"},
-    {"save-ticket", 0, 0, G_OPTION_ARG_FILENAME, &o.save_ticket,
-     "print, ticket: write the ticket (used) to FILE (0600)", "FILE"},
-    {"ticket-file", 0, 0, G_OPTION_ARG_FILENAME, &o.ticket_file,
-     "pull: the ticket to present", "FILE"},
-    {"out", 0, 0, G_OPTION_ARG_FILENAME, &o.out, "pull: where to write the document", "FILE"},
-    {"pull-url", 0, 0, G_OPTION_ARG_STRING, &o.pull_url,
-     "pull: the job's pull URL (else as the server lists the job)", "URL"},
-    {"pull-pin", 0, 0, G_OPTION_ARG_STRING, &o.pull_pin,
-     "pull: the pull port's key pin, sha256//...", "PIN"},
-    {"timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
-     "print: give up after this many seconds (default 120)", "SECONDS"},
-    G_OPTION_ENTRY_NULL,
+      {"server", 0, 0, G_OPTION_ARG_STRING, &o.server, "Server base URL", "URL"},
+      {"server-ca", 0, 0, G_OPTION_ARG_FILENAME, &o.server_ca,
+       "Trust this certificate for the server", "FILE"},
+      {"device", 0, 0, G_OPTION_ARG_STRING, &o.device, "Device name, e.g. MFP-1", "NAME"},
+      {"secret-file", 0, 0, G_OPTION_ARG_FILENAME, &o.secret_file,
+       "File holding the device secret (else env KCPS_DEVICE_SECRET)", "FILE"},
+      {"pin", 0, 0, G_OPTION_ARG_STRING, &o.pin, "User PIN at the panel (else env KCPS_PIN)",
+       "PIN"},
+      {"to", 0, 0, G_OPTION_ARG_STRING, &o.to, "print: the IPP printer URI", "URI"},
+      {"save-ticket", 0, 0, G_OPTION_ARG_FILENAME, &o.save_ticket,
+       "print, ticket: write the ticket (used) to FILE (0600)", "FILE"},
+      {"ticket-file", 0, 0, G_OPTION_ARG_FILENAME, &o.ticket_file, "pull: the ticket to present",
+       "FILE"},
+      {"out", 0, 0, G_OPTION_ARG_FILENAME, &o.out, "pull: where to write the document", "FILE"},
+      {"pull-url", 0, 0, G_OPTION_ARG_STRING, &o.pull_url,
+       "pull: the job's pull URL (else as the server lists the job)", "URL"},
+      {"pull-pin", 0, 0, G_OPTION_ARG_STRING, &o.pull_pin,
+       "pull: the pull port's key pin, sha256//...", "PIN"},
+      {"timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
+       "print: give up after this many seconds (default 120)", "SECONDS"},
+      G_OPTION_ENTRY_NULL,
   };
   g_autoptr(GOptionContext) context =
       g_option_context_new("jobs | print JOB | pull JOB | ticket JOB");
@@ -380,9 +390,9 @@ int main(int argc, char **argv)
   kcps_mfp_t mfp = {0};
   bool ok = false;
 
-  g_option_context_set_summary(context,
-      "A simulated HyPAS MFP: device login, PIN login, job list, pull with a\n"
-      "server-signed ticket, printing to an IPP printer, job log.");
+  g_option_context_set_summary(
+      context, "A simulated HyPAS MFP: device login, PIN login, job list, pull with a\n"
+               "server-signed ticket, printing to an IPP printer, job log.");
   g_option_context_add_main_entries(context, entries, NULL);
   if (!g_option_context_parse(context, &argc, &argv, &error)) {
     g_printerr("kcps-mfp-sim: %s\n", error->message);
