@@ -4,6 +4,7 @@
 # kcps-server → kcps-mfp-sim (PIN login, ticket, pull) → ippeveprinter → job
 # log and usage; then single-use and forged tickets.
 # Usage: e2e.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip (not root).
+# KCPS_E2E_KEEP=1 keeps the peers' logs even when everything passed.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -82,7 +83,11 @@ finish() {
     echo "e2e: logs kept in $TMP"
     exit 1
   fi
-  rm -rf "$TMP"
+  if [ -n "${KCPS_E2E_KEEP:-}" ]; then
+    echo "e2e: logs kept in $TMP (KCPS_E2E_KEEP)"
+  else
+    rm -rf "$TMP"
+  fi
   exit 0
 }
 trap finish EXIT
