@@ -31,7 +31,7 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs
 
 bench: build
-	@echo "bench: no benchmarks yet"
+	tools/bench.sh $(BUILD)
 
 fuzz: deps
 	@tools/install-deps.sh clang libclang-rt-14-dev
