@@ -11,7 +11,7 @@ PACKAGES = meson ninja-build pkg-config gcc libc6-dev \
   cups cups-client cups-ipp-utils cups-filters avahi-daemon dbus \
   ghostscript qpdf poppler-utils openssl curl ca-certificates jq sqlite3 iproute2
 
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run test test-sanitize bench fuzz clean
 
 all: build
 
@@ -29,6 +29,17 @@ run: build
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs
+	$(MAKE) test-sanitize
+
+# Unit and fuzz-replay suites again under AddressSanitizer (with leak checks)
+# and UndefinedBehaviorSanitizer; any report fails the run.
+test-sanitize: deps
+	[ -f $(BUILD)-asan/build.ninja ] || \
+	  meson setup $(BUILD)-asan $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(BUILD)-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  meson test -C $(BUILD)-asan --suite unit --suite fuzz --print-errorlogs
 
 bench: build
 	tools/bench.sh $(BUILD)
@@ -40,4 +51,4 @@ fuzz: deps
 	ninja -C build-fuzz
 
 clean:
-	rm -rf $(BUILD) build-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan build-fuzz
