@@ -4,10 +4,8 @@
  * virtual printer and the cupsd anchor, so both see the same client cost.
  *
  * usage: bench-ipp-ingest URI FILE.pdf JOBS CONCURRENCY
- * The body is chunked, as ipptool and CUPS's ipp backend send a file of
- * unknown length; BENCH_CONTENT_LENGTH=1 sends a Content-Length body
- * instead (our printer refused those when this was written: see
- * docs/bench.md).
+ * The body is chunked (as ipptool sends it); BENCH_CONTENT_LENGTH=1 sends
+ * it with a Content-Length instead (as cupsDoFileRequest does).
  * Exit 0 when every job was accepted; 1 naming the first refusal; 2 on
  * bad arguments. */
 #include <cups/cups.h>
@@ -64,7 +62,9 @@ static bool send_job(bench_t *bench, http_t *http, int n) {
   ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
                "application/pdf");
 
-  http_status_t status = cupsSendRequest(http, request, bench->resource, bench->content_length ? bench->document_size : 0);
+  /* cupsSendRequest's length is the whole body: the IPP message too. */
+  size_t length = bench->content_length ? ippLength(request) + bench->document_size : 0;
+  http_status_t status = cupsSendRequest(http, request, bench->resource, length);
   size_t off = 0;
   while (status == HTTP_STATUS_CONTINUE && off < bench->document_size) {
     size_t chunk = bench->document_size - off;
