@@ -94,7 +94,9 @@ static void *worker(void *arg) {
   http_t *http = httpConnect2(bench->host, bench->port, NULL, AF_UNSPEC, bench->encryption, 1,
                               30000, NULL);
   if (http == NULL) {
-    fail(bench, "cannot connect to %s: %s", bench->uri, cupsLastErrorString());
+    /* httpConnect2 leaves no reliable reason (errno is that of a later
+     * close), so none is made up. */
+    fail(bench, "cannot connect to %s%s", bench->uri, " (nothing listening there?)");
     return NULL;
   }
   httpSetKeepAlive(http, HTTP_KEEPALIVE_ON);
