@@ -319,6 +319,25 @@ case "$state" in
   *) fail "kcps jobs state after printing: got '$state', expected pulled or printed" ;;
 esac
 
+# A printed job leaves the device's list, and gets no new ticket.
+if out=$("${MFP[@]}" jobs --pin 4321 2>&1); then
+  if printf '%s\n' "$out" | awk -F'\t' -v id="$SERVER_JOB" '$1 == id { found = 1 } END { exit !found }'; then
+    fail "MFP-1 still lists the printed job $SERVER_JOB: $out"
+  else
+    pass "MFP-1 no longer lists the printed job"
+  fi
+else
+  fail "kcps-mfp-sim jobs after printing: $out"
+fi
+if out=$("${MFP[@]}" ticket "$SERVER_JOB" --pin 4321 --save-ticket "$TMP/ticket-printed" 2>&1); then
+  fail "a ticket was issued for a printed job: $out"
+else
+  case "$out" in
+    *conflict* | *"HTTP 404"*) pass "no ticket for a printed job ($out)" ;;
+    *) fail "ticket for a printed job: refused, but not as conflict: $out" ;;
+  esac
+fi
+
 # --- tickets are single use and cannot be forged --------------------------------
 PULL=("${MFP[@]}" pull "$SERVER_JOB" --pin 4321 --pull-url "$PULL_URL" --pull-pin "$PULL_PIN")
 if [ -s "$TICKET_FILE" ]; then
