@@ -46,21 +46,6 @@ bool kcps__local_host_ok(const char *host)
   return rest != NULL && is_port_or_empty(rest);
 }
 
-bool kcps__local_origin_ok(const char *origin)
-{
-  if (origin == NULL)
-    return false;
-  const char *rest = NULL;
-  if (g_ascii_strncasecmp(origin, "http://", 7) == 0)
-    rest = origin + 7;
-  else if (g_ascii_strncasecmp(origin, "https://", 8) == 0)
-    rest = origin + 8;
-  else
-    return false; /* including "null" (sandboxed frames, file: pages) */
-  rest = skip_loopback_name(rest);
-  return rest != NULL && is_port_or_empty(rest);
-}
-
 /* --- routes ---------------------------------------------------------------- */
 
 static void add_string_or_null(JsonBuilder *builder, const char *name, const char *value)
@@ -266,8 +251,10 @@ static void handle_local(kcps_http_req_t *req, void *data)
 {
   kcps_daemon_t *daemon = data;
 
-  /* 1. Only requests addressed to loopback, from a loopback page if any:
-   * this is what stops DNS rebinding and cross-site requests. */
+  /* 1. Only requests addressed to loopback (stops DNS rebinding), and none
+   * a web page sent: browsers put an Origin on every cross-origin fetch and
+   * form POST, while the tray and the CLI never do — so even a page served
+   * from another loopback port is refused. */
   const char *host = kcps_http_req_header(req, "Host");
   if (!kcps__local_host_ok(host)) {
     kcps_http_respond_error(req, 403, "forbidden_origin",
@@ -276,8 +263,9 @@ static void handle_local(kcps_http_req_t *req, void *data)
     return;
   }
   const char *origin = kcps_http_req_header(req, "Origin");
-  if (origin != NULL && !kcps__local_origin_ok(origin)) {
-    kcps_http_respond_error(req, 403, "forbidden_origin", "the Origin is not a loopback origin");
+  if (origin != NULL) {
+    kcps_http_respond_error(req, 403, "forbidden_origin",
+                            "requests from web pages (with an Origin header) are refused");
     return;
   }
 

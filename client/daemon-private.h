@@ -109,10 +109,9 @@ kcps_spool_t *kcps__daemon_spool(kcps_daemon_t *daemon);
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);
 bool kcps__local_start(kcps_daemon_t *daemon, GError **error);
 
-/* Whether a Host header value / an Origin header value names loopback
- * (localhost, 127.0.0.1 or [::1], any port); exposed for tests. */
+/* Whether a Host header value names loopback (localhost, 127.0.0.1 or
+ * [::1], any port); exposed for tests. */
 bool kcps__local_host_ok(const char *host);
-bool kcps__local_origin_ok(const char *origin);
 /* Parses a POST /v1/login body: true with *email and *password (g_free;
  * the password with kcps__secret_free), or false with
  * KCPS_DAEMON_ERROR_BAD_REQUEST naming the problem. */
