@@ -304,6 +304,35 @@ static int compare_names(void *a, void *b, void *data) {
   return strcmp(a, b);
 }
 
+char *kcps__ipp_clean_job_name(const char *raw, bool from_print_system) {
+  const char *text = raw != NULL ? raw : "";
+
+  /* CUPS's ipp backend sends "<its job id> - <title>". */
+  if (from_print_system) {
+    size_t digits = strspn(text, "0123456789");
+    if (digits > 0 && strncmp(text + digits, " - ", 3) == 0 && text[digits + 3] != '\0')
+      text += digits + 3;
+  }
+
+  char *name = g_utf8_make_valid(text, -1);
+  for (char *p = name; *p != '\0'; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = ' ';
+  g_strstrip(name);
+
+  if (strlen(name) > 255) {
+    /* The start of the character holding byte 255 is where the cut goes. */
+    char *cut = g_utf8_find_prev_char(name, name + 256);
+    *cut = '\0';
+    g_strchomp(name);
+  }
+  if (*name == '\0') {
+    g_free(name);
+    name = g_strdup("Untitled");
+  }
+  return name;
+}
+
 static void print_job(kcps__ipp_client_t *client, bool validate_only) {
   kcps_ipp_server_t *server = client->server;
   ipp_t *request = client->request, *response = client->response;
@@ -320,9 +349,9 @@ static void print_job(kcps__ipp_client_t *client, bool validate_only) {
   }
 
   ipp_attribute_t *attr = ippFindAttribute(request, "job-name", IPP_TAG_ZERO);
-  const char *job_name = attr != NULL ? ippGetString(attr, 0, NULL) : NULL;
-  if (job_name == NULL || *job_name == '\0')
-    job_name = "Untitled";
+  g_autofree char *job_name = kcps__ipp_clean_job_name(
+    attr != NULL ? ippGetString(attr, 0, NULL) : NULL,
+    kcps_platform_is_print_system_uid(client->peer_uid));
 
   GError *error = NULL;
   kcps_spool_writer_t *writer =

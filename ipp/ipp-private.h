@@ -76,6 +76,12 @@ bool kcps__ipp_check_request(ipp_t *request, ipp_t *response);
 /* Checks the operation attributes of Print-Job/Validate-Job; on success
  * *format is the document format to spool (static string). */
 bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **format);
+/* A job name fit to show and to register with the server (which refuses
+ * control characters, bad UTF-8 and over 255 bytes): invalid UTF-8 mended,
+ * control characters made spaces, trimmed, cut to 255 bytes on a character
+ * boundary, "Untitled" when nothing is left. From the print system, CUPS's
+ * "<job-id> - " prefix is dropped. Caller g_frees. */
+char *kcps__ipp_clean_job_name(const char *raw, bool from_print_system);
 /* Runs the request of a connection: fills client->response. */
 void kcps__ipp_process(kcps__ipp_client_t *client);
 /* Sets status-code and a formatted status-message on response. */

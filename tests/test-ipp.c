@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ipp/ipp-private.h"
 #include "ipp/ipp-server.h"
 
 #define TEST_PDF "/usr/share/cups/data/default-testpage.pdf"
@@ -431,6 +432,46 @@ START_TEST(test_too_large) {
   ck_assert_uint_eq(spooled_jobs(), 0);
   ck_assert_int_eq(count_spool_files(), 0);
   httpClose(http);
+}
+END_TEST
+
+START_TEST(test_clean_job_name) {
+  char long_name[400];
+  memset(long_name, 'a', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  /* 254 ASCII bytes then a 2-byte character: the cut may not split it. */
+  char split[300];
+  memset(split, 'b', 254);
+  strcpy(split + 254, "\xc3\xa9tail");
+
+  static const struct {
+    const char *raw;
+    bool from_print_system;
+    const char *expected;
+  } table[] = {
+    {"Report.pdf", false, "Report.pdf"},
+    {"12 - Report.pdf", true, "Report.pdf"},
+    {"12 - Report.pdf", false, "12 - Report.pdf"}, /* only CUPS's prefix is CUPS's */
+    {"12 - ", true, "12 -"},
+    {"12-Report", true, "12-Report"},
+    {"a\tb\nc\x7f", false, "a b c"},
+    {"  padded  ", false, "padded"},
+    {"bad \xff utf8", false, "bad \xef\xbf\xbd utf8"},
+    {"", false, "Untitled"},
+    {NULL, false, "Untitled"},
+    {"\n\r", false, "Untitled"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
+    g_autofree char *got = kcps__ipp_clean_job_name(table[i].raw, table[i].from_print_system);
+    ck_assert_msg(strcmp(got, table[i].expected) == 0, "clean(\"%s\"): got \"%s\", expected \"%s\"",
+                  table[i].raw ? table[i].raw : "(null)", got, table[i].expected);
+  }
+
+  g_autofree char *cut = kcps__ipp_clean_job_name(long_name, false);
+  ck_assert_uint_eq(strlen(cut), 255);
+  g_autofree char *cut2 = kcps__ipp_clean_job_name(split, false);
+  ck_assert_uint_eq(strlen(cut2), 254);
+  ck_assert(g_utf8_validate(cut2, -1, NULL));
 }
 END_TEST
 
@@ -976,6 +1017,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_refuse_document, 0, G_N_ELEMENTS(bad_documents));
   tcase_add_test(tc, test_too_large);
   tcase_add_test(tc, test_validate_job);
+  tcase_add_test(tc, test_clean_job_name);
   tcase_add_test(tc, test_garbage_after_valid_ipp);
   tcase_add_test(tc, test_concurrent_senders);
   suite_add_tcase(s, tc);

@@ -170,8 +170,10 @@ if ! wait_for 90 "the job to reach state registered in kcps jobs" spool_job_regi
 fi
 pass "the job is spooled and registered"
 SPOOL_ID=$(spool_job id)
-# CUPS's ipp backend may prefix the title with its job id ("1 - title").
+# CUPS's ipp backend prefixes the title with its job id ("1 - title");
+# the virtual printer drops that prefix.
 SPOOL_NAME=$(spool_job name)
+check_eq "spooled job's name (CUPS's job-id prefix dropped)" "$SPOOL_NAME" "$JOB_NAME"
 SERVER_JOB=$(spool_job server_id)
 check_eq "spooled job's pages" "$(spool_job pages)" 2
 if [ -n "$SERVER_JOB" ]; then
