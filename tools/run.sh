@@ -37,7 +37,8 @@ for port in 8443 5570 5571 5572; do
 done
 
 mkdir -p "$run/server" "$run/client"
-chmod 0700 "$run" "$run/server" "$run/client"
+chmod 0700 "$run/server" "$run/client"
+chmod 0711 "$run"
 
 # 1. The reference server with its demo organization.
 lib_log "starting kcps-server on https://127.0.0.1:8443 (data in $run/server)"
@@ -51,9 +52,24 @@ else
   echo "Demo accounts exist already: their passwords are in $run/server/demo-credentials.txt"
 fi
 
-# 2. The service for the invoking account, on the fixed ports.
-lib_log "starting kcpsd --user for $(id -un) on 5570 (IPP), 5571 (pull), 5572 (local API)"
-start_kcpsd "$kcpsd_bin" "$run/client" "$KCPS_SERVER_URL" "$run/server/server.crt" \
+# 2. The service for the invoking account (under sudo: the account that ran
+# sudo, not root), on the fixed ports. It trusts the server's certificate,
+# copied beside its own folders (the server's folder is root's alone).
+account=$(id -un)
+cp "$run/server/server.crt" "$run/server-ca.crt"
+chmod 0644 "$run/server-ca.crt"
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  account=$SUDO_USER
+  mkdir -p "$run/client/spool" "$run/client/state"
+  chown -R "$SUDO_USER:" "$run/client"
+  # exec keeps the pid, so stopping the wrapper stops kcpsd.
+  printf '#!/bin/sh\nexec setpriv --reuid=%s --regid=%s --init-groups %s "$@"\n' \
+    "$SUDO_USER" "$(id -g "$SUDO_USER")" "$kcpsd_bin" >"$run/kcpsd-as-user"
+  chmod 0700 "$run/kcpsd-as-user"
+  kcpsd_bin="$run/kcpsd-as-user"
+fi
+lib_log "starting kcpsd --user for $account on 5570 (IPP), 5571 (pull), 5572 (local API)"
+start_kcpsd "$kcpsd_bin" "$run/client" "$KCPS_SERVER_URL" "$run/server-ca.crt" \
   5570 5571 5572 || fail "kcpsd did not start"
 
 # 3. The system's cupsd, and the driverless queue KCPS on our printer.
