@@ -1,14 +1,12 @@
 /* Pull tickets: Ed25519-signed, short-lived permissions to pull one job. */
 #include "common/ticket.h"
+#include "common/common-private.h"
 #include "common/crypto.h"
 #include "common/json-util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -62,31 +60,20 @@ kcps_ticket_key_load_or_create(const char *path, GError **error)
     return NULL;
   }
 
-  /* Write beside, then rename: a crash never leaves half a key. */
-  char *tmp = g_strconcat(path, ".tmp", NULL);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && fchmod(fd, 0600) == 0;
-  fp = ok ? fdopen(fd, "w") : NULL;
-  ok = fp && PEM_write_PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL) && fflush(fp) == 0 &&
-       fsync(fileno(fp)) == 0;
-  int e = errno;
-  if (fp)
-    fclose(fp);
-  else if (fd >= 0)
-    close(fd);
-  if (ok && rename(tmp, path) != 0) {
-    ok = false;
-    e = errno;
-  }
+  BIO *bio = BIO_new(BIO_s_mem());
+  bool ok = PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1;
   if (!ok) {
-    unlink(tmp);
-    g_set_error(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_IO, "cannot write %s: %s", path,
-                g_strerror(e));
-    g_free(tmp);
+    ERR_clear_error();
+    g_set_error(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_OPENSSL,
+                "encoding the Ed25519 key failed");
+  } else {
+    ok = kcps__write_private_pem(path, bio, error);
+  }
+  BIO_free(bio);
+  if (!ok) {
     EVP_PKEY_free(pkey);
     return NULL;
   }
-  g_free(tmp);
   return key_wrap(pkey, true);
 }
 

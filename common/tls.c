@@ -1,13 +1,11 @@
 /* Self-signed certificates (P-256) and public-key pins, with OpenSSL 3. */
 #include "common/tls.h"
+#include "common/common-private.h"
 #include "common/crypto.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -31,35 +29,15 @@ set_openssl_error(GError **error, const char *step)
   return false;
 }
 
-/* Opens path for writing with mode 0600 whatever the umask. */
-static FILE *
-open_private(const char *path, GError **error)
+/* Writes what a PEM writer put into a memory BIO to path, 0600, durably
+ * (GLib writes beside, fsyncs, renames). */
+bool
+kcps__write_private_pem(const char *path, BIO *bio, GError **error)
 {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0 || fchmod(fd, 0600) < 0) {
-    int e = errno;
-    if (fd >= 0)
-      close(fd);
-    g_set_error(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_IO, "cannot create %s: %s", path,
-                g_strerror(e));
-    return NULL;
-  }
-  return fdopen(fd, "w");
-}
-
-static bool
-close_synced(FILE *fp, const char *path, GError **error)
-{
-  bool ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-  int e = errno;
-  if (fclose(fp) != 0 && ok) {
-    ok = false;
-    e = errno;
-  }
-  if (!ok)
-    g_set_error(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_IO, "cannot write %s: %s", path,
-                g_strerror(e));
-  return ok;
+  char *data = NULL;
+  long len = BIO_get_mem_data(bio, &data);
+  return g_file_set_contents_full(path, data, len, G_FILE_SET_CONTENTS_CONSISTENT |
+                                  G_FILE_SET_CONTENTS_DURABLE, 0600, error);
 }
 
 static char *
@@ -88,6 +66,7 @@ kcps_tls_ensure_self_signed(const char *cert_path, const char *key_path,
   EVP_PKEY *key = EVP_EC_gen("P-256");
   X509 *cert = NULL;
   X509_EXTENSION *ext = NULL;
+  BIO *key_bio = NULL, *cert_bio = NULL;
   bool ok = false;
   char *san = NULL;
 
@@ -152,28 +131,19 @@ kcps_tls_ensure_self_signed(const char *cert_path, const char *key_path,
     goto out;
   }
 
-  FILE *fp = open_private(key_path, error);
-  if (!fp)
-    goto out;
-  if (!PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL)) {
-    fclose(fp);
-    set_openssl_error(error, "writing the private key");
-    goto out;
-  }
-  if (!close_synced(fp, key_path, error))
-    goto out;
-
-  fp = open_private(cert_path, error);
-  if (!fp)
-    goto out;
-  if (!PEM_write_X509(fp, cert)) {
-    fclose(fp);
-    set_openssl_error(error, "writing the certificate");
+  key_bio = BIO_new(BIO_s_mem());
+  cert_bio = BIO_new(BIO_s_mem());
+  if (!PEM_write_bio_PrivateKey(key_bio, key, NULL, NULL, 0, NULL, NULL) ||
+      !PEM_write_bio_X509(cert_bio, cert)) {
+    set_openssl_error(error, "encoding the key and certificate");
     goto out;
   }
-  ok = close_synced(fp, cert_path, error);
+  ok = kcps__write_private_pem(key_path, key_bio, error) &&
+       kcps__write_private_pem(cert_path, cert_bio, error);
 
 out:
+  BIO_free(key_bio);
+  BIO_free(cert_bio);
   X509_EXTENSION_free(ext);
   X509_free(cert);
   EVP_PKEY_free(key);

@@ -36,36 +36,10 @@ io_error(GError **error, const char *what, const char *path, int err)
 bool
 kcps__server_write_private_file(const char *path, const void *data, size_t len, GError **error)
 {
-  g_autofree char *tmp = g_strconcat(path, ".XXXXXX", NULL);
-  int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return io_error(error, "cannot create", tmp, errno);
-  const char *p = data;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      close(fd);
-      g_unlink(tmp);
-      return io_error(error, "cannot write", tmp, err);
-    }
-    p += n;
-    left -= (size_t)n;
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    int err = errno;
-    g_unlink(tmp);
-    return io_error(error, "cannot write", tmp, err);
-  }
-  if (g_rename(tmp, path) != 0) {
-    int err = errno;
-    g_unlink(tmp);
-    return io_error(error, "cannot rename to", path, err);
-  }
-  return true;
+  /* GLib writes beside, fsyncs and renames: a crash never leaves half a file. */
+  return g_file_set_contents_full(path, data, (gssize)len,
+                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                  0600, error);
 }
 
 /* The folder exists, is a folder, and only its owner may enter it. */
