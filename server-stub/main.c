@@ -22,6 +22,10 @@ main(int argc, char **argv)
   g_autofree char *data_dir = NULL;
   g_autofree char *cert = NULL;
   g_autofree char *key = NULL;
+  g_autofree char *smtp_url = NULL;
+  g_autofree char *smtp_from = NULL;
+  g_autofree char *smtp_ca = NULL;
+  g_autofree char *oidc_ca = NULL;
   gboolean demo = FALSE;
   GOptionEntry entries[] = {
     {"listen", 0, 0, G_OPTION_ARG_STRING, &listen,
@@ -32,6 +36,14 @@ main(int argc, char **argv)
     {"cert", 0, 0, G_OPTION_ARG_FILENAME, &cert,
      "PEM certificate (default: self-signed DIR/server.crt)", "FILE"},
     {"key", 0, 0, G_OPTION_ARG_FILENAME, &key, "PEM private key of --cert", "FILE"},
+    {"smtp-url", 0, 0, G_OPTION_ARG_STRING, &smtp_url,
+     "Mail relay for one-time codes (smtp://HOST:PORT or smtps://...)", "URL"},
+    {"smtp-from", 0, 0, G_OPTION_ARG_STRING, &smtp_from,
+     "Sender address of one-time code mail (default kcps@localhost)", "ADDRESS"},
+    {"smtp-ca", 0, 0, G_OPTION_ARG_FILENAME, &smtp_ca, "Extra CA file for the mail relay",
+     "FILE"},
+    {"oidc-ca", 0, 0, G_OPTION_ARG_FILENAME, &oidc_ca,
+     "Extra CA file for OpenID providers", "FILE"},
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- KCPS reference cloud server");
@@ -56,6 +68,10 @@ main(int argc, char **argv)
     .cert_path = cert,
     .key_path = key,
     .demo = demo,
+    .smtp_url = smtp_url,
+    .smtp_from = smtp_from,
+    .smtp_ca_file = smtp_ca,
+    .oidc_ca_file = oidc_ca,
   };
   kcps_server_t *server = kcps_server_new(&config, &error);
   if (!server) {

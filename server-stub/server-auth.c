@@ -66,6 +66,8 @@ kcps__server_session_free(kcps_server_session_t *session)
   g_free(session->role);
   g_free(session->org_name);
   g_free(session->device_name);
+  g_free(session->org_type);
+  g_free(session->client);
   g_free(session);
 }
 
@@ -73,13 +75,13 @@ static const char *const kind_names[] = {"user", "device", "user_device"};
 
 /* The live session with this token hash; caller holds the lock. NULL when
  * unknown, expired, or its user or device is disabled. */
-static kcps_server_session_t *
-load_session_locked(kcps_server_t *server, const char *token_hash, GError **error)
+kcps_server_session_t *
+kcps__server_session_load_locked(kcps_server_t *server, const char *token_hash, GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
       server,
       "SELECT s.kind, s.user_id, u.public_id, u.email, u.name, u.role, u.org_id, o.name,"
-      "       s.device_id, d.name, d.org_id"
+      "       s.device_id, d.name, d.org_id, o.type, s.client"
       " FROM sessions s"
       " LEFT JOIN users u ON u.id = s.user_id"
       " LEFT JOIN orgs o ON o.id = u.org_id"
@@ -110,6 +112,8 @@ load_session_locked(kcps_server_t *server, const char *token_hash, GError **erro
     s->device_id = sqlite3_column_int64(stmt, 8);
     s->device_name = kcps__server_db_dup_text(stmt, 9);
     s->device_org_id = sqlite3_column_int64(stmt, 10);
+    s->org_type = kcps__server_db_dup_text(stmt, 11);
+    s->client = kcps__server_db_dup_text(stmt, 12);
   }
   sqlite3_finalize(stmt);
   return s;
@@ -117,8 +121,8 @@ load_session_locked(kcps_server_t *server, const char *token_hash, GError **erro
 
 /* Creates a session; caller holds the lock. The token goes to the caller
  * (g_free) and only its SHA-256 is stored; *hash_out gets that hash. */
-static char *
-create_session_locked(kcps_server_t *server, kcps_server_session_kind_t kind, gint64 user_id,
+char *
+kcps__server_session_create_locked(kcps_server_t *server, kcps_server_session_kind_t kind, gint64 user_id,
                       gint64 device_id, gint64 ttl, char hash_out[65], GError **error)
 {
   gint64 now = kcps__server_now();
@@ -180,7 +184,7 @@ kcps__server_authenticate(kcps_server_t *server, kcps_http_req_t *req)
 
   g_autoptr(GError) error = NULL;
   g_mutex_lock(&server->lock);
-  kcps_server_session_t *session = load_session_locked(server, hash, &error);
+  kcps_server_session_t *session = kcps__server_session_load_locked(server, hash, &error);
   g_mutex_unlock(&server->lock);
   if (error) {
     kcps__server_respond_internal(req, error);
@@ -214,8 +218,8 @@ user_json(const kcps_server_session_t *s)
 }
 
 /* {"token","expires_in"} plus an optional "user" member (taken). */
-static void
-respond_token(kcps_http_req_t *req, unsigned status, const char *token, gint64 ttl,
+void
+kcps__server_respond_token(kcps_http_req_t *req, unsigned status, const char *token, gint64 ttl,
               JsonNode *user)
 {
   g_autoptr(JsonBuilder) b = json_builder_new();
@@ -287,12 +291,30 @@ kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
     return;
   }
 
+  char source[64];
+  kcps__server_req_source(req, source, sizeof source);
+  g_mutex_lock(&server->lock);
+  bool mfa = kcps__server_mfa_required_locked(server, user_id);
+  g_mutex_unlock(&server->lock);
+  if (mfa)
+    kcps__server_mfa_begin(server, req, user_id, "web", source);
+  else
+    kcps__server_session_respond(server, req, user_id, "web", source);
+}
+
+void
+kcps__server_session_respond(kcps_server_t *server, kcps_http_req_t *req, gint64 user_id,
+                             const char *client, const char *source)
+{
+  (void)client;
+  (void)source;
+  g_autoptr(GError) error = NULL;
   char token_hash[65];
   g_mutex_lock(&server->lock);
-  g_autofree char *token = create_session_locked(server, KCPS_SESSION_USER, user_id, 0,
-                                                 KCPS_SERVER_USER_TTL, token_hash, &error);
+  g_autofree char *token = kcps__server_session_create_locked(
+      server, KCPS_SESSION_USER, user_id, 0, KCPS_SERVER_USER_TTL, token_hash, &error);
   g_autoptr(kcps_server_session_t) created =
-      token ? load_session_locked(server, token_hash, &error) : NULL;
+      token ? kcps__server_session_load_locked(server, token_hash, &error) : NULL;
   g_mutex_unlock(&server->lock);
   if (!token || !created) {
     if (!error)
@@ -301,7 +323,7 @@ kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
     kcps__server_respond_internal(req, error);
     return;
   }
-  respond_token(req, 200, token, KCPS_SERVER_USER_TTL, user_json(created));
+  kcps__server_respond_token(req, 200, token, KCPS_SERVER_USER_TTL, user_json(created));
   OPENSSL_cleanse(token, strlen(token));
 }
 
@@ -353,118 +375,3 @@ kcps__server_route_ticket_key(kcps_server_t *server, kcps_http_req_t *req,
   kcps_http_respond_json(req, 200, root);
 }
 
-void
-kcps__server_route_device_login(kcps_server_t *server, kcps_http_req_t *req,
-                                const kcps_server_session_t *session, const char *id)
-{
-  (void)session;
-  (void)id;
-  JsonObject *obj = kcps__server_req_object(req);
-  if (!obj)
-    return;
-  g_autoptr(GError) error = NULL;
-  kcps_server_device_login_req_t in;
-  if (!kcps__server_check_device_login(obj, &in, &error)) {
-    kcps__server_respond_bad(req, error);
-    return;
-  }
-
-  char given[65];
-  kcps_crypto_sha256_hex(in.secret, strlen(in.secret), given);
-
-  gint64 device_id = 0;
-  g_autofree char *stored = NULL;
-  g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT id, secret_hash FROM devices WHERE name = ? AND active = 1", &error);
-  if (stmt) {
-    sqlite3_bind_text(stmt, 1, in.device, -1, SQLITE_STATIC);
-    if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
-      device_id = sqlite3_column_int64(stmt, 0);
-      stored = kcps__server_db_dup_text(stmt, 1);
-    }
-  }
-  sqlite3_finalize(stmt);
-
-  /* Compare against a dummy for unknown devices: same work either way. */
-  bool ok = kcps_crypto_streq(given, stored ? stored : server->dummy_secret_hash) &&
-            stored && device_id > 0;
-  char token_hash[65];
-  g_autofree char *token =
-      ok && !error ? create_session_locked(server, KCPS_SESSION_DEVICE, 0, device_id,
-                                            KCPS_SERVER_DEVICE_TTL, token_hash, &error)
-                   : NULL;
-  g_mutex_unlock(&server->lock);
-
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (!ok)
-    kcps_http_respond_error(req, 401, "invalid_credentials", "wrong device name or secret");
-  else {
-    respond_token(req, 200, token, KCPS_SERVER_DEVICE_TTL, NULL);
-    OPENSSL_cleanse(token, strlen(token));
-  }
-}
-
-void
-kcps__server_route_pin_login(kcps_server_t *server, kcps_http_req_t *req,
-                             const kcps_server_session_t *session, const char *id)
-{
-  (void)id;
-  JsonObject *obj = kcps__server_req_object(req);
-  if (!obj)
-    return;
-  g_autoptr(GError) error = NULL;
-  kcps_server_pin_req_t in;
-  if (!kcps__server_check_pin(obj, &in, &error)) {
-    kcps__server_respond_bad(req, error);
-    return;
-  }
-
-  /* PINs are unique within an organization: the HMAC finds the user. */
-  char hmac[65];
-  kcps__server_pin_hmac(server, session->device_org_id, in.pin, hmac);
-
-  gint64 user_id = 0;
-  g_autofree char *email = NULL;
-  g_autofree char *name = NULL;
-  g_autofree char *token = NULL;
-  char token_hash[65];
-  g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server,
-      "SELECT id, email, name FROM users WHERE org_id = ? AND pin_hmac = ? AND active = 1",
-      &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, session->device_org_id);
-    sqlite3_bind_text(stmt, 2, hmac, -1, SQLITE_STATIC);
-    if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
-      user_id = sqlite3_column_int64(stmt, 0);
-      email = kcps__server_db_dup_text(stmt, 1);
-      name = kcps__server_db_dup_text(stmt, 2);
-    }
-  }
-  sqlite3_finalize(stmt);
-  if (user_id > 0 && !error)
-    token = create_session_locked(server, KCPS_SESSION_USER_DEVICE, user_id, session->device_id,
-                                  KCPS_SERVER_USER_DEVICE_TTL, token_hash, &error);
-  g_mutex_unlock(&server->lock);
-
-  if (error) {
-    kcps__server_respond_internal(req, error);
-    return;
-  }
-  if (user_id == 0) {
-    kcps_http_respond_error(req, 401, "invalid_pin", "wrong PIN");
-    return;
-  }
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "email");
-  json_builder_add_string_value(b, email);
-  json_builder_set_member_name(b, "name");
-  json_builder_add_string_value(b, name);
-  json_builder_end_object(b);
-  respond_token(req, 200, token, KCPS_SERVER_USER_DEVICE_TTL, json_builder_get_root(b));
-  OPENSSL_cleanse(token, strlen(token));
-}

@@ -92,6 +92,41 @@ static const char *const schema_steps[] = {
   "  status TEXT NOT NULL CHECK (status IN ('completed', 'failed')),"
   "  created INTEGER NOT NULL);"
   "CREATE INDEX job_logs_user ON job_logs(user_id, status);",
+  /* 2: public ids for organizations, settings, the audit log, session
+   * clients and idle times, and the record of feature schema parts. */
+  "ALTER TABLE orgs ADD COLUMN public_id TEXT;"
+  "UPDATE orgs SET public_id = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'"
+  "  || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-'"
+  "  || hex(randomblob(6)));"
+  "CREATE UNIQUE INDEX orgs_public_id ON orgs(public_id);"
+  "CREATE TABLE org_settings ("
+  "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+  "  key TEXT NOT NULL,"
+  "  value INTEGER NOT NULL,"
+  "  PRIMARY KEY (org_id, key));"
+  "CREATE TABLE audit ("
+  "  id INTEGER PRIMARY KEY,"
+  "  org_id INTEGER REFERENCES orgs(id) ON DELETE CASCADE,"
+  "  user_id INTEGER,"
+  "  event TEXT NOT NULL,"
+  "  subject TEXT,"
+  "  source TEXT,"
+  "  detail TEXT,"
+  "  created INTEGER NOT NULL);"
+  "CREATE INDEX audit_org ON audit(org_id, id);"
+  "ALTER TABLE sessions ADD COLUMN client TEXT NOT NULL DEFAULT 'web';"
+  "ALTER TABLE sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
+  "CREATE TABLE schema_parts (name TEXT PRIMARY KEY, applied INTEGER NOT NULL);",
+};
+
+/* Feature parts, run once each after the core steps (server-private.h). */
+static const struct {
+  const char *name;
+  const char *sql;
+} schema_parts[] = {
+  {"policy", kcps__server_schema_policy},   {"mfa", kcps__server_schema_mfa},
+  {"orgs", kcps__server_schema_orgs},       {"reports", kcps__server_schema_reports},
+  {"devices", kcps__server_schema_devices}, {"oidc", kcps__server_schema_oidc},
 };
 
 static void
@@ -212,6 +247,46 @@ migrate(kcps_server_t *server, GError **error)
     if (!kcps__server_db_commit(server, error))
       return false;
   }
+
+  for (size_t i = 0; i < G_N_ELEMENTS(schema_parts); i++) {
+    if (!kcps__server_db_begin(server, error))
+      return false;
+    stmt = kcps__server_db_prepare(server, "SELECT 1 FROM schema_parts WHERE name = ?", error);
+    if (!stmt) {
+      kcps__server_db_rollback(server);
+      return false;
+    }
+    sqlite3_bind_text(stmt, 1, schema_parts[i].name, -1, SQLITE_STATIC);
+    int rc = kcps__server_db_step(server, stmt, error);
+    sqlite3_finalize(stmt);
+    if (rc < 0) {
+      kcps__server_db_rollback(server);
+      return false;
+    }
+    if (rc == SQLITE_ROW) {
+      kcps__server_db_rollback(server);
+      continue;
+    }
+    stmt = kcps__server_db_prepare(server,
+                                   "INSERT INTO schema_parts (name, applied) VALUES (?, ?)",
+                                   error);
+    if (!stmt) {
+      kcps__server_db_rollback(server);
+      return false;
+    }
+    sqlite3_bind_text(stmt, 1, schema_parts[i].name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, kcps__server_now());
+    rc = kcps__server_db_step(server, stmt, error);
+    sqlite3_finalize(stmt);
+    if (rc < 0 || (*schema_parts[i].sql && !kcps__server_db_exec(server, schema_parts[i].sql,
+                                                                  error))) {
+      g_prefix_error(error, "schema part %s: ", schema_parts[i].name);
+      kcps__server_db_rollback(server);
+      return false;
+    }
+    if (!kcps__server_db_commit(server, error))
+      return false;
+  }
   return true;
 }
 
@@ -269,21 +344,24 @@ kcps__server_db_close(kcps_server_t *server)
 gint64
 kcps__server_db_count_rows(kcps_server_t *server, const char *table)
 {
-  static const char *const tables[] = {"orgs", "users", "devices", "sessions",
-                                       "jobs", "tickets", "job_logs"};
-  bool known = false;
-  for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
-    known = known || g_strcmp0(table, tables[i]) == 0;
-  if (!known)
-    return -1;
-
-  g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", table);
   g_mutex_lock(&server->lock);
   gint64 n = -1;
-  sqlite3_stmt *stmt = kcps__server_db_prepare(server, sql, NULL);
-  if (stmt && kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW)
-    n = sqlite3_column_int64(stmt, 0);
+  /* Only a name the schema knows goes into the statement. */
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", NULL);
+  bool known = false;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    known = kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW;
+  }
   sqlite3_finalize(stmt);
+  if (known) {
+    g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM \"%s\"", table);
+    stmt = kcps__server_db_prepare(server, sql, NULL);
+    if (stmt && kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW)
+      n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+  }
   g_mutex_unlock(&server->lock);
   return n;
 }

@@ -64,9 +64,12 @@ insert_org_locked(kcps_server_t *server, const char *name, const char *type, gin
                   GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "INSERT INTO orgs (name, type, parent_id, created) VALUES (?, ?, ?, ?)", error);
+      server, "INSERT INTO orgs (name, type, parent_id, created, public_id) VALUES (?, ?, ?, ?, ?)",
+      error);
   if (!stmt)
     return 0;
+  g_autofree char *public_id = g_uuid_string_random();
+  sqlite3_bind_text(stmt, 5, public_id, -1, SQLITE_STATIC);
   sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_text(stmt, 2, type, -1, SQLITE_STATIC);
   if (parent > 0)

@@ -42,6 +42,10 @@ struct kcps_server_s {
   char *url;
   int port;
   char *demo_text;               /* demo credential lines of this start, or NULL */
+  char *smtp_url;                /* config copies (NULL when not given) */
+  char *smtp_from;
+  char *smtp_ca_file;
+  char *oidc_ca_file;
 };
 
 typedef enum {
@@ -65,9 +69,54 @@ typedef struct kcps_server_session_s {
   gint64 device_id;      /* 0 for a user session */
   char *device_name;
   gint64 device_org_id;
+  char *org_type;        /* "root", "provider" or "customer" (the user's org) */
+  char *client;          /* "web" or "desktop" (user sessions; idle limits differ) */
+  char source[64];       /* the caller's address, for lockout and the audit log */
 } kcps_server_session_t;
 
+/* Routing: each feature file exports a table ending in {NULL}; server.c
+ * walks them all in order (first match wins). "*" in a pattern stands for
+ * one path segment, handed to the route as id. */
+typedef enum {
+  KCPS_NEED_NONE,        /* anyone: the route authenticates itself if at all */
+  KCPS_NEED_ANY,         /* any live session */
+  KCPS_NEED_USER,        /* a user session (portal, desktop, CLI) */
+  KCPS_NEED_DEVICE,      /* a device session */
+  KCPS_NEED_USER_DEVICE  /* a user-at-device session */
+} kcps_server_need_t;
+
+typedef void (*kcps_server_route_fn_t)(kcps_server_t *server, kcps_http_req_t *req,
+                                       const kcps_server_session_t *session, const char *id);
+
+typedef struct kcps_server_route_s {
+  const char *method;
+  const char *pattern;
+  kcps_server_need_t need;
+  kcps_server_route_fn_t fn;
+} kcps_server_route_t;
+
+/* One table per feature file. */
+extern const kcps_server_route_t kcps__server_routes_core[];    /* server-auth.c, server-jobs.c */
+extern const kcps_server_route_t kcps__server_routes_policy[];  /* server-policy.c */
+extern const kcps_server_route_t kcps__server_routes_mfa[];     /* server-mfa.c */
+extern const kcps_server_route_t kcps__server_routes_orgs[];    /* server-orgs.c */
+extern const kcps_server_route_t kcps__server_routes_reports[]; /* server-reports.c */
+extern const kcps_server_route_t kcps__server_routes_devices[]; /* server-devices.c */
+extern const kcps_server_route_t kcps__server_routes_oidc[];    /* server-oidc.c */
+
+/* Schema parts: each feature file may add tables and columns in one SQL
+ * text, run once (in this order, after the numbered core steps) and
+ * recorded by name in schema_parts. "" when a feature needs none. */
+extern const char kcps__server_schema_policy[];
+extern const char kcps__server_schema_mfa[];
+extern const char kcps__server_schema_orgs[];
+extern const char kcps__server_schema_reports[];
+extern const char kcps__server_schema_devices[];
+extern const char kcps__server_schema_oidc[];
+
 void kcps__server_session_free(kcps_server_session_t *session);
+/* The caller's address as text ("127.0.0.1", "::1"), into buf. */
+void kcps__server_req_source(kcps_http_req_t *req, char *buf, size_t len);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(kcps_server_session_t, kcps__server_session_free)
 
 /* server.c */
@@ -119,10 +168,18 @@ void kcps__server_route_me(kcps_server_t *server, kcps_http_req_t *req,
                            const kcps_server_session_t *session, const char *id);
 void kcps__server_route_ticket_key(kcps_server_t *server, kcps_http_req_t *req,
                                    const kcps_server_session_t *session, const char *id);
-void kcps__server_route_device_login(kcps_server_t *server, kcps_http_req_t *req,
-                                     const kcps_server_session_t *session, const char *id);
-void kcps__server_route_pin_login(kcps_server_t *server, kcps_http_req_t *req,
-                                  const kcps_server_session_t *session, const char *id);
+/* The live session with this token hash, NULL when unknown, expired, or
+ * its user or device is disabled. Caller holds the lock. */
+kcps_server_session_t *kcps__server_session_load_locked(kcps_server_t *server,
+                                                        const char *token_hash, GError **error);
+/* Creates a session; caller holds the lock. The token goes to the caller
+ * (g_free) and only its SHA-256 is stored; hash_out gets that hash. */
+char *kcps__server_session_create_locked(kcps_server_t *server, kcps_server_session_kind_t kind,
+                                         gint64 user_id, gint64 device_id, gint64 ttl,
+                                         char hash_out[65], GError **error);
+/* Answers {"token","expires_in"} plus an optional "user" member (taken). */
+void kcps__server_respond_token(kcps_http_req_t *req, unsigned status, const char *token,
+                                gint64 ttl, JsonNode *user);
 
 /* server-jobs.c */
 void kcps__server_route_register_job(kcps_server_t *server, kcps_http_req_t *req,
@@ -137,6 +194,136 @@ void kcps__server_route_ticket(kcps_server_t *server, kcps_http_req_t *req,
                                const kcps_server_session_t *session, const char *id);
 void kcps__server_route_job_log(kcps_server_t *server, kcps_http_req_t *req,
                                 const kcps_server_session_t *session, const char *id);
+
+/* server-access.c: Table 2-1 of the white paper and the organization tree.
+ * Every route that touches data of an organization asks here. */
+typedef enum {
+  KCPS_ROLE_NONE = 0,
+  KCPS_ROLE_PROVIDER_ADMIN,
+  KCPS_ROLE_PROVIDER_SUPPORT,
+  KCPS_ROLE_CUSTOMER_ADMIN,
+  KCPS_ROLE_PRINT_MANAGER,
+  KCPS_ROLE_CUSTOMER_USER,
+  KCPS_ROLE_GUEST_USER
+} kcps_server_role_t;
+
+/* The kinds of data of Table 2-1 (columns), plus the organization tree. */
+typedef enum {
+  KCPS_DATA_ORGS,        /* child organizations: create, list, rename, delete */
+  KCPS_DATA_USERS,       /* users of a customer organization (all fields) */
+  KCPS_DATA_USER_QUOTA,  /* users' print quota settings only */
+  KCPS_DATA_DEVICES,     /* devices of a customer organization */
+  KCPS_DATA_REPORTS,     /* jobs/pages printed and scanned of the organization */
+  KCPS_DATA_CONTRACTS,   /* license/contract reports going upward (section 3) */
+  KCPS_DATA_POLICY,      /* the organization's login policies and settings */
+  KCPS_DATA_AUDIT,       /* the organization's security event log */
+  KCPS_DATA_API          /* granting the external admin API */
+} kcps_server_data_t;
+
+kcps_server_role_t kcps__server_role_parse(const char *name);
+const char *kcps__server_role_name(kcps_server_role_t role);
+/* True when ancestor is org itself or above it in the tree; caller holds
+ * the lock. */
+bool kcps__server_org_within_locked(kcps_server_t *server, gint64 ancestor, gint64 org);
+/* The organization's type ("root", "provider", "customer") or NULL when it
+ * does not exist; caller holds the lock; g_free. */
+char *kcps__server_org_type_locked(kcps_server_t *server, gint64 org);
+/* May the session's user read (write false) or change (write true) data
+ * of that kind in organization org? docs/access.md is this function in
+ * words. (Own jobs are not asked here: a user only ever sees her own.)
+ * No session and device sessions: never. Caller holds the lock. */
+bool kcps__server_may_locked(kcps_server_t *server, const kcps_server_session_t *session,
+                             kcps_server_data_t data, gint64 org, bool write);
+/* Same, taking the lock. */
+bool kcps__server_may(kcps_server_t *server, const kcps_server_session_t *session,
+                      kcps_server_data_t data, gint64 org, bool write);
+/* An organization's id from its public id (routes use "orgs/<public id>"),
+ * 0 when unknown. Caller holds the lock. */
+gint64 kcps__server_org_id_locked(kcps_server_t *server, const char *public_id);
+/* Answers 404 (unknown org, or one the caller may not see: existence is not
+ * revealed to strangers) or 403 (seen but not allowed) when the session may
+ * not reach data of that kind in the org named by public_id; returns the org
+ * id when it may. Takes the lock. */
+gint64 kcps__server_require(kcps_server_t *server, kcps_http_req_t *req,
+                            const kcps_server_session_t *session, kcps_server_data_t data,
+                            bool write, const char *org_public_id);
+
+/* server-settings.c: per-organization settings, each with the white
+ * paper's value as default. A value set on an organization applies to it
+ * and, unless set again below, to every organization under it. */
+typedef enum { KCPS_SETTING_INT, KCPS_SETTING_BOOL, KCPS_SETTING_ENUM } kcps_server_setting_type_t;
+
+typedef struct kcps_server_setting_s {
+  const char *key;
+  kcps_server_setting_type_t type;
+  gint64 def;           /* default (int, bool as 0/1, enum as index) */
+  gint64 min, max;      /* int bounds */
+  const char *const *values; /* enum names, NULL-terminated */
+  const char *doc;      /* one line for docs and errors */
+} kcps_server_setting_t;
+
+/* NULL-terminated by key. */
+extern const kcps_server_setting_t kcps__server_settings[];
+/* server-devices.c: the rules that tie PIN settings together (a KDA-G
+ * profile allows lengths 6-12 only); called by setting_store for pin_*
+ * keys with the value about to be stored. Caller holds the lock. */
+bool kcps__server_pin_setting_check_locked(kcps_server_t *server, gint64 org, const char *key,
+                                           gint64 value, GError **error);
+const kcps_server_setting_t *kcps__server_setting_find(const char *key);
+/* The effective value (own, inherited or default); caller holds the lock.
+ * Enums give their index. An unknown key is a programming error (0). */
+gint64 kcps__server_setting_locked(kcps_server_t *server, gint64 org, const char *key);
+gint64 kcps__server_setting(kcps_server_t *server, gint64 org, const char *key);
+/* Validates the JSON value for key and stores it on org (no access check;
+ * the route does that). False + BAD_REQUEST naming key and rule. Caller
+ * holds the lock. */
+bool kcps__server_setting_store_locked(kcps_server_t *server, gint64 org, const char *key,
+                                       JsonNode *value, GError **error);
+/* The settings of org as a JSON object {key: value...} (effective values). */
+JsonNode *kcps__server_settings_json_locked(kcps_server_t *server, gint64 org);
+
+/* server-audit.c: the security event log of an organization (logins,
+ * failures, locks, role and policy changes, API key use). Never holds a
+ * secret. user_id 0 when unknown; subject is what was acted on (an email,
+ * a device name) or NULL. Caller holds the lock; failures are logged, not
+ * returned: an event that cannot be written must not fail the request. */
+void kcps__server_audit_locked(kcps_server_t *server, gint64 org, gint64 user_id,
+                               const char *event, const char *subject, const char *source,
+                               const char *detail);
+void kcps__server_audit(kcps_server_t *server, gint64 org, gint64 user_id, const char *event,
+                        const char *subject, const char *source, const char *detail);
+
+/* Cross-feature interfaces (each implemented by the file named) -------- */
+
+/* server-policy.c: does password meet org's password policy (section 4.2
+ * or the NIST preset)? False + BAD_REQUEST naming the rule broken. */
+bool kcps__server_password_acceptable(kcps_server_t *server, gint64 org, const char *password,
+                                      GError **error);
+/* server-policy.c: lockout (section 4.1). locked: is the account (user_id;
+ * 0 = unknown account, then key on source only) locked now for this source?
+ * failed: count a failure (password, OTP, PIN); may lock and audits it.
+ * succeeded: reset the count. Caller holds the lock. */
+bool kcps__server_lockout_locked(kcps_server_t *server, gint64 user_id, const char *source);
+void kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id,
+                                        const char *source);
+void kcps__server_lockout_succeeded_locked(kcps_server_t *server, gint64 user_id,
+                                           const char *source);
+/* server-policy.c / server-auth.c: issues a user session after every
+ * factor was checked; answers the request itself (200 with token,
+ * expires_in, user, and a refresh_token for client "desktop"). */
+void kcps__server_session_respond(kcps_server_t *server, kcps_http_req_t *req, gint64 user_id,
+                                  const char *client, const char *source);
+/* server-policy.c: ends every session and refresh token of a user (password
+ * change, lock, deletion). Caller holds the lock. */
+bool kcps__server_sessions_end_user_locked(kcps_server_t *server, gint64 user_id,
+                                           GError **error);
+/* server-mfa.c: does the user's organization require the email code? */
+bool kcps__server_mfa_required_locked(kcps_server_t *server, gint64 user_id);
+/* server-mfa.c: starts the email step for a user whose password was right:
+ * sends the code and answers the request (200 {"mfa_required":true,
+ * "mfa_token", "expires_in"}). */
+void kcps__server_mfa_begin(kcps_server_t *server, kcps_http_req_t *req, gint64 user_id,
+                            const char *client, const char *source);
 
 /* server-demo.c: creates the demo tree when the database holds no
  * organization; sets server->demo_text. True when nothing was to be done. */

@@ -153,31 +153,25 @@ ensure_certificate(kcps_server_t *server, const char *host, GError **error)
 
 /* Routing ------------------------------------------------------------- */
 
-typedef enum { NEED_NONE, NEED_ANY, NEED_USER, NEED_DEVICE, NEED_USER_DEVICE } need_t;
+const kcps_server_route_t kcps__server_routes_core[] = {
+  {"POST", "/api/v1/login", KCPS_NEED_NONE, kcps__server_route_login},
+  {"POST", "/api/v1/logout", KCPS_NEED_ANY, kcps__server_route_logout},
+  {"GET", "/api/v1/me", KCPS_NEED_USER, kcps__server_route_me},
+  {"GET", "/api/v1/me/usage", KCPS_NEED_USER, kcps__server_route_usage},
+  {"GET", "/api/v1/ticket-key", KCPS_NEED_NONE, kcps__server_route_ticket_key},
+  {"POST", "/api/v1/jobs", KCPS_NEED_USER, kcps__server_route_register_job},
+  {"GET", "/api/v1/jobs", KCPS_NEED_USER, kcps__server_route_list_jobs},
+  {"GET", "/api/v1/device/jobs", KCPS_NEED_USER_DEVICE, kcps__server_route_device_jobs},
+  {"POST", "/api/v1/device/jobs/*/ticket", KCPS_NEED_USER_DEVICE, kcps__server_route_ticket},
+  {"POST", "/api/v1/device/jobs/*/log", KCPS_NEED_USER_DEVICE, kcps__server_route_job_log},
+  {NULL, NULL, KCPS_NEED_NONE, NULL},
+};
 
-typedef void (*route_fn_t)(kcps_server_t *server, kcps_http_req_t *req,
-                           const kcps_server_session_t *session, const char *id);
-
-typedef struct {
-  const char *method;
-  const char *pattern; /* "*" stands for one path segment: the id */
-  need_t need;
-  route_fn_t fn;
-} route_t;
-
-static const route_t routes[] = {
-  {"POST", "/api/v1/login", NEED_NONE, kcps__server_route_login},
-  {"POST", "/api/v1/logout", NEED_ANY, kcps__server_route_logout},
-  {"GET", "/api/v1/me", NEED_USER, kcps__server_route_me},
-  {"GET", "/api/v1/me/usage", NEED_USER, kcps__server_route_usage},
-  {"GET", "/api/v1/ticket-key", NEED_NONE, kcps__server_route_ticket_key},
-  {"POST", "/api/v1/jobs", NEED_USER, kcps__server_route_register_job},
-  {"GET", "/api/v1/jobs", NEED_USER, kcps__server_route_list_jobs},
-  {"POST", "/api/v1/device/login", NEED_NONE, kcps__server_route_device_login},
-  {"POST", "/api/v1/device/pin-login", NEED_DEVICE, kcps__server_route_pin_login},
-  {"GET", "/api/v1/device/jobs", NEED_USER_DEVICE, kcps__server_route_device_jobs},
-  {"POST", "/api/v1/device/jobs/*/ticket", NEED_USER_DEVICE, kcps__server_route_ticket},
-  {"POST", "/api/v1/device/jobs/*/log", NEED_USER_DEVICE, kcps__server_route_job_log},
+/* Every feature's table, walked in this order. */
+static const kcps_server_route_t *const route_tables[] = {
+  kcps__server_routes_core,    kcps__server_routes_policy,  kcps__server_routes_mfa,
+  kcps__server_routes_orgs,    kcps__server_routes_reports, kcps__server_routes_devices,
+  kcps__server_routes_oidc,
 };
 
 /* Matches path against pattern; the "*" segment goes to id (size idlen). */
@@ -201,14 +195,14 @@ match(const char *pattern, const char *path, char *id, size_t idlen)
 }
 
 static const char *
-need_name(need_t need)
+need_name(kcps_server_need_t need)
 {
   switch (need) {
-  case NEED_USER:
+  case KCPS_NEED_USER:
     return "a user session";
-  case NEED_DEVICE:
+  case KCPS_NEED_DEVICE:
     return "a device session";
-  case NEED_USER_DEVICE:
+  case KCPS_NEED_USER_DEVICE:
     return "a user-at-device session (PIN login)";
   default:
     return "a session";
@@ -216,14 +210,14 @@ need_name(need_t need)
 }
 
 static bool
-session_fits(const kcps_server_session_t *s, need_t need)
+session_fits(const kcps_server_session_t *s, kcps_server_need_t need)
 {
   switch (need) {
-  case NEED_USER:
+  case KCPS_NEED_USER:
     return s->kind == KCPS_SESSION_USER;
-  case NEED_DEVICE:
+  case KCPS_NEED_DEVICE:
     return s->kind == KCPS_SESSION_DEVICE;
-  case NEED_USER_DEVICE:
+  case KCPS_NEED_USER_DEVICE:
     return s->kind == KCPS_SESSION_USER_DEVICE;
   default:
     return true;
@@ -238,18 +232,20 @@ handle_request(kcps_http_req_t *req, void *data)
   const char *path = kcps_http_req_path(req);
 
   /* (common/http-server marks every answer no-store and nosniff.) */
-  char id[64];
-  const route_t *route = NULL;
+  char id[128];
+  const kcps_server_route_t *route = NULL;
   GString *allowed = NULL;
-  for (size_t i = 0; i < G_N_ELEMENTS(routes) && !route; i++) {
-    if (!match(routes[i].pattern, path ? path : "", id, sizeof id))
-      continue;
-    if (g_strcmp0(routes[i].method, method) == 0) {
-      route = &routes[i];
-    } else {
-      if (!allowed)
-        allowed = g_string_new(NULL);
-      g_string_append_printf(allowed, "%s%s", allowed->len ? ", " : "", routes[i].method);
+  for (size_t t = 0; t < G_N_ELEMENTS(route_tables) && !route; t++) {
+    for (const kcps_server_route_t *r = route_tables[t]; r->method && !route; r++) {
+      if (!match(r->pattern, path ? path : "", id, sizeof id))
+        continue;
+      if (g_strcmp0(r->method, method) == 0) {
+        route = r;
+      } else {
+        if (!allowed)
+          allowed = g_string_new(NULL);
+        g_string_append_printf(allowed, "%s%s", allowed->len ? ", " : "", r->method);
+      }
     }
   }
   if (!route) {
@@ -268,10 +264,11 @@ handle_request(kcps_http_req_t *req, void *data)
     g_string_free(allowed, TRUE);
 
   g_autoptr(kcps_server_session_t) session = NULL;
-  if (route->need != NEED_NONE) {
+  if (route->need != KCPS_NEED_NONE) {
     session = kcps__server_authenticate(server, req);
     if (!session)
       return;
+    kcps__server_req_source(req, session->source, sizeof session->source);
     if (!session_fits(session, route->need)) {
       kcps_http_respond_error(req, 403, "forbidden", "this route needs %s",
                               need_name(route->need));
@@ -335,6 +332,10 @@ kcps_server_new(const kcps_server_config_t *config, GError **error)
   g_cond_init(&server->hash_cond);
   server->hash_max = CLAMP(g_get_num_processors(), 2, 8);
   server->data_dir = g_strdup(config->data_dir);
+  server->smtp_url = g_strdup(config->smtp_url);
+  server->smtp_from = g_strdup(config->smtp_from ? config->smtp_from : "kcps@localhost");
+  server->smtp_ca_file = g_strdup(config->smtp_ca_file);
+  server->oidc_ca_file = g_strdup(config->oidc_ca_file);
   g_autofree char *db_path = g_build_filename(server->data_dir, "kcps.db", NULL);
   g_autofree char *ticket_path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
 
@@ -425,6 +426,10 @@ kcps_server_free(kcps_server_t *server)
   g_free(server->dummy_hash);
   g_free(server->dummy_secret_hash);
   g_free(server->data_dir);
+  g_free(server->smtp_url);
+  g_free(server->smtp_from);
+  g_free(server->smtp_ca_file);
+  g_free(server->oidc_ca_file);
   g_free(server->cert_path);
   g_free(server->key_path);
   g_free(server->url);

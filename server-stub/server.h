@@ -15,6 +15,10 @@ typedef struct kcps_server_config_s {
   const char *cert_path; /* PEM certificate and key: both or neither; neither: a */
   const char *key_path;  /* self-signed pair is made in data_dir (server.crt/.key) */
   bool demo;             /* fill an empty data folder with the demo tree */
+  const char *smtp_url;  /* "smtp://host:port" or "smtps://..." relay for MFA mail; NULL: none */
+  const char *smtp_from; /* sender address of MFA mail (default "kcps@localhost") */
+  const char *smtp_ca_file; /* extra CA for smtps/STARTTLS to the relay, or NULL */
+  const char *oidc_ca_file; /* extra CA for OpenID providers (tests, private IdPs), or NULL */
 } kcps_server_config_t;
 
 #define KCPS_SERVER_ERROR (kcps_server_error_quark())
