@@ -9,7 +9,8 @@ PACKAGES = meson ninja-build pkg-config gcc libc6-dev \
   libcurl4-openssl-dev libssl-dev libsqlite3-dev libpoppler-glib-dev \
   libargon2-dev check \
   cups cups-client cups-ipp-utils cups-filters avahi-daemon dbus \
-  ghostscript qpdf poppler-utils openssl curl ca-certificates jq sqlite3 iproute2
+  ghostscript qpdf poppler-utils openssl curl ca-certificates jq sqlite3 iproute2 \
+  python3-aiosmtpd
 
 .PHONY: all deps build run test test-sanitize bench fuzz clean
 

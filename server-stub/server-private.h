@@ -120,6 +120,9 @@ void kcps__server_req_source(kcps_http_req_t *req, char *buf, size_t len);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(kcps_server_session_t, kcps__server_session_free)
 
 /* server.c */
+/* Unix seconds. Tests move the clock forward with kcps__server_clock_skew
+ * (seconds added; 0 in production) to check expiries without waiting. */
+extern gint64 kcps__server_clock_skew; /* set with __atomic_store_n */
 gint64 kcps__server_now(void);
 /* Writes data to path atomically (temporary file, fsync, rename), mode 0600. */
 bool kcps__server_write_private_file(const char *path, const void *data, size_t len,

@@ -19,10 +19,12 @@ G_DEFINE_QUARK(kcps-server-error-quark, kcps_server_error)
 
 #define MAX_BODY (64 * 1024)
 
+gint64 kcps__server_clock_skew;
+
 gint64
 kcps__server_now(void)
 {
-  return g_get_real_time() / G_USEC_PER_SEC;
+  return g_get_real_time() / G_USEC_PER_SEC + __atomic_load_n(&kcps__server_clock_skew, __ATOMIC_RELAXED);
 }
 
 static bool

@@ -77,6 +77,7 @@ sfx_restart(void)
 void
 sfx_teardown(void)
 {
+  sfx_skew_clock(0);
   kcps_server_free(sfx.server);
   sfx_remove_tree(sfx.tmp);
   g_free(sfx.tmp);
@@ -242,4 +243,106 @@ sfx_expect_error(long status, JsonNode *answer, long want_status, const char *co
   if (in_message)
     ck_assert_msg(msg && strstr(msg, in_message), "message \"%s\" should name \"%s\"",
                   msg ? msg : "(none)", in_message);
+}
+
+gint64
+sfx_org_id(const char *name)
+{
+  g_mutex_lock(&sfx.server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(sfx.server, "SELECT id FROM orgs WHERE name = ?",
+                                               NULL);
+  gint64 id = 0;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (kcps__server_db_step(sfx.server, stmt, NULL) == SQLITE_ROW)
+      id = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&sfx.server->lock);
+  return id;
+}
+
+char *
+sfx_org_public_id(const char *name)
+{
+  g_mutex_lock(&sfx.server->lock);
+  sqlite3_stmt *stmt =
+      kcps__server_db_prepare(sfx.server, "SELECT public_id FROM orgs WHERE name = ?", NULL);
+  char *id = NULL;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (kcps__server_db_step(sfx.server, stmt, NULL) == SQLITE_ROW)
+      id = kcps__server_db_dup_text(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_msg(id != NULL, "no organization named %s", name);
+  return id;
+}
+
+gint64
+sfx_add_org(const char *parent, const char *name, const char *type)
+{
+  gint64 parent_id = sfx_org_id(parent);
+  ck_assert_msg(parent_id > 0, "no parent organization named %s", parent);
+  g_autofree char *public_id = g_uuid_string_random();
+  g_autoptr(GError) error = NULL;
+  g_mutex_lock(&sfx.server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      sfx.server,
+      "INSERT INTO orgs (name, type, parent_id, created, public_id) VALUES (?, ?, ?, ?, ?)",
+      &error);
+  gint64 id = 0;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, parent_id);
+    sqlite3_bind_int64(stmt, 4, kcps__server_now());
+    sqlite3_bind_text(stmt, 5, public_id, -1, SQLITE_STATIC);
+    if (kcps__server_db_step(sfx.server, stmt, &error) == SQLITE_DONE)
+      id = sqlite3_last_insert_rowid(sfx.server->db);
+  }
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_msg(id > 0, "add org %s: %s", name, error ? error->message : "?");
+  return id;
+}
+
+gint64
+sfx_add_user(const char *org, const char *email, const char *role, const char *password)
+{
+  gint64 org_id = sfx_org_id(org);
+  ck_assert_msg(org_id > 0, "no organization named %s", org);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *hash = kcps__server_password_hash(password, &error);
+  ck_assert_msg(hash != NULL, "hash: %s", error ? error->message : "?");
+  g_autofree char *public_id = g_uuid_string_random();
+  g_mutex_lock(&sfx.server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      sfx.server,
+      "INSERT INTO users (public_id, org_id, email, name, role, password_hash, created)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+      &error);
+  gint64 id = 0;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, org_id);
+    sqlite3_bind_text(stmt, 3, email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, kcps__server_now());
+    if (kcps__server_db_step(sfx.server, stmt, &error) == SQLITE_DONE)
+      id = sqlite3_last_insert_rowid(sfx.server->db);
+  }
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_msg(id > 0, "add user %s: %s", email, error ? error->message : "?");
+  return id;
+}
+
+void
+sfx_skew_clock(gint64 seconds)
+{
+  __atomic_store_n(&kcps__server_clock_skew, seconds, __ATOMIC_RELAXED);
 }

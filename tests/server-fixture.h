@@ -58,3 +58,17 @@ void sfx_expect_error(long status, JsonNode *answer, long want_status, const cha
 
 /* Removes a folder tree. */
 void sfx_remove_tree(const char *path);
+
+/* Direct inserts for test data (the API routes that do this are tested in
+ * their own files). The organization's database id, 0 if none by that name. */
+gint64 sfx_org_id(const char *name);
+/* The organization's public id (for /api/v1/orgs/{id} routes); g_free. */
+char *sfx_org_public_id(const char *name);
+/* Creates an organization under the one named parent; its id. */
+gint64 sfx_add_org(const char *parent, const char *name, const char *type);
+/* Creates an active user with a password (Argon2id) in the organization
+ * named org; the user's database id. */
+gint64 sfx_add_user(const char *org, const char *email, const char *role,
+                    const char *password);
+/* Moves the server's clock (seconds; tests of expiries). */
+void sfx_skew_clock(gint64 seconds);
