@@ -23,6 +23,17 @@ G_BEGIN_DECLS
 #define KCPS_SERVER_ARGON2_M 19456
 #define KCPS_SERVER_ARGON2_P 1
 
+/* server-policy.c: failure counts of unknown accounts (keyed on the
+ * source address only), kept in memory so that guessing at accounts that do
+ * not exist never writes to the database; fixed size, guarded by lock. */
+#define KCPS_SERVER_LOCKOUT_SLOTS 1024
+typedef struct kcps_server_lockout_slot_s {
+  char source[64];
+  unsigned failures;
+  gint64 last;          /* time of the last failure (eviction: oldest first) */
+  gint64 locked_until;
+} kcps_server_lockout_slot_t;
+
 struct kcps_server_s {
   GMutex lock;                   /* guards db (one connection) */
   sqlite3 *db;
@@ -46,6 +57,7 @@ struct kcps_server_s {
   char *smtp_from;
   char *smtp_ca_file;
   char *oidc_ca_file;
+  kcps_server_lockout_slot_t lockout_slots[KCPS_SERVER_LOCKOUT_SLOTS]; /* server-policy.c */
 };
 
 typedef enum {
@@ -302,6 +314,23 @@ void kcps__server_audit(kcps_server_t *server, gint64 org, gint64 user_id, const
  * or the NIST preset)? False + BAD_REQUEST naming the rule broken. */
 bool kcps__server_password_acceptable(kcps_server_t *server, gint64 org, const char *password,
                                       GError **error);
+/* server-policy.c: the same, also refusing (NIST preset) a password equal to
+ * the account's email or its local part; email may be NULL. Use this one
+ * wherever the account's email is known (user creation, password change). */
+bool kcps__server_password_acceptable_for(kcps_server_t *server, gint64 org, const char *email,
+                                          const char *password, GError **error);
+/* server-policy.c: the rules alone, no server (preset 0 "kcps", 1 "nist",
+ * the order of the password_policy setting); for the fuzz target. */
+bool kcps__server_password_check(int preset, const char *email, const char *password,
+                                 GError **error);
+/* server-auth.c: a slot for one Argon2 run (each takes 19 MiB; at most
+ * server->hash_max at once, the rest wait). Never hold server->lock while
+ * in one. */
+void kcps__server_hash_enter(kcps_server_t *server);
+void kcps__server_hash_leave(kcps_server_t *server);
+/* server-auth.c: POST /api/v1/token/refresh (listed in the policy table). */
+void kcps__server_route_token_refresh(kcps_server_t *server, kcps_http_req_t *req,
+                                      const kcps_server_session_t *session, const char *id);
 /* server-policy.c: lockout (section 4.1). locked: is the account (user_id;
  * 0 = unknown account, then key on source only) locked now for this source?
  * failed: count a failure (password, OTP, PIN); may lock and audits it.
