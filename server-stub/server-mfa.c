@@ -234,32 +234,10 @@ kcps__server_mfa_begin(kcps_server_t *server, kcps_http_req_t *req, gint64 user_
 /* POST /api/v1/login/mfa ----------------------------------------------- */
 
 static bool
-bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static bool
-bad(GError **error, const char *fmt, ...)
+bad(GError **error, const char *msg)
 {
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
   g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
   return false;
-}
-
-static const char *
-string_member(JsonObject *obj, const char *name, GError **error)
-{
-  JsonNode *node = json_object_get_member(obj, name);
-  if (!node) {
-    bad(error, "missing field \"%s\"", name);
-    return NULL;
-  }
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) {
-    bad(error, "field \"%s\" must be a string", name);
-    return NULL;
-  }
-  return json_node_get_string(node);
 }
 
 /* {"mfa_token": base64url of 1..128 bytes, "code": 6 ASCII digits}, and
@@ -267,26 +245,19 @@ string_member(JsonObject *obj, const char *name, GError **error)
 static bool
 check_verify(JsonObject *obj, const char **token, const char **code, GError **error)
 {
-  g_autoptr(GList) names = json_object_get_members(obj);
-  for (GList *l = names; l; l = l->next)
-    if (strcmp(l->data, "mfa_token") != 0 && strcmp(l->data, "code") != 0)
-      return bad(error, "unknown field \"%s\"", (const char *)l->data);
-
-  *token = string_member(obj, "mfa_token", error);
-  if (!*token)
+  static const char *const fields[] = {"mfa_token", "code", NULL};
+  if (!kcps__server_check_fields(obj, fields, error) ||
+      !kcps__server_field_string(obj, "mfa_token", 1, MFA_MAX_TOKEN, KCPS_TEXT_PLAIN, token,
+                                 error))
     return false;
   size_t len = strlen(*token);
-  if (len == 0 || len > MFA_MAX_TOKEN)
-    return bad(error, "field \"mfa_token\" must be 1 to %d bytes long", MFA_MAX_TOKEN);
   if (strspn(*token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != len)
     return bad(error, "field \"mfa_token\" must be the mfa_token of the login answer "
                       "(letters, digits, - and _)");
-
-  *code = string_member(obj, "code", error);
-  if (!*code)
+  if (!kcps__server_field_string(obj, "code", 1, 64, KCPS_TEXT_PLAIN, code, error))
     return false;
   if (strlen(*code) != MFA_DIGITS || strspn(*code, "0123456789") != MFA_DIGITS)
-    return bad(error, "field \"code\" must be a string of %d digits", MFA_DIGITS);
+    return bad(error, "field \"code\" must be a string of 6 digits");
   return true;
 }
 
