@@ -105,24 +105,6 @@ set_bad(GError **error, const char *fmt, ...)
   g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
 }
 
-/* Refuses members not in allowed (NULL-terminated). */
-static bool
-only_fields(JsonObject *obj, const char *const *allowed, GError **error)
-{
-  g_autoptr(GList) names = json_object_get_members(obj);
-  for (GList *l = names; l; l = l->next) {
-    bool known = false;
-    for (size_t i = 0; allowed[i] && !known; i++)
-      known = strcmp(l->data, allowed[i]) == 0;
-    if (!known) {
-      g_autofree char *shown = g_utf8_make_valid(l->data, 64);
-      set_bad(error, "unknown field \"%s\"", shown);
-      return false;
-    }
-  }
-  return true;
-}
-
 /* The month of "?month=YYYY-MM" (UTC) as [start, end) unix seconds and its
  * text; the current month when absent. */
 static bool
@@ -601,23 +583,20 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req,
                  const kcps_server_session_t *session, const char *id)
 {
   static const char *const fields[] = {"granted", NULL};
+  if (!kcps__server_is_uuid(id)) {
+    kcps_http_respond_error(req, 404, "not_found", "no such user");
+    return;
+  }
   JsonObject *obj = kcps__server_req_object(req);
   if (!obj)
     return;
   g_autoptr(GError) error = NULL;
-  JsonNode *node = json_object_get_member(obj, "granted");
-  if (!only_fields(obj, fields, &error)) {
+  bool granted = false;
+  if (!kcps__server_check_fields(obj, fields, &error) ||
+      !kcps__server_field_bool(obj, "granted", true, false, &granted, &error)) {
     kcps__server_respond_bad(req, error);
     return;
   }
-  if (!node || !JSON_NODE_HOLDS_VALUE(node) ||
-      json_node_get_value_type(node) != G_TYPE_BOOLEAN) {
-    kcps_http_respond_error(req, 400, "bad_request", "%s",
-                            node ? "field \"granted\" must be true or false"
-                                 : "missing field \"granted\"");
-    return;
-  }
-  bool granted = json_node_get_boolean(node);
 
   unsigned status = 0;
   g_autofree char *email = NULL;
@@ -722,34 +701,8 @@ static bool
 check_key_name(JsonObject *obj, const char **out, GError **error)
 {
   static const char *const fields[] = {"name", NULL};
-  if (!only_fields(obj, fields, error))
-    return false;
-  JsonNode *node = json_object_get_member(obj, "name");
-  if (!node) {
-    set_bad(error, "missing field \"name\"");
-    return false;
-  }
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) {
-    set_bad(error, "field \"name\" must be a string");
-    return false;
-  }
-  const char *name = json_node_get_string(node);
-  size_t len = strlen(name);
-  if (len < 1 || len > KEY_NAME_MAX) {
-    set_bad(error, "field \"name\" must be 1 to %d bytes long", KEY_NAME_MAX);
-    return false;
-  }
-  if (!g_utf8_validate(name, (gssize)len, NULL)) {
-    set_bad(error, "field \"name\" is not valid UTF-8");
-    return false;
-  }
-  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-    if (*p < 0x20 || *p == 0x7f) {
-      set_bad(error, "field \"name\" must not contain control characters");
-      return false;
-    }
-  *out = name;
-  return true;
+  return kcps__server_check_fields(obj, fields, error) &&
+         kcps__server_field_string(obj, "name", 1, KEY_NAME_MAX, KCPS_TEXT_PLAIN, out, error);
 }
 
 static void
@@ -889,6 +842,10 @@ static void
 route_key_delete(kcps_server_t *server, kcps_http_req_t *req,
                  const kcps_server_session_t *session, const char *id)
 {
+  if (!kcps__server_is_uuid(id)) {
+    kcps_http_respond_error(req, 404, "not_found", "no such API key");
+    return;
+  }
   g_autoptr(GError) error = NULL;
   bool found = false;
   g_mutex_lock(&server->lock);
