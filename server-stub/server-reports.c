@@ -92,8 +92,7 @@ respond_builder(kcps_http_req_t *req, unsigned status, JsonBuilder *b)
 
 /* Input checks ---------------------------------------------------------- */
 
-static void
-set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static void
 set_bad(GError **error, const char *fmt, ...)
@@ -141,8 +140,8 @@ parse_month(const char *text, gint64 *start, gint64 *end, char out[8], GError **
 
 /* An integer query parameter in lo..hi (dflt when absent). */
 static bool
-query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 dflt,
-          gint64 *out, GError **error)
+query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 dflt, gint64 *out,
+          GError **error)
 {
   const char *text = kcps_http_req_query(req, name);
   if (!text) {
@@ -158,8 +157,10 @@ query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 d
     ok = v >= lo && v <= hi;
   }
   if (!ok) {
-    set_bad(error, "query parameter \"%s\" must be an integer from %" G_GINT64_FORMAT
-                   " to %" G_GINT64_FORMAT, name, lo, hi);
+    set_bad(error,
+            "query parameter \"%s\" must be an integer from %" G_GINT64_FORMAT
+            " to %" G_GINT64_FORMAT,
+            name, lo, hi);
     return false;
   }
   *out = v;
@@ -180,11 +181,11 @@ month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
 
 /* The figures every usage row carries, from five columns at col: completed
  * jobs, their pages, color pages, duplex jobs, failed jobs. */
-#define USAGE_COLUMNS                                                                  \
-  " coalesce(sum(l.status = 'completed'), 0),"                                        \
-  " coalesce(sum(CASE WHEN l.status = 'completed' THEN l.pages ELSE 0 END), 0),"      \
-  " coalesce(sum(CASE WHEN l.status = 'completed' THEN l.color_pages ELSE 0 END), 0)," \
-  " coalesce(sum(l.status = 'completed' AND l.duplex <> 0), 0),"                      \
+#define USAGE_COLUMNS                                                                              \
+  " coalesce(sum(l.status = 'completed'), 0),"                                                     \
+  " coalesce(sum(CASE WHEN l.status = 'completed' THEN l.pages ELSE 0 END), 0),"                   \
+  " coalesce(sum(CASE WHEN l.status = 'completed' THEN l.color_pages ELSE 0 END), 0),"             \
+  " coalesce(sum(l.status = 'completed' AND l.duplex <> 0), 0),"                                   \
   " coalesce(sum(l.status = 'failed'), 0)"
 #define USAGE_WHERE " WHERE l.org_id = ?1 AND l.created >= ?2 AND l.created < ?3"
 
@@ -201,9 +202,9 @@ add_usage(JsonBuilder *b, sqlite3_stmt *stmt, int col)
 /* Adds name: [rows...] of a grouped usage query; each row's first ncols
  * columns are string members named by names. */
 static bool
-add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
-                      const char *sql, const char *const *names, int ncols, gint64 org,
-                      gint64 start, gint64 end, GError **error)
+add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member, const char *sql,
+                      const char *const *names, int ncols, gint64 org, gint64 start, gint64 end,
+                      GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(server, sql, error);
   if (!stmt)
@@ -227,8 +228,8 @@ add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
 }
 
 static void
-route_org_report(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   gint64 org = kcps__server_require(server, req, session, KCPS_DATA_REPORTS, false, id);
   if (!org)
@@ -336,8 +337,8 @@ child_clear(gpointer data)
  * named_children (org is the caller's own: it created them); everything
  * else under org is only summed. Caller holds the lock. */
 static JsonNode *
-contract_report_locked(kcps_server_t *server, gint64 org, bool named_children,
-                       const char *month, gint64 start, gint64 end, GError **error)
+contract_report_locked(kcps_server_t *server, gint64 org, bool named_children, const char *month,
+                       gint64 start, gint64 end, GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
       server,
@@ -372,12 +373,12 @@ contract_report_locked(kcps_server_t *server, gint64 org, bool named_children,
   while ((rc = kcps__server_db_step(server, stmt, error)) == SQLITE_ROW) {
     gint64 depth = sqlite3_column_int64(stmt, 1);
     figures_t f = {
-      .orgs = 1,
-      .users = sqlite3_column_int64(stmt, 6),
-      .devices = sqlite3_column_int64(stmt, 7),
-      .jobs = sqlite3_column_int64(stmt, 8),
-      .pages = sqlite3_column_int64(stmt, 9),
-      .color_pages = sqlite3_column_int64(stmt, 10),
+        .orgs = 1,
+        .users = sqlite3_column_int64(stmt, 6),
+        .devices = sqlite3_column_int64(stmt, 7),
+        .jobs = sqlite3_column_int64(stmt, 8),
+        .pages = sqlite3_column_int64(stmt, 9),
+        .color_pages = sqlite3_column_int64(stmt, 10),
     };
     if (depth == 0) {
       own = f;
@@ -392,11 +393,11 @@ contract_report_locked(kcps_server_t *server, gint64 org, bool named_children,
       continue;
     if (depth == 1) {
       child_t c = {
-        .id = sqlite3_column_int64(stmt, 0),
-        .public_id = kcps__server_db_dup_text(stmt, 3),
-        .name = kcps__server_db_dup_text(stmt, 4),
-        .type = kcps__server_db_dup_text(stmt, 5),
-        .own = f,
+          .id = sqlite3_column_int64(stmt, 0),
+          .public_id = kcps__server_db_dup_text(stmt, 3),
+          .name = kcps__server_db_dup_text(stmt, 4),
+          .type = kcps__server_db_dup_text(stmt, 5),
+          .own = f,
       };
       g_array_append_val(children, c);
       continue;
@@ -470,15 +471,15 @@ org_parent_locked(kcps_server_t *server, gint64 org)
   if (!stmt)
     return 0;
   sqlite3_bind_int64(stmt, 1, org);
-  gint64 parent = kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW
-                      ? sqlite3_column_int64(stmt, 0) : 0;
+  gint64 parent =
+      kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
   sqlite3_finalize(stmt);
   return parent;
 }
 
 static void
-route_contracts(kcps_server_t *server, kcps_http_req_t *req,
-                const kcps_server_session_t *session, const char *id)
+route_contracts(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                const char *id)
 {
   gint64 org = kcps__server_require(server, req, session, KCPS_DATA_CONTRACTS, false, id);
   if (!org)
@@ -579,8 +580,8 @@ route_audit(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sessi
 /* Granting the external admin API --------------------------------------- */
 
 static void
-route_api_access(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_api_access(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   static const char *const fields[] = {"granted", NULL};
   if (!kcps__server_is_uuid(id)) {
@@ -602,8 +603,7 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req,
   g_autofree char *email = NULL;
   g_mutex_lock(&server->lock);
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT id, org_id, role, email, api_granted FROM users WHERE public_id = ?",
-      &error);
+      server, "SELECT id, org_id, role, email, api_granted FROM users WHERE public_id = ?", &error);
   gint64 user = 0, org = 0;
   bool was = false, admin = false;
   if (stmt) {
@@ -625,8 +625,7 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req,
   else if (!error && !admin)
     status = 409;
   else if (!error && was != granted && kcps__server_db_begin(server, &error)) {
-    stmt = kcps__server_db_prepare(server, "UPDATE users SET api_granted = ? WHERE id = ?",
-                                   &error);
+    stmt = kcps__server_db_prepare(server, "UPDATE users SET api_granted = ? WHERE id = ?", &error);
     if (stmt) {
       sqlite3_bind_int(stmt, 1, granted ? 1 : 0);
       sqlite3_bind_int64(stmt, 2, user);
@@ -636,8 +635,7 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req,
     /* Withdrawing the grant ends every key: a later grant needs new ones. */
     if (!error && !granted) {
       stmt = kcps__server_db_prepare(
-          server, "UPDATE api_keys SET revoked = ? WHERE user_id = ? AND revoked IS NULL",
-          &error);
+          server, "UPDATE api_keys SET revoked = ? WHERE user_id = ? AND revoked IS NULL", &error);
       if (stmt) {
         sqlite3_bind_int64(stmt, 1, kcps__server_now());
         sqlite3_bind_int64(stmt, 2, user);
@@ -691,8 +689,8 @@ granted_locked(kcps_server_t *server, const kcps_server_session_t *session, GErr
   if (!stmt)
     return false;
   sqlite3_bind_int64(stmt, 1, session->user_id);
-  bool granted = kcps__server_db_step(server, stmt, error) == SQLITE_ROW &&
-                 sqlite3_column_int64(stmt, 0) != 0;
+  bool granted =
+      kcps__server_db_step(server, stmt, error) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) != 0;
   sqlite3_finalize(stmt);
   return granted;
 }
@@ -706,8 +704,8 @@ check_key_name(JsonObject *obj, const char **out, GError **error)
 }
 
 static void
-route_key_create(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_key_create(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   (void)id;
   JsonObject *obj = kcps__server_req_object(req);
@@ -750,11 +748,11 @@ route_key_create(kcps_server_t *server, kcps_http_req_t *req,
       status = 409;
   }
   if (!error && status == 201) {
-    stmt = kcps__server_db_prepare(
-        server,
-        "INSERT INTO api_keys (public_id, user_id, name, key_hash, created)"
-        " VALUES (?, ?, ?, ?, ?)",
-        &error);
+    stmt =
+        kcps__server_db_prepare(server,
+                                "INSERT INTO api_keys (public_id, user_id, name, key_hash, created)"
+                                " VALUES (?, ?, ?, ?, ?)",
+                                &error);
     if (stmt) {
       sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
       sqlite3_bind_int64(stmt, 2, session->user_id);
@@ -765,8 +763,8 @@ route_key_create(kcps_server_t *server, kcps_http_req_t *req,
     }
     sqlite3_finalize(stmt);
     if (!error)
-      kcps__server_audit_locked(server, session->user_org_id, session->user_id,
-                                "apikey.created", name, session->source, public_id);
+      kcps__server_audit_locked(server, session->user_org_id, session->user_id, "apikey.created",
+                                name, session->source, public_id);
   }
   g_mutex_unlock(&server->lock);
 
@@ -776,8 +774,8 @@ route_key_create(kcps_server_t *server, kcps_http_req_t *req,
     kcps_http_respond_error(req, 403, "forbidden",
                             "the external admin API has not been granted to you");
   else if (status == 409)
-    kcps_http_respond_error(req, 409, "conflict",
-                            "you hold %d live keys already; revoke one first", KEYS_PER_USER);
+    kcps_http_respond_error(req, 409, "conflict", "you hold %d live keys already; revoke one first",
+                            KEYS_PER_USER);
   else {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
@@ -792,8 +790,8 @@ route_key_create(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_key_list(kcps_server_t *server, kcps_http_req_t *req,
-               const kcps_server_session_t *session, const char *id)
+route_key_list(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+               const char *id)
 {
   (void)id;
   g_autoptr(GError) error = NULL;
@@ -801,17 +799,16 @@ route_key_list(kcps_server_t *server, kcps_http_req_t *req,
   json_builder_begin_object(b);
   g_mutex_lock(&server->lock);
   bool may = kcps__server_role_parse(session->role) == KCPS_ROLE_CUSTOMER_ADMIN &&
-             kcps__server_may_locked(server, session, KCPS_DATA_API, session->user_org_id,
-                                     false);
+             kcps__server_may_locked(server, session, KCPS_DATA_API, session->user_org_id, false);
   if (may) {
     add_bool(b, "granted", granted_locked(server, session, &error));
     json_builder_set_member_name(b, "keys");
     json_builder_begin_array(b);
-    sqlite3_stmt *stmt = kcps__server_db_prepare(
-        server,
-        "SELECT public_id, name, created, last_used, revoked FROM api_keys"
-        " WHERE user_id = ? ORDER BY id",
-        &error);
+    sqlite3_stmt *stmt =
+        kcps__server_db_prepare(server,
+                                "SELECT public_id, name, created, last_used, revoked FROM api_keys"
+                                " WHERE user_id = ? ORDER BY id",
+                                &error);
     if (stmt) {
       sqlite3_bind_int64(stmt, 1, session->user_id);
       while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
@@ -839,8 +836,8 @@ route_key_list(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_key_delete(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_key_delete(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   if (!kcps__server_is_uuid(id)) {
     kcps_http_respond_error(req, 404, "not_found", "no such API key");
@@ -850,7 +847,8 @@ route_key_delete(kcps_server_t *server, kcps_http_req_t *req,
   bool found = false;
   g_mutex_lock(&server->lock);
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT id, name, revoked IS NOT NULL FROM api_keys WHERE public_id = ? AND user_id = ?",
+      server,
+      "SELECT id, name, revoked IS NOT NULL FROM api_keys WHERE public_id = ? AND user_id = ?",
       &error);
   gint64 key = 0;
   bool revoked = false;
@@ -867,14 +865,13 @@ route_key_delete(kcps_server_t *server, kcps_http_req_t *req,
   }
   sqlite3_finalize(stmt);
   if (found && !revoked && !error) {
-    stmt = kcps__server_db_prepare(server, "UPDATE api_keys SET revoked = ? WHERE id = ?",
-                                   &error);
+    stmt = kcps__server_db_prepare(server, "UPDATE api_keys SET revoked = ? WHERE id = ?", &error);
     if (stmt) {
       sqlite3_bind_int64(stmt, 1, kcps__server_now());
       sqlite3_bind_int64(stmt, 2, key);
       if (kcps__server_db_step(server, stmt, &error) == SQLITE_DONE)
-        kcps__server_audit_locked(server, session->user_org_id, session->user_id,
-                                  "apikey.revoked", name, session->source, id);
+        kcps__server_audit_locked(server, session->user_org_id, session->user_id, "apikey.revoked",
+                                  name, session->source, id);
     }
     sqlite3_finalize(stmt);
   }
@@ -910,8 +907,8 @@ api_caller_clear(api_caller_t *c)
  * owner is an active customer admin of a customer organization who holds
  * the grant. Each use is audited (never the key). Caller holds the lock. */
 static bool
-key_caller_locked(kcps_server_t *server, kcps_http_req_t *req, const char *hash,
-                  api_caller_t *out, GError **error)
+key_caller_locked(kcps_server_t *server, kcps_http_req_t *req, const char *hash, api_caller_t *out,
+                  GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
       server,
@@ -925,8 +922,8 @@ key_caller_locked(kcps_server_t *server, kcps_http_req_t *req, const char *hash,
   sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
   bool found = kcps__server_db_step(server, stmt, error) == SQLITE_ROW;
   /* Compared in constant time, against a dummy when nothing matched. */
-  const char *stored = found ? (const char *)sqlite3_column_text(stmt, 1)
-                             : server->dummy_secret_hash;
+  const char *stored =
+      found ? (const char *)sqlite3_column_text(stmt, 1) : server->dummy_secret_hash;
   bool ok = kcps_crypto_streq(stored, hash) && found;
   if (ok) {
     out->key_id = sqlite3_column_int64(stmt, 0);
@@ -939,8 +936,7 @@ key_caller_locked(kcps_server_t *server, kcps_http_req_t *req, const char *hash,
   if (!ok)
     return false;
 
-  stmt = kcps__server_db_prepare(server, "UPDATE api_keys SET last_used = ? WHERE id = ?",
-                                 error);
+  stmt = kcps__server_db_prepare(server, "UPDATE api_keys SET last_used = ? WHERE id = ?", error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, kcps__server_now());
     sqlite3_bind_int64(stmt, 2, out->key_id);
@@ -951,8 +947,8 @@ key_caller_locked(kcps_server_t *server, kcps_http_req_t *req, const char *hash,
   kcps__server_req_source(req, source, sizeof source);
   g_autofree char *detail = g_strdup_printf("key %s: %s %s", out->key_public_id,
                                             kcps_http_req_method(req), kcps_http_req_path(req));
-  kcps__server_audit_locked(server, out->org_id, out->user_id, "apikey.used", out->key_name,
-                            source, detail);
+  kcps__server_audit_locked(server, out->org_id, out->user_id, "apikey.used", out->key_name, source,
+                            detail);
   return true;
 }
 
@@ -1046,8 +1042,7 @@ route_external_job_log(kcps_server_t *server, kcps_http_req_t *req,
   char month[8] = "";
   g_autoptr(GError) bad = NULL;
   bool valid = parse_month(kcps_http_req_query(req, "month"), &start, &end, month, &bad) &&
-               query_int(req, "limit", 1, JOB_LOG_LIMIT_MAX, JOB_LOG_LIMIT_DEFAULT, &limit,
-                         &bad) &&
+               query_int(req, "limit", 1, JOB_LOG_LIMIT_MAX, JOB_LOG_LIMIT_DEFAULT, &limit, &bad) &&
                query_int(req, "offset", 0, G_MAXINT32, 0, &offset, &bad);
 
   api_caller_t caller = {0};
@@ -1112,14 +1107,14 @@ route_external_job_log(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 const kcps_server_route_t kcps__server_routes_reports[] = {
-  {"GET", "/api/v1/orgs/*/report", KCPS_NEED_USER, route_org_report},
-  {"GET", "/api/v1/orgs/*/contracts", KCPS_NEED_USER, route_contracts},
-  {"GET", "/api/v1/orgs/*/audit", KCPS_NEED_USER, route_audit},
-  {"PUT", "/api/v1/users/*/api-access", KCPS_NEED_USER, route_api_access},
-  {"POST", "/api/v1/api-keys", KCPS_NEED_USER, route_key_create},
-  {"GET", "/api/v1/api-keys", KCPS_NEED_USER, route_key_list},
-  {"DELETE", "/api/v1/api-keys/*", KCPS_NEED_USER, route_key_delete},
-  {"GET", "/api/v1/external/users", KCPS_NEED_NONE, route_external_users},
-  {"GET", "/api/v1/external/job-log", KCPS_NEED_NONE, route_external_job_log},
-  {NULL, NULL, KCPS_NEED_NONE, NULL},
+    {"GET", "/api/v1/orgs/*/report", KCPS_NEED_USER, route_org_report},
+    {"GET", "/api/v1/orgs/*/contracts", KCPS_NEED_USER, route_contracts},
+    {"GET", "/api/v1/orgs/*/audit", KCPS_NEED_USER, route_audit},
+    {"PUT", "/api/v1/users/*/api-access", KCPS_NEED_USER, route_api_access},
+    {"POST", "/api/v1/api-keys", KCPS_NEED_USER, route_key_create},
+    {"GET", "/api/v1/api-keys", KCPS_NEED_USER, route_key_list},
+    {"DELETE", "/api/v1/api-keys/*", KCPS_NEED_USER, route_key_delete},
+    {"GET", "/api/v1/external/users", KCPS_NEED_NONE, route_external_users},
+    {"GET", "/api/v1/external/job-log", KCPS_NEED_NONE, route_external_job_log},
+    {NULL, NULL, KCPS_NEED_NONE, NULL},
 };

@@ -67,8 +67,8 @@ add_device(const char *org, const char *name)
   ck_assert_msg(org_id > 0, "no organization %s", org);
   g_mutex_lock(&sfx.server->lock);
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      sfx.server,
-      "INSERT INTO devices (org_id, name, secret_hash, created) VALUES (?, ?, ?, ?)", NULL);
+      sfx.server, "INSERT INTO devices (org_id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
+      NULL);
   gint64 id = 0;
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, org_id);
@@ -209,8 +209,8 @@ static void
 expect_int(JsonNode *node, const char *name, gint64 want, const char *where)
 {
   gint64 got = sfx_int(node, name);
-  ck_assert_msg(got == want, "%s.%s: got %" G_GINT64_FORMAT ", expected %" G_GINT64_FORMAT,
-                where, name, got, want);
+  ck_assert_msg(got == want, "%s.%s: got %" G_GINT64_FORMAT ", expected %" G_GINT64_FORMAT, where,
+                name, got, want);
 }
 
 static void
@@ -309,9 +309,8 @@ START_TEST(test_org_report_bad_month)
 {
   g_autofree char *org = sfx_org_public_id("Customer A");
   g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
-  static const char *const bad[] = {"2026-13", "2026-00", "26-01",  "2026-1",  "abcd-ef",
-                                    "",        "2026/01", "1969-12", "2026-011", "%2B2026-01",
-                                    "2026-1a"};
+  static const char *const bad[] = {"2026-13", "2026-00", "26-01",    "2026-1",     "abcd-ef", "",
+                                    "2026/01", "1969-12", "2026-011", "%2B2026-01", "2026-1a"};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/report?month=%s", org, bad[i]);
     g_autoptr(JsonNode) r = NULL;
@@ -342,13 +341,13 @@ START_TEST(test_org_report_access)
     const char *password;
     long want;
   } cases[] = {
-    {"admin@a.test", sfx.admin_pw, 200}, /* customer admin of that org */
-    {"alice@a.test", sfx.alice_pw, 403}, /* customer user */
-    {"pm@a.test", PW, 403},              /* print manager */
-    {"guest@a.test", PW, 403},           /* guest */
-    {"pa@sales-a.test", PW, 403},        /* providers never see reports */
-    {"ps@sales-a.test", PW, 403},
-    {"admin@z.test", PW, 404},           /* another customer: looks absent */
+      {"admin@a.test", sfx.admin_pw, 200}, /* customer admin of that org */
+      {"alice@a.test", sfx.alice_pw, 403}, /* customer user */
+      {"pm@a.test", PW, 403},              /* print manager */
+      {"guest@a.test", PW, 403},           /* guest */
+      {"pa@sales-a.test", PW, 403},        /* providers never see reports */
+      {"ps@sales-a.test", PW, 403},
+      {"admin@z.test", PW, 404}, /* another customer: looks absent */
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *token = sfx_login(cases[i].email, cases[i].password);
@@ -366,8 +365,7 @@ START_TEST(test_org_report_access)
   /* An unknown organization. */
   g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
   g_autoptr(JsonNode) u = NULL;
-  ck_assert_int_eq(get("/api/v1/orgs/00000000-0000-4000-8000-000000000000/report", admin, &u),
-                   404);
+  ck_assert_int_eq(get("/api/v1/orgs/00000000-0000-4000-8000-000000000000/report", admin, &u), 404);
 }
 END_TEST
 
@@ -453,14 +451,16 @@ static gint64
 org_users(const char *org)
 {
   return db_int("SELECT count(*) FROM users u JOIN orgs o ON o.id = u.org_id"
-                " WHERE o.name = ? AND u.active = 1", org);
+                " WHERE o.name = ? AND u.active = 1",
+                org);
 }
 
 static gint64
 org_devices(const char *org)
 {
   return db_int("SELECT count(*) FROM devices d JOIN orgs o ON o.id = d.org_id"
-                " WHERE o.name = ? AND d.active = 1", org);
+                " WHERE o.name = ? AND d.active = 1",
+                org);
 }
 
 START_TEST(test_contracts_section3)
@@ -521,7 +521,7 @@ START_TEST(test_contracts_section3)
   expect_figures(sfx_member(rr, "below"), "RHQ below", 5, 7 + ca_users, 4 + ca_devices, 7, 26);
   g_autofree char *rr_text = to_text(rr);
   static const char *const hidden_from_rhq[] = {"Customer A", "Customer B", "Customer C",
-                                                "Customer D", "Dealer A", NULL};
+                                                "Customer D", "Dealer A",   NULL};
   expect_anonymous(rr_text, hidden_from_rhq, "RHQ's contract report");
 
   /* RHQ asking for its child Sales B: Sales B by name, the rest summed. */
@@ -544,8 +544,11 @@ START_TEST(test_contracts_section3)
   struct {
     const char *org;
     const char *token;
-  } deep[] = {{"Dealer A", rhq}, {"Customer C", rhq}, {"Customer B", rhq},
-              {"Customer C", salesb}, {"Customer D", salesb}};
+  } deep[] = {{"Dealer A", rhq},
+              {"Customer C", rhq},
+              {"Customer B", rhq},
+              {"Customer C", salesb},
+              {"Customer D", salesb}};
   for (size_t i = 0; i < G_N_ELEMENTS(deep); i++) {
     g_autofree char *id = sfx_org_public_id(deep[i].org);
     g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/contracts", id);
@@ -582,8 +585,8 @@ START_TEST(test_contracts_section3)
 
   /* Another month: the same tree, no jobs. */
   g_autoptr(JsonNode) old = contracts("RHQ", rhq, "2001-01");
-  expect_figures(sfx_member(old, "below"), "RHQ below in 2001", 5, 7 + ca_users, 4 + ca_devices,
-                 0, 0);
+  expect_figures(sfx_member(old, "below"), "RHQ below in 2001", 5, 7 + ca_users, 4 + ca_devices, 0,
+                 0);
 }
 END_TEST
 
@@ -639,21 +642,21 @@ START_TEST(test_api_grant)
     const char *password;
     long want;
   } cases[] = {
-    {"alice@a.test", sfx.alice_pw, 403}, /* customer user of the org */
-    {"ps@sales-a.test", PW, 403},        /* provider support: looks only */
-    {"admin@z.test", PW, 404},           /* another customer's admin */
-    {"pa@sales-z.test", PW, 404},        /* a provider of another branch */
-    {"pa@sales-a.test", PW, 200},        /* the provider above */
-    {"admin@rhq.test", PW, 200},         /* the root provider, further above */
-    {"admin2@a.test", PW, 200},          /* a customer admin of the org */
+      {"alice@a.test", sfx.alice_pw, 403}, /* customer user of the org */
+      {"ps@sales-a.test", PW, 403},        /* provider support: looks only */
+      {"admin@z.test", PW, 404},           /* another customer's admin */
+      {"pa@sales-z.test", PW, 404},        /* a provider of another branch */
+      {"pa@sales-a.test", PW, 200},        /* the provider above */
+      {"admin@rhq.test", PW, 200},         /* the root provider, further above */
+      {"admin2@a.test", PW, 200},          /* a customer admin of the org */
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     db_exec("UPDATE users SET api_granted = 0");
     g_autofree char *token = sfx_login(cases[i].email, cases[i].password);
     g_autoptr(JsonNode) r = NULL;
     long st = put_access(token, target, "{\"granted\":true}", &r);
-    ck_assert_msg(st == cases[i].want, "grant by %s: got %ld, expected %ld", cases[i].email,
-                  st, cases[i].want);
+    ck_assert_msg(st == cases[i].want, "grant by %s: got %ld, expected %ld", cases[i].email, st,
+                  cases[i].want);
     ck_assert_int_eq(granted("admin@a.test"), st == 200 ? 1 : 0);
     if (st == 200)
       ck_assert(json_node_get_boolean(sfx_member(r, "api_granted")));
@@ -670,8 +673,8 @@ START_TEST(test_api_grant)
   ck_assert_int_eq(granted("alice@a.test"), 0);
   /* Unknown users; ids that are no UUID. */
   g_autoptr(JsonNode) u = NULL;
-  ck_assert_int_eq(put_access(pa, "00000000-0000-4000-8000-000000000000", "{\"granted\":true}",
-                              &u), 404);
+  ck_assert_int_eq(put_access(pa, "00000000-0000-4000-8000-000000000000", "{\"granted\":true}", &u),
+                   404);
   g_autoptr(JsonNode) u2 = NULL;
   ck_assert_int_eq(put_access(pa, "1%27%20OR%201%3D1", "{\"granted\":true}", &u2), 404);
   g_autoptr(JsonNode) n = NULL;
@@ -684,13 +687,13 @@ START_TEST(test_api_grant)
     const char *body;
     const char *names;
   } bad[] = {
-    {"{}", "\"granted\""},
-    {"{\"granted\":\"yes\"}", "\"granted\""},
-    {"{\"granted\":1}", "\"granted\""},
-    {"{\"granted\":null}", "\"granted\""},
-    {"{\"granted\":true,\"role\":\"provider_admin\"}", "unknown field \"role\""},
-    {"[true]", NULL},
-    {"{\"granted\":tru", NULL},
+      {"{}", "\"granted\""},
+      {"{\"granted\":\"yes\"}", "\"granted\""},
+      {"{\"granted\":1}", "\"granted\""},
+      {"{\"granted\":null}", "\"granted\""},
+      {"{\"granted\":true,\"role\":\"provider_admin\"}", "unknown field \"role\""},
+      {"[true]", NULL},
+      {"{\"granted\":tru", NULL},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autoptr(JsonNode) r = NULL;
@@ -810,11 +813,13 @@ START_TEST(test_api_keys)
   /* Each use is audited, never with the key. */
   gint64 org_a = sfx_org_id("Customer A");
   g_autofree char *org_a_text = g_strdup_printf("%" G_GINT64_FORMAT, org_a);
-  ck_assert_int_ge(db_int("SELECT count(*) FROM audit WHERE event = 'apikey.used' AND org_id = ?",
-                          org_a_text), 4);
+  ck_assert_int_ge(
+      db_int("SELECT count(*) FROM audit WHERE event = 'apikey.used' AND org_id = ?", org_a_text),
+      4);
   ck_assert_int_eq(
       db_int("SELECT count(*) FROM audit WHERE event = 'apikey.created' AND subject = ?",
-             "billing"), 1);
+             "billing"),
+      1);
   g_autofree char *audit = db_table_text("audit");
   expect_absent(audit, key + 6, "the audit log");
   expect_absent(audit, hash, "the audit log");
@@ -855,8 +860,8 @@ START_TEST(test_api_keys)
   ck_assert_int_eq(db_int("SELECT count(*) FROM audit WHERE event = 'apikey.revoked'", NULL), 1);
   g_autoptr(JsonNode) nk = NULL;
   ck_assert_int_eq(
-      sfx_call("DELETE", "/api/v1/api-keys/00000000-0000-4000-8000-000000000000", admin, NULL,
-               &nk), 404);
+      sfx_call("DELETE", "/api/v1/api-keys/00000000-0000-4000-8000-000000000000", admin, NULL, &nk),
+      404);
   g_autoptr(JsonNode) list2 = NULL;
   expect_status(get("/api/v1/api-keys", admin, &list2), 200, list2, "list after revoking");
   ck_assert_ptr_nonnull(sfx_str(find_by(sfx_array(list2, "keys"), "id", key_id), "revoked"));
@@ -903,17 +908,17 @@ START_TEST(test_api_keys_bad_input)
     const char *body;
     const char *names;
   } bad[] = {
-    {"{}", "\"name\""},
-    {"{\"name\":\"\"}", "\"name\""},
-    {"{\"name\":5}", "\"name\""},
-    {"{\"name\":null}", "\"name\""},
-    {"{\"name\":[\"a\"]}", "\"name\""},
-    {"{\"name\":\"a\\u0001b\"}", "\"name\""},
-    {longbody, "\"name\""},
-    {"{\"name\":\"x\",\"key\":\"kcpsk_chosen\"}", "unknown field \"key\""},
-    {"{\"name\":\"x\",\"user_id\":1}", "unknown field \"user_id\""},
-    {"{\"name\":\"x\"", NULL},
-    {"\"x\"", NULL},
+      {"{}", "\"name\""},
+      {"{\"name\":\"\"}", "\"name\""},
+      {"{\"name\":5}", "\"name\""},
+      {"{\"name\":null}", "\"name\""},
+      {"{\"name\":[\"a\"]}", "\"name\""},
+      {"{\"name\":\"a\\u0001b\"}", "\"name\""},
+      {longbody, "\"name\""},
+      {"{\"name\":\"x\",\"key\":\"kcpsk_chosen\"}", "unknown field \"key\""},
+      {"{\"name\":\"x\",\"user_id\":1}", "unknown field \"user_id\""},
+      {"{\"name\":\"x\"", NULL},
+      {"\"x\"", NULL},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autoptr(JsonNode) r = NULL;
@@ -925,21 +930,22 @@ START_TEST(test_api_keys_bad_input)
   /* Not UTF-8. */
   g_autoptr(JsonNode) u8 = NULL;
   ck_assert_int_eq(sfx_call_raw("POST", "/api/v1/api-keys", admin, "{\"name\":\"\xff\xfe\"}", -1,
-                                NULL, NULL, &u8), 400);
+                                NULL, NULL, &u8),
+                   400);
   ck_assert_int_eq(db_int("SELECT count(*) FROM api_keys", NULL), keys);
 
   /* Query parameters of the job log. */
   static const char *const bad_query[] = {
-    "month=2026-13", "month=", "month=x",   "limit=0",  "limit=10001",
-    "limit=-1",      "limit=a", "offset=-1", "offset=x", "limit=1e3",
+      "month=2026-13", "month=",  "month=x",   "limit=0",  "limit=10001",
+      "limit=-1",      "limit=a", "offset=-1", "offset=x", "limit=1e3",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad_query); i++) {
     g_autofree char *path = g_strdup_printf("/api/v1/external/job-log?%s", bad_query[i]);
     g_autoptr(JsonNode) r = NULL;
     long st = get(path, key, &r);
     ck_assert_msg(st == 400, "%s: got %ld, expected 400", bad_query[i], st);
-    g_autofree char *param = g_strdup_printf("\"%.*s\"", (int)strcspn(bad_query[i], "="),
-                                             bad_query[i]);
+    g_autofree char *param =
+        g_strdup_printf("\"%.*s\"", (int)strcspn(bad_query[i], "="), bad_query[i]);
     sfx_expect_error(st, r, 400, "bad_request", param);
   }
   /* A bad query with a bad key: the key is refused first. */
@@ -1039,8 +1045,10 @@ START_TEST(test_audit_read)
   ck_assert_int_eq(get(all, NULL, &v), 401);
 
   /* Bad limit or before: 400 naming it. */
-  static const char *const bad[] = {"limit=0",  "limit=501", "limit=-1", "limit=abc",
-                                    "limit=",   "limit=1.5", "before=0", "before=x",
+  static const char *const bad[] = {"limit=0",   "limit=501",
+                                    "limit=-1",  "limit=abc",
+                                    "limit=",    "limit=1.5",
+                                    "before=0",  "before=x",
                                     "before=-5", "limit=99999999999999999999"};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autofree char *p = g_strdup_printf("/api/v1/orgs/%s/audit?%s", org, bad[i]);
@@ -1057,12 +1065,12 @@ START_TEST(test_audit_read)
 END_TEST
 
 /* One TCase a test: each gets a fresh demo server. */
-#define ADD(suite, fn)                                                                    \
-  do {                                                                                    \
-    TCase *tc = tcase_create(#fn);                                                        \
-    tcase_add_checked_fixture(tc, sfx_setup, sfx_teardown);                               \
-    tcase_add_test(tc, fn);                                                               \
-    suite_add_tcase(suite, tc);                                                           \
+#define ADD(suite, fn)                                                                             \
+  do {                                                                                             \
+    TCase *tc = tcase_create(#fn);                                                                 \
+    tcase_add_checked_fixture(tc, sfx_setup, sfx_teardown);                                        \
+    tcase_add_test(tc, fn);                                                                        \
+    suite_add_tcase(suite, tc);                                                                    \
   } while (0)
 
 int
