@@ -11,7 +11,9 @@
 
 /* A granted customer admin's API keys: "kcpsk_" + 256 random bits
  * (base64url), shown once, stored as SHA-256. Withdrawing the grant revokes
- * them all. */
+ * them all; so does whatever ends her standing as the organization's
+ * customer admin (another role, deactivation, a move), whichever route
+ * does it: a later grant or reactivation needs new keys. */
 const char kcps__server_schema_reports[] =
     "ALTER TABLE users ADD COLUMN api_granted INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE api_keys ("
@@ -24,6 +26,13 @@ const char kcps__server_schema_reports[] =
     "  last_used INTEGER,"
     "  revoked INTEGER);"
     "CREATE INDEX api_keys_user ON api_keys(user_id);"
+    "CREATE TRIGGER users_api_end AFTER UPDATE OF role, active, org_id ON users"
+    "  WHEN NEW.role <> 'customer_admin' OR NEW.active = 0 OR NEW.org_id <> OLD.org_id"
+    "  BEGIN"
+    "    UPDATE users SET api_granted = 0 WHERE id = NEW.id AND api_granted <> 0;"
+    "    UPDATE api_keys SET revoked = CAST(strftime('%s', 'now') AS INTEGER)"
+    "      WHERE user_id = NEW.id AND revoked IS NULL;"
+    "  END;"
     "CREATE INDEX job_logs_org_created ON job_logs(org_id, created);";
 
 #define KEY_PREFIX "kcpsk_"

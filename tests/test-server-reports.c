@@ -880,7 +880,7 @@ START_TEST(test_api_keys)
   g_autoptr(JsonNode) w3 = NULL;
   ck_assert_int_eq(get("/api/v1/external/users", k2, &w3), 401);
 
-  /* A deactivated owner's keys stop working. */
+  /* A deactivated owner's keys stop working, also after reactivation. */
   g_autofree char *k3 = new_key(admin, "third");
   g_autoptr(JsonNode) d0 = NULL;
   expect_status(get("/api/v1/external/users", k3, &d0), 200, d0, "third key");
@@ -889,10 +889,25 @@ START_TEST(test_api_keys)
   ck_assert_int_eq(get("/api/v1/external/users", k3, &d1), 401);
   g_autofree char *d1_text = to_text(d1);
   ck_assert_str_eq(d1_text, refusal);
-  /* So do those of an owner who is no longer a customer admin. */
-  db_exec("UPDATE users SET active = 1, role = 'customer_user' WHERE email = 'admin@a.test'");
+  db_exec("UPDATE users SET active = 1 WHERE email = 'admin@a.test'");
   g_autoptr(JsonNode) d2 = NULL;
   ck_assert_int_eq(get("/api/v1/external/users", k3, &d2), 401);
+  ck_assert_int_eq(granted("admin@a.test"), 0);
+
+  /* So do those of an owner who stops being a customer admin, for good. */
+  g_autofree char *a2 = sfx_login("admin@a.test", sfx.admin_pw);
+  g_autoptr(JsonNode) g = NULL;
+  expect_status(put_access(a2, admin_pub, "{\"granted\":true}", &g), 200, g, "grant again");
+  g_autofree char *k4 = new_key(a2, "fourth");
+  db_exec("UPDATE users SET role = 'print_manager' WHERE email = 'admin@a.test'");
+  db_exec("UPDATE users SET role = 'customer_admin' WHERE email = 'admin@a.test'");
+  g_autoptr(JsonNode) d3 = NULL;
+  ck_assert_int_eq(get("/api/v1/external/users", k4, &d3), 401);
+  ck_assert_int_eq(granted("admin@a.test"), 0);
+  ck_assert_int_eq(db_int("SELECT count(*) FROM api_keys WHERE revoked IS NULL AND user_id = "
+                          "(SELECT id FROM users WHERE email = ?)",
+                          "admin@a.test"),
+                   0);
 }
 END_TEST
 
