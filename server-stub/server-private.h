@@ -361,4 +361,15 @@ void kcps__server_mfa_begin(kcps_server_t *server, kcps_http_req_t *req, gint64 
  * organization; sets server->demo_text. True when nothing was to be done. */
 bool kcps__server_demo_create(kcps_server_t *server, GError **error);
 
+/* server-reports.c: pure parsers of untrusted query text (also the fuzz
+ * target's). A month "YYYY-MM" (NULL: the month of now) as UTC [start, end)
+ * and its text; a count in lo..hi (NULL: dflt), decimal digits only; the form
+ * of an API key ("kcpsk_" + 43 base64url characters). False + BAD_REQUEST
+ * naming the parameter. */
+bool kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint64 *end,
+                              char out[8], GError **error);
+bool kcps__server_parse_count(const char *name, const char *text, gint64 lo, gint64 hi,
+                              gint64 dflt, gint64 *out, GError **error);
+bool kcps__server_api_key_form(const char *text);
+
 G_END_DECLS

@@ -113,16 +113,19 @@ set_bad(GError **error, const char *fmt, ...)
   g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
 }
 
-/* The month of "?month=YYYY-MM" (UTC) as [start, end) unix seconds and its
- * text; the current month when absent. */
-static bool
-parse_month(const char *text, gint64 *start, gint64 *end, char out[8], GError **error)
+bool
+kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint64 *end, char out[8],
+                         GError **error)
 {
   int year, month;
   if (!text) {
-    g_autoptr(GDateTime) now = g_date_time_new_from_unix_utc(kcps__server_now());
-    year = g_date_time_get_year(now);
-    month = g_date_time_get_month(now);
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(now);
+    if (!dt) {
+      set_bad(error, "no current month");
+      return false;
+    }
+    year = g_date_time_get_year(dt);
+    month = g_date_time_get_month(dt);
   } else {
     bool form = strlen(text) == 7 && text[4] == '-';
     for (size_t i = 0; form && i < 7; i++)
@@ -147,12 +150,10 @@ parse_month(const char *text, gint64 *start, gint64 *end, char out[8], GError **
   return true;
 }
 
-/* An integer query parameter in lo..hi (dflt when absent). */
-static bool
-query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 dflt, gint64 *out,
-          GError **error)
+bool
+kcps__server_parse_count(const char *name, const char *text, gint64 lo, gint64 hi, gint64 dflt,
+                         gint64 *out, GError **error)
 {
-  const char *text = kcps_http_req_query(req, name);
   if (!text) {
     *out = dflt;
     return true;
@@ -176,11 +177,32 @@ query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 d
   return true;
 }
 
+bool
+kcps__server_api_key_form(const char *text)
+{
+  size_t plen = strlen(KEY_PREFIX);
+  if (!text || strlen(text) != plen + KEY_TEXT_LEN || !g_str_has_prefix(text, KEY_PREFIX))
+    return false;
+  for (const char *p = text + plen; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_')
+      return false;
+  return true;
+}
+
+/* An integer query parameter in lo..hi (dflt when absent). */
+static bool
+query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 dflt, gint64 *out,
+          GError **error)
+{
+  return kcps__server_parse_count(name, kcps_http_req_query(req, name), lo, hi, dflt, out, error);
+}
+
 static bool
 month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
 {
   g_autoptr(GError) error = NULL;
-  if (parse_month(kcps_http_req_query(req, "month"), start, end, out, &error))
+  if (kcps__server_parse_month(kcps_http_req_query(req, "month"), kcps__server_now(), start, end,
+                               out, &error))
     return true;
   kcps__server_respond_bad(req, error);
   return false;
@@ -967,12 +989,8 @@ static bool
 request_key_hash(kcps_http_req_t *req, char hash[65])
 {
   const char *bearer = kcps_http_req_bearer(req);
-  size_t plen = strlen(KEY_PREFIX);
-  if (!bearer || strlen(bearer) != plen + KEY_TEXT_LEN || !g_str_has_prefix(bearer, KEY_PREFIX))
+  if (!kcps__server_api_key_form(bearer))
     return false;
-  for (const char *p = bearer + plen; *p; p++)
-    if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_')
-      return false;
   kcps_crypto_sha256_hex(bearer, strlen(bearer), hash);
   return true;
 }
@@ -1050,7 +1068,8 @@ route_external_job_log(kcps_server_t *server, kcps_http_req_t *req,
   gint64 start = 0, end = 0, limit = 0, offset = 0;
   char month[8] = "";
   g_autoptr(GError) bad = NULL;
-  bool valid = parse_month(kcps_http_req_query(req, "month"), &start, &end, month, &bad) &&
+  bool valid = kcps__server_parse_month(kcps_http_req_query(req, "month"), kcps__server_now(),
+                                        &start, &end, month, &bad) &&
                query_int(req, "limit", 1, JOB_LOG_LIMIT_MAX, JOB_LOG_LIMIT_DEFAULT, &limit, &bad) &&
                query_int(req, "offset", 0, G_MAXINT32, 0, &offset, &bad);
 
