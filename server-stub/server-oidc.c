@@ -616,6 +616,7 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
   g_autoptr(JsonNode) root = NULL;
   guchar key[32];
   g_autofree char *aad = g_strdup_printf("kcps-oidc-secret:%s", id);
+  bool missing_secret = false;
   g_mutex_lock(&server->lock);
   g_autofree char *sealed = NULL;
   bool ok = !in.client_secret ||
@@ -625,23 +626,32 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
   if (ok)
     ok = kcps__server_db_begin(server, &error);
   if (ok) {
+    /* Without a new secret only the other columns change. */
     sqlite3_stmt *stmt = kcps__server_db_prepare(
         server,
-        "INSERT INTO oidc_configs (org_id, preset, issuer, client_id, secret_sealed, tenant,"
-        " domain, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        " ON CONFLICT (org_id) DO UPDATE SET preset = ?2, issuer = ?3, client_id = ?4,"
-        " secret_sealed = coalesce(?5, secret_sealed), tenant = ?6, domain = ?7, updated = ?8",
+        sealed ? "INSERT INTO oidc_configs (org_id, preset, issuer, client_id, secret_sealed,"
+                 " tenant, domain, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                 " ON CONFLICT (org_id) DO UPDATE SET preset = ?2, issuer = ?3,"
+                 " client_id = ?4, secret_sealed = ?5, tenant = ?6, domain = ?7, updated = ?8"
+               : "UPDATE oidc_configs SET preset = ?2, issuer = ?3, client_id = ?4,"
+                 " tenant = ?6, domain = ?7, updated = ?8 WHERE org_id = ?1",
         &error);
     if (stmt) {
       sqlite3_bind_int64(stmt, 1, org);
       sqlite3_bind_text(stmt, 2, in.preset, -1, SQLITE_STATIC);
       sqlite3_bind_text(stmt, 3, in.issuer, -1, SQLITE_STATIC);
       sqlite3_bind_text(stmt, 4, in.client_id, -1, SQLITE_STATIC);
-      sqlite3_bind_text(stmt, 5, sealed, -1, SQLITE_STATIC);
+      if (sealed)
+        sqlite3_bind_text(stmt, 5, sealed, -1, SQLITE_STATIC);
       sqlite3_bind_text(stmt, 6, in.tenant, -1, SQLITE_STATIC);
       sqlite3_bind_text(stmt, 7, in.domain, -1, SQLITE_STATIC);
       sqlite3_bind_int64(stmt, 8, kcps__server_now());
       ok = kcps__server_db_step(server, stmt, &error) == SQLITE_DONE;
+      if (ok && sqlite3_changes(server->db) == 0) {
+        /* Removed since the check above: a secret is needed again. */
+        ok = false;
+        missing_secret = true;
+      }
     } else {
       ok = false;
     }
@@ -670,7 +680,9 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
     root = config_json_locked(server, org, id, &error);
   g_mutex_unlock(&server->lock);
   sso_config_clear(&in);
-  if (!ok || !root)
+  if (missing_secret)
+    kcps_http_respond_error(req, 400, "bad_request", "missing field \"client_secret\"");
+  else if (!ok || !root)
     kcps__server_respond_internal(req, error);
   else
     kcps_http_respond_json(req, 200, root);
