@@ -1,6 +1,7 @@
 /* The demo tree (--demo): RHQ → Sales A → Customer A with an admin, a user
- * with a PIN and one device, all with freshly generated secrets that are
- * handed out once (stdout and DATA/demo-credentials.txt). */
+ * with a PIN and one device, and the RHQ's provider admin (who builds the
+ * rest of a tree through the API), all with freshly generated secrets that
+ * are handed out once (stdout and DATA/demo-credentials.txt). */
 #include "server-private.h"
 
 #include "common/crypto.h"
@@ -125,10 +126,18 @@ insert_device_locked(kcps_server_t *server, gint64 org, const char *name,
   return ok;
 }
 
+/* The three password hashes, made before the lock is taken (Argon2 must
+ * not hold up other requests). */
+typedef struct {
+  char *rhq;
+  char *admin;
+  char *alice;
+} demo_hashes_t;
+
 /* Inserts the tree; caller holds the lock and an open transaction. */
 static bool
-insert_tree_locked(kcps_server_t *server, const char *admin_pw, const char *alice_pw,
-                   const char *secret, GError **error)
+insert_tree_locked(kcps_server_t *server, const demo_hashes_t *hashes, const char *secret,
+                   GError **error)
 {
   gint64 root = insert_org_locked(server, "RHQ", "root", 0, error);
   gint64 sales = root ? insert_org_locked(server, "Sales A", "provider", root, error) : 0;
@@ -136,22 +145,32 @@ insert_tree_locked(kcps_server_t *server, const char *admin_pw, const char *alic
   if (!customer)
     return false;
 
-  g_autofree char *admin_hash = kcps__server_password_hash(admin_pw, error);
-  if (!admin_hash)
-    return false;
-  g_autofree char *alice_hash = kcps__server_password_hash(alice_pw, error);
-  if (!alice_hash)
-    return false;
   char pin_hmac[65];
   kcps__server_pin_hmac(server, customer, DEMO_PIN, pin_hmac);
   char secret_hash[65];
   kcps_crypto_sha256_hex(secret, strlen(secret), secret_hash);
 
-  return insert_user_locked(server, customer, "admin@a.test", "Customer A Admin",
-                            "customer_admin", admin_hash, NULL, error) &&
+  return insert_user_locked(server, root, "rhq@a.test", "RHQ Admin", "provider_admin",
+                            hashes->rhq, NULL, error) &&
+         insert_user_locked(server, customer, "admin@a.test", "Customer A Admin",
+                            "customer_admin", hashes->admin, NULL, error) &&
          insert_user_locked(server, customer, "alice@a.test", "Alice", "customer_user",
-                            alice_hash, pin_hmac, error) &&
+                            hashes->alice, pin_hmac, error) &&
          insert_device_locked(server, customer, "MFP-1", secret_hash, error);
+}
+
+/* How many organizations exist; -1 with error. Takes the lock. */
+static gint64
+count_orgs(kcps_server_t *server, GError **error)
+{
+  g_mutex_lock(&server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(server, "SELECT count(*) FROM orgs", error);
+  gint64 orgs = -1;
+  if (stmt && kcps__server_db_step(server, stmt, error) == SQLITE_ROW)
+    orgs = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&server->lock);
+  return orgs;
 }
 
 bool
@@ -159,43 +178,52 @@ kcps__server_demo_create(kcps_server_t *server, GError **error)
 {
   g_autofree char *cred_path = g_build_filename(server->data_dir, "demo-credentials.txt", NULL);
   g_autofree char *secret_path = g_build_filename(server->data_dir, "MFP-1.secret", NULL);
-  char *admin_pw = NULL, *alice_pw = NULL, *secret = NULL, *text = NULL;
+  char *rhq_pw = NULL, *admin_pw = NULL, *alice_pw = NULL, *secret = NULL, *text = NULL;
+  demo_hashes_t hashes = {0};
   bool ok = false;
 
-  g_mutex_lock(&server->lock);
-
   /* Only an empty folder gets the demo: a second start changes nothing. */
-  sqlite3_stmt *stmt = kcps__server_db_prepare(server, "SELECT count(*) FROM orgs", error);
-  if (!stmt)
-    goto out;
-  int rc = kcps__server_db_step(server, stmt, error);
-  gint64 orgs = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
-  sqlite3_finalize(stmt);
-  if (orgs < 0)
-    goto out;
-  if (orgs > 0) {
-    ok = true;
-    goto out;
-  }
+  gint64 orgs = count_orgs(server, error);
+  if (orgs != 0)
+    return orgs > 0;
 
+  rhq_pw = random_password(16);
   admin_pw = random_password(16);
   alice_pw = random_password(16);
   secret = kcps_crypto_random_token(32);
-  if (!admin_pw || !alice_pw || !secret) {
+  if (!rhq_pw || !admin_pw || !alice_pw || !secret) {
     g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
                         "demo: no randomness for the credentials");
     goto out;
   }
+  hashes.rhq = kcps__server_password_hash(rhq_pw, error);
+  hashes.admin = hashes.rhq ? kcps__server_password_hash(admin_pw, error) : NULL;
+  hashes.alice = hashes.admin ? kcps__server_password_hash(alice_pw, error) : NULL;
+  if (!hashes.alice)
+    goto out;
   text = g_strdup_printf("admin@a.test password: %s\n"
                          "alice@a.test password: %s\n"
-                         "MFP-1 device secret: %s\n",
-                         admin_pw, alice_pw, secret);
+                         "MFP-1 device secret: %s\n"
+                         "rhq@a.test password: %s\n",
+                         admin_pw, alice_pw, secret, rhq_pw);
+
+  g_mutex_lock(&server->lock);
+  if (!kcps__server_db_begin(server, error))
+    goto out_unlock;
+  /* Checked again inside the transaction: the listener is already up. */
+  sqlite3_stmt *stmt = kcps__server_db_prepare(server, "SELECT count(*) FROM orgs", error);
+  orgs = stmt && kcps__server_db_step(server, stmt, error) == SQLITE_ROW
+             ? sqlite3_column_int64(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  if (orgs != 0) {
+    kcps__server_db_rollback(server);
+    ok = orgs > 0;
+    goto out_unlock;
+  }
 
   /* The files are written inside the transaction and removed if it does
    * not commit, so credentials are never lost nor stale. */
-  if (!kcps__server_db_begin(server, error))
-    goto out;
-  if (!insert_tree_locked(server, admin_pw, alice_pw, secret, error) ||
+  if (!insert_tree_locked(server, &hashes, secret, error) ||
       !kcps__server_write_private_file(cred_path, text, strlen(text), error) ||
       !kcps__server_write_private_file(secret_path, secret, strlen(secret), error)) {
     kcps__server_db_rollback(server);
@@ -207,16 +235,21 @@ kcps__server_demo_create(kcps_server_t *server, GError **error)
   server->demo_text = text;
   text = NULL;
   ok = true;
-  goto out;
+  goto out_unlock;
 
 out_unlink:
   g_unlink(cred_path);
   g_unlink(secret_path);
-out:
+out_unlock:
   g_mutex_unlock(&server->lock);
+out:
+  wipe_free(rhq_pw);
   wipe_free(admin_pw);
   wipe_free(alice_pw);
   wipe_free(secret);
   wipe_free(text);
+  g_free(hashes.rhq);
+  g_free(hashes.admin);
+  g_free(hashes.alice);
   return ok;
 }

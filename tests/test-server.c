@@ -812,7 +812,7 @@ START_TEST(test_demo_passwords)
   }
   ck_assert_str_ne(fx.admin_pw, fx.alice_pw);
   ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "orgs"), 3);
-  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "users"), 2);
+  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "users"), 3);
   ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "devices"), 1);
 }
 END_TEST
@@ -871,7 +871,7 @@ START_TEST(test_second_start)
   ck_assert(g_file_get_contents(path, &after, NULL, NULL));
   ck_assert_str_eq(before, after);
   ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "orgs"), 3);
-  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "users"), 2);
+  ck_assert_int_eq(kcps__server_db_count_rows(fx.server, "users"), 3);
 
   /* Same passwords, same session (tokens survive a restart), same job. */
   g_autofree char *again = login("alice@a.test", fx.alice_pw);
