@@ -1062,7 +1062,7 @@ START_TEST(test_flow_discovery)
   kcps_answers = g_string_new(NULL);
   g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
   g_autofree char *org = sfx_org_public_id("Customer A");
-  g_autofree char *body = g_strdup_printf(
+  char *body = g_strdup_printf(
       "{\"preset\":\"generic\",\"issuer\":\"https://127.0.0.1:%d/other\",\"client_id\":\"x\","
       "\"client_secret\":\"y\"}", provider_port);
   put_sso(org, admin, body, 200, NULL);
@@ -1070,6 +1070,18 @@ START_TEST(test_flow_discovery)
   JsonNode *ans = NULL;
   ck_assert_int_eq(sfx_call("GET", start, NULL, NULL, &ans), 502);
   ck_assert_str_eq(sfx_str(ans, "step"), "discovery");
+  json_node_unref(ans);
+
+  /* The provider's own discovery names "https://127.0.0.1:PORT", not this. */
+  g_free(body);
+  body = g_strdup_printf(
+      "{\"preset\":\"generic\",\"issuer\":\"https://127.0.0.1:%d/\",\"client_id\":\"x\","
+      "\"client_secret\":\"y\"}", provider_port);
+  put_sso(org, admin, body, 200, NULL);
+  ck_assert_int_eq(sfx_call("GET", start, NULL, NULL, &ans), 502);
+  ck_assert_str_eq(sfx_str(ans, "step"), "discovery");
+  ck_assert_msg(strstr(sfx_str(ans, "message"), "another issuer"), "message: %s",
+                sfx_str(ans, "message"));
   json_node_unref(ans);
 
   configure_sso();
@@ -1080,6 +1092,7 @@ START_TEST(test_flow_discovery)
   json_node_unref(ans);
   g_autofree char *audit = audit_text();
   ck_assert_msg(strstr(audit, "sso.failed||discovery:"), "no sso.failed: %s", audit);
+  g_free(body);
   g_string_free(kcps_answers, TRUE);
 }
 END_TEST
