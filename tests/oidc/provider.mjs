@@ -54,6 +54,7 @@ server.listen(0, '127.0.0.1', () => {
   // Quiet: errors go to stderr for the test log, nothing else.
   provider.on('server_error', (ctx, err) => process.stderr.write(`provider: ${err}\n`));
   server.on('request', provider.callback());
+  process.stderr.write(`provider: oidc-provider on Node.js ${process.version}, https://127.0.0.1:${port}\n`);
   process.stdout.write(`READY ${port}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
