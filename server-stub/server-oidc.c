@@ -333,11 +333,11 @@ discover(kcps_server_t *server, const char *issuer, kcps_oidc_discovery_t *d, GE
                 "the provider's discovery document could not be fetched: %s", local->message);
     return false;
   }
-  bool ok = status == 200 || (g_set_error(error, KCPS_OIDC_ERROR, KCPS_OIDC_ERROR_DISCOVERY,
-                                          "the provider answered %ld for its discovery document",
-                                          status),
-                              false);
-  if (ok)
+  bool ok = false;
+  if (status != 200)
+    g_set_error(error, KCPS_OIDC_ERROR, KCPS_OIDC_ERROR_DISCOVERY,
+                "the provider answered %ld for its discovery document", status);
+  else
     ok = kcps__oidc_parse_discovery((const char *)body->data, body->len - 1, issuer, d, error);
   g_byte_array_unref(body);
   return ok;
@@ -415,8 +415,8 @@ is_issuer(const char *s)
   return !strpbrk(s, "?#\\\"<>");
 }
 
-/* The string member name of obj, or NULL; *present says whether it was
- * there at all. False when it is there but not a string. */
+/* The string member name of obj into *out (NULL when absent). False +
+ * BAD_REQUEST when it is there but not a string. */
 static bool
 opt_string(JsonObject *obj, const char *name, const char **out, GError **error)
 {
