@@ -491,8 +491,9 @@ START_TEST(test_wrong_codes_lock)
   ck_assert_int_eq(attempts(), 0);
   expect_refused(token, code, "right code after 3 wrong ones");
   if (lockout_works()) {
+    gint64 alice = user_id("alice@a.test");
     g_mutex_lock(&sfx.server->lock);
-    bool locked = kcps__server_lockout_locked(sfx.server, user_id("alice@a.test"), SOURCE);
+    bool locked = kcps__server_lockout_locked(sfx.server, alice, SOURCE);
     g_mutex_unlock(&sfx.server->lock);
     ck_assert_msg(locked, "3 wrong codes: alice not locked, expected locked");
   }
