@@ -14,7 +14,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y nodejs npm >&2 || { apt-get update >&2 && apt-get install -y nodejs npm >&2; }
+  apt-get install -y --no-install-recommends nodejs npm >&2 ||
+    { apt-get update >&2 && apt-get install -y --no-install-recommends nodejs npm >&2; }
 fi
 
 stamp="$dest/.installed"
