@@ -113,6 +113,29 @@ queue_plain(struct MHD_Connection *conn, unsigned status, const char *code, cons
   return ret;
 }
 
+/* Decodes %XX in the path and query in place, as libmicrohttpd does by
+ * default, except %00: a NUL would cut the path short ("/a%00/b" read as
+ * "/a"), so it stays as the three characters and matches nothing. */
+static size_t
+unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+  (void)cls;
+  (void)conn;
+  char *out = s;
+  for (const char *in = s; *in; in++) {
+    int hi = in[0] == '%' ? g_ascii_xdigit_value(in[1]) : -1;
+    int lo = hi >= 0 ? g_ascii_xdigit_value(in[2]) : -1;
+    if (lo >= 0 && (hi | lo) != 0) {
+      *out++ = (char)(hi * 16 + lo);
+      in += 2;
+    } else {
+      *out++ = *in;
+    }
+  }
+  *out = '\0';
+  return (size_t)(out - s);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size,
@@ -213,6 +236,7 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
       d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, server,
                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                           MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                            MHD_OPTION_HTTPS_MEM_CERT, server->cert_pem,
@@ -221,7 +245,8 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
     } else {
       d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, server, MHD_OPTION_SOCK_ADDR,
                            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                           NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                           NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
     }
     if (!d) {

@@ -284,6 +284,19 @@ JsonObject *
 kcps__server_req_object(kcps_http_req_t *req)
 {
   g_autoptr(GError) error = NULL;
+  /* Strict JSON of the right type first (server-validate.c): json-glib
+   * alone lets comments, trailing data and "\u0000" through. */
+  size_t len = 0;
+  const char *body = kcps_http_req_body(req, &len);
+  if (len > 0 && !kcps__server_check_content_type(kcps_http_req_header(req, "Content-Type"),
+                                                  &error)) {
+    kcps_http_respond_error(req, 415, "unsupported_media_type", "%s", error->message);
+    return NULL;
+  }
+  if (len > 0 && !kcps__server_check_json_text(body, len, &error)) {
+    kcps__server_respond_bad(req, error);
+    return NULL;
+  }
   JsonObject *obj = kcps_http_req_json(req, &error);
   if (!obj)
     kcps_http_respond_error(req, 400, "bad_request", "%s",
