@@ -166,7 +166,8 @@ kcps__server_smtp_send(const kcps_server_t *server, const char *to, const char *
 
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-  curl_easy_setopt(curl, CURLOPT_USE_SSL, credentials ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
+  curl_easy_setopt(curl, CURLOPT_USE_SSL,
+                   credentials ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
   curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
