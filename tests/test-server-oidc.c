@@ -1001,6 +1001,37 @@ START_TEST(test_flow_desktop)
 }
 END_TEST
 
+/* The provider's key set without the token's kid is fetched once more
+ * (a rotation); when it still lacks it, the sign-in fails naming kid. */
+START_TEST(test_flow_key_rotation)
+{
+  kcps_answers = g_string_new(NULL);
+  configure_sso();
+  CURL *curl = curl_easy_init();
+  g_autofree char *stale = g_strdup_printf("https://127.0.0.1:%d/test/stale-jwks", provider_port);
+
+  g_autofree char *cb1 = begin(curl, "frank", NULL);
+  web_t w = web(curl, stale, "x");
+  web_clear(&w);
+  w = web(curl, cb1, NULL);
+  ck_assert_msg(w.status == 200, "one stale key set: got %ld %s, expected 200", w.status,
+                w.body->str);
+  web_clear(&w);
+
+  g_autofree char *cb2 = begin(curl, "frank", NULL);
+  for (int i = 0; i < 2; i++) {
+    w = web(curl, stale, "x");
+    web_clear(&w);
+  }
+  w = web(curl, cb2, NULL);
+  ck_assert_msg(w.status == 401 && strstr(w.body->str, "\"step\":\"kid\""),
+                "two stale key sets: got %ld %s, expected 401 step kid", w.status, w.body->str);
+  web_clear(&w);
+  curl_easy_cleanup(curl);
+  g_string_free(kcps_answers, TRUE);
+}
+END_TEST
+
 /* The provider insists on PKCE, and the code it gives KCPS is bound to
  * KCPS's verifier: without it (or without the secret) it is worthless. */
 START_TEST(test_flow_pkce)
@@ -1166,6 +1197,7 @@ main(void)
   tcase_add_test(tc, test_flow_web);
   tcase_add_test(tc, test_flow_desktop);
   tcase_add_test(tc, test_flow_pkce);
+  tcase_add_test(tc, test_flow_key_rotation);
   tcase_add_test(tc, test_flow_discovery);
   suite_add_tcase(s, tc);
 

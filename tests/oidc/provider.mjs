@@ -3,6 +3,7 @@
 // listens. Environment: OIDC_CERT, OIDC_KEY (PEM of its certificate),
 // OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI (the KCPS callback).
 // Any login name signs in (devInteractions): sub = name, email = name@idp.test.
+// POST /test/stale-jwks: the next /jwks answers an old key set (kid rotation).
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -53,7 +54,24 @@ server.listen(0, '127.0.0.1', () => {
   });
   // Quiet: errors go to stderr for the test log, nothing else.
   provider.on('server_error', (ctx, err) => process.stderr.write(`provider: ${err}\n`));
-  server.on('request', provider.callback());
+  // Test hook: each POST /test/stale-jwks makes one later /jwks answer an
+  // old key set (another kid), as a provider mid-rotation or a stale cache.
+  const { publicKey: oldKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const oldSet = JSON.stringify({ keys: [{ ...oldKey.export({ format: 'jwk' }), kid: 'old-rsa', use: 'sig', alg: 'RS256' }] });
+  let stale = 0;
+  const handle = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.method === 'POST' && req.url === '/test/stale-jwks') {
+      stale += 1;
+      res.end('ok');
+    } else if (req.url === '/jwks' && stale > 0) {
+      stale -= 1;
+      res.setHeader('content-type', 'application/json');
+      res.end(oldSet);
+    } else {
+      handle(req, res);
+    }
+  });
   process.stderr.write(`provider: oidc-provider on Node.js ${process.version}, https://127.0.0.1:${port}\n`);
   process.stdout.write(`READY ${port}\n`);
 });
