@@ -18,6 +18,7 @@
 #include <openssl/rsa.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -626,6 +627,14 @@ make_certificates(const char *dir)
   run(cmd);
 }
 
+/* The provider dies with the test process, even one that failed hard. */
+static void
+die_with_parent(gpointer data)
+{
+  (void)data;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static void
 flow_setup(void)
 {
@@ -661,7 +670,7 @@ flow_setup(void)
   int out_fd = -1;
   g_autoptr(GError) error = NULL;
   bool ok = g_spawn_async_with_pipes(provider_dir, (char **)argv, envp,
-                                     G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                     G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, die_with_parent, NULL,
                                      &provider_pid, NULL, &out_fd, NULL, &error);
   g_strfreev(envp);
   ck_assert_msg(ok, "cannot start %s: %s", node, error ? error->message : "?");
