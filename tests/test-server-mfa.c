@@ -573,6 +573,32 @@ START_TEST(test_code_bound_to_attempt)
 }
 END_TEST
 
+/* The desktop client's login keeps its kind through the code step: the
+ * session is a desktop one (with its refresh token). */
+START_TEST(test_desktop_client)
+{
+  g_autoptr(sink_t) s = sink_start(NULL, NULL, NULL);
+  use_relay(s, NULL);
+  set_mfa("Customer A", true);
+  g_autofree char *body = g_strdup_printf(
+      "{\"email\":\"alice@a.test\",\"password\":\"%s\",\"client\":\"desktop\"}", sfx.alice_pw);
+  g_autoptr(JsonNode) answer = NULL;
+  long status = sfx_call("POST", "/api/v1/login", NULL, body, &answer);
+  ck_assert_msg(status == 200 && sfx_str(answer, "mfa_token"), "desktop login: got %ld", status);
+  ck_assert_int_eq(query_int("SELECT count(*) FROM mfa_attempts WHERE client = ?", "desktop"), 1);
+  char code[7];
+  g_autofree char *mail = sink_read(s, 1, "eml");
+  mail_code(mail, code);
+  g_autoptr(JsonNode) done = NULL;
+  status = verify(sfx_str(answer, "mfa_token"), code, &done);
+  ck_assert_msg(status == 200, "desktop code: got %ld, expected 200", status);
+  ck_assert_msg(sfx_str(done, "token") && sfx_str(done, "refresh_token"),
+                "desktop session: token %s, refresh_token %s, expected both",
+                sfx_str(done, "token") ? "present" : "missing",
+                sfx_str(done, "refresh_token") ? "present" : "missing");
+}
+END_TEST
+
 START_TEST(test_only_newest_attempts_live)
 {
   g_autoptr(sink_t) s = sink_start(NULL, NULL, NULL);
@@ -758,6 +784,7 @@ main(void)
     {"reuse", test_code_single_use},
     {"expiry", test_code_expires},
     {"bound", test_code_bound_to_attempt},
+    {"desktop", test_desktop_client},
     {"newest", test_only_newest_attempts_live},
     {"disabled", test_disabled_user_refused},
     {"no-relay", test_no_relay},
