@@ -665,7 +665,7 @@ START_TEST(test_pin_clash)
 {
   sfx_add_user("Customer A", "bob@a.test", "customer_user", PW);
   g_autofree char *bob = sfx_login("bob@a.test", PW);
-  g_autofree char *before = state();
+  g_autofree char *before = db_text("SELECT group_concat(coalesce(pin_hmac, '-')) FROM users");
   g_autoptr(JsonNode) clash = NULL;
   EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"4321\"}", &clash), clash,
                    409, "conflict", NULL);
@@ -673,6 +673,8 @@ START_TEST(test_pin_clash)
   ck_assert_msg(!strstr(text, "alice") && !strstr(text, "Alice") && !strstr(text, "4321"),
                 "the clash reveals whose PIN: %s", text);
   ck_assert(db_int("SELECT pin_hmac IS NULL FROM users WHERE email = 'bob@a.test'") == 1);
+  g_autofree char *after = db_text("SELECT group_concat(coalesce(pin_hmac, '-')) FROM users");
+  ck_assert_str_eq(before, after);
   ck_assert_int_eq(audit_count("pin.clash"), 1);
   g_autofree char *audit = db_text("SELECT group_concat(coalesce(detail, '') || coalesce(subject, ''))"
                                    " FROM audit WHERE event = 'pin.clash'");
@@ -693,7 +695,6 @@ START_TEST(test_pin_clash)
   g_autofree char *id = user_public_id("alice@a.test");
   g_autofree char *path = g_strdup_printf("/api/v1/users/%s/pin", id);
   ck_assert_int_eq(sfx_call("PUT", path, admin, "{\"pin\":\"1111\"}", NULL), 409);
-  (void)before;
 }
 END_TEST
 
