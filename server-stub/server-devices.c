@@ -10,9 +10,9 @@
 #include <string.h>
 
 /* A lower-case v4 UUID made by SQLite (rows inserted without one). */
-#define SQL_UUID                                                                        \
-  "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'"                      \
-  " || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-'"  \
+#define SQL_UUID                                                                                   \
+  "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'"                                  \
+  " || substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-'"              \
   " || hex(randomblob(6)))"
 
 /* Devices get a public id, a serial number (unique; NULL for devices made
@@ -21,29 +21,29 @@
  * the reports). Users get a sealed copy of their PIN. Cards are stored as
  * HMACs per organization, with the last four characters for display. */
 const char kcps__server_schema_devices[] =
-  "ALTER TABLE devices ADD COLUMN public_id TEXT;"
-  "ALTER TABLE devices ADD COLUMN serial TEXT;"
-  "ALTER TABLE devices ADD COLUMN login_options INTEGER NOT NULL DEFAULT 7"
-  "  CHECK (login_options BETWEEN 0 AND 7);"
-  "ALTER TABLE devices ADD COLUMN deleted INTEGER;"
-  "UPDATE devices SET public_id = " SQL_UUID " WHERE public_id IS NULL;"
-  "CREATE UNIQUE INDEX devices_public_id ON devices(public_id);"
-  "CREATE UNIQUE INDEX devices_serial ON devices(serial);"
-  "CREATE INDEX devices_org ON devices(org_id);"
-  "CREATE TRIGGER devices_public_id AFTER INSERT ON devices WHEN NEW.public_id IS NULL"
-  " BEGIN UPDATE devices SET public_id = " SQL_UUID " WHERE id = NEW.id; END;"
-  "ALTER TABLE users ADD COLUMN pin_sealed TEXT;"
-  "CREATE TABLE cards ("
-  "  id INTEGER PRIMARY KEY,"
-  "  public_id TEXT NOT NULL UNIQUE,"
-  "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
-  "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-  "  card_hmac TEXT NOT NULL,"
-  "  last4 TEXT NOT NULL,"
-  "  label TEXT NOT NULL,"
-  "  created INTEGER NOT NULL,"
-  "  UNIQUE (org_id, card_hmac));"
-  "CREATE INDEX cards_user ON cards(user_id);";
+    "ALTER TABLE devices ADD COLUMN public_id TEXT;"
+    "ALTER TABLE devices ADD COLUMN serial TEXT;"
+    "ALTER TABLE devices ADD COLUMN login_options INTEGER NOT NULL DEFAULT 7"
+    "  CHECK (login_options BETWEEN 0 AND 7);"
+    "ALTER TABLE devices ADD COLUMN deleted INTEGER;"
+    "UPDATE devices SET public_id = " SQL_UUID " WHERE public_id IS NULL;"
+    "CREATE UNIQUE INDEX devices_public_id ON devices(public_id);"
+    "CREATE UNIQUE INDEX devices_serial ON devices(serial);"
+    "CREATE INDEX devices_org ON devices(org_id);"
+    "CREATE TRIGGER devices_public_id AFTER INSERT ON devices WHEN NEW.public_id IS NULL"
+    " BEGIN UPDATE devices SET public_id = " SQL_UUID " WHERE id = NEW.id; END;"
+    "ALTER TABLE users ADD COLUMN pin_sealed TEXT;"
+    "CREATE TABLE cards ("
+    "  id INTEGER PRIMARY KEY,"
+    "  public_id TEXT NOT NULL UNIQUE,"
+    "  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  card_hmac TEXT NOT NULL,"
+    "  last4 TEXT NOT NULL,"
+    "  label TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  UNIQUE (org_id, card_hmac));"
+    "CREATE INDEX cards_user ON cards(user_id);";
 
 static const char *const option_names[] = {"simple", "card", "pin"};
 
@@ -70,18 +70,18 @@ kcps__server_body_none(kcps_http_req_t *req)
 
 gint64
 kcps__server_user_for_admin(kcps_server_t *server, kcps_http_req_t *req,
-                            const kcps_server_session_t *session, const char *public_id,
-                            bool write, gint64 *org_out, char **email_out)
+                            const kcps_server_session_t *session, const char *public_id, bool write,
+                            gint64 *org_out, char **email_out)
 {
   gint64 user_id = 0, org = 0;
   char *email = NULL;
   bool visible = false, may = false;
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_is_uuid(public_id)
-                           ? kcps__server_db_prepare(
-                                 server, "SELECT id, org_id, email FROM users WHERE public_id = ?",
-                                 NULL)
-                           : NULL;
+  sqlite3_stmt *stmt =
+      kcps__server_is_uuid(public_id)
+          ? kcps__server_db_prepare(server,
+                                    "SELECT id, org_id, email FROM users WHERE public_id = ?", NULL)
+          : NULL;
   if (stmt) {
     sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
     if (kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW) {
@@ -116,11 +116,10 @@ bool
 kcps__server_device_source_locked(kcps_server_t *server, gint64 device_id, char *buf, size_t len,
                                   gint64 *options_out)
 {
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server,
-      "SELECT public_id, login_options FROM devices"
-      " WHERE id = ? AND active = 1 AND deleted IS NULL",
-      NULL);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(server,
+                                               "SELECT public_id, login_options FROM devices"
+                                               " WHERE id = ? AND active = 1 AND deleted IS NULL",
+                                               NULL);
   if (!stmt)
     return false;
   sqlite3_bind_int64(stmt, 1, device_id);
@@ -152,8 +151,8 @@ iso_time(gint64 t)
 
 /* Device records ------------------------------------------------------------ */
 
-#define DEVICE_COLUMNS                                                             \
-  "d.id, d.org_id, d.public_id, d.serial, d.name, d.login_options, d.created,"    \
+#define DEVICE_COLUMNS                                                                             \
+  "d.id, d.org_id, d.public_id, d.serial, d.name, d.login_options, d.created,"                     \
   " o.public_id"
 #define DEVICE_FROM " FROM devices d JOIN orgs o ON o.id = d.org_id"
 
@@ -255,7 +254,8 @@ device_for_session(kcps_server_t *server, kcps_http_req_t *req,
   g_mutex_lock(&server->lock);
   bool found = device_find_locked(server, public_id, out, &error);
   bool visible = found && kcps__server_org_within_locked(server, session->user_org_id, out->org);
-  bool may = visible && kcps__server_may_locked(server, session, KCPS_DATA_DEVICES, out->org, write);
+  bool may =
+      visible && kcps__server_may_locked(server, session, KCPS_DATA_DEVICES, out->org, write);
   g_mutex_unlock(&server->lock);
   if (error)
     kcps__server_respond_internal(req, error);
@@ -269,8 +269,7 @@ device_for_session(kcps_server_t *server, kcps_http_req_t *req,
 
 /* Body fields of devices ---------------------------------------------------- */
 
-static bool
-set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static bool set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static bool
 set_bad(GError **error, const char *fmt, ...)
@@ -302,7 +301,8 @@ check_options(JsonObject *obj, gint64 *out, bool *present, GError **error)
   for (guint i = 0; i < json_array_get_length(array); i++) {
     JsonNode *e = json_array_get_element(array, i);
     const char *name = JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING
-                           ? json_node_get_string(e) : NULL;
+                           ? json_node_get_string(e)
+                           : NULL;
     gint64 bit = 0;
     for (size_t k = 0; name && k < G_N_ELEMENTS(option_names); k++)
       if (strcmp(name, option_names[k]) == 0)
@@ -337,8 +337,9 @@ device_clash_locked(kcps_server_t *server, gint64 except, const char *name, cons
                     GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT name = ?1, serial IS ?2 FROM devices"
-              " WHERE id <> ?3 AND (name = ?1 OR (?2 IS NOT NULL AND serial = ?2)) LIMIT 1",
+      server,
+      "SELECT name = ?1, serial IS ?2 FROM devices"
+      " WHERE id <> ?3 AND (name = ?1 OR (?2 IS NOT NULL AND serial = ?2)) LIMIT 1",
       error);
   if (!stmt)
     return NULL;
@@ -449,10 +450,11 @@ route_list_devices(kcps_server_t *server, kcps_http_req_t *req,
   json_builder_set_member_name(b, "devices");
   json_builder_begin_array(b);
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server,
-      "SELECT " DEVICE_COLUMNS DEVICE_FROM " WHERE d.org_id = ? AND d.deleted IS NULL ORDER BY d.id",
-      &error);
+  sqlite3_stmt *stmt =
+      kcps__server_db_prepare(server,
+                              "SELECT " DEVICE_COLUMNS DEVICE_FROM
+                              " WHERE d.org_id = ? AND d.deleted IS NULL ORDER BY d.id",
+                              &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, org);
     while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
@@ -474,8 +476,8 @@ route_list_devices(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_get_device(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_get_device(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   g_auto(device_t) d = {0};
   if (!device_for_session(server, req, session, id, false, &d))
@@ -512,8 +514,8 @@ route_patch_device(kcps_server_t *server, kcps_http_req_t *req,
   gint64 options = 0;
   bool has_options = false;
   if (!kcps__server_check_fields(obj, allowed, &error) ||
-      !kcps__server_field_string(obj, "name", 1, KCPS_SERVER_MAX_DEVICE, KCPS_TEXT_OPTIONAL,
-                                 &name, &error) ||
+      !kcps__server_field_string(obj, "name", 1, KCPS_SERVER_MAX_DEVICE, KCPS_TEXT_OPTIONAL, &name,
+                                 &error) ||
       !check_options(obj, &options, &has_options, &error)) {
     kcps__server_respond_bad(req, error);
     return;
@@ -774,8 +776,8 @@ at_device_locked(kcps_server_t *server, const kcps_server_session_t *session, gi
 {
   char token_hash[65];
   char *token = kcps__server_session_create_locked(server, KCPS_SESSION_USER_DEVICE, user_id,
-                                                   session->device_id,
-                                                   KCPS_SERVER_USER_DEVICE_TTL, token_hash, error);
+                                                   session->device_id, KCPS_SERVER_USER_DEVICE_TTL,
+                                                   token_hash, error);
   if (!token)
     return NULL;
   sqlite3_stmt *stmt =
@@ -818,14 +820,13 @@ respond_at_device(kcps_http_req_t *req, char *token, const char *email, const ch
 /* A failed login at a device: counted (on the account when known, else on
  * the device) and audited. Caller holds the lock. */
 static void
-failed_at_device_locked(kcps_server_t *server, const kcps_server_session_t *session,
-                        gint64 user_id, const char *lock_source, bool locked, const char *subject,
-                        const char *how)
+failed_at_device_locked(kcps_server_t *server, const kcps_server_session_t *session, gint64 user_id,
+                        const char *lock_source, bool locked, const char *subject, const char *how)
 {
   if (!locked)
     kcps__server_lockout_failed_locked(server, user_id, lock_source);
-  g_autofree char *detail = g_strdup_printf("%s at device %s%s", how, session->device_name,
-                                            locked ? " (locked)" : "");
+  g_autofree char *detail =
+      g_strdup_printf("%s at device %s%s", how, session->device_name, locked ? " (locked)" : "");
   kcps__server_audit_locked(server, session->device_org_id, user_id, "login.failed", subject,
                             session->source, detail);
 }
@@ -834,8 +835,8 @@ failed_at_device_locked(kcps_server_t *server, const kcps_server_session_t *sess
  * unknown account, a wrong password, a locked account and a user of
  * another organization (who is unknown here). */
 static void
-route_user_login(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_user_login(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   (void)id;
   JsonObject *obj = kcps__server_req_object(req);
@@ -1188,8 +1189,8 @@ route_my_cards(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
 }
 
 static void
-route_add_my_card(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+route_add_my_card(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   (void)id;
   char card[KCPS_SERVER_MAX_CARD_ID + 1];
@@ -1200,8 +1201,8 @@ route_add_my_card(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_user_cards(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_user_cards(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   gint64 org = 0;
   gint64 user_id = kcps__server_user_for_admin(server, req, session, id, false, &org, NULL);
@@ -1221,8 +1222,7 @@ route_add_user_card(kcps_server_t *server, kcps_http_req_t *req,
   g_autofree char *email = NULL;
   gint64 user_id = kcps__server_user_for_admin(server, req, session, id, true, &org, &email);
   if (user_id)
-    register_card(server, req, session, user_id, org, email, card, label,
-                  "by an administrator");
+    register_card(server, req, session, user_id, org, email, card, label, "by an administrator");
   OPENSSL_cleanse(card, sizeof card);
 }
 
@@ -1246,8 +1246,8 @@ route_device_add_card(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_delete_card(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+route_delete_card(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   g_autoptr(GError) error = NULL;
   gint64 card_id = 0, user_id = 0, org = 0;
@@ -1256,14 +1256,14 @@ route_delete_card(kcps_server_t *server, kcps_http_req_t *req,
   g_autofree char *last4 = NULL;
   bool visible = false, may = false;
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_is_uuid(id)
-                           ? kcps__server_db_prepare(
-                                 server,
-                                 "SELECT c.id, c.user_id, c.org_id, u.email, c.label, c.last4"
-                                 " FROM cards c JOIN users u ON u.id = c.user_id"
-                                 " WHERE c.public_id = ?",
-                                 &error)
-                           : NULL;
+  sqlite3_stmt *stmt =
+      kcps__server_is_uuid(id)
+          ? kcps__server_db_prepare(server,
+                                    "SELECT c.id, c.user_id, c.org_id, u.email, c.label, c.last4"
+                                    " FROM cards c JOIN users u ON u.id = c.user_id"
+                                    " WHERE c.public_id = ?",
+                                    &error)
+          : NULL;
   if (stmt) {
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
@@ -1278,9 +1278,9 @@ route_delete_card(kcps_server_t *server, kcps_http_req_t *req,
   sqlite3_finalize(stmt);
   /* Her own card, or one an admin of its organization manages. */
   bool own = card_id > 0 && user_id == session->user_id;
-  visible = own || (card_id > 0 &&
-                    kcps__server_org_within_locked(server, session->user_org_id, org) &&
-                    kcps__server_may_locked(server, session, KCPS_DATA_USERS, org, false));
+  visible =
+      own || (card_id > 0 && kcps__server_org_within_locked(server, session->user_org_id, org) &&
+              kcps__server_may_locked(server, session, KCPS_DATA_USERS, org, false));
   may = own || (visible && kcps__server_may_locked(server, session, KCPS_DATA_USERS, org, true));
   if (may && !error) {
     stmt = kcps__server_db_prepare(server, "DELETE FROM cards WHERE id = ?", &error);
@@ -1289,9 +1289,8 @@ route_delete_card(kcps_server_t *server, kcps_http_req_t *req,
       kcps__server_db_step(server, stmt, &error);
     }
     sqlite3_finalize(stmt);
-    g_autofree char *detail = g_strdup_printf("%s, label \"%s\", ending %s",
-                                              own ? "by its owner" : "by an administrator", label,
-                                              last4);
+    g_autofree char *detail = g_strdup_printf(
+        "%s, label \"%s\", ending %s", own ? "by its owner" : "by an administrator", label, last4);
     if (!error)
       kcps__server_audit_locked(server, org, session->user_id, "card.deleted", email,
                                 session->source, detail);
@@ -1308,30 +1307,30 @@ route_delete_card(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 const kcps_server_route_t kcps__server_routes_devices[] = {
-  /* Registration and management (Table 2-1: devices of customers). */
-  {"POST", "/api/v1/orgs/*/devices", KCPS_NEED_USER, route_register_device},
-  {"GET", "/api/v1/orgs/*/devices", KCPS_NEED_USER, route_list_devices},
-  {"GET", "/api/v1/devices/*", KCPS_NEED_USER, route_get_device},
-  {"PATCH", "/api/v1/devices/*", KCPS_NEED_USER, route_patch_device},
-  {"DELETE", "/api/v1/devices/*", KCPS_NEED_USER, route_delete_device},
-  {"POST", "/api/v1/devices/*/secret", KCPS_NEED_USER, route_rotate_secret},
-  /* The device, then its users. */
-  {"POST", "/api/v1/device/login", KCPS_NEED_NONE, route_device_login},
-  {"POST", "/api/v1/device/user-login", KCPS_NEED_DEVICE, route_user_login},
-  {"POST", "/api/v1/device/pin-login", KCPS_NEED_DEVICE, route_pin_login},
-  {"POST", "/api/v1/device/card-login", KCPS_NEED_DEVICE, route_card_login},
-  {"POST", "/api/v1/device/cards", KCPS_NEED_USER_DEVICE, route_device_add_card},
-  /* PINs (server-pins.c). */
-  {"GET", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_my_pin},
-  {"PUT", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_set_my_pin},
-  {"POST", "/api/v1/me/pin/generate", KCPS_NEED_USER, kcps__server_route_generate_my_pin},
-  {"GET", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_user_pin},
-  {"PUT", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_set_user_pin},
-  /* ID cards. */
-  {"GET", "/api/v1/me/cards", KCPS_NEED_USER, route_my_cards},
-  {"POST", "/api/v1/me/cards", KCPS_NEED_USER, route_add_my_card},
-  {"GET", "/api/v1/users/*/cards", KCPS_NEED_USER, route_user_cards},
-  {"POST", "/api/v1/users/*/cards", KCPS_NEED_USER, route_add_user_card},
-  {"DELETE", "/api/v1/cards/*", KCPS_NEED_USER, route_delete_card},
-  {NULL, NULL, KCPS_NEED_NONE, NULL},
+    /* Registration and management (Table 2-1: devices of customers). */
+    {"POST", "/api/v1/orgs/*/devices", KCPS_NEED_USER, route_register_device},
+    {"GET", "/api/v1/orgs/*/devices", KCPS_NEED_USER, route_list_devices},
+    {"GET", "/api/v1/devices/*", KCPS_NEED_USER, route_get_device},
+    {"PATCH", "/api/v1/devices/*", KCPS_NEED_USER, route_patch_device},
+    {"DELETE", "/api/v1/devices/*", KCPS_NEED_USER, route_delete_device},
+    {"POST", "/api/v1/devices/*/secret", KCPS_NEED_USER, route_rotate_secret},
+    /* The device, then its users. */
+    {"POST", "/api/v1/device/login", KCPS_NEED_NONE, route_device_login},
+    {"POST", "/api/v1/device/user-login", KCPS_NEED_DEVICE, route_user_login},
+    {"POST", "/api/v1/device/pin-login", KCPS_NEED_DEVICE, route_pin_login},
+    {"POST", "/api/v1/device/card-login", KCPS_NEED_DEVICE, route_card_login},
+    {"POST", "/api/v1/device/cards", KCPS_NEED_USER_DEVICE, route_device_add_card},
+    /* PINs (server-pins.c). */
+    {"GET", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_my_pin},
+    {"PUT", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_set_my_pin},
+    {"POST", "/api/v1/me/pin/generate", KCPS_NEED_USER, kcps__server_route_generate_my_pin},
+    {"GET", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_user_pin},
+    {"PUT", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_set_user_pin},
+    /* ID cards. */
+    {"GET", "/api/v1/me/cards", KCPS_NEED_USER, route_my_cards},
+    {"POST", "/api/v1/me/cards", KCPS_NEED_USER, route_add_my_card},
+    {"GET", "/api/v1/users/*/cards", KCPS_NEED_USER, route_user_cards},
+    {"POST", "/api/v1/users/*/cards", KCPS_NEED_USER, route_add_user_card},
+    {"DELETE", "/api/v1/cards/*", KCPS_NEED_USER, route_delete_card},
+    {NULL, NULL, KCPS_NEED_NONE, NULL},
 };

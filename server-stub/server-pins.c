@@ -30,13 +30,13 @@
 /* The profiles, in the order of the pin_profile setting's values. */
 typedef struct {
   const char *name;
-  gint64 min, max;    /* selectable PIN lengths */
-  gint64 custom_min;  /* custom and admin-set PINs only from this length */
+  gint64 min, max;   /* selectable PIN lengths */
+  gint64 custom_min; /* custom and admin-set PINs only from this length */
 } pin_rule_t;
 
 static const pin_rule_t pin_rules[] = {
-  {"other", 4, 12, 4},
-  {"kda_g", 6, 12, 8},
+    {"other", 4, 12, 4},
+    {"kda_g", 6, 12, 8},
 };
 
 static const pin_rule_t *
@@ -45,8 +45,7 @@ rule_of(gint64 profile)
   return profile == 1 ? &pin_rules[1] : &pin_rules[0];
 }
 
-static bool
-set_bad(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static bool set_bad(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 static bool
 set_bad(GError **error, int code, const char *fmt, ...)
@@ -149,11 +148,11 @@ kcps__server_pin_setting_check_locked(kcps_server_t *server, gint64 org, const c
     const pin_rule_t *rule = rule_of(profile);
     if (length >= rule->min && length <= rule->max)
       continue;
-    g_autofree char *where =
-        d == org ? g_strdup("")
-                 : g_strdup_printf(" (organization \"%s\" below has its own %s)",
-                                   (const char *)g_ptr_array_index(names, i),
-                                   profile_key ? "pin_length" : "pin_profile");
+    g_autofree char *where = d == org
+                                 ? g_strdup("")
+                                 : g_strdup_printf(" (organization \"%s\" below has its own %s)",
+                                                   (const char *)g_ptr_array_index(names, i),
+                                                   profile_key ? "pin_length" : "pin_profile");
     if (profile_key)
       return set_bad(error, KCPS_SERVER_ERROR_BAD_REQUEST,
                      "setting \"pin_profile\": the %s profile allows PIN lengths %" G_GINT64_FORMAT
@@ -198,8 +197,7 @@ pin_key_locked(kcps_server_t *server, guchar key[PIN_KEY_LEN], GError **error)
   close(fd);
   if (n != PIN_KEY_LEN) {
     OPENSSL_cleanse(key, PIN_KEY_LEN);
-    return set_bad(error, KCPS_SERVER_ERROR_IO, "%s must hold exactly %d bytes", path,
-                   PIN_KEY_LEN);
+    return set_bad(error, KCPS_SERVER_ERROR_IO, "%s must hold exactly %d bytes", path, PIN_KEY_LEN);
   }
   return true;
 }
@@ -225,12 +223,12 @@ pin_seal(const guchar key[PIN_KEY_LEN], gint64 user_id, const char *pin, GError 
   g_autofree char *aad = seal_aad(user_id);
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int n = 0, fin = 0;
-  bool ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
-            EVP_EncryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-            EVP_EncryptUpdate(ctx, buf + GCM_IV_LEN, &n, (const guchar *)pin, (int)len) == 1 &&
-            EVP_EncryptFinal_ex(ctx, buf + GCM_IV_LEN + n, &fin) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN,
-                                buf + GCM_IV_LEN + n + fin) == 1;
+  bool ok =
+      ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
+      EVP_EncryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
+      EVP_EncryptUpdate(ctx, buf + GCM_IV_LEN, &n, (const guchar *)pin, (int)len) == 1 &&
+      EVP_EncryptFinal_ex(ctx, buf + GCM_IV_LEN + n, &fin) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, buf + GCM_IV_LEN + n + fin) == 1;
   EVP_CIPHER_CTX_free(ctx);
   char *out = ok ? g_base64_encode(buf, GCM_IV_LEN + (size_t)(n + fin) + GCM_TAG_LEN) : NULL;
   OPENSSL_cleanse(buf, sizeof buf);
@@ -252,12 +250,12 @@ pin_open(const guchar key[PIN_KEY_LEN], gint64 user_id, const char *sealed)
   g_autofree char *aad = seal_aad(user_id);
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int n = 0, fin = 0;
-  bool ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
-            EVP_DecryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-            EVP_DecryptUpdate(ctx, (guchar *)pin, &n, raw + GCM_IV_LEN, (int)ct_len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN,
-                                raw + GCM_IV_LEN + ct_len) == 1 &&
-            EVP_DecryptFinal_ex(ctx, (guchar *)pin + n, &fin) == 1;
+  bool ok =
+      ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+      EVP_DecryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
+      EVP_DecryptUpdate(ctx, (guchar *)pin, &n, raw + GCM_IV_LEN, (int)ct_len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, raw + GCM_IV_LEN + ct_len) == 1 &&
+      EVP_DecryptFinal_ex(ctx, (guchar *)pin + n, &fin) == 1;
   EVP_CIPHER_CTX_free(ctx);
   OPENSSL_cleanse(raw, len);
   if (!ok) {
@@ -300,8 +298,7 @@ typedef enum { STORE_ERROR, STORE_OK, STORE_CLASH } store_t;
 
 /* Stores pin as the user's (HMAC + sealed copy); caller holds the lock. */
 static store_t
-store_pin_locked(kcps_server_t *server, gint64 user_id, gint64 org, const char *pin,
-                 GError **error)
+store_pin_locked(kcps_server_t *server, gint64 user_id, gint64 org, const char *pin, GError **error)
 {
   char hmac[65];
   kcps__server_pin_hmac(server, org, pin, hmac);
@@ -348,10 +345,11 @@ kcps__server_pin_backfill_locked(kcps_server_t *server, gint64 user_id, const ch
   if (missing && pin_key_locked(server, key, &error)) {
     g_autofree char *sealed = pin_seal(key, user_id, pin, &error);
     OPENSSL_cleanse(key, sizeof key);
-    stmt = sealed ? kcps__server_db_prepare(
-                        server, "UPDATE users SET pin_sealed = ? WHERE id = ? AND pin_sealed IS NULL",
-                        &error)
-                  : NULL;
+    stmt = sealed
+               ? kcps__server_db_prepare(
+                     server, "UPDATE users SET pin_sealed = ? WHERE id = ? AND pin_sealed IS NULL",
+                     &error)
+               : NULL;
     if (stmt) {
       sqlite3_bind_text(stmt, 1, sealed, -1, SQLITE_STATIC);
       sqlite3_bind_int64(stmt, 2, user_id);
@@ -384,8 +382,8 @@ random_pin(char *out, gint64 length)
 
 /* Generates and stores a free PIN; caller holds the lock. out gets it. */
 static store_t
-generate_pin_locked(kcps_server_t *server, gint64 user_id, gint64 org, gint64 length,
-                    char out[16], GError **error)
+generate_pin_locked(kcps_server_t *server, gint64 user_id, gint64 org, gint64 length, char out[16],
+                    GError **error)
 {
   for (int tries = 0; tries < PIN_GENERATE_TRIES; tries++) {
     if (!random_pin(out, length)) {
@@ -406,14 +404,15 @@ static gint64
 recent_clashes_locked(kcps_server_t *server, gint64 actor, GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT count(*) FROM audit WHERE user_id = ? AND event = 'pin.clash' AND created > ?",
+      server,
+      "SELECT count(*) FROM audit WHERE user_id = ? AND event = 'pin.clash' AND created > ?",
       error);
   if (!stmt)
     return -1;
   sqlite3_bind_int64(stmt, 1, actor);
   sqlite3_bind_int64(stmt, 2, kcps__server_now() - PIN_CLASH_WINDOW);
-  gint64 n = kcps__server_db_step(server, stmt, error) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0)
-                                                                     : -1;
+  gint64 n =
+      kcps__server_db_step(server, stmt, error) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
   sqlite3_finalize(stmt);
   return n;
 }
@@ -521,8 +520,8 @@ set_custom_pin(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
                                 admin ? "custom PIN set by an administrator" : "custom PIN");
     } else if (st == STORE_CLASH) {
       status = 409;
-      kcps__server_audit_locked(server, org, session->user_id, "pin.clash", email,
-                                session->source, "a custom PIN was taken already");
+      kcps__server_audit_locked(server, org, session->user_id, "pin.clash", email, session->source,
+                                "a custom PIN was taken already");
     }
   }
   g_mutex_unlock(&server->lock);
@@ -535,12 +534,12 @@ set_custom_pin(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
                             " digits (the organization's PIN length)",
                             length);
   else if (status == 403)
-    kcps_http_respond_error(req, 403, "forbidden",
-                            "the %s PIN profile allows %s PINs only at a PIN length of %" G_GINT64_FORMAT
-                            " to %" G_GINT64_FORMAT " (this organization's is %" G_GINT64_FORMAT
-                            "); generate one instead",
-                            rule->name, admin ? "administrator-set" : "custom", rule->custom_min,
-                            rule->max, length);
+    kcps_http_respond_error(
+        req, 403, "forbidden",
+        "the %s PIN profile allows %s PINs only at a PIN length of %" G_GINT64_FORMAT
+        " to %" G_GINT64_FORMAT " (this organization's is %" G_GINT64_FORMAT
+        "); generate one instead",
+        rule->name, admin ? "administrator-set" : "custom", rule->custom_min, rule->max, length);
   else if (status == 429)
     kcps_http_respond_error(req, 429, "too_many_requests",
                             "too many chosen PINs were taken already today; generate one instead");
@@ -569,16 +568,15 @@ kcps__server_route_set_my_pin(kcps_server_t *server, kcps_http_req_t *req,
     kcps__server_respond_bad(req, error);
     return;
   }
-  set_custom_pin(server, req, session, session->user_id, session->user_org_id, session->email,
-                 pin, false);
+  set_custom_pin(server, req, session, session->user_id, session->user_org_id, session->email, pin,
+                 false);
 }
 
 /* Generates and stores a PIN; answers itself (the PIN to the owner, ****
  * to an admin). Takes the lock. */
 static void
-set_generated_pin(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, gint64 user_id, gint64 org,
-                  const char *email, bool admin)
+set_generated_pin(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  gint64 user_id, gint64 org, const char *email, bool admin)
 {
   g_autoptr(GError) error = NULL;
   char pin[16] = "";
@@ -610,8 +608,8 @@ kcps__server_route_generate_my_pin(kcps_server_t *server, kcps_http_req_t *req,
 {
   (void)id;
   if (kcps__server_body_none(req))
-    set_generated_pin(server, req, session, session->user_id, session->user_org_id,
-                      session->email, false);
+    set_generated_pin(server, req, session, session->user_id, session->user_org_id, session->email,
+                      false);
 }
 
 void
@@ -625,8 +623,8 @@ kcps__server_route_user_pin(kcps_server_t *server, kcps_http_req_t *req,
   g_autoptr(GError) error = NULL;
   bool set = false;
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt =
-      kcps__server_db_prepare(server, "SELECT pin_hmac IS NOT NULL FROM users WHERE id = ?", &error);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server, "SELECT pin_hmac IS NOT NULL FROM users WHERE id = ?", &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, user_id);
     if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)

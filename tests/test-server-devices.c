@@ -13,10 +13,10 @@
 #define PW "Passw0rd!23"
 
 /* The call runs before its answer is read (argument order is unspecified). */
-#define EXPECT_ERROR(call, answer, status, code, in_message)                    \
-  do {                                                                          \
-    long got_ = (call);                                                         \
-    sfx_expect_error(got_, answer, status, code, in_message);                   \
+#define EXPECT_ERROR(call, answer, status, code, in_message)                                       \
+  do {                                                                                             \
+    long got_ = (call);                                                                            \
+    sfx_expect_error(got_, answer, status, code, in_message);                                      \
   } while (0)
 
 /* Helpers ------------------------------------------------------------------ */
@@ -48,13 +48,14 @@ static char *
 state(void)
 {
   static const char *const parts[] = {
-    "SELECT group_concat(id || public_id || coalesce(serial, '-') || name || secret_hash"
-    " || login_options || active || coalesce(deleted, '-'), ';') FROM devices",
-    "SELECT group_concat(public_id || card_hmac || label, ';') FROM cards",
-    "SELECT group_concat(id || coalesce(pin_hmac, '-') || coalesce(pin_sealed, '-'), ';') FROM users",
-    "SELECT group_concat(org_id || key || value, ';') FROM org_settings",
-    "SELECT count(*) FROM sessions",
-    "SELECT count(*) FROM audit",
+      "SELECT group_concat(id || public_id || coalesce(serial, '-') || name || secret_hash"
+      " || login_options || active || coalesce(deleted, '-'), ';') FROM devices",
+      "SELECT group_concat(public_id || card_hmac || label, ';') FROM cards",
+      "SELECT group_concat(id || coalesce(pin_hmac, '-') || coalesce(pin_sealed, '-'), ';') FROM "
+      "users",
+      "SELECT group_concat(org_id || key || value, ';') FROM org_settings",
+      "SELECT count(*) FROM sessions",
+      "SELECT count(*) FROM audit",
   };
   GString *s = g_string_new(NULL);
   for (size_t i = 0; i < G_N_ELEMENTS(parts); i++) {
@@ -239,9 +240,9 @@ START_TEST(test_register)
   g_autoptr(JsonNode) dup1 = NULL;
   g_autoptr(JsonNode) dup2 = NULL;
   EXPECT_ERROR(sfx_call("POST", path, admin, "{\"serial\":\"SN-0001\",\"name\":\"MFP-3\"}", &dup1),
-                   dup1, 409, "conflict", "serial");
+               dup1, 409, "conflict", "serial");
   EXPECT_ERROR(sfx_call("POST", path, admin, "{\"serial\":\"SN-0002\",\"name\":\"MFP-2\"}", &dup2),
-                   dup2, 409, "conflict", "name");
+               dup2, 409, "conflict", "name");
   ck_assert_int_eq(db_int("SELECT count(*) FROM devices"), 2);
 }
 END_TEST
@@ -266,10 +267,10 @@ START_TEST(test_rotate_secret)
   /* Every session at the device ended, the old secret is dead. */
   g_autoptr(JsonNode) a1 = NULL;
   g_autoptr(JsonNode) a2 = NULL;
-  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"4321\"}", &a1), a1, 401,
-                   "unauthorized", NULL);
-  EXPECT_ERROR(sfx_call("GET", "/api/v1/device/jobs", user_at, NULL, &a2), a2, 401,
-                   "unauthorized", NULL);
+  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"4321\"}", &a1), a1, 401, "unauthorized",
+               NULL);
+  EXPECT_ERROR(sfx_call("GET", "/api/v1/device/jobs", user_at, NULL, &a2), a2, 401, "unauthorized",
+               NULL);
   ck_assert_int_eq(device_login_as("MFP-R", secret, NULL), 401);
   ck_assert_int_eq(device_login_as("MFP-R", fresh, NULL), 200);
   ck_assert_int_eq(audit_count("device.secret_rotated"), 1);
@@ -288,7 +289,7 @@ START_TEST(test_patch_and_delete)
   ck_assert_int_eq(json_array_get_length(sfx_array(patched, "login_options")), 3);
   g_autoptr(JsonNode) taken = NULL;
   EXPECT_ERROR(sfx_call("PATCH", path, admin, "{\"name\":\"MFP-1\"}", &taken), taken, 409,
-                   "conflict", "name");
+               "conflict", "name");
 
   g_autofree char *device = NULL;
   ck_assert_int_eq(device_login_as("MFP-D2", secret, &device), 200);
@@ -297,8 +298,8 @@ START_TEST(test_patch_and_delete)
   g_autoptr(JsonNode) gone = NULL;
   EXPECT_ERROR(sfx_call("GET", path, admin, NULL, &gone), gone, 404, "not_found", NULL);
   g_autoptr(JsonNode) a1 = NULL;
-  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"4321\"}", &a1), a1, 401,
-                   "unauthorized", NULL);
+  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"4321\"}", &a1), a1, 401, "unauthorized",
+               NULL);
   ck_assert_int_eq(audit_count("device.deleted"), 1);
   /* Its serial and name are free again. */
   g_autofree char *again = register_device("SN-D", "MFP-D2", NULL, NULL);
@@ -321,7 +322,8 @@ START_TEST(test_delete_device_with_logs)
   g_autofree char *tpath = g_strdup_printf("/api/v1/device/jobs/%s/ticket", sfx_str(made, "id"));
   ck_assert_int_eq(sfx_call("POST", tpath, at, NULL, NULL), 201);
   g_autofree char *lpath = g_strdup_printf("/api/v1/device/jobs/%s/log", sfx_str(made, "id"));
-  ck_assert_int_eq(sfx_call("POST", lpath, at, "{\"pages\":1,\"status\":\"completed\"}", NULL), 201);
+  ck_assert_int_eq(sfx_call("POST", lpath, at, "{\"pages\":1,\"status\":\"completed\"}", NULL),
+                   201);
 
   g_autofree char *admin = admin_token();
   g_autofree char *id = mfp1_id();
@@ -395,8 +397,8 @@ START_TEST(test_options_on_off)
                    201);
   g_autofree char *id = mfp1_id();
   g_autofree char *device = sfx_device_login();
-  g_autofree char *simple = g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}",
-                                            sfx.alice_pw);
+  g_autofree char *simple =
+      g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}", sfx.alice_pw);
   static const char pin[] = "{\"pin\":\"4321\"}";
   static const char cardbody[] = "{\"card_id\":\"04A1B2C3\"}";
 
@@ -410,11 +412,11 @@ START_TEST(test_options_on_off)
     const char *options;
     long simple, pin, card;
   } cases[] = {
-    {"[]", 403, 403, 403},
-    {"[\"simple\"]", 200, 403, 403},
-    {"[\"pin\"]", 403, 200, 403},
-    {"[\"card\"]", 403, 403, 200},
-    {"[\"card\",\"pin\"]", 403, 200, 200},
+      {"[]", 403, 403, 403},
+      {"[\"simple\"]", 200, 403, 403},
+      {"[\"pin\"]", 403, 200, 403},
+      {"[\"card\"]", 403, 403, 200},
+      {"[\"card\",\"pin\"]", 403, 200, 200},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     set_options(id, cases[i].options);
@@ -440,8 +442,8 @@ START_TEST(test_simple_login)
   sfx_add_org("Sales A", "Customer B", "customer");
   sfx_add_user("Customer B", "bob@b.test", "customer_user", PW);
   g_autofree char *device = sfx_device_login();
-  g_autofree char *good = g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}",
-                                          sfx.alice_pw);
+  g_autofree char *good =
+      g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}", sfx.alice_pw);
   g_autoptr(JsonNode) ok = NULL;
   ck_assert_int_eq(at_device(device, "user-login", good, &ok), 200);
   ck_assert_int_eq(sfx_int(ok, "expires_in"), KCPS_SERVER_USER_DEVICE_TTL);
@@ -458,8 +460,8 @@ START_TEST(test_simple_login)
                       "{\"email\":\"alice@a.test\",\"password\":\"Wrong0!wrong\"}", &wrong);
   long s2 = at_device(device, "user-login",
                       "{\"email\":\"nobody@a.test\",\"password\":\"Wrong0!wrong\"}", &unknown);
-  long s3 = at_device(device, "user-login", "{\"email\":\"bob@b.test\",\"password\":\"" PW "\"}",
-                      &other);
+  long s3 =
+      at_device(device, "user-login", "{\"email\":\"bob@b.test\",\"password\":\"" PW "\"}", &other);
   EXPECT_ERROR(s1, wrong, 401, "invalid_credentials", NULL);
   g_autofree char *t1 = answer_text(wrong);
   g_autofree char *t2 = answer_text(unknown);
@@ -489,9 +491,9 @@ START_TEST(test_card_login_cross_org)
   g_autoptr(JsonNode) c = NULL;
   g_autoptr(JsonNode) p = NULL;
   EXPECT_ERROR(at_device(device, "card-login", "{\"card_id\":\"CARD-B-1\"}", &c), c, 401,
-                   "invalid_card", NULL);
-  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"9876\"}", &p), p, 401,
-                   "invalid_pin", NULL);
+               "invalid_card", NULL);
+  EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"9876\"}", &p), p, 401, "invalid_pin",
+               NULL);
   /* Bob may hold alice's PIN number in his organization: PINs are per org. */
   ck_assert_int_eq(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"4321\"}", NULL), 200);
   g_autoptr(JsonNode) a = NULL;
@@ -509,15 +511,15 @@ START_TEST(test_pin_profiles)
   static const struct {
     const char *profile;
     int length;
-    bool length_ok;   /* may pin_length be set to it? */
-    bool custom_ok;   /* custom / admin-set PINs at that length */
+    bool length_ok; /* may pin_length be set to it? */
+    bool custom_ok; /* custom / admin-set PINs at that length */
   } cases[] = {
-    {"other", 3, false, false}, {"other", 4, true, true},   {"other", 5, true, true},
-    {"other", 6, true, true},   {"other", 7, true, true},   {"other", 8, true, true},
-    {"other", 12, true, true},  {"other", 13, false, false}, {"kda_g", 3, false, false},
-    {"kda_g", 4, false, false}, {"kda_g", 5, false, false}, {"kda_g", 6, true, false},
-    {"kda_g", 7, true, false},  {"kda_g", 8, true, true},   {"kda_g", 12, true, true},
-    {"kda_g", 13, false, false},
+      {"other", 3, false, false},  {"other", 4, true, true},    {"other", 5, true, true},
+      {"other", 6, true, true},    {"other", 7, true, true},    {"other", 8, true, true},
+      {"other", 12, true, true},   {"other", 13, false, false}, {"kda_g", 3, false, false},
+      {"kda_g", 4, false, false},  {"kda_g", 5, false, false},  {"kda_g", 6, true, false},
+      {"kda_g", 7, true, false},   {"kda_g", 8, true, true},    {"kda_g", 12, true, true},
+      {"kda_g", 13, false, false},
   };
   g_autofree char *admin = admin_token();
   g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
@@ -533,8 +535,7 @@ START_TEST(test_pin_profiles)
     g_autofree char *msg = NULL;
     bool stored = store_setting("Customer A", "pin_length", len, &msg);
     ck_assert_msg(stored == cases[i].length_ok, "%s length %d: stored %d, expected %d (%s)",
-                  cases[i].profile, cases[i].length, stored, cases[i].length_ok,
-                  msg ? msg : "-");
+                  cases[i].profile, cases[i].length, stored, cases[i].length_ok, msg ? msg : "-");
     if (!stored) {
       ck_assert_msg(msg && strstr(msg, "pin_length"), "the refusal names no rule: %s",
                     msg ? msg : "-");
@@ -562,8 +563,8 @@ START_TEST(test_pin_profiles)
     g_autofree char *shorter = g_strdup_printf("{\"pin\":\"%s\"}", pin);
     g_autoptr(JsonNode) bad = NULL;
     g_autofree char *n = g_strdup_printf("exactly %d digits", cases[i].length);
-    EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", alice, shorter, &bad), bad, 400,
-                     "bad_request", n);
+    EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", alice, shorter, &bad), bad, 400, "bad_request",
+                 n);
   }
 }
 END_TEST
@@ -667,8 +668,8 @@ START_TEST(test_pin_clash)
   g_autofree char *bob = sfx_login("bob@a.test", PW);
   g_autofree char *before = db_text("SELECT group_concat(coalesce(pin_hmac, '-')) FROM users");
   g_autoptr(JsonNode) clash = NULL;
-  EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"4321\"}", &clash), clash,
-                   409, "conflict", NULL);
+  EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"4321\"}", &clash), clash, 409,
+               "conflict", NULL);
   g_autofree char *text = answer_text(clash);
   ck_assert_msg(!strstr(text, "alice") && !strstr(text, "Alice") && !strstr(text, "4321"),
                 "the clash reveals whose PIN: %s", text);
@@ -676,16 +677,17 @@ START_TEST(test_pin_clash)
   g_autofree char *after = db_text("SELECT group_concat(coalesce(pin_hmac, '-')) FROM users");
   ck_assert_str_eq(before, after);
   ck_assert_int_eq(audit_count("pin.clash"), 1);
-  g_autofree char *audit = db_text("SELECT group_concat(coalesce(detail, '') || coalesce(subject, ''))"
-                                   " FROM audit WHERE event = 'pin.clash'");
+  g_autofree char *audit =
+      db_text("SELECT group_concat(coalesce(detail, '') || coalesce(subject, ''))"
+              " FROM audit WHERE event = 'pin.clash'");
   ck_assert_msg(!strstr(audit, "4321"), "the audit holds the PIN: %s", audit);
 
   /* Four more clashes, then custom PINs stop for the day; generation works. */
   for (int i = 0; i < 4; i++)
     ck_assert_int_eq(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"4321\"}", NULL), 409);
   g_autoptr(JsonNode) limited = NULL;
-  EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"1111\"}", &limited), limited,
-                   429, "too_many_requests", NULL);
+  EXPECT_ERROR(sfx_call("PUT", "/api/v1/me/pin", bob, "{\"pin\":\"1111\"}", &limited), limited, 429,
+               "too_many_requests", NULL);
   ck_assert_int_eq(sfx_call("POST", "/api/v1/me/pin/generate", bob, NULL, NULL), 200);
   sfx_skew_clock(24 * 3600 + 60);
   g_autofree char *bob2 = sfx_login("bob@a.test", PW);
@@ -771,7 +773,7 @@ START_TEST(test_pin_lockout)
   g_autofree char *device = sfx_device_login();
   g_autoptr(JsonNode) first = NULL;
   EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"0000\"}", &first), first, 401,
-                   "invalid_pin", NULL);
+               "invalid_pin", NULL);
   g_autofree char *want = answer_text(first);
   /* Three wrong PINs at the device: then even the right one is refused. */
   ck_assert_int_eq(at_device(device, "pin-login", "{\"pin\":\"0001\"}", NULL), 401);
@@ -801,13 +803,13 @@ START_TEST(test_pin_locked_account)
     ck_assert_int_eq(at_device(other, "user-login",
                                "{\"email\":\"alice@a.test\",\"password\":\"Wrong0!wrong\"}", NULL),
                      401);
-  g_autofree char *good = g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}",
-                                          sfx.alice_pw);
+  g_autofree char *good =
+      g_strdup_printf("{\"email\":\"alice@a.test\",\"password\":\"%s\"}", sfx.alice_pw);
   ck_assert_int_eq(at_device(other, "user-login", good, NULL), 401);
   g_autofree char *device = sfx_device_login();
   g_autoptr(JsonNode) a = NULL;
   EXPECT_ERROR(at_device(device, "pin-login", "{\"pin\":\"4321\"}", &a), a, 401, "invalid_pin",
-                   NULL);
+               NULL);
   sfx_skew_clock(31 * 60);
   ck_assert_int_eq(at_device(device, "pin-login", "{\"pin\":\"4321\"}", NULL), 200);
 }
@@ -839,8 +841,8 @@ START_TEST(test_cards_api)
   sfx_add_user("Customer A", "bob@a.test", "customer_user", PW);
   g_autofree char *bob = sfx_login("bob@a.test", PW);
   g_autoptr(JsonNode) dup = NULL;
-  EXPECT_ERROR(sfx_call("POST", "/api/v1/me/cards", bob, "{\"card_id\":\"04A1B2C3D4\"}", &dup),
-                   dup, 409, "conflict", NULL);
+  EXPECT_ERROR(sfx_call("POST", "/api/v1/me/cards", bob, "{\"card_id\":\"04A1B2C3D4\"}", &dup), dup,
+               409, "conflict", NULL);
 
   /* The card logs alice in at the device. */
   g_autofree char *device = sfx_device_login();
@@ -854,8 +856,8 @@ START_TEST(test_cards_api)
   ck_assert_int_eq(sfx_call("DELETE", path, alice, NULL, NULL), 204);
   ck_assert_int_eq(sfx_call("DELETE", path, alice, NULL, NULL), 404);
   g_autoptr(JsonNode) gone = NULL;
-  EXPECT_ERROR(at_device(device, "card-login", "{\"card_id\":\"04A1B2C3D4\"}", &gone), gone,
-                   401, "invalid_card", NULL);
+  EXPECT_ERROR(at_device(device, "card-login", "{\"card_id\":\"04A1B2C3D4\"}", &gone), gone, 401,
+               "invalid_card", NULL);
   ck_assert_int_eq(audit_count("card.registered"), 1);
   ck_assert_int_eq(audit_count("card.deleted"), 1);
 }
@@ -906,18 +908,16 @@ START_TEST(test_cards_device)
   ck_assert_msg(audit && strstr(audit, "MFP-1") && !strstr(audit, "CARD-777"), "audit: %s",
                 audit ? audit : "-");
   /* Not from a device session alone, nor a user session, nor with cards off. */
-  ck_assert_int_eq(sfx_call("POST", "/api/v1/device/cards", device, "{\"card_id\":\"CARD-778\"}",
-                            NULL),
-                   403);
+  ck_assert_int_eq(
+      sfx_call("POST", "/api/v1/device/cards", device, "{\"card_id\":\"CARD-778\"}", NULL), 403);
   g_autofree char *user = sfx_login("alice@a.test", sfx.alice_pw);
-  ck_assert_int_eq(sfx_call("POST", "/api/v1/device/cards", user, "{\"card_id\":\"CARD-778\"}",
-                            NULL),
-                   403);
+  ck_assert_int_eq(
+      sfx_call("POST", "/api/v1/device/cards", user, "{\"card_id\":\"CARD-778\"}", NULL), 403);
   g_autofree char *id = mfp1_id();
   set_options(id, "[\"pin\"]");
   g_autoptr(JsonNode) off = NULL;
   EXPECT_ERROR(sfx_call("POST", "/api/v1/device/cards", at, "{\"card_id\":\"CARD-778\"}", &off),
-                   off, 403, "forbidden", "card");
+               off, 403, "forbidden", "card");
   ck_assert_int_eq(db_int("SELECT count(*) FROM cards"), 1);
 }
 END_TEST
@@ -926,56 +926,57 @@ END_TEST
 
 typedef struct {
   const char *method;
-  const char *path;  /* %s: Customer A's public id, alice's, or MFP-1's */
+  const char *path; /* %s: Customer A's public id, alice's, or MFP-1's */
   const char *body;
   const char *names; /* in the message */
 } bad_case_t;
 
 static const bad_case_t bad_cases[] = {
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"N\",\"extra\":1}", "extra"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"name\":\"N\"}", "serial"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S 1\",\"name\":\"N\"}", "serial"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1';DROP TABLE devices;--\",\"name\":\"N\"}",
-   "serial"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"N\\u0001\"}", "name"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"\"}", "name"},
-  {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":5}", "name"},
-  {"POST", "/api/v1/orgs/ORG/devices",
-   "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[\"pin\",\"pin\"]}", "login_options"},
-  {"POST", "/api/v1/orgs/ORG/devices",
-   "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":\"pin\"}", "login_options"},
-  {"POST", "/api/v1/orgs/ORG/devices",
-   "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[\"face\"]}", "login_options"},
-  {"POST", "/api/v1/orgs/ORG/devices",
-   "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[null]}", "login_options"},
-  {"PATCH", "/api/v1/devices/DEV", "{}", "nothing to change"},
-  {"PATCH", "/api/v1/devices/DEV", "{\"secret\":\"x\"}", "secret"},
-  {"PATCH", "/api/v1/devices/DEV", "{\"login_options\":[\"simple\",1]}", "login_options"},
-  {"POST", "/api/v1/devices/DEV/secret", "{\"secret\":\"mine\"}", "secret"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"12a4\"}", "pin"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"１２３４\"}", "pin"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":1234}", "pin"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"\"}", "pin"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"1234\",\"owner\":\"x\"}", "owner"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"123\"}", "exactly 4 digits"},
-  {"PUT", "/api/v1/me/pin", "{\"pin\":\"1234567890123\"}", "exactly 4 digits"},
-  {"PUT", "/api/v1/me/pin",
-   "{\"pin\":\"12345678901234567890123456789012345678901234567890123456789012345\"}", "pin"},
-  {"PUT", "/api/v1/users/USER/pin", "{\"generate\":false}", "generate"},
-  {"PUT", "/api/v1/users/USER/pin", "{\"generate\":\"yes\"}", "generate"},
-  {"PUT", "/api/v1/users/USER/pin", "{\"pin\":\"1234\",\"generate\":true}", "not both"},
-  {"PUT", "/api/v1/users/USER/pin", "{}", "pin"},
-  {"PUT", "/api/v1/users/USER/pin", "{\"pin\":\"98 76\"}", "pin"},
-  {"POST", "/api/v1/me/pin/generate", "{\"length\":6}", "length"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":\"abc\"}", "card_id"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":\"ab cd\"}", "card_id"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"label\":\"x\\n\"}", "label"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"label\":\"\"}", "label"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"user\":\"bob\"}", "user"},
-  {"POST", "/api/v1/me/cards",
-   "{\"card_id\":\"A1234567890123456789012345678901234567890123456789012345678901234\"}", "card_id"},
-  {"POST", "/api/v1/me/cards", "{\"card_id\":[\"abcd\"]}", "card_id"},
-  {"POST", "/api/v1/users/USER/cards", "{\"card_id\":\"../../x\"}", "card_id"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"N\",\"extra\":1}", "extra"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"name\":\"N\"}", "serial"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S 1\",\"name\":\"N\"}", "serial"},
+    {"POST", "/api/v1/orgs/ORG/devices",
+     "{\"serial\":\"S1';DROP TABLE devices;--\",\"name\":\"N\"}", "serial"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"N\\u0001\"}", "name"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":\"\"}", "name"},
+    {"POST", "/api/v1/orgs/ORG/devices", "{\"serial\":\"S1\",\"name\":5}", "name"},
+    {"POST", "/api/v1/orgs/ORG/devices",
+     "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[\"pin\",\"pin\"]}", "login_options"},
+    {"POST", "/api/v1/orgs/ORG/devices",
+     "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":\"pin\"}", "login_options"},
+    {"POST", "/api/v1/orgs/ORG/devices",
+     "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[\"face\"]}", "login_options"},
+    {"POST", "/api/v1/orgs/ORG/devices",
+     "{\"serial\":\"S1\",\"name\":\"N\",\"login_options\":[null]}", "login_options"},
+    {"PATCH", "/api/v1/devices/DEV", "{}", "nothing to change"},
+    {"PATCH", "/api/v1/devices/DEV", "{\"secret\":\"x\"}", "secret"},
+    {"PATCH", "/api/v1/devices/DEV", "{\"login_options\":[\"simple\",1]}", "login_options"},
+    {"POST", "/api/v1/devices/DEV/secret", "{\"secret\":\"mine\"}", "secret"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"12a4\"}", "pin"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"１２３４\"}", "pin"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":1234}", "pin"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"\"}", "pin"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"1234\",\"owner\":\"x\"}", "owner"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"123\"}", "exactly 4 digits"},
+    {"PUT", "/api/v1/me/pin", "{\"pin\":\"1234567890123\"}", "exactly 4 digits"},
+    {"PUT", "/api/v1/me/pin",
+     "{\"pin\":\"12345678901234567890123456789012345678901234567890123456789012345\"}", "pin"},
+    {"PUT", "/api/v1/users/USER/pin", "{\"generate\":false}", "generate"},
+    {"PUT", "/api/v1/users/USER/pin", "{\"generate\":\"yes\"}", "generate"},
+    {"PUT", "/api/v1/users/USER/pin", "{\"pin\":\"1234\",\"generate\":true}", "not both"},
+    {"PUT", "/api/v1/users/USER/pin", "{}", "pin"},
+    {"PUT", "/api/v1/users/USER/pin", "{\"pin\":\"98 76\"}", "pin"},
+    {"POST", "/api/v1/me/pin/generate", "{\"length\":6}", "length"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":\"abc\"}", "card_id"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":\"ab cd\"}", "card_id"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"label\":\"x\\n\"}", "label"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"label\":\"\"}", "label"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":\"abcd\",\"user\":\"bob\"}", "user"},
+    {"POST", "/api/v1/me/cards",
+     "{\"card_id\":\"A1234567890123456789012345678901234567890123456789012345678901234\"}",
+     "card_id"},
+    {"POST", "/api/v1/me/cards", "{\"card_id\":[\"abcd\"]}", "card_id"},
+    {"POST", "/api/v1/users/USER/cards", "{\"card_id\":\"../../x\"}", "card_id"},
 };
 
 static char *
@@ -1021,19 +1022,19 @@ START_TEST(test_bad_device_bodies)
     const char *body;
     const char *names;
   } cases[] = {
-    {"pin-login", false, "{\"pin\":\"4321\",\"user\":\"alice\"}", "user"},
-    {"pin-login", false, "{\"pin\":\"432\"}", "pin"},
-    {"pin-login", false, "{\"pin\":\"1234567890123\"}", "pin"},
-    {"pin-login", false, "{\"pin\":\"43x1\"}", "pin"},
-    {"card-login", false, "{\"card_id\":\"x\"}", "card_id"},
-    {"card-login", false, "{\"card_id\":\"ABCD\",\"pin\":\"1\"}", "pin"},
-    {"card-login", false, "{}", "card_id"},
-    {"user-login", false, "{\"email\":\"alice@a.test\"}", "password"},
-    {"user-login", false, "{\"email\":\"alice\",\"password\":\"x\"}", "email"},
-    {"user-login", false, "{\"email\":\"alice@a.test\",\"password\":\"x\",\"client\":\"desktop\"}",
-     "client"},
-    {"cards", true, "{\"card_id\":\"ABCD\",\"user_id\":1}", "user_id"},
-    {"cards", true, "{\"card_id\":\"AB\"}", "card_id"},
+      {"pin-login", false, "{\"pin\":\"4321\",\"user\":\"alice\"}", "user"},
+      {"pin-login", false, "{\"pin\":\"432\"}", "pin"},
+      {"pin-login", false, "{\"pin\":\"1234567890123\"}", "pin"},
+      {"pin-login", false, "{\"pin\":\"43x1\"}", "pin"},
+      {"card-login", false, "{\"card_id\":\"x\"}", "card_id"},
+      {"card-login", false, "{\"card_id\":\"ABCD\",\"pin\":\"1\"}", "pin"},
+      {"card-login", false, "{}", "card_id"},
+      {"user-login", false, "{\"email\":\"alice@a.test\"}", "password"},
+      {"user-login", false, "{\"email\":\"alice\",\"password\":\"x\"}", "email"},
+      {"user-login", false,
+       "{\"email\":\"alice@a.test\",\"password\":\"x\",\"client\":\"desktop\"}", "client"},
+      {"cards", true, "{\"card_id\":\"ABCD\",\"user_id\":1}", "user_id"},
+      {"cards", true, "{\"card_id\":\"AB\"}", "card_id"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *before = state();
@@ -1053,9 +1054,9 @@ START_TEST(test_bad_device_bodies)
   g_autoptr(JsonNode) a1 = NULL;
   g_autoptr(JsonNode) a2 = NULL;
   g_autoptr(JsonNode) a3 = NULL;
-  ck_assert_int_eq(sfx_call_raw("POST", "/api/v1/device/card-login", device, bad_utf8, -1, NULL,
-                                NULL, &a1),
-                   400);
+  ck_assert_int_eq(
+      sfx_call_raw("POST", "/api/v1/device/card-login", device, bad_utf8, -1, NULL, NULL, &a1),
+      400);
   ck_assert_int_eq(sfx_call_raw("POST", "/api/v1/device/cards", at, bad_utf8, -1, NULL, NULL, &a2),
                    400);
   g_autofree char *org = sfx_org_public_id("Customer A");
@@ -1076,16 +1077,16 @@ main(void)
     const char *name;
     const TTest *tests[8];
   } groups[] = {
-    {"registration",
-     {test_register, test_rotate_secret, test_patch_and_delete, test_delete_device_with_logs,
-      test_device_access, NULL}},
-    {"login options", {test_options_on_off, test_simple_login, test_card_login_cross_org, NULL}},
-    {"pins",
-     {test_pin_profiles, test_pin_profile_switch, test_pin_generate, test_pin_generate_unique,
-      test_pin_clash, test_pin_masking, NULL}},
-    {"lockout", {test_pin_lockout, test_pin_locked_account, NULL}},
-    {"cards", {test_cards_api, test_cards_admin, test_cards_device, NULL}},
-    {"bad input", {test_bad_device_bodies, NULL}},
+      {"registration",
+       {test_register, test_rotate_secret, test_patch_and_delete, test_delete_device_with_logs,
+        test_device_access, NULL}},
+      {"login options", {test_options_on_off, test_simple_login, test_card_login_cross_org, NULL}},
+      {"pins",
+       {test_pin_profiles, test_pin_profile_switch, test_pin_generate, test_pin_generate_unique,
+        test_pin_clash, test_pin_masking, NULL}},
+      {"lockout", {test_pin_lockout, test_pin_locked_account, NULL}},
+      {"cards", {test_cards_api, test_cards_admin, test_cards_device, NULL}},
+      {"bad input", {test_bad_device_bodies, NULL}},
   };
   for (size_t g = 0; g < G_N_ELEMENTS(groups); g++) {
     TCase *tc = tcase_create(groups[g].name);
