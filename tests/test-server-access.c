@@ -85,6 +85,10 @@ typedef struct {
   "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","        \
   "\"pull_url\":\"https://127.0.0.1:5571/jobs/m{uniq}\","                                  \
   "\"pull_pin\":\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}"
+#define DEVICE_BODY "{\"serial\":\"SN{uniq}\",\"name\":\"DEV{uniq}\"}"
+#define SSO_BODY                                                                           \
+  "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\",\"client_id\":\"kcps\","  \
+  "\"client_secret\":\"s3cret\"}"
 #define USER_BODY "{\"email\":\"m{uniq}@m.test\",\"name\":\"M\",\"role\":\"{role}\",\"password\":\"" PW "\"}"
 
 /* clang-format off */
@@ -307,9 +311,133 @@ static const row_t rows[] = {
   {"API grant", "GET", "/api/v1/external/users", "", NULL,     W(401, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401), 0},
   {"API grant", "GET", "/api/v1/external/job-log", "", NULL,   W(401, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401), 0},
 
-  /* Devices (server-devices.c). */
+  /* Devices of customers (server-devices.c, Table 2-1 column 2): their
+   * admin and the providers above (support only looks); nobody else. */
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:RHQ", DEVICE_BODY,
+                                                               W(USER_ONLY,           403, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:Customer A", DEVICE_BODY,
+                                                               W(USER_ONLY,           201, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:Sales B", DEVICE_BODY,
+                                                               W(USER_ONLY,           403, 403, 403, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:Customer B", DEVICE_BODY,
+                                                               W(USER_ONLY,           201, 201, 403, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:Customer C", DEVICE_BODY,
+                                                               W(USER_ONLY,           201, 201, 403, 201, 403, 403, 403), 0},
+  {"devices", "POST", "/api/v1/orgs/*/devices", "org:Customer D", DEVICE_BODY,
+                                                               W(USER_ONLY,           201, 201, 403, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:RHQ", NULL, W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:Customer A", NULL, W(USER_ONLY,   200, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:Sales B", NULL, W(USER_ONLY,      403, 403, 403, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:Customer B", NULL, W(USER_ONLY,   200, 200, 200, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:Customer C", NULL, W(USER_ONLY,   200, 200, 200, 200, 403, 403, 403), 0},
+  {"devices", "GET", "/api/v1/orgs/*/devices", "org:Customer D", NULL, W(USER_ONLY,   200, 200, 200, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/devices/*", "new-device:Customer A", NULL,
+                                                               W(USER_ONLY,           200, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/devices/*", "new-device:Customer B", NULL,
+                                                               W(USER_ONLY,           200, 200, 200, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/devices/*", "new-device:Customer C", NULL,
+                                                               W(USER_ONLY,           200, 200, 200, 200, 403, 403, 403), 0},
+  {"devices", "GET", "/api/v1/devices/*", "new-device:Customer D", NULL,
+                                                               W(USER_ONLY,           200, 200, 200, 404, 404, 404, 404), 0},
+  {"devices", "GET", "/api/v1/devices/*", "bad:", NULL,        W(USER_ONLY,           404, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "PATCH", "/api/v1/devices/*", "new-device:Customer A", "{\"name\":\"DEV{uniq}\"}",
+                                                               W(USER_ONLY,           200, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "PATCH", "/api/v1/devices/*", "new-device:Customer B", "{\"name\":\"DEV{uniq}\"}",
+                                                               W(USER_ONLY,           200, 200, 403, 404, 404, 404, 404), 0},
+  {"devices", "PATCH", "/api/v1/devices/*", "new-device:Customer C", "{\"name\":\"DEV{uniq}\"}",
+                                                               W(USER_ONLY,           200, 200, 403, 200, 403, 403, 403), 0},
+  {"devices", "DELETE", "/api/v1/devices/*", "new-device:Customer A", NULL,
+                                                               W(USER_ONLY,           204, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "DELETE", "/api/v1/devices/*", "new-device:Customer B", NULL,
+                                                               W(USER_ONLY,           204, 204, 403, 404, 404, 404, 404), 0},
+  {"devices", "DELETE", "/api/v1/devices/*", "new-device:Customer C", NULL,
+                                                               W(USER_ONLY,           204, 204, 403, 204, 403, 403, 403), 0},
+  {"devices", "DELETE", "/api/v1/devices/*", "new-device:Customer D", NULL,
+                                                               W(USER_ONLY,           204, 204, 403, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/devices/*/secret", "new-device:Customer A", NULL,
+                                                               W(USER_ONLY,           200, 404, 404, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/devices/*/secret", "new-device:Customer B", NULL,
+                                                               W(USER_ONLY,           200, 200, 403, 404, 404, 404, 404), 0},
+  {"devices", "POST", "/api/v1/devices/*/secret", "new-device:Customer C", NULL,
+                                                               W(USER_ONLY,           200, 200, 403, 200, 403, 403, 403), 0},
+  /* At the device: the device's session first, then its user's. */
   {"device login", "POST", "/api/v1/device/login", "", "{}",   W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
+  {"device login", "POST", "/api/v1/device/user-login", "", "{}", W(401, 401, 400, 403, 403, 403, 403, 403, 403, 403, 403), 0},
   {"device login", "POST", "/api/v1/device/pin-login", "", "{}", W(401, 401, 400, 403, 403, 403, 403, 403, 403, 403, 403), 0},
+  {"device login", "POST", "/api/v1/device/card-login", "", "{}", W(401, 401, 400, 403, 403, 403, 403, 403, 403, 403, 403), 0},
+  {"device login", "POST", "/api/v1/device/cards", "", "{}",   W(401, 401, 403, 400, 403, 403, 403, 403, 403, 403, 403), 0},
+  /* PINs and ID cards: one's own always; other users' as users data. */
+  {"own account", "GET", "/api/v1/me/pin", "", NULL,           W(USER_ONLY,           200, 200, 200, 200, 200, 200, 200), 0},
+  {"own account", "PUT", "/api/v1/me/pin", "", "{\"pin\":\"{pin4}\"}",
+                                                               W(USER_ONLY,           200, 200, 200, 200, 200, 200, 200), 0},
+  {"own account", "POST", "/api/v1/me/pin/generate", "", NULL, W(USER_ONLY,           200, 200, 200, 200, 200, 200, 200), 0},
+  {"own account", "GET", "/api/v1/me/cards", "", NULL,         W(USER_ONLY,           200, 200, 200, 200, 200, 200, 200), 0},
+  {"own account", "POST", "/api/v1/me/cards", "", "{\"card_id\":\"CARD{uniq}\"}",
+                                                               W(USER_ONLY,           201, 201, 201, 201, 201, 201, 201), 0},
+  {"users", "GET", "/api/v1/users/*/pin", "new-user:RHQ", NULL, W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/pin", "new-user:Sales B", NULL, W(USER_ONLY,      403, 200, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/pin", "new-user:Customer B", NULL, W(USER_ONLY,   403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/pin", "new-user:Customer C", NULL, W(USER_ONLY,   403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "GET", "/api/v1/users/*/pin", "new-user:Customer D", NULL, W(USER_ONLY,   403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "PUT", "/api/v1/users/*/pin", "new-user:Customer A", "{\"generate\":true}",
+                                                               W(USER_ONLY,           403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "PUT", "/api/v1/users/*/pin", "new-user:Sales B", "{\"generate\":true}",
+                                                               W(USER_ONLY,           403, 200, 403, 404, 404, 404, 404), 0},
+  {"users", "PUT", "/api/v1/users/*/pin", "new-user:Customer C", "{\"generate\":true}",
+                                                               W(USER_ONLY,           403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "PUT", "/api/v1/users/*/pin", "new-user:Customer D", "{\"generate\":true}",
+                                                               W(USER_ONLY,           403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/cards", "new-user:RHQ", NULL, W(USER_ONLY,        200, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/cards", "new-user:Customer A", NULL, W(USER_ONLY, 403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/cards", "new-user:Sales B", NULL, W(USER_ONLY,    403, 200, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/users/*/cards", "new-user:Customer C", NULL, W(USER_ONLY, 403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "GET", "/api/v1/users/*/cards", "new-user:Customer D", NULL, W(USER_ONLY, 403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/users/*/cards", "new-user:Customer A", "{\"card_id\":\"CARD{uniq}\"}",
+                                                               W(USER_ONLY,           403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/users/*/cards", "new-user:Sales B", "{\"card_id\":\"CARD{uniq}\"}",
+                                                               W(USER_ONLY,           403, 201, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/users/*/cards", "new-user:Customer C", "{\"card_id\":\"CARD{uniq}\"}",
+                                                               W(USER_ONLY,           403, 403, 403, 201, 403, 403, 403), 0},
+  {"users", "POST", "/api/v1/users/*/cards", "new-user:Customer D", "{\"card_id\":\"CARD{uniq}\"}",
+                                                               W(USER_ONLY,           403, 403, 403, 404, 404, 404, 404), 0},
+  /* A card: its owner, or an admin who may see and change its owner. */
+  {"users", "DELETE", "/api/v1/cards/*", "new-card:cu@c.test", NULL,
+                                                               W(USER_ONLY,           404, 404, 404, 204, 404, 204, 404), 0},
+  {"users", "DELETE", "/api/v1/cards/*", "new-card:ca@c.test", NULL,
+                                                               W(USER_ONLY,           404, 404, 404, 204, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/cards/*", "new-card:pa@b.test", NULL,
+                                                               W(USER_ONLY,           404, 204, 404, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/cards/*", "bad:", NULL,         W(USER_ONLY,           404, 404, 404, 404, 404, 404, 404), 0},
+
+  /* Single sign-on of a customer organization (server-oidc.c): part of its
+   * login policy (every user may read her organization's; its admin and
+   * the provider admins above change it). */
+  {"policy", "GET", "/api/v1/orgs/*/sso", "org:Customer A", NULL, W(USER_ONLY,        200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/sso", "org:Customer B", NULL, W(USER_ONLY,        200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/sso", "org:Customer C", NULL, W(USER_ONLY,        200, 200, 200, 200, 200, 200, 200), 0},
+  {"policy", "GET", "/api/v1/orgs/*/sso", "org:Customer D", NULL, W(USER_ONLY,        200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:RHQ", SSO_BODY, W(USER_ONLY,           400, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:Sales B", SSO_BODY, W(USER_ONLY,       400, 400, 403, 404, 404, 404, 404), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:Customer A", SSO_BODY, W(USER_ONLY,    200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:Customer B", SSO_BODY, W(USER_ONLY,    200, 200, 403, 404, 404, 404, 404), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:Customer C", SSO_BODY, W(USER_ONLY,    200, 200, 403, 200, 403, 403, 403), 0},
+  {"policy", "PUT", "/api/v1/orgs/*/sso", "org:Customer D", SSO_BODY, W(USER_ONLY,    200, 200, 403, 404, 404, 404, 404), 0},
+  /* Starting a sign-in is public and says nothing of organizations without
+   * single sign-on; the rest of the flow is the provider's redirect. */
+  {"login", "GET", "/api/v1/sso/*/start", "bad:", NULL,        W(404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404), 0},
+  {"login", "GET", "/api/v1/sso/*/start", "org:Sales B", NULL, W(404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404), 0},
+  {"login", "GET", "/api/v1/sso/callback", "", NULL,           W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
+  {"login", "POST", "/api/v1/sso/exchange", "", "{}",          W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
+  {"policy", "DELETE", "/api/v1/orgs/*/sso", "sso-org:Customer A", NULL,
+                                                               W(USER_ONLY,           204, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "DELETE", "/api/v1/orgs/*/sso", "sso-org:Customer B", NULL,
+                                                               W(USER_ONLY,           204, 204, 403, 404, 404, 404, 404), 0},
+  {"policy", "DELETE", "/api/v1/orgs/*/sso", "sso-org:Customer C", NULL,
+                                                               W(USER_ONLY,           204, 204, 403, 204, 403, 403, 403), 0},
+
+  /* The email code step of a login (server-mfa.c): public, bound to its
+   * own mfa_token. */
+  {"login", "POST", "/api/v1/login/mfa", "", "{}",             W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
 };
 /* clang-format on */
 
@@ -461,6 +589,16 @@ register_job(const char *token, const char *what)
   return expect_created(what, "POST", "/api/v1/jobs", token, filled, "id");
 }
 
+static void
+configure_sso(const char *org_id)
+{
+  g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/sso", org_id);
+  g_autoptr(JsonNode) answer = NULL;
+  long st = sfx_call("PUT", path, world.tokens[A_RHQ], SSO_BODY, &answer);
+  ck_assert_msg(st == 200, "single sign-on for %s: got %ld (%s), expected 200", org_id, st,
+                sfx_str(answer, "message") ? sfx_str(answer, "message") : "-");
+}
+
 /* The section-3 tree (Fig. 2-1, 2-3), built as rhq@a.test and the admins it
  * names: RHQ → Sales A → Customer A (the demo); RHQ → Sales B → Customer B;
  * Sales B → Dealer A → Customer C, Customer D. */
@@ -512,6 +650,14 @@ build_world(void)
   ck_assert_int_eq(sfx_call("PUT", grant, pa, "{\"granted\":true}", NULL), 200);
   world.tokens[A_KEY] =
       expect_created("API key", "POST", "/api/v1/api-keys", ca, "{\"name\":\"matrix\"}", "key");
+
+  /* Single sign-on on every customer (so that reading it is 200 where
+   * allowed, not "none configured"). */
+  const char *customers[] = {"Customer A", "Customer B", "Customer C", "Customer D"};
+  for (size_t i = 0; i < G_N_ELEMENTS(customers); i++) {
+    g_autofree char *id = sfx_org_public_id(customers[i]);
+    configure_sso(id);
+  }
 
   /* A job for each user, and one of alice's for the device rows. */
   world.jobs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -617,6 +763,27 @@ resolve(const char *target)
     ck_assert_msg(id != NULL, "no job of %s", target + 4);
     return g_strdup(id);
   }
+  if (g_str_has_prefix(target, "new-device:")) {
+    g_autofree char *org = sfx_org_public_id(target + 11);
+    g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/devices", org);
+    unsigned n = ++world.uniq;
+    g_autofree char *body = g_strdup_printf("{\"serial\":\"NSN%u\",\"name\":\"NDEV%u\"}", n, n);
+    return expect_created("fresh device", "POST", path, world.tokens[A_RHQ], body, "id");
+  }
+  if (g_str_has_prefix(target, "new-card:")) {
+    const char *owner = NULL;
+    for (int a = A_RHQ; a < N_ACTORS && !owner; a++)
+      if (strcmp(actor_emails[a], target + 9) == 0)
+        owner = world.tokens[a];
+    ck_assert_msg(owner != NULL, "no caller %s", target + 9);
+    g_autofree char *body = g_strdup_printf("{\"card_id\":\"NC%u\"}", ++world.uniq);
+    return expect_created("fresh card", "POST", "/api/v1/me/cards", owner, body, "id");
+  }
+  if (g_str_has_prefix(target, "sso-org:")) {
+    char *org = sfx_org_public_id(target + 8);
+    configure_sso(org);
+    return org;
+  }
   if (strcmp(target, "key:") == 0)
     return expect_created("fresh API key", "POST", "/api/v1/api-keys", world.tokens[A_CA],
                           "{\"name\":\"fresh\"}", "id");
@@ -641,6 +808,13 @@ fill_body(const row_t *row)
     return NULL;
   g_autofree char *n = g_strdup_printf("%u", ++world.uniq);
   char *body = replace(row->body, "{uniq}", n);
+  if (strstr(body, "{pin4}")) {
+    /* Distinct 4-digit PINs (the default length), never 4321 (alice's). */
+    g_autofree char *pin = g_strdup_printf("%04u", 5000 + world.uniq % 4000);
+    char *next = replace(body, "{pin4}", pin);
+    g_free(body);
+    body = next;
+  }
   if (strstr(body, "{role}")) {
     const char *org = strchr(row->target, ':') + 1;
     g_autofree char *type = org_type(org);
