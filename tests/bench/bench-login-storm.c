@@ -15,9 +15,15 @@
  *   bench: login-storm-joblist-p50 ours=<storm p50> anchor=<idle p50> ratio=<..> goal=<50ms
  * stderr: each round (logins/s of the storm, its answers, p50/p90/p99/max).
  *
- * Each phase lists for at least SECONDS and at least SAMPLES times.
+ * Each phase lists for at least SECONDS and at least SAMPLES times. The
+ * storm comes from SOURCES loopback addresses (127.0.0.2 and up, client i
+ * from number i mod SOURCES): failures are counted per account and source,
+ * so many sources make the server write (and lock) more than one would.
  *
- * usage: bench-login-storm [CLIENTS [SAMPLES [ROUNDS [SECONDS]]]]   (200 500 3 10) */
+ * usage: bench-login-storm [CLIENTS [SAMPLES [ROUNDS [SECONDS [SOURCES]]]]]
+ *        (defaults 200 500 3 10 200)
+ * BENCH_HASH_MAX=n overrides the server's bound on concurrent Argon2 runs
+ * (server->hash_max), to measure what another bound would give. */
 #include "server-stub/server-private.h"
 
 #include <curl/curl.h>
@@ -49,6 +55,7 @@ typedef struct {
 typedef struct {
   storm_t *storm;
   int index;
+  char source[16];  /* the loopback address it connects from */
   pthread_t thread;
 } storm_client_t;
 
@@ -102,6 +109,7 @@ storm_main(void *data)
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  curl_easy_setopt(curl, CURLOPT_INTERFACE, self->source);
 
   for (unsigned k = 0; !__atomic_load_n(&storm->stop, __ATOMIC_RELAXED); k++) {
     /* One in four against a real account, the rest at unknown emails. */
@@ -298,9 +306,11 @@ main(int argc, char **argv)
   int samples = argc > 2 ? atoi(argv[2]) : 500;
   int rounds = argc > 3 ? atoi(argv[3]) : 3;
   double seconds = argc > 4 ? g_ascii_strtod(argv[4], NULL) : 10.0;
-  if (argc > 5 || clients < 1 || clients > 500 || samples < 100 || rounds < 1 || seconds < 0) {
+  int sources = argc > 5 ? atoi(argv[5]) : 200;
+  if (argc > 6 || clients < 1 || clients > 500 || samples < 100 || rounds < 1 || seconds < 0 ||
+      sources < 1 || sources > 250) {
     fprintf(stderr, "usage: bench-login-storm [CLIENTS (1-500) [SAMPLES (>=100) [ROUNDS "
-            "[SECONDS]]]]\n");
+            "[SECONDS [SOURCES (1-250)]]]]]\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -320,6 +330,12 @@ main(int argc, char **argv)
     fprintf(stderr, "bench-login-storm: server: %s\n", error->message);
     remove_tree(tmp);
     return 1;
+  }
+  const char *hash_max = g_getenv("BENCH_HASH_MAX");
+  if (hash_max && atoi(hash_max) > 0) {
+    g_mutex_lock(&server->hash_lock);
+    server->hash_max = (unsigned)atoi(hash_max);
+    g_mutex_unlock(&server->hash_lock);
   }
   const char *url = kcps_server_get_url(server);
   const char *ca = kcps_server_get_cert_path(server);
@@ -376,9 +392,9 @@ main(int argc, char **argv)
   curl_easy_setopt(lister, CURLOPT_HTTPHEADER, list_headers);
   curl_easy_setopt(lister, CURLOPT_WRITEFUNCTION, collect);
 
-  fprintf(stderr, "login-storm: server %s, %d storm clients, %d samples a side, %d rounds, "
-          "%u hashing slots, %u processors\n",
-          url, clients, samples, rounds, server->hash_max, g_get_num_processors());
+  fprintf(stderr, "login-storm: server %s, %d storm clients from %d addresses, %d samples a "
+          "side, %d rounds, %u hashing slots, %u processors\n",
+          url, clients, sources, samples, rounds, server->hash_max, g_get_num_processors());
   figures_t best_idle = {0}, best_storm = {0};
   for (int round = 1; round <= rounds; round++) {
     /* Idle: the anchor. */
@@ -396,6 +412,7 @@ main(int argc, char **argv)
     pthread_attr_setstacksize(&attr, 512 * 1024);
     for (int i = 0; i < clients; i++) {
       threads[i] = (storm_client_t){.storm = &storm, .index = i};
+      g_snprintf(threads[i].source, sizeof threads[i].source, "127.0.0.%d", 2 + i % sources);
       int rc = pthread_create(&threads[i].thread, &attr, storm_main, &threads[i]);
       if (rc != 0) {
         fprintf(stderr, "bench-login-storm: thread %d: %s\n", i, g_strerror(rc));
