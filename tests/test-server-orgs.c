@@ -441,11 +441,33 @@ START_TEST(test_delete_org)
   expect_error("DELETE", sales, alice, NULL, false, 404, "not_found", NULL);
   expect_unchanged(before, "refused deletions");
 
-  /* A leaf goes with its users, device and their sessions. */
+  /* A leaf goes with its users, devices, their sessions and everything
+   * other features keep for them (jobs, cards, single sign-on). */
+  ck_assert_int_eq(sfx_call("POST", "/api/v1/jobs", alice,
+                            "{\"client_job_id\":\"j1\",\"name\":\"doc\",\"pages\":1,\"size\":1,"
+                            "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","
+                            "\"pull_url\":\"https://127.0.0.1:5571/jobs/j1\","
+                            "\"pull_pin\":\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+                            NULL),
+                   201);
+  ck_assert_int_eq(sfx_call("POST", "/api/v1/me/cards", alice, "{\"card_id\":\"CARD0001\"}", NULL),
+                   201);
+  g_autofree char *devices = path_of("/api/v1/orgs/%s/devices", cust_id);
+  ck_assert_int_eq(sfx_call("POST", devices, admin, "{\"serial\":\"SN1\",\"name\":\"MFP-2\"}", NULL),
+                   201);
+  g_autofree char *sso = path_of("/api/v1/orgs/%s/sso", cust_id);
+  ck_assert_int_eq(sfx_call("PUT", sso, admin,
+                            "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\","
+                            "\"client_id\":\"c\",\"client_secret\":\"s\"}",
+                            NULL),
+                   200);
   ck_assert_int_eq(sfx_call("DELETE", cust, rhq, NULL, NULL), 204);
+  static const char *const gone[] = {"jobs", "cards", "oidc_configs", "devices"};
+  for (size_t i = 0; i < G_N_ELEMENTS(gone); i++)
+    ck_assert_msg(kcps__server_db_count_rows(sfx.server, gone[i]) <= 0,
+                  "%s of the deleted organization remain", gone[i]);
   ck_assert_int_eq(sfx_call("GET", "/api/v1/me", alice, NULL, NULL), 401);
   ck_assert_int_eq(kcps__server_db_count_rows(sfx.server, "users"), 1);
-  ck_assert_int_eq(kcps__server_db_count_rows(sfx.server, "devices"), 0);
   ck_assert_int_eq(audit_count("org.deleted", "Customer A"), 1);
   ck_assert_int_eq(sfx_call("GET", cust, rhq, NULL, NULL), 404);
   ck_assert_int_eq(sfx_call("DELETE", cust, rhq, NULL, NULL), 404);
