@@ -9,17 +9,16 @@
 /* Print quotas are columns of users: NULL means unlimited. (Issue 5
  * enforces them at the device.) */
 const char kcps__server_schema_orgs[] =
-  "ALTER TABLE users ADD COLUMN quota_pages INTEGER"
-  "  CHECK (quota_pages IS NULL OR quota_pages >= 0);"
-  "ALTER TABLE users ADD COLUMN quota_color_pages INTEGER"
-  "  CHECK (quota_color_pages IS NULL OR quota_color_pages >= 0);"
-  "CREATE INDEX IF NOT EXISTS users_org ON users(org_id);";
+    "ALTER TABLE users ADD COLUMN quota_pages INTEGER"
+    "  CHECK (quota_pages IS NULL OR quota_pages >= 0);"
+    "ALTER TABLE users ADD COLUMN quota_color_pages INTEGER"
+    "  CHECK (quota_color_pages IS NULL OR quota_color_pages >= 0);"
+    "CREATE INDEX IF NOT EXISTS users_org ON users(org_id);";
 
 /* Body checks (the shared readers of server-validate.h, plus the rules
  * of this file) ------------------------------------------------------------ */
 
-static bool
-set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static bool set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static bool
 set_bad(GError **error, const char *fmt, ...)
@@ -311,8 +310,7 @@ insert_org_locked(kcps_server_t *server, gint64 parent, const char *name, const 
                   GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server,
-      "INSERT INTO orgs (public_id, name, type, parent_id, created) VALUES (?, ?, ?, ?, ?)",
+      server, "INSERT INTO orgs (public_id, name, type, parent_id, created) VALUES (?, ?, ?, ?, ?)",
       error);
   if (!stmt)
     return 0;
@@ -323,7 +321,8 @@ insert_org_locked(kcps_server_t *server, gint64 parent, const char *name, const 
   sqlite3_bind_int64(stmt, 4, parent);
   sqlite3_bind_int64(stmt, 5, kcps__server_now());
   gint64 id = kcps__server_db_step(server, stmt, error) == SQLITE_DONE
-                  ? sqlite3_last_insert_rowid(server->db) : 0;
+                  ? sqlite3_last_insert_rowid(server->db)
+                  : 0;
   sqlite3_finalize(stmt);
   return id;
 }
@@ -350,7 +349,8 @@ insert_user_locked(kcps_server_t *server, gint64 org, const char *email, const c
   sqlite3_bind_text(stmt, 6, hash, -1, SQLITE_STATIC);
   sqlite3_bind_int64(stmt, 7, kcps__server_now());
   gint64 id = kcps__server_db_step(server, stmt, error) == SQLITE_DONE
-                  ? sqlite3_last_insert_rowid(server->db) : 0;
+                  ? sqlite3_last_insert_rowid(server->db)
+                  : 0;
   sqlite3_finalize(stmt);
   if (id > 0 && public_out)
     *public_out = public_id;
@@ -394,8 +394,8 @@ route_create_child(kcps_server_t *server, kcps_http_req_t *req,
       ok = kcps__server_check_fields(a, admin_fields, &error) &&
            kcps__server_field_email(a, "email", true, &admin_email, &error) &&
            get_name(a, true, &admin_name, &error) &&
-           kcps__server_field_string(a, "password", 1, KCPS_SERVER_MAX_PASSWORD,
-                                     KCPS_TEXT_CONTROL, &admin_pw, &error);
+           kcps__server_field_string(a, "password", 1, KCPS_SERVER_MAX_PASSWORD, KCPS_TEXT_CONTROL,
+                                     &admin_pw, &error);
       if (!ok)
         g_prefix_error(&error, "in \"admin\": ");
     }
@@ -453,8 +453,8 @@ route_create_child(kcps_server_t *server, kcps_http_req_t *req,
   if (kcps__server_db_begin(server, &error)) {
     org = insert_org_locked(server, parent, name, type, &error);
     if (org > 0 && hash)
-      admin_id = insert_user_locked(server, org, admin_email, admin_name, admin_role(type),
-                                    hash, NULL, &error);
+      admin_id = insert_user_locked(server, org, admin_email, admin_name, admin_role(type), hash,
+                                    NULL, &error);
     if (org > 0 && (!hash || admin_id > 0)) {
       kcps__server_audit_locked(server, parent, session->user_id, "org.created", name,
                                 session->source, type);
@@ -483,8 +483,8 @@ route_create_child(kcps_server_t *server, kcps_http_req_t *req,
 /* Renaming and deleting an organization belong to a provider above it: an
  * admin never changes her own organization's place in the tree. */
 static gint64
-require_org_above(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+require_org_above(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   gint64 org = require_org(server, req, session, KCPS_DATA_ORGS, true, id);
   if (org > 0 && org == session->user_org_id) {
@@ -497,8 +497,8 @@ require_org_above(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_rename_org(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_rename_org(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   gint64 org = require_org_above(server, req, session, id);
   if (org <= 0)
@@ -565,8 +565,8 @@ static bool
 delete_org_data_locked(kcps_server_t *server, gint64 org, GError **error)
 {
   /* Its people's sessions (and refresh tokens) end first. */
-  sqlite3_stmt *users = kcps__server_db_prepare(server, "SELECT id FROM users WHERE org_id = ?",
-                                                error);
+  sqlite3_stmt *users =
+      kcps__server_db_prepare(server, "SELECT id FROM users WHERE org_id = ?", error);
   if (!users)
     return false;
   sqlite3_bind_int64(users, 1, org);
@@ -583,14 +583,14 @@ delete_org_data_locked(kcps_server_t *server, gint64 org, GError **error)
     if (!kcps__server_sessions_end_user_locked(server, g_array_index(ids, gint64, i), error))
       return false;
   static const char *const steps[] = {
-    /* Sessions and tickets go with their users and devices (cascade);
-     * job logs point at devices without a cascade, so they go first. */
-    "DELETE FROM job_logs WHERE org_id = ?1"
-    "   OR device_id IN (SELECT id FROM devices WHERE org_id = ?1)",
-    "DELETE FROM jobs WHERE org_id = ?1 OR user_id IN (SELECT id FROM users WHERE org_id = ?1)",
-    "DELETE FROM users WHERE org_id = ?1",
-    "DELETE FROM devices WHERE org_id = ?1",
-    "DELETE FROM orgs WHERE id = ?1",
+      /* Sessions and tickets go with their users and devices (cascade);
+       * job logs point at devices without a cascade, so they go first. */
+      "DELETE FROM job_logs WHERE org_id = ?1"
+      "   OR device_id IN (SELECT id FROM devices WHERE org_id = ?1)",
+      "DELETE FROM jobs WHERE org_id = ?1 OR user_id IN (SELECT id FROM users WHERE org_id = ?1)",
+      "DELETE FROM users WHERE org_id = ?1",
+      "DELETE FROM devices WHERE org_id = ?1",
+      "DELETE FROM orgs WHERE id = ?1",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(steps); i++) {
     sqlite3_stmt *stmt = kcps__server_db_prepare(server, steps[i], error);
@@ -606,8 +606,8 @@ delete_org_data_locked(kcps_server_t *server, gint64 org, GError **error)
 }
 
 static void
-route_delete_org(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_delete_org(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   gint64 org = require_org_above(server, req, session, id);
   if (org <= 0)
@@ -688,9 +688,8 @@ respond_user(kcps_server_t *server, kcps_http_req_t *req, unsigned status, gint6
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) node = NULL;
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt =
-      kcps__server_db_prepare(server, "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?",
-                              &error);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server, "SELECT " USER_COLUMNS " FROM users u WHERE u.id = ?", &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, user);
     if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
@@ -710,8 +709,8 @@ respond_user(kcps_server_t *server, kcps_http_req_t *req, unsigned status, gint6
 }
 
 static void
-route_list_users(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_list_users(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   gint64 org = require_org(server, req, session, KCPS_DATA_USERS, false, id);
   if (org <= 0)
@@ -742,8 +741,8 @@ route_list_users(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_create_user(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+route_create_user(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   gint64 org = require_org(server, req, session, KCPS_DATA_USERS, true, id);
   if (org <= 0)
@@ -761,8 +760,7 @@ route_create_user(kcps_server_t *server, kcps_http_req_t *req,
   kcps_server_role_t role;
   if (!kcps__server_check_fields(obj, fields, &error) ||
       !kcps__server_field_email(obj, "email", true, &email, &error) ||
-      !get_name(obj, true, &name, &error) ||
-      !get_role(obj, true, type, &role, &error) ||
+      !get_name(obj, true, &name, &error) || !get_role(obj, true, type, &role, &error) ||
       !kcps__server_field_string(obj, "password", 1, KCPS_SERVER_MAX_PASSWORD, KCPS_TEXT_CONTROL,
                                  &password, &error)) {
     kcps__server_respond_bad(req, error);
@@ -797,8 +795,8 @@ route_create_user(kcps_server_t *server, kcps_http_req_t *req,
   gint64 user = 0;
   g_mutex_lock(&server->lock);
   if (kcps__server_db_begin(server, &error)) {
-    user = insert_user_locked(server, org, email, name, kcps__server_role_name(role), hash,
-                              NULL, &error);
+    user = insert_user_locked(server, org, email, name, kcps__server_role_name(role), hash, NULL,
+                              &error);
     if (user > 0) {
       kcps__server_audit_locked(server, org, session->user_id, "user.created", email,
                                 session->source, kcps__server_role_name(role));
@@ -921,23 +919,22 @@ other_admins_locked(kcps_server_t *server, gint64 org, const char *role, gint64 
                     GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server,
-      "SELECT count(*) FROM users WHERE org_id = ? AND role = ? AND active = 1 AND id <> ?",
+      server, "SELECT count(*) FROM users WHERE org_id = ? AND role = ? AND active = 1 AND id <> ?",
       error);
   if (!stmt)
     return -1;
   sqlite3_bind_int64(stmt, 1, org);
   sqlite3_bind_text(stmt, 2, role, -1, SQLITE_STATIC);
   sqlite3_bind_int64(stmt, 3, user);
-  gint64 n = kcps__server_db_step(server, stmt, error) == SQLITE_ROW
-                 ? sqlite3_column_int64(stmt, 0) : -1;
+  gint64 n =
+      kcps__server_db_step(server, stmt, error) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
   sqlite3_finalize(stmt);
   return n;
 }
 
 static void
-route_patch_user(kcps_server_t *server, kcps_http_req_t *req,
-                 const kcps_server_session_t *session, const char *id)
+route_patch_user(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                 const char *id)
 {
   user_row_t u;
   if (!require_user(server, req, session, KCPS_DATA_USERS, true, id, &u))
@@ -1016,8 +1013,8 @@ route_patch_user(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 static void
-route_delete_user(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+route_delete_user(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   user_row_t u;
   if (!require_user(server, req, session, KCPS_DATA_USERS, true, id, &u))
@@ -1081,8 +1078,8 @@ add_user_quota(JsonBuilder *b, sqlite3_stmt *stmt)
 }
 
 static void
-route_list_quotas(kcps_server_t *server, kcps_http_req_t *req,
-                  const kcps_server_session_t *session, const char *id)
+route_list_quotas(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                  const char *id)
 {
   gint64 org = require_org(server, req, session, KCPS_DATA_USER_QUOTA, false, id);
   if (org <= 0)
@@ -1094,8 +1091,7 @@ route_list_quotas(kcps_server_t *server, kcps_http_req_t *req,
   json_builder_begin_array(b);
   g_mutex_lock(&server->lock);
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT " QUOTA_COLUMNS " FROM users u WHERE u.org_id = ? ORDER BY u.email",
-      &error);
+      server, "SELECT " QUOTA_COLUMNS " FROM users u WHERE u.org_id = ? ORDER BY u.email", &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, org);
     while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)
@@ -1129,8 +1125,8 @@ quota_text(gint64 v)
 }
 
 static void
-route_put_quota(kcps_server_t *server, kcps_http_req_t *req,
-                const kcps_server_session_t *session, const char *id)
+route_put_quota(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                const char *id)
 {
   user_row_t u;
   if (!require_user(server, req, session, KCPS_DATA_USER_QUOTA, true, id, &u))
@@ -1176,9 +1172,8 @@ route_put_quota(kcps_server_t *server, kcps_http_req_t *req,
   /* The answer is the quota row, as the list shows it. */
   g_autoptr(JsonNode) node = NULL;
   stmt = error ? NULL
-               : kcps__server_db_prepare(server,
-                                         "SELECT " QUOTA_COLUMNS " FROM users u WHERE u.id = ?",
-                                         &error);
+               : kcps__server_db_prepare(
+                     server, "SELECT " QUOTA_COLUMNS " FROM users u WHERE u.id = ?", &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, u.id);
     if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
@@ -1199,18 +1194,18 @@ route_put_quota(kcps_server_t *server, kcps_http_req_t *req,
 }
 
 const kcps_server_route_t kcps__server_routes_orgs[] = {
-  {"GET", "/api/v1/me/org", KCPS_NEED_USER, route_my_org},
-  {"GET", "/api/v1/orgs/*", KCPS_NEED_USER, route_get_org},
-  {"PATCH", "/api/v1/orgs/*", KCPS_NEED_USER, route_rename_org},
-  {"DELETE", "/api/v1/orgs/*", KCPS_NEED_USER, route_delete_org},
-  {"GET", "/api/v1/orgs/*/children", KCPS_NEED_USER, route_list_children},
-  {"POST", "/api/v1/orgs/*/children", KCPS_NEED_USER, route_create_child},
-  {"GET", "/api/v1/orgs/*/users", KCPS_NEED_USER, route_list_users},
-  {"POST", "/api/v1/orgs/*/users", KCPS_NEED_USER, route_create_user},
-  {"GET", "/api/v1/orgs/*/quotas", KCPS_NEED_USER, route_list_quotas},
-  {"GET", "/api/v1/users/*", KCPS_NEED_USER, route_get_user},
-  {"PATCH", "/api/v1/users/*", KCPS_NEED_USER, route_patch_user},
-  {"DELETE", "/api/v1/users/*", KCPS_NEED_USER, route_delete_user},
-  {"PUT", "/api/v1/users/*/quota", KCPS_NEED_USER, route_put_quota},
-  {NULL, NULL, KCPS_NEED_NONE, NULL},
+    {"GET", "/api/v1/me/org", KCPS_NEED_USER, route_my_org},
+    {"GET", "/api/v1/orgs/*", KCPS_NEED_USER, route_get_org},
+    {"PATCH", "/api/v1/orgs/*", KCPS_NEED_USER, route_rename_org},
+    {"DELETE", "/api/v1/orgs/*", KCPS_NEED_USER, route_delete_org},
+    {"GET", "/api/v1/orgs/*/children", KCPS_NEED_USER, route_list_children},
+    {"POST", "/api/v1/orgs/*/children", KCPS_NEED_USER, route_create_child},
+    {"GET", "/api/v1/orgs/*/users", KCPS_NEED_USER, route_list_users},
+    {"POST", "/api/v1/orgs/*/users", KCPS_NEED_USER, route_create_user},
+    {"GET", "/api/v1/orgs/*/quotas", KCPS_NEED_USER, route_list_quotas},
+    {"GET", "/api/v1/users/*", KCPS_NEED_USER, route_get_user},
+    {"PATCH", "/api/v1/users/*", KCPS_NEED_USER, route_patch_user},
+    {"DELETE", "/api/v1/users/*", KCPS_NEED_USER, route_delete_user},
+    {"PUT", "/api/v1/users/*/quota", KCPS_NEED_USER, route_put_quota},
+    {NULL, NULL, KCPS_NEED_NONE, NULL},
 };

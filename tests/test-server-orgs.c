@@ -84,8 +84,7 @@ static void
 expect_unchanged(counts_t before, const char *what)
 {
   counts_t now = counts();
-  ck_assert_msg(now.orgs == before.orgs && now.users == before.users &&
-                    now.audit == before.audit,
+  ck_assert_msg(now.orgs == before.orgs && now.users == before.users && now.audit == before.audit,
                 "%s changed what is stored: orgs %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT
                 ", users %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT ", audit %" G_GINT64_FORMAT
                 " -> %" G_GINT64_FORMAT,
@@ -116,8 +115,8 @@ expect_status(long got, long want, const char *what, JsonNode *answer)
 
 /* Calls and asserts the error answer (status, code, part of the message). */
 static void
-expect_error(const char *method, const char *path, const char *bearer, const char *body,
-             bool raw, long status, const char *code, const char *in_message)
+expect_error(const char *method, const char *path, const char *bearer, const char *body, bool raw,
+             long status, const char *code, const char *in_message)
 {
   g_autoptr(JsonNode) err = NULL;
   long got = raw ? sfx_call_raw(method, path, bearer, body, -1, NULL, NULL, &err)
@@ -202,9 +201,15 @@ START_TEST(test_bad_ids)
   /* Ids that are not public ids (row numbers, traversal, SQL) name nothing. */
   g_autofree char *rhq = rhq_login();
   const char *ids[] = {
-    "1", "..", "%2e%2e", "..%2F..%2Fetc%2Fpasswd", "%27%20OR%201%3D1%20--",
-    "00000000-0000-4000-8000-000000000000", "ABCDEFAB-0000-4000-8000-000000000000",
-    "%00", "x%0Ay",
+      "1",
+      "..",
+      "%2e%2e",
+      "..%2F..%2Fetc%2Fpasswd",
+      "%27%20OR%201%3D1%20--",
+      "00000000-0000-4000-8000-000000000000",
+      "ABCDEFAB-0000-4000-8000-000000000000",
+      "%00",
+      "x%0Ay",
   };
   const char *fmts[] = {"/api/v1/orgs/%s", "/api/v1/orgs/%s/children", "/api/v1/orgs/%s/users",
                         "/api/v1/orgs/%s/quotas", "/api/v1/users/%s"};
@@ -325,28 +330,28 @@ START_TEST(test_create_child_bad_input)
     const char *body;
     const char *in_message;
   } cases[] = {
-    {"{\"name\":\"S\",\"type\":\"provider\",\"colour\":\"red\"}", "unknown field \"colour\""},
-    {"{\"name\":5,\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":null,\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"S\"}", "\"type\""},
-    {"{\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"S\",\"type\":\"dealer\"}", "\"type\""},
-    {"{\"name\":\"S\",\"type\":\"root\"}", "\"type\""},
-    {"{\"name\":\"\",\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"   \",\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"a\\nb\",\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"a\\u0007b\",\"type\":\"provider\"}", "\"name\""},
-    {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":\"boss\"}", "admin"},
-    {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"b@b.test\"}}", "admin"},
-    {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"b@b.test\",\"name\":\"B\","
-     "\"password\":\"" GOOD_PW "\",\"role\":\"provider_admin\"}}",
-     "unknown field \"role\""},
-    {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"not-an-email\",\"name\":\"B\","
-     "\"password\":\"" GOOD_PW "\"}}",
-     "email"},
-    {"[]", NULL},
-    {"\"S\"", NULL},
-    {"{\"name\":\"S\",\"type\":\"provider\"", NULL},
+      {"{\"name\":\"S\",\"type\":\"provider\",\"colour\":\"red\"}", "unknown field \"colour\""},
+      {"{\"name\":5,\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":null,\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"S\"}", "\"type\""},
+      {"{\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"S\",\"type\":\"dealer\"}", "\"type\""},
+      {"{\"name\":\"S\",\"type\":\"root\"}", "\"type\""},
+      {"{\"name\":\"\",\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"   \",\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"a\\nb\",\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"a\\u0007b\",\"type\":\"provider\"}", "\"name\""},
+      {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":\"boss\"}", "admin"},
+      {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"b@b.test\"}}", "admin"},
+      {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"b@b.test\",\"name\":\"B\","
+       "\"password\":\"" GOOD_PW "\",\"role\":\"provider_admin\"}}",
+       "unknown field \"role\""},
+      {"{\"name\":\"S\",\"type\":\"customer\",\"admin\":{\"email\":\"not-an-email\",\"name\":\"B\","
+       "\"password\":\"" GOOD_PW "\"}}",
+       "email"},
+      {"[]", NULL},
+      {"\"S\"", NULL},
+      {"{\"name\":\"S\",\"type\":\"provider\"", NULL},
   };
   counts_t before = counts();
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -357,8 +362,9 @@ START_TEST(test_create_child_bad_input)
                   msg ? msg : "-");
     ck_assert_str_eq(sfx_str(err, "error"), "bad_request");
     if (cases[i].in_message)
-      ck_assert_msg(msg && strstr(msg, cases[i].in_message), "case %zu: message \"%s\" should name %s",
-                    i, msg ? msg : "(none)", cases[i].in_message);
+      ck_assert_msg(msg && strstr(msg, cases[i].in_message),
+                    "case %zu: message \"%s\" should name %s", i, msg ? msg : "(none)",
+                    cases[i].in_message);
   }
   expect_error("POST", path, rhq, long_body, true, 400, "bad_request", "\"name\"");
   /* Not UTF-8 (a Latin-1 é), raw in the body. */
@@ -443,18 +449,19 @@ START_TEST(test_delete_org)
 
   /* A leaf goes with its users, devices, their sessions and everything
    * other features keep for them (jobs, cards, single sign-on). */
-  ck_assert_int_eq(sfx_call("POST", "/api/v1/jobs", alice,
-                            "{\"client_job_id\":\"j1\",\"name\":\"doc\",\"pages\":1,\"size\":1,"
-                            "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","
-                            "\"pull_url\":\"https://127.0.0.1:5571/jobs/j1\","
-                            "\"pull_pin\":\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
-                            NULL),
-                   201);
+  ck_assert_int_eq(
+      sfx_call("POST", "/api/v1/jobs", alice,
+               "{\"client_job_id\":\"j1\",\"name\":\"doc\",\"pages\":1,\"size\":1,"
+               "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","
+               "\"pull_url\":\"https://127.0.0.1:5571/jobs/j1\","
+               "\"pull_pin\":\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+               NULL),
+      201);
   ck_assert_int_eq(sfx_call("POST", "/api/v1/me/cards", alice, "{\"card_id\":\"CARD0001\"}", NULL),
                    201);
   g_autofree char *devices = path_of("/api/v1/orgs/%s/devices", cust_id);
-  ck_assert_int_eq(sfx_call("POST", devices, admin, "{\"serial\":\"SN1\",\"name\":\"MFP-2\"}", NULL),
-                   201);
+  ck_assert_int_eq(
+      sfx_call("POST", devices, admin, "{\"serial\":\"SN1\",\"name\":\"MFP-2\"}", NULL), 201);
   g_autofree char *sso = path_of("/api/v1/orgs/%s/sso", cust_id);
   ck_assert_int_eq(sfx_call("PUT", sso, admin,
                             "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\","
@@ -550,41 +557,43 @@ START_TEST(test_create_user)
   counts_t before = counts();
   g_autofree char *local = g_strnfill(250, 'e');
   g_autofree char *long_email = g_strdup_printf("%s@a.test", local);
-  g_autofree char *long_email_body = body_with(
-      "email", long_email, "\"name\":\"L\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW "\"");
+  g_autofree char *long_email_body =
+      body_with("email", long_email,
+                "\"name\":\"L\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW "\"");
   static const struct {
     const char *body;
     long status;
     const char *in_message;
   } cases[] = {
-    {"{\"email\":\"ALICE@a.test\",\"name\":\"A\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-     "\"}",
-     409, "taken"},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"provider_admin\",\"password\":\"" GOOD_PW
-     "\"}",
-     400, "\"role\""},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"root\",\"password\":\"" GOOD_PW "\"}", 400,
-     "\"role\""},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"short\"}",
-     400, "password"},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\"}", 400, "\"password\""},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-     "\",\"pin\":\"1234\"}",
-     400, "unknown field \"pin\""},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-     "\",\"active\":true}",
-     400, "unknown field \"active\""},
-    {"{\"email\":\"no-at\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW "\"}",
-     400, "\"email\""},
-    {"{\"email\":[\"p@a.test\"],\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-     "\"}",
-     400, "\"email\""},
-    {"{\"email\":\"p@a.test\",\"name\":\"a\\u0000b\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-     "\"}",
-     400, NULL},
-    {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"Customer_User\",\"password\":\"" GOOD_PW
-     "\"}",
-     400, "\"role\""},
+      {"{\"email\":\"ALICE@a.test\",\"name\":\"A\",\"role\":\"customer_user\",\"password\":"
+       "\"" GOOD_PW "\"}",
+       409, "taken"},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"provider_admin\",\"password\":\"" GOOD_PW
+       "\"}",
+       400, "\"role\""},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"root\",\"password\":\"" GOOD_PW "\"}",
+       400, "\"role\""},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"short\"}",
+       400, "password"},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\"}", 400, "\"password\""},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
+       "\",\"pin\":\"1234\"}",
+       400, "unknown field \"pin\""},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
+       "\",\"active\":true}",
+       400, "unknown field \"active\""},
+      {"{\"email\":\"no-at\",\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
+       "\"}",
+       400, "\"email\""},
+      {"{\"email\":[\"p@a.test\"],\"name\":\"P\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
+       "\"}",
+       400, "\"email\""},
+      {"{\"email\":\"p@a.test\",\"name\":\"a\\u0000b\",\"role\":\"customer_user\",\"password\":"
+       "\"" GOOD_PW "\"}",
+       400, NULL},
+      {"{\"email\":\"p@a.test\",\"name\":\"P\",\"role\":\"Customer_User\",\"password\":\"" GOOD_PW
+       "\"}",
+       400, "\"role\""},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autoptr(JsonNode) err = NULL;
@@ -593,20 +602,21 @@ START_TEST(test_create_user)
     ck_assert_msg(st == cases[i].status, "case %zu: got %ld (%s), expected %ld", i, st,
                   msg ? msg : "-", cases[i].status);
     if (cases[i].in_message)
-      ck_assert_msg(msg && strstr(msg, cases[i].in_message), "case %zu: message \"%s\" should name %s",
-                    i, msg ? msg : "(none)", cases[i].in_message);
+      ck_assert_msg(msg && strstr(msg, cases[i].in_message),
+                    "case %zu: message \"%s\" should name %s", i, msg ? msg : "(none)",
+                    cases[i].in_message);
     ck_assert_msg(!msg || !strstr(msg, "Customer"), "case %zu: the message names an organization",
                   i);
   }
   expect_error("POST", path, admin, long_email_body, true, 400, "bad_request", "\"email\"");
-  static const char latin1[] =
-      "{\"email\":\"q@a.test\",\"name\":\"J\xfcrgen\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
-      "\"}";
+  static const char latin1[] = "{\"email\":\"q@a.test\",\"name\":\"J\xfcrgen\",\"role\":\"customer_"
+                               "user\",\"password\":\"" GOOD_PW "\"}";
   expect_error("POST", path, admin, latin1, true, 400, "bad_request", NULL);
 
   /* Who may not: a print manager, a user, a provider, a stranger. */
   const char *body =
-      "{\"email\":\"z@a.test\",\"name\":\"Z\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW "\"}";
+      "{\"email\":\"z@a.test\",\"name\":\"Z\",\"role\":\"customer_user\",\"password\":\"" GOOD_PW
+      "\"}";
   ck_assert_int_eq(sfx_call("POST", path, bob, body, NULL), 403);
   ck_assert_int_eq(sfx_call("POST", path, alice, body, NULL), 403);
   ck_assert_int_eq(sfx_call("POST", path, rhq, body, NULL), 403);
@@ -635,11 +645,12 @@ START_TEST(test_provider_staff)
   g_autofree char *root_id = sfx_org_public_id("RHQ");
   g_autofree char *path = path_of("/api/v1/orgs/%s/users", root_id);
   g_autoptr(JsonNode) made = NULL;
-  expect_status(sfx_call("POST", path, rhq,
-                         "{\"email\":\"help@rhq.test\",\"name\":\"Help\",\"role\":\"provider_support\","
-                         "\"password\":\"" GOOD_PW "\"}",
-                         &made),
-                201, "create support", made);
+  expect_status(
+      sfx_call("POST", path, rhq,
+               "{\"email\":\"help@rhq.test\",\"name\":\"Help\",\"role\":\"provider_support\","
+               "\"password\":\"" GOOD_PW "\"}",
+               &made),
+      201, "create support", made);
   expect_error("POST", path, rhq,
                "{\"email\":\"c@rhq.test\",\"name\":\"C\",\"role\":\"customer_admin\","
                "\"password\":\"" GOOD_PW "\"}",
@@ -673,9 +684,9 @@ START_TEST(test_get_user)
   g_autofree char *rhq_id = user_public_id("rhq@a.test");
   g_autofree char *rhq_path = path_of("/api/v1/users/%s", rhq_id);
   expect_error("GET", rhq_path, admin, NULL, false, 404, "not_found", NULL);
-  ck_assert_int_eq(sfx_call("GET", "/api/v1/users/4a3c2f7e-0000-4000-8000-000000000000", admin,
-                            NULL, NULL),
-                   404);
+  ck_assert_int_eq(
+      sfx_call("GET", "/api/v1/users/4a3c2f7e-0000-4000-8000-000000000000", admin, NULL, NULL),
+      404);
 }
 END_TEST
 
@@ -720,9 +731,15 @@ START_TEST(test_patch_user)
                "last active customer_admin");
   expect_error("PATCH", self, admin, "{\"role\":\"customer_user\"}", false, 409, "conflict", NULL);
   static const char *const bad[] = {
-    "{}", "{\"active\":\"no\"}", "{\"active\":0}", "{\"role\":\"provider_admin\"}",
-    "{\"role\":null}", "{\"email\":\"new@a.test\"}", "{\"password\":\"" GOOD_PW "\"}",
-    "{\"name\":\"\"}", "{\"name\":\"ok\",\"org\":\"x\"}",
+      "{}",
+      "{\"active\":\"no\"}",
+      "{\"active\":0}",
+      "{\"role\":\"provider_admin\"}",
+      "{\"role\":null}",
+      "{\"email\":\"new@a.test\"}",
+      "{\"password\":\"" GOOD_PW "\"}",
+      "{\"name\":\"\"}",
+      "{\"name\":\"ok\",\"org\":\"x\"}",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
     expect_error("PATCH", path, admin, bad[i], false, 400, "bad_request", NULL);
@@ -822,11 +839,15 @@ START_TEST(test_quotas)
   g_autofree char *rhq = rhq_login();
   counts_t before = counts();
   static const char *const bad[] = {
-    "{\"pages\":-1,\"color_pages\":null}",      "{\"pages\":\"100\",\"color_pages\":null}",
-    "{\"pages\":1.5,\"color_pages\":null}",     "{\"pages\":10,\"color_pages\":11}",
-    "{\"pages\":10}",                           "{\"color_pages\":1}",
-    "{\"pages\":10,\"color_pages\":1,\"x\":1}", "{\"pages\":10000001,\"color_pages\":null}",
-    "{\"pages\":true,\"color_pages\":null}",
+      "{\"pages\":-1,\"color_pages\":null}",
+      "{\"pages\":\"100\",\"color_pages\":null}",
+      "{\"pages\":1.5,\"color_pages\":null}",
+      "{\"pages\":10,\"color_pages\":11}",
+      "{\"pages\":10}",
+      "{\"color_pages\":1}",
+      "{\"pages\":10,\"color_pages\":1,\"x\":1}",
+      "{\"pages\":10000001,\"color_pages\":null}",
+      "{\"pages\":true,\"color_pages\":null}",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
     expect_error("PUT", quota, pm, bad[i], false, 400, "bad_request", NULL);
@@ -858,13 +879,13 @@ main(void)
     const char *name;
     const TTest *tests[8];
   } cases[] = {
-    {"orgs",
-     {test_demo_rhq, test_get_org, test_bad_ids, test_create_child, test_create_child_bad_input,
-      test_rename_org, test_delete_org, NULL}},
-    {"users",
-     {test_list_users, test_create_user, test_provider_staff, test_get_user, test_patch_user,
-      test_delete_user, NULL}},
-    {"quotas", {test_quotas, NULL}},
+      {"orgs",
+       {test_demo_rhq, test_get_org, test_bad_ids, test_create_child, test_create_child_bad_input,
+        test_rename_org, test_delete_org, NULL}},
+      {"users",
+       {test_list_users, test_create_user, test_provider_staff, test_get_user, test_patch_user,
+        test_delete_user, NULL}},
+      {"quotas", {test_quotas, NULL}},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     TCase *tc = tcase_create(cases[i].name);
