@@ -281,7 +281,7 @@ check_pin_form(const char *pin, GError **error)
     ok = g_ascii_isalnum(b64[i]) || b64[i] == '+' || b64[i] == '/';
   if (ok) {
     gsize len = 0;
-    g_autofree guchar *raw = g_base64_decode(b64, &len);
+    g_free(g_base64_decode(b64, &len));
     ok = len == 32;
   }
   if (!ok)
