@@ -100,6 +100,8 @@ typedef struct {
 #define SSO_BODY                                                                                   \
   "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\",\"client_id\":\"kcps\","             \
   "\"client_secret\":\"s3cret\"}"
+/* The white paper's value again: changes nothing that matters here. */
+#define SETTINGS_BODY "{\"idle_logout_minutes\":30}"
 #define USER_BODY                                                                                  \
   "{\"email\":\"m{uniq}@m.test\",\"name\":\"M\",\"role\":\"{role}\",\"password\":\"" PW "\"}"
 
@@ -559,6 +561,44 @@ static const row_t rows[] = {
    W(USER_ONLY,          204, 204, 403, 404, 404, 404, 404), 0},
   {"policy", "DELETE", "/api/v1/orgs/*/sso", "sso-org:Customer C", NULL,
    W(USER_ONLY,          204, 204, 403, 204, 403, 403, 403), 0},
+  /* Login policies (server-policy.c): every user reads her organization's
+   * settings and her own; the admins of it and above change them. */
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:RHQ", NULL,
+   W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Sales A", NULL,
+   W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Sales B", NULL,
+   W(USER_ONLY,          200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Customer B", NULL,
+   W(USER_ONLY,          200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Dealer A", NULL,
+   W(USER_ONLY,          200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Customer C", NULL,
+   W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), 0},
+  {"policy", "GET", "/api/v1/orgs/*/settings", "org:Customer D", NULL,
+   W(USER_ONLY,          200, 200, 200, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:RHQ", SETTINGS_BODY,
+   W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Customer A", SETTINGS_BODY,
+   W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Sales B", SETTINGS_BODY,
+   W(USER_ONLY,          200, 200, 403, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Customer B", SETTINGS_BODY,
+   W(USER_ONLY,          200, 200, 403, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Dealer A", SETTINGS_BODY,
+   W(USER_ONLY,          200, 200, 403, 404, 404, 404, 404), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Customer C", SETTINGS_BODY,
+   W(USER_ONLY,          200, 200, 403, 200, 403, 403, 403), 0},
+  {"policy", "PATCH", "/api/v1/orgs/*/settings", "org:Customer D", SETTINGS_BODY,
+   W(USER_ONLY,          200, 200, 403, 404, 404, 404, 404), 0},
+  {"own account", "GET", "/api/v1/me/policy", "", NULL,
+   W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), 0},
+  /* (An empty body: every user reaches the route; changing a password
+   * ends the caller's sessions, which test-server-policy.c covers.) */
+  {"own account", "POST", "/api/v1/me/password", "", "{}",
+   W(USER_ONLY,          400, 400, 400, 400, 400, 400, 400), 0},
+  {"login", "POST", "/api/v1/token/refresh", "", "{}",
+   W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
   /* The email code step of a login (server-mfa.c): public, bound to its
    * own mfa_token. */
   {"login", "POST", "/api/v1/login/mfa", "", "{}",
