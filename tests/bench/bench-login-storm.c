@@ -21,7 +21,7 @@
  * so many sources make the server write (and lock) more than one would.
  *
  * usage: bench-login-storm [CLIENTS [SAMPLES [ROUNDS [SECONDS [SOURCES]]]]]
- *        (defaults 200 500 3 10 200)
+ *        (defaults 200 500 3 5 200)
  * BENCH_HASH_MAX=n overrides the server's bound on concurrent Argon2 runs
  * (server->hash_max), to measure what another bound would give. */
 #include "server-stub/server-private.h"
@@ -305,7 +305,7 @@ main(int argc, char **argv)
   int clients = argc > 1 ? atoi(argv[1]) : 200;
   int samples = argc > 2 ? atoi(argv[2]) : 500;
   int rounds = argc > 3 ? atoi(argv[3]) : 3;
-  double seconds = argc > 4 ? g_ascii_strtod(argv[4], NULL) : 10.0;
+  double seconds = argc > 4 ? g_ascii_strtod(argv[4], NULL) : 5.0;
   int sources = argc > 5 ? atoi(argv[5]) : 200;
   if (argc > 6 || clients < 1 || clients > 500 || samples < 100 || rounds < 1 || seconds < 0 ||
       sources < 1 || sources > 250) {
