@@ -585,8 +585,8 @@ delete_org_data_locked(kcps_server_t *server, gint64 org, GError **error)
   static const char *const steps[] = {
       /* Sessions and tickets go with their users and devices (cascade);
        * job logs point at devices without a cascade, so they go first. */
-      "DELETE FROM job_logs WHERE org_id = ?1"
-      "   OR device_id IN (SELECT id FROM devices WHERE org_id = ?1)",
+      ("DELETE FROM job_logs WHERE org_id = ?1 OR device_id IN"
+       " (SELECT id FROM devices WHERE org_id = ?1)"),
       "DELETE FROM jobs WHERE org_id = ?1 OR user_id IN (SELECT id FROM users WHERE org_id = ?1)",
       "DELETE FROM users WHERE org_id = ?1",
       "DELETE FROM devices WHERE org_id = ?1",

@@ -777,7 +777,7 @@ build_world(void)
   g_autofree char *root = sfx_org_public_id("RHQ");
 
   g_autofree char *sales_b = make_org(rhq, root, "Sales B", "provider", "pa@b.test");
-  g_autofree char *cust_b = make_org(rhq, sales_b, "Customer B", "customer", "cab@b.test");
+  g_free(make_org(rhq, sales_b, "Customer B", "customer", "cab@b.test"));
   g_autofree char *dealer = make_org(rhq, sales_b, "Dealer A", "provider", "da@d.test");
   g_autofree char *cust_c = make_org(rhq, dealer, "Customer C", "customer", "ca@c.test");
   g_autofree char *cust_d = make_org(rhq, dealer, "Customer D", "customer", "cad@d.test");
