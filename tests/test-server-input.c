@@ -822,6 +822,8 @@ START_TEST(test_walk_all_routes)
   huge[0] = '{';
   huge[big - 1] = '}';
   huge[big] = '\0';
+  g_autofree char *name10k = g_strnfill(10000, 'a');
+  g_autofree char *long_name = g_strdup_printf("{\"name\":\"%s\"}", name10k);
   const garbage_t garbage[] = {
     {"not JSON", "this is not JSON", -1, "application/json"},
     {"an array", "[1,2,3]", -1, "application/json"},
@@ -832,6 +834,14 @@ START_TEST(test_walk_all_routes)
     {"an unknown field only", "{\"zz_unknown_zz\":1}", -1, "application/json"},
     {"trailing data", "{}{}", -1, "application/json"},
     {"text/plain", "{}", -1, "text/plain"},
+    /* Names many routes know, with values none may take. */
+    {"a number for a name", "{\"name\":5}", -1, "application/json"},
+    {"a 10 kB name", long_name, -1, "application/json"},
+    {"a control character in a name", "{\"name\":\"a\\u0001b\"}", -1, "application/json"},
+    {"a C1 control in a name", "{\"name\":\"a\\u0085b\"}", -1, "application/json"},
+    {"wrong types for common names",
+     "{\"email\":7,\"password\":[],\"role\":null,\"name\":{},\"enabled\":\"yes\"}", -1,
+     "application/json"},
   };
 
   g_autoptr(GString) offenders = g_string_new(NULL);
