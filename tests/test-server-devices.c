@@ -593,6 +593,34 @@ START_TEST(test_pin_profile_switch)
 }
 END_TEST
 
+/* Through the settings route: the refusal names the rule and stores
+ * nothing; both keys in one request work with the length first. */
+START_TEST(test_pin_settings_route)
+{
+  g_autofree char *admin = admin_token();
+  g_autofree char *org = sfx_org_public_id("Customer A");
+  g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/settings", org);
+  g_autofree char *before = state();
+  g_autoptr(JsonNode) refused = NULL;
+  EXPECT_ERROR(sfx_call("PATCH", path, admin, "{\"pin_profile\":\"kda_g\"}", &refused), refused,
+               400, "bad_request", "6 to 12");
+  g_autoptr(JsonNode) both_wrong = NULL;
+  EXPECT_ERROR(
+      sfx_call("PATCH", path, admin, "{\"pin_length\":6,\"pin_profile\":\"kda-g\"}", &both_wrong),
+      both_wrong, 400, "bad_request", NULL);
+  g_autofree char *after = state();
+  ck_assert_str_eq(before, after);
+  g_autoptr(JsonNode) ok = NULL;
+  ck_assert_int_eq(
+      sfx_call("PATCH", path, admin, "{\"pin_length\":8,\"pin_profile\":\"kda_g\"}", &ok), 200);
+  ck_assert_str_eq(sfx_str(ok, "pin_profile"), "kda_g");
+  ck_assert_int_eq(sfx_int(ok, "pin_length"), 8);
+  g_autoptr(JsonNode) shorter = NULL;
+  EXPECT_ERROR(sfx_call("PATCH", path, admin, "{\"pin_length\":5}", &shorter), shorter, 400,
+               "bad_request", "kda_g");
+}
+END_TEST
+
 START_TEST(test_pin_generate)
 {
   g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
@@ -1075,15 +1103,15 @@ main(void)
   Suite *s = suite_create("server-devices");
   struct {
     const char *name;
-    const TTest *tests[8];
+    const TTest *tests[10];
   } groups[] = {
       {"registration",
        {test_register, test_rotate_secret, test_patch_and_delete, test_delete_device_with_logs,
         test_device_access, NULL}},
       {"login options", {test_options_on_off, test_simple_login, test_card_login_cross_org, NULL}},
       {"pins",
-       {test_pin_profiles, test_pin_profile_switch, test_pin_generate, test_pin_generate_unique,
-        test_pin_clash, test_pin_masking, NULL}},
+       {test_pin_profiles, test_pin_profile_switch, test_pin_settings_route, test_pin_generate,
+        test_pin_generate_unique, test_pin_clash, test_pin_masking, NULL}},
       {"lockout", {test_pin_lockout, test_pin_locked_account, NULL}},
       {"cards", {test_cards_api, test_cards_admin, test_cards_device, NULL}},
       {"bad input", {test_bad_device_bodies, NULL}},
