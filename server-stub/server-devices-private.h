@@ -21,6 +21,40 @@ G_BEGIN_DECLS
 #define KCPS_SERVER_MAX_LABEL 64
 #define KCPS_SERVER_MAX_PIN_FIELD 64 /* longer "pin" strings are refused as overlong */
 
+/* Request bodies of the device routes: pure checks (no database), shared
+ * with the fuzz target (tests/fuzz/fuzz-server-devices.c). Each refuses
+ * unknown fields and answers false + BAD_REQUEST naming the field and the
+ * rule. Strings point into obj. */
+typedef struct kcps_server_device_req_s {
+  const char *serial; /* registration only: 1-64 letters, digits, - . _ */
+  const char *name;   /* NULL when a PATCH leaves it */
+  gint64 options;     /* KCPS_LOGIN_* bits; all when a registration omits them */
+  bool has_options;
+} kcps_server_device_req_t;
+/* POST /api/v1/orgs/{id}/devices (patch false) or PATCH /api/v1/devices/{id}
+ * (patch true: no serial, at least one field). */
+bool kcps__server_check_device(JsonObject *obj, bool patch, kcps_server_device_req_t *out,
+                               GError **error);
+
+typedef struct kcps_server_card_req_s {
+  char card_id[KCPS_SERVER_MAX_CARD_ID + 1]; /* upper-cased copy: wipe after use */
+  const char *label;                         /* "ID card" when absent; NULL at login */
+} kcps_server_card_req_t;
+/* A card registration {"card_id","label"} or (login true) a card login
+ * {"card_id"}. */
+bool kcps__server_check_card(JsonObject *obj, bool login, kcps_server_card_req_t *out,
+                             GError **error);
+
+typedef struct kcps_server_pin_set_req_s {
+  const char *pin; /* digits only, 1-64 (the length rule needs the database); NULL
+                      when generate */
+  bool generate;
+} kcps_server_pin_set_req_t;
+/* PUT /api/v1/me/pin {"pin"} (admin false) or PUT /api/v1/users/{id}/pin
+ * {"pin"} or {"generate":true} (admin true). */
+bool kcps__server_check_pin_set(JsonObject *obj, bool admin, kcps_server_pin_set_req_t *out,
+                                GError **error);
+
 /* Routes that take no fields: an empty body or {} passes; anything else
  * is answered 400 here (false). */
 bool kcps__server_body_none(kcps_http_req_t *req);

@@ -328,6 +328,25 @@ check_serial(JsonObject *obj, bool required, const char **out, GError **error)
   return true;
 }
 
+bool
+kcps__server_check_device(JsonObject *obj, bool patch, kcps_server_device_req_t *out,
+                          GError **error)
+{
+  static const char *const reg_fields[] = {"serial", "name", "login_options", NULL};
+  static const char *const patch_fields[] = {"name", "login_options", NULL};
+  kcps_server_device_req_t r = {.options = KCPS_LOGIN_ALL};
+  if (!kcps__server_check_fields(obj, patch ? patch_fields : reg_fields, error) ||
+      (!patch && !check_serial(obj, true, &r.serial, error)) ||
+      !kcps__server_field_string(obj, "name", 1, KCPS_SERVER_MAX_DEVICE,
+                                 patch ? KCPS_TEXT_OPTIONAL : KCPS_TEXT_PLAIN, &r.name, error) ||
+      !check_options(obj, &r.options, &r.has_options, error))
+    return false;
+  if (patch && !r.name && !r.has_options)
+    return set_bad(error, "nothing to change: give \"name\" and/or \"login_options\"");
+  *out = r;
+  return true;
+}
+
 /* Registration and management ----------------------------------------------- */
 
 /* Which of name and serial another device holds already ("name",
@@ -361,19 +380,14 @@ route_register_device(kcps_server_t *server, kcps_http_req_t *req,
   JsonObject *obj = kcps__server_req_object(req);
   if (!obj)
     return;
-  static const char *const allowed[] = {"serial", "name", "login_options", NULL};
   g_autoptr(GError) error = NULL;
-  const char *serial = NULL, *name = NULL;
-  gint64 options = KCPS_LOGIN_ALL;
-  bool has_options = false;
-  if (!kcps__server_check_fields(obj, allowed, &error) ||
-      !check_serial(obj, true, &serial, &error) ||
-      !kcps__server_field_string(obj, "name", 1, KCPS_SERVER_MAX_DEVICE, KCPS_TEXT_PLAIN, &name,
-                                 &error) ||
-      !check_options(obj, &options, &has_options, &error)) {
+  kcps_server_device_req_t in;
+  if (!kcps__server_check_device(obj, false, &in, &error)) {
     kcps__server_respond_bad(req, error);
     return;
   }
+  const char *serial = in.serial, *name = in.name;
+  gint64 options = in.options;
   gint64 org = kcps__server_require(server, req, session, KCPS_DATA_DEVICES, true, id);
   if (!org)
     return;
@@ -508,23 +522,15 @@ route_patch_device(kcps_server_t *server, kcps_http_req_t *req,
   JsonObject *obj = kcps__server_req_object(req);
   if (!obj)
     return;
-  static const char *const allowed[] = {"name", "login_options", NULL};
   g_autoptr(GError) error = NULL;
-  const char *name = NULL;
-  gint64 options = 0;
-  bool has_options = false;
-  if (!kcps__server_check_fields(obj, allowed, &error) ||
-      !kcps__server_field_string(obj, "name", 1, KCPS_SERVER_MAX_DEVICE, KCPS_TEXT_OPTIONAL, &name,
-                                 &error) ||
-      !check_options(obj, &options, &has_options, &error)) {
+  kcps_server_device_req_t in;
+  if (!kcps__server_check_device(obj, true, &in, &error)) {
     kcps__server_respond_bad(req, error);
     return;
   }
-  if (!name && !has_options) {
-    kcps_http_respond_error(req, 400, "bad_request",
-                            "nothing to change: give \"name\" and/or \"login_options\"");
-    return;
-  }
+  const char *name = in.name;
+  gint64 options = in.options;
+  bool has_options = in.has_options;
   g_auto(device_t) d = {0};
   if (!device_for_session(server, req, session, id, true, &d))
     return;
@@ -1033,20 +1039,19 @@ route_card_login(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   JsonObject *obj = kcps__server_req_object(req);
   if (!obj)
     return;
-  static const char *const allowed[] = {"card_id", NULL};
   g_autoptr(GError) error = NULL;
-  char card[KCPS_SERVER_MAX_CARD_ID + 1];
-  if (!kcps__server_check_fields(obj, allowed, &error) ||
-      !check_card(obj, card, sizeof card, &error)) {
+  kcps_server_card_req_t in;
+  if (!kcps__server_check_card(obj, true, &in, &error)) {
     kcps__server_respond_bad(req, error);
     return;
   }
+  char *card = in.card_id;
   char source[80];
   if (!option_on(server, req, session, KCPS_LOGIN_CARD, "ID card login", source, sizeof source))
     return;
   char hmac[65];
   card_hmac(server, session->device_org_id, card, hmac);
-  OPENSSL_cleanse(card, sizeof card);
+  OPENSSL_cleanse(in.card_id, sizeof in.card_id);
   finish_secret_login(server, req, session, source,
                       "SELECT u.id FROM cards c JOIN users u ON u.id = c.user_id"
                       " WHERE c.org_id = ? AND c.card_hmac = ? AND u.active = 1",
@@ -1067,24 +1072,35 @@ add_card(JsonBuilder *b, sqlite3_stmt *stmt)
 
 #define CARD_COLUMNS "public_id, label, last4, created"
 
-/* Checks a card body; card and label get the normalized id and the label
- * (default "ID card"). Answers 400 itself. */
+bool
+kcps__server_check_card(JsonObject *obj, bool login, kcps_server_card_req_t *out, GError **error)
+{
+  static const char *const reg_fields[] = {"card_id", "label", NULL};
+  static const char *const login_fields[] = {"card_id", NULL};
+  const char *label = NULL;
+  if (!kcps__server_check_fields(obj, login ? login_fields : reg_fields, error) ||
+      !check_card(obj, out->card_id, sizeof out->card_id, error) ||
+      (!login && !kcps__server_field_string(obj, "label", 1, KCPS_SERVER_MAX_LABEL,
+                                            KCPS_TEXT_OPTIONAL, &label, error))) {
+    OPENSSL_cleanse(out->card_id, sizeof out->card_id);
+    return false;
+  }
+  out->label = login ? NULL : label ? label : "ID card";
+  return true;
+}
+
+/* Checks a card registration body; answers 400 itself. */
 static bool
-card_body(kcps_http_req_t *req, char *card, size_t len, const char **label)
+card_body(kcps_http_req_t *req, kcps_server_card_req_t *in)
 {
   JsonObject *obj = kcps__server_req_object(req);
   if (!obj)
     return false;
-  static const char *const allowed[] = {"card_id", "label", NULL};
   g_autoptr(GError) error = NULL;
-  if (!kcps__server_check_fields(obj, allowed, &error) || !check_card(obj, card, len, &error) ||
-      !kcps__server_field_string(obj, "label", 1, KCPS_SERVER_MAX_LABEL, KCPS_TEXT_OPTIONAL, label,
-                                 &error)) {
+  if (!kcps__server_check_card(obj, false, in, &error)) {
     kcps__server_respond_bad(req, error);
     return false;
   }
-  if (!*label)
-    *label = "ID card";
   return true;
 }
 
@@ -1193,11 +1209,10 @@ route_add_my_card(kcps_server_t *server, kcps_http_req_t *req, const kcps_server
                   const char *id)
 {
   (void)id;
-  char card[KCPS_SERVER_MAX_CARD_ID + 1];
-  const char *label = NULL;
-  if (card_body(req, card, sizeof card, &label))
+  kcps_server_card_req_t in;
+  if (card_body(req, &in))
     register_card(server, req, session, session->user_id, session->user_org_id, session->email,
-                  card, label, "by its owner");
+                  in.card_id, in.label, "by its owner");
 }
 
 static void
@@ -1214,16 +1229,16 @@ static void
 route_add_user_card(kcps_server_t *server, kcps_http_req_t *req,
                     const kcps_server_session_t *session, const char *id)
 {
-  char card[KCPS_SERVER_MAX_CARD_ID + 1];
-  const char *label = NULL;
-  if (!card_body(req, card, sizeof card, &label))
+  kcps_server_card_req_t in;
+  if (!card_body(req, &in))
     return;
   gint64 org = 0;
   g_autofree char *email = NULL;
   gint64 user_id = kcps__server_user_for_admin(server, req, session, id, true, &org, &email);
   if (user_id)
-    register_card(server, req, session, user_id, org, email, card, label, "by an administrator");
-  OPENSSL_cleanse(card, sizeof card);
+    register_card(server, req, session, user_id, org, email, in.card_id, in.label,
+                  "by an administrator");
+  OPENSSL_cleanse(in.card_id, sizeof in.card_id);
 }
 
 /* Registration at the device, by the user logged in there. */
@@ -1232,17 +1247,16 @@ route_device_add_card(kcps_server_t *server, kcps_http_req_t *req,
                       const kcps_server_session_t *session, const char *id)
 {
   (void)id;
-  char card[KCPS_SERVER_MAX_CARD_ID + 1];
-  const char *label = NULL;
-  if (!card_body(req, card, sizeof card, &label))
+  kcps_server_card_req_t in;
+  if (!card_body(req, &in))
     return;
   char source[80];
   if (option_on(server, req, session, KCPS_LOGIN_CARD, "ID card login", source, sizeof source)) {
     g_autofree char *how = g_strdup_printf("at device %s", session->device_name);
     register_card(server, req, session, session->user_id, session->device_org_id, session->email,
-                  card, label, how);
+                  in.card_id, in.label, how);
   }
-  OPENSSL_cleanse(card, sizeof card);
+  OPENSSL_cleanse(in.card_id, sizeof in.card_id);
 }
 
 static void

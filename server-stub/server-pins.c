@@ -433,6 +433,30 @@ check_pin_text(JsonObject *obj, const char **pin, GError **error)
   return true;
 }
 
+bool
+kcps__server_check_pin_set(JsonObject *obj, bool admin, kcps_server_pin_set_req_t *out,
+                           GError **error)
+{
+  static const char *const own_fields[] = {"pin", NULL};
+  static const char *const admin_fields[] = {"pin", "generate", NULL};
+  kcps_server_pin_set_req_t r = {0};
+  if (!kcps__server_check_fields(obj, admin ? admin_fields : own_fields, error))
+    return false;
+  if (admin && json_object_has_member(obj, "generate")) {
+    if (json_object_has_member(obj, "pin"))
+      return set_bad(error, KCPS_SERVER_ERROR_BAD_REQUEST,
+                     "give either field \"pin\" or field \"generate\", not both");
+    if (!kcps__server_field_bool(obj, "generate", true, false, &r.generate, error))
+      return false;
+    if (!r.generate)
+      return set_bad(error, KCPS_SERVER_ERROR_BAD_REQUEST, "field \"generate\" must be true");
+  } else if (!check_pin_text(obj, &r.pin, error)) {
+    return false;
+  }
+  *out = r;
+  return true;
+}
+
 static void
 respond_pin(kcps_http_req_t *req, unsigned status, bool set, const char *pin,
             const pin_rule_t *rule, gint64 length)
@@ -646,37 +670,19 @@ kcps__server_route_set_user_pin(kcps_server_t *server, kcps_http_req_t *req,
   if (!obj)
     return;
   /* Check the body before looking anything up: bad input changes nothing. */
-  static const char *const allowed[] = {"pin", "generate", NULL};
   g_autoptr(GError) error = NULL;
-  const char *pin = NULL;
-  JsonNode *gen = json_object_get_member(obj, "generate");
-  if (!kcps__server_check_fields(obj, allowed, &error)) {
+  kcps_server_pin_set_req_t in;
+  if (!kcps__server_check_pin_set(obj, true, &in, &error)) {
     kcps__server_respond_bad(req, error);
     return;
   }
-  if (gen && json_object_has_member(obj, "pin")) {
-    kcps_http_respond_error(req, 400, "bad_request",
-                            "give either field \"pin\" or field \"generate\", not both");
-    return;
-  }
-  if (gen) {
-    if (!JSON_NODE_HOLDS_VALUE(gen) || json_node_get_value_type(gen) != G_TYPE_BOOLEAN ||
-        !json_node_get_boolean(gen)) {
-      kcps_http_respond_error(req, 400, "bad_request", "field \"generate\" must be true");
-      return;
-    }
-  } else if (!check_pin_text(obj, &pin, &error)) {
-    kcps__server_respond_bad(req, error);
-    return;
-  }
-
   gint64 org = 0;
   g_autofree char *email = NULL;
   gint64 user_id = kcps__server_user_for_admin(server, req, session, id, true, &org, &email);
   if (!user_id)
     return;
-  if (gen)
+  if (in.generate)
     set_generated_pin(server, req, session, user_id, org, email, true);
   else
-    set_custom_pin(server, req, session, user_id, org, email, pin, true);
+    set_custom_pin(server, req, session, user_id, org, email, in.pin, true);
 }
