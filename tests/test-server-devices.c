@@ -1097,6 +1097,39 @@ START_TEST(test_bad_device_bodies)
 }
 END_TEST
 
+/* One byte over each bound: refused, naming the field; at the bound: fine. */
+START_TEST(test_bad_overlong)
+{
+  g_autofree char *admin = admin_token();
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  g_autofree char *org = sfx_org_public_id("Customer A");
+  g_autofree char *dpath = g_strdup_printf("/api/v1/orgs/%s/devices", org);
+  g_autofree char *serial65 = g_strnfill(65, 'S');
+  g_autofree char *serial64 = g_strnfill(64, 'S');
+  g_autofree char *name129 = g_strnfill(129, 'n');
+  g_autofree char *name128 = g_strnfill(128, 'n');
+  g_autofree char *label65 = g_strnfill(65, 'l');
+  g_autofree char *label64 = g_strnfill(64, 'l');
+  g_autofree char *b1 = g_strdup_printf("{\"serial\":\"%s\",\"name\":\"N\"}", serial65);
+  g_autofree char *b2 = g_strdup_printf("{\"serial\":\"S1\",\"name\":\"%s\"}", name129);
+  g_autofree char *b3 = g_strdup_printf("{\"card_id\":\"ABCD\",\"label\":\"%s\"}", label65);
+  g_autofree char *before = state();
+  g_autoptr(JsonNode) a1 = NULL;
+  g_autoptr(JsonNode) a2 = NULL;
+  g_autoptr(JsonNode) a3 = NULL;
+  EXPECT_ERROR(sfx_call("POST", dpath, admin, b1, &a1), a1, 400, "bad_request", "serial");
+  EXPECT_ERROR(sfx_call("POST", dpath, admin, b2, &a2), a2, 400, "bad_request", "name");
+  EXPECT_ERROR(sfx_call("POST", "/api/v1/me/cards", alice, b3, &a3), a3, 400, "bad_request",
+               "label");
+  g_autofree char *after = state();
+  ck_assert_str_eq(before, after);
+  g_autofree char *ok1 = g_strdup_printf("{\"serial\":\"%s\",\"name\":\"%s\"}", serial64, name128);
+  g_autofree char *ok2 = g_strdup_printf("{\"card_id\":\"ABCD\",\"label\":\"%s\"}", label64);
+  ck_assert_int_eq(sfx_call("POST", dpath, admin, ok1, NULL), 201);
+  ck_assert_int_eq(sfx_call("POST", "/api/v1/me/cards", alice, ok2, NULL), 201);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1114,7 +1147,7 @@ main(void)
         test_pin_generate_unique, test_pin_clash, test_pin_masking, NULL}},
       {"lockout", {test_pin_lockout, test_pin_locked_account, NULL}},
       {"cards", {test_cards_api, test_cards_admin, test_cards_device, NULL}},
-      {"bad input", {test_bad_device_bodies, NULL}},
+      {"bad input", {test_bad_device_bodies, test_bad_overlong, NULL}},
   };
   for (size_t g = 0; g < G_N_ELEMENTS(groups); g++) {
     TCase *tc = tcase_create(groups[g].name);
