@@ -90,6 +90,10 @@ void kcps__server_route_generate_my_pin(kcps_server_t *server, kcps_http_req_t *
                                         const kcps_server_session_t *session, const char *id);
 void kcps__server_route_user_pin(kcps_server_t *server, kcps_http_req_t *req,
                                  const kcps_server_session_t *session, const char *id);
+void kcps__server_route_delete_my_pin(kcps_server_t *server, kcps_http_req_t *req,
+                                      const kcps_server_session_t *session, const char *id);
+void kcps__server_route_delete_user_pin(kcps_server_t *server, kcps_http_req_t *req,
+                                        const kcps_server_session_t *session, const char *id);
 void kcps__server_route_set_user_pin(kcps_server_t *server, kcps_http_req_t *req,
                                      const kcps_server_session_t *session, const char *id);
 

@@ -1337,9 +1337,11 @@ const kcps_server_route_t kcps__server_routes_devices[] = {
     /* PINs (server-pins.c). */
     {"GET", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_my_pin},
     {"PUT", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_set_my_pin},
+    {"DELETE", "/api/v1/me/pin", KCPS_NEED_USER, kcps__server_route_delete_my_pin},
     {"POST", "/api/v1/me/pin/generate", KCPS_NEED_USER, kcps__server_route_generate_my_pin},
     {"GET", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_user_pin},
     {"PUT", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_set_user_pin},
+    {"DELETE", "/api/v1/users/*/pin", KCPS_NEED_USER, kcps__server_route_delete_user_pin},
     /* ID cards. */
     {"GET", "/api/v1/me/cards", KCPS_NEED_USER, route_my_cards},
     {"POST", "/api/v1/me/cards", KCPS_NEED_USER, route_add_my_card},

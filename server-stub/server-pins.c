@@ -686,3 +686,48 @@ kcps__server_route_set_user_pin(kcps_server_t *server, kcps_http_req_t *req,
   else
     set_custom_pin(server, req, session, user_id, org, email, in.pin, true);
 }
+
+/* Removes a user's PIN (both stored forms); answers 204 itself. */
+static void
+remove_pin(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+           gint64 user_id, gint64 org, const char *email, bool admin)
+{
+  g_autoptr(GError) error = NULL;
+  g_mutex_lock(&server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server,
+      "UPDATE users SET pin_hmac = NULL, pin_sealed = NULL WHERE id = ? AND pin_hmac IS NOT NULL",
+      &error);
+  if (stmt) {
+    sqlite3_bind_int64(stmt, 1, user_id);
+    kcps__server_db_step(server, stmt, &error);
+  }
+  sqlite3_finalize(stmt);
+  if (!error && sqlite3_changes(server->db) > 0)
+    kcps__server_audit_locked(server, org, session->user_id, "pin.set", email, session->source,
+                              admin ? "PIN removed by an administrator" : "PIN removed");
+  g_mutex_unlock(&server->lock);
+  if (error)
+    kcps__server_respond_internal(req, error);
+  else
+    kcps_http_respond_empty(req, 204);
+}
+
+void
+kcps__server_route_delete_my_pin(kcps_server_t *server, kcps_http_req_t *req,
+                                 const kcps_server_session_t *session, const char *id)
+{
+  (void)id;
+  remove_pin(server, req, session, session->user_id, session->user_org_id, session->email, false);
+}
+
+void
+kcps__server_route_delete_user_pin(kcps_server_t *server, kcps_http_req_t *req,
+                                   const kcps_server_session_t *session, const char *id)
+{
+  gint64 org = 0;
+  g_autofree char *email = NULL;
+  gint64 user_id = kcps__server_user_for_admin(server, req, session, id, true, &org, &email);
+  if (user_id)
+    remove_pin(server, req, session, user_id, org, email, true);
+}

@@ -781,6 +781,20 @@ START_TEST(test_pin_masking)
   ck_assert_int_eq(sfx_call("GET", "/api/v1/me/pin", alice, NULL, &m3), 200);
   ck_assert_str_eq(sfx_str(m3, "pin"), "2468");
 
+  /* Removed: no longer set, no longer logs in. */
+  ck_assert_int_eq(sfx_call("DELETE", path, admin, NULL, NULL), 204);
+  g_autoptr(JsonNode) m4 = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/me/pin", alice, NULL, &m4), 200);
+  ck_assert(!json_node_get_boolean(sfx_member(m4, "set")));
+  g_autofree char *device = sfx_device_login();
+  ck_assert_int_eq(at_device(device, "pin-login", "{\"pin\":\"2468\"}", NULL), 401);
+  ck_assert_int_eq(sfx_call("PUT", "/api/v1/me/pin", alice, "{\"pin\":\"2468\"}", NULL), 200);
+  ck_assert_int_eq(sfx_call("DELETE", "/api/v1/me/pin", alice, NULL, NULL), 204);
+  ck_assert_int_eq(db_int("SELECT count(*) FROM users WHERE pin_hmac IS NOT NULL"
+                          " OR pin_sealed IS NOT NULL"),
+                   0);
+  ck_assert_int_eq(audit_count("pin.set"), 4);
+
   /* Who may: the customer user not, another organization not even see. */
   sfx_add_user("Sales A", "pa@s.test", "provider_admin", PW);
   sfx_add_org("Sales A", "Customer B", "customer");
@@ -792,6 +806,8 @@ START_TEST(test_pin_masking)
   ck_assert_int_eq(sfx_call("GET", path, pa, NULL, NULL), 403);
   ck_assert_int_eq(sfx_call("GET", path, badmin, NULL, NULL), 404);
   ck_assert_int_eq(sfx_call("PUT", path, badmin, "{\"generate\":true}", NULL), 404);
+  ck_assert_int_eq(sfx_call("DELETE", path, badmin, NULL, NULL), 404);
+  ck_assert_int_eq(sfx_call("DELETE", path, alice, NULL, NULL), 403);
   (void)at;
 }
 END_TEST
