@@ -886,17 +886,10 @@ route_user_login(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
 
   /* Argon2 outside the lock, in one of the bounded slots; an unknown or
    * locked account costs the same verification. */
-  g_mutex_lock(&server->hash_lock);
-  while (server->hash_busy >= server->hash_max)
-    g_cond_wait(&server->hash_cond, &server->hash_lock);
-  server->hash_busy++;
-  g_mutex_unlock(&server->hash_lock);
+  kcps__server_hash_enter(server);
   bool ok = kcps__server_password_verify(hash ? hash : server->dummy_hash, password) && hash &&
             user_id > 0;
-  g_mutex_lock(&server->hash_lock);
-  server->hash_busy--;
-  g_cond_signal(&server->hash_cond);
-  g_mutex_unlock(&server->hash_lock);
+  kcps__server_hash_leave(server);
 
   g_autofree char *token = NULL;
   g_autofree char *user_email = NULL;
