@@ -4,6 +4,7 @@
  * change, and the settings routes. */
 #include "server-fixture.h"
 
+#include <curl/curl.h>
 #include <string.h>
 
 /* Helpers --------------------------------------------------------------- */
@@ -32,6 +33,38 @@ try_login(const char *email, const char *password, const char *client, JsonNode 
 {
   g_autofree char *body = login_body(email, password, client);
   return sfx_call("POST", "/api/v1/login", NULL, body, out);
+}
+
+static size_t
+discard(char *ptr, size_t size, size_t n, void *data)
+{
+  (void)ptr;
+  (void)data;
+  return size * n;
+}
+
+/* POST /login from another loopback address (the connection's source is
+ * bound to it); the HTTP status. */
+static long
+login_from(const char *source, const char *email, const char *password)
+{
+  g_autofree char *url = g_strconcat(kcps_server_get_url(sfx.server), "/api/v1/login", NULL);
+  g_autofree char *body = login_body(email, password, NULL);
+  CURL *curl = curl_easy_init();
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CAINFO, sfx.ca);
+  curl_easy_setopt(curl, CURLOPT_INTERFACE, source);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  ck_assert_msg(rc == CURLE_OK, "login from %s: %s", source, curl_easy_strerror(rc));
+  return status;
 }
 
 /* A desktop login: the access token, *refresh the refresh token (g_free). */
@@ -353,8 +386,14 @@ START_TEST(test_lockout_after_three)
   ck_assert_int_eq(audit_count("login.failed", "alice@a.test"), 3);
   ck_assert_int_eq(audit_count("login.ok", "alice@a.test"), 1);
 
+  /* Scope "account": failures from elsewhere lock here too. */
+  for (int i = 0; i < 3; i++)
+    login_from("127.0.0.2", "admin@a.test", "Wrong-pass-1");
+  ck_assert_int_eq(try_login("admin@a.test", sfx.admin_pw, NULL, NULL), 401);
+
   /* Other accounts are not affected. */
-  g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
+  sfx_add_user("Customer A", "bob@a.test", "customer_user", "Bob-pass-1");
+  g_autofree char *bob = sfx_login("bob@a.test", "Bob-pass-1");
 
   /* 30 minutes later it unlocks by itself. */
   sfx_skew_clock(29 * 60);
@@ -472,7 +511,7 @@ START_TEST(test_refused_alike)
   const char *emails[] = {"admin@a.test", "nobody@a.test", "alice@a.test"};
   const char *passwords[] = {sfx.admin_pw, "Wrong-pass-1", "Wrong-pass-1"};
   double times[3][N];
-  g_autofree char *bodies[3] = {NULL, NULL, NULL};
+  char *bodies[3] = {NULL, NULL, NULL};
   for (int round = 0; round < N; round++) {
     for (int k = 0; k < 3; k++) {
       /* alice only twice wrong a round (else she locks): reset her count. */
@@ -492,6 +531,8 @@ START_TEST(test_refused_alike)
   }
   ck_assert_str_eq(bodies[0], bodies[1]);
   ck_assert_str_eq(bodies[1], bodies[2]);
+  for (int k = 0; k < 3; k++)
+    g_free(bodies[k]);
   double m[3];
   for (int k = 0; k < 3; k++)
     m[k] = median(times[k], N);
@@ -524,13 +565,21 @@ START_TEST(test_account_source)
   g_autofree char *again = sfx_login("alice@a.test", sfx.alice_pw);
   ck_assert_int_eq(audit_count("account.locked", "alice@a.test"), 1);
 
+  /* Over HTTP: a stranger at 127.0.0.2 locks 127.0.0.2 only ... */
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(login_from("127.0.0.2", "admin@a.test", "Wrong-pass-1"), 401);
+  ck_assert_int_eq(login_from("127.0.0.2", "admin@a.test", sfx.admin_pw), 401);
+  ck_assert_int_eq(login_from("127.0.0.1", "admin@a.test", sfx.admin_pw), 200);
+  ck_assert_int_eq(login_from("127.0.0.3", "admin@a.test", sfx.admin_pw), 200);
+  ck_assert_int_eq(audit_count("account.locked", "admin@a.test"), 1);
+
   /* Failures over HTTP from 127.0.0.1 lock 127.0.0.1 only. */
   for (int i = 0; i < 3; i++)
     try_login("alice@a.test", "Wrong-pass-1", NULL, NULL);
   ck_assert_int_eq(try_login("alice@a.test", sfx.alice_pw, NULL, NULL), 401);
   ck_assert(locked_direct(alice, "127.0.0.1"));
   ck_assert(!locked_direct(alice, "127.0.0.3"));
-  ck_assert_int_eq(kcps__server_db_count_rows(sfx.server, "lockouts"), 2);
+  ck_assert_int_eq(kcps__server_db_count_rows(sfx.server, "lockouts"), 3);
 }
 END_TEST
 
