@@ -546,6 +546,29 @@ START_TEST(test_refused_alike)
 }
 END_TEST
 
+/* Guessing at unknown accounts or at a locked one writes nothing to the
+ * database (a login storm must not queue writes for everyone else). */
+START_TEST(test_storm_writes_nothing)
+{
+  for (int i = 0; i < 3; i++)
+    try_login("admin@a.test", "Wrong-pass-1", NULL, NULL);
+  g_mutex_lock(&sfx.server->lock);
+  int before = sqlite3_total_changes(sfx.server->db);
+  g_mutex_unlock(&sfx.server->lock);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(try_login("admin@a.test", "Wrong-pass-1", NULL, NULL), 401);
+    ck_assert_int_eq(try_login("admin@a.test", sfx.admin_pw, NULL, NULL), 401);
+    g_autofree char *email = g_strdup_printf("nobody%d@a.test", i);
+    ck_assert_int_eq(try_login(email, "Wrong-pass-1", NULL, NULL), 401);
+  }
+  g_mutex_lock(&sfx.server->lock);
+  int after = sqlite3_total_changes(sfx.server->db);
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_msg(after == before, "rows changed by refused logins: got %d, expected 0",
+                after - before);
+}
+END_TEST
+
 /* lockout_scope account_source: failures from one address do not lock the
  * account for another. */
 START_TEST(test_account_source)
@@ -819,13 +842,13 @@ main(void)
   Suite *s = suite_create("server-policy");
   struct {
     const char *name;
-    const TTest *tests[8];
+    const TTest *tests[12];
   } cases[] = {
     {"passwords", {test_kcps_rules, test_nist_rules, test_password_change,
                    test_password_change_refused}},
     {"lockout", {test_lockout_after_three, test_lockout_settings, test_success_resets,
                  test_other_factors_count, test_unknown_bounded, test_refused_alike,
-                 test_account_source}},
+                 test_storm_writes_nothing, test_account_source}},
     {"sessions", {test_idle_web, test_idle_desktop, test_refresh_rotation,
                   test_refresh_expiry_and_logout, test_refresh_bad_bodies}},
     {"settings", {test_settings_routes, test_settings_refused}},
