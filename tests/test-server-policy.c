@@ -790,6 +790,23 @@ START_TEST(test_settings_routes)
   ck_assert_int_eq(sfx_int(policy, "lockout_threshold"), 5);
   ck_assert_int_eq(sfx_int(policy, "idle_logout_minutes"), 30);
   ck_assert_int_eq(sfx_int(policy, "desktop_idle_logout_minutes"), 30);
+
+  /* And a new password now meets the NIST preset. */
+  static const struct {
+    const char *fresh;
+    const char *rule;
+  } nist[] = {{"Abcdef1!", "\"length\""}, {"PassWordPassWord", "\"common\""}};
+  for (size_t i = 0; i < G_N_ELEMENTS(nist); i++) {
+    g_autofree char *body =
+        g_strdup_printf("{\"current\":\"%s\",\"new\":\"%s\"}", sfx.alice_pw, nist[i].fresh);
+    g_autoptr(JsonNode) refused = NULL;
+    status = sfx_call("POST", "/api/v1/me/password", alice, body, &refused);
+    sfx_expect_error(status, refused, 400, "bad_request", nist[i].rule);
+  }
+  g_autofree char *body = g_strdup_printf(
+      "{\"current\":\"%s\",\"new\":\"a rather long passphrase\"}", sfx.alice_pw);
+  ck_assert_int_eq(sfx_call("POST", "/api/v1/me/password", alice, body, NULL), 204);
+  g_autofree char *back = sfx_login("alice@a.test", "a rather long passphrase");
 }
 END_TEST
 
