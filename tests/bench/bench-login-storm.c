@@ -23,7 +23,10 @@
  * usage: bench-login-storm [CLIENTS [SAMPLES [ROUNDS [SECONDS [SOURCES]]]]]
  *        (defaults 200 500 3 5 200)
  * BENCH_HASH_MAX=n overrides the server's bound on concurrent Argon2 runs
- * (server->hash_max), to measure what another bound would give. */
+ * (server->hash_max), to measure what another bound would give.
+ * BENCH_LOCKOUT_SCOPE=account_source sets that lockout scope on the root
+ * organization (failures then count per account and source address: the
+ * storm's 200 sources write up to 3 failures each for every real account). */
 #include "server-stub/server-private.h"
 
 #include <curl/curl.h>
@@ -337,6 +340,26 @@ main(int argc, char **argv)
     server->hash_max = (unsigned)atoi(hash_max);
     g_mutex_unlock(&server->hash_lock);
   }
+  const char *scope = g_getenv("BENCH_LOCKOUT_SCOPE");
+  if (scope && *scope) {
+    g_autoptr(JsonNode) value = json_node_new(JSON_NODE_VALUE);
+    json_node_set_string(value, scope);
+    g_mutex_lock(&server->lock);
+    gint64 root_org = 0;
+    sqlite3_stmt *stmt =
+        kcps__server_db_prepare(server, "SELECT id FROM orgs WHERE type = 'root'", &error);
+    if (stmt && kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)
+      root_org = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    bool stored = root_org > 0 &&
+                  kcps__server_setting_store_locked(server, root_org, "lockout_scope", value, &error);
+    g_mutex_unlock(&server->lock);
+    if (!stored) {
+      fprintf(stderr, "bench-login-storm: lockout_scope %s: %s\n", scope,
+              error ? error->message : "no root organization");
+      return 1;
+    }
+  }
   const char *url = kcps_server_get_url(server);
   const char *ca = kcps_server_get_cert_path(server);
   g_autofree char *alice_pw =
@@ -393,8 +416,9 @@ main(int argc, char **argv)
   curl_easy_setopt(lister, CURLOPT_WRITEFUNCTION, collect);
 
   fprintf(stderr, "login-storm: server %s, %d storm clients from %d addresses, %d samples a "
-          "side, %d rounds, %u hashing slots, %u processors\n",
-          url, clients, sources, samples, rounds, server->hash_max, g_get_num_processors());
+          "side, %d rounds, %u hashing slots, %u processors, lockout scope %s\n",
+          url, clients, sources, samples, rounds, server->hash_max, g_get_num_processors(),
+          scope && *scope ? scope : "(default)");
   figures_t best_idle = {0}, best_storm = {0};
   for (int round = 1; round <= rounds; round++) {
     /* Idle: the anchor. */
