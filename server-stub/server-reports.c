@@ -653,6 +653,8 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
     status = 404;
   else if (!error && !kcps__server_may_locked(server, session, KCPS_DATA_API, org, true))
     status = 403;
+  else if (!error && granted && user == session->user_id)
+    status = 403; /* "only if permitted": someone else must permit it */
   else if (!error && !admin)
     status = 409;
   else if (!error && was != granted && kcps__server_db_begin(server, &error)) {

@@ -636,13 +636,14 @@ START_TEST(test_api_grant)
   long kst = sfx_call("POST", "/api/v1/api-keys", admin, "{\"name\":\"x\"}", &k);
   sfx_expect_error(kst, k, 403, "forbidden", "not been granted");
 
-  /* Who may grant: a provider admin above, a customer admin of the org. */
+  /* Who may grant: a provider admin above, another customer admin of the org. */
   struct {
     const char *email;
     const char *password;
     long want;
   } cases[] = {
       {"alice@a.test", sfx.alice_pw, 403}, /* customer user of the org */
+      {"admin@a.test", sfx.admin_pw, 403}, /* herself: someone else must permit it */
       {"ps@sales-a.test", PW, 403},        /* provider support: looks only */
       {"admin@z.test", PW, 404},           /* another customer's admin */
       {"pa@sales-z.test", PW, 404},        /* a provider of another branch */
@@ -714,6 +715,7 @@ START_TEST(test_api_keys)
   sfx_add_org("Sales A", "Customer Z", "customer");
   sfx_add_user("Customer Z", "admin@z.test", "customer_admin", PW);
   sfx_add_user("Customer Z", "zed@z.test", "customer_user", PW);
+  sfx_add_user("Sales A", "pa@sales-a.test", "provider_admin", PW);
   add_device("Customer Z", "MFP-Z");
   add_log("zed@z.test", "MFP-Z", 77, 0, false, "completed", t);
   add_log("alice@a.test", "MFP-1", 6, 1, true, "completed", t);
@@ -876,7 +878,8 @@ START_TEST(test_api_keys)
   g_autoptr(JsonNode) w1 = NULL;
   ck_assert_int_eq(get("/api/v1/external/users", k2, &w1), 401);
   g_autoptr(JsonNode) w2 = NULL;
-  expect_status(put_access(admin, admin_pub, "{\"granted\":true}", &w2), 200, w2, "grant again");
+  g_autofree char *pa = sfx_login("pa@sales-a.test", PW);
+  expect_status(put_access(pa, admin_pub, "{\"granted\":true}", &w2), 200, w2, "grant again");
   g_autoptr(JsonNode) w3 = NULL;
   ck_assert_int_eq(get("/api/v1/external/users", k2, &w3), 401);
 
@@ -897,7 +900,7 @@ START_TEST(test_api_keys)
   /* So do those of an owner who stops being a customer admin, for good. */
   g_autofree char *a2 = sfx_login("admin@a.test", sfx.admin_pw);
   g_autoptr(JsonNode) g = NULL;
-  expect_status(put_access(a2, admin_pub, "{\"granted\":true}", &g), 200, g, "grant again");
+  expect_status(put_access(pa, admin_pub, "{\"granted\":true}", &g), 200, g, "grant again");
   g_autofree char *k4 = new_key(a2, "fourth");
   db_exec("UPDATE users SET role = 'print_manager' WHERE email = 'admin@a.test'");
   db_exec("UPDATE users SET role = 'customer_admin' WHERE email = 'admin@a.test'");
