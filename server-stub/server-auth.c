@@ -680,6 +680,8 @@ kcps__server_route_logout(kcps_server_t *server, kcps_http_req_t *req,
                           const kcps_server_session_t *session, const char *id)
 {
   (void)id;
+  if (!kcps__server_body_none(req))
+    return;
   g_autoptr(GError) error = NULL;
   g_autofree char *family = NULL;
   g_mutex_lock(&server->lock);

@@ -55,9 +55,6 @@ typedef struct kcps_server_pin_set_req_s {
 bool kcps__server_check_pin_set(JsonObject *obj, bool admin, kcps_server_pin_set_req_t *out,
                                 GError **error);
 
-/* Routes that take no fields: an empty body or {} passes; anything else
- * is answered 400 here (false). */
-bool kcps__server_body_none(kcps_http_req_t *req);
 
 /* The user (row id, org) behind a public id, when the session may touch
  * its data of that kind (USERS read or write); answers 404/403 itself and

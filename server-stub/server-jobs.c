@@ -332,6 +332,8 @@ kcps__server_route_ticket(kcps_server_t *server, kcps_http_req_t *req,
     kcps_http_respond_error(req, 404, "not_found", "no such job");
     return;
   }
+  if (!kcps__server_body_none(req))
+    return;
   g_autoptr(GError) error = NULL;
   device_job_t job = {0};
   g_autofree char *text = NULL;

@@ -1256,14 +1256,17 @@ display_name(const char *name, const char *email)
   return g_string_free(out, FALSE);
 }
 
-/* Audits sso.failed and answers the step that failed. */
+/* Audits sso.failed (only for a callback that matched a pending sign-in:
+ * anyone can call this route, and garbage must not grow the log) and
+ * answers the step that failed. */
 static void
 callback_fail(kcps_server_t *server, kcps_http_req_t *req, gint64 org, const char *source,
               const char *subject, unsigned status, const char *step, const char *message)
 {
   g_autofree char *clean = clean_text(message);
   g_autofree char *detail = g_strdup_printf("%s: %s", step, clean);
-  kcps__server_audit(server, org, 0, "sso.failed", subject, source, detail);
+  if (org > 0)
+    kcps__server_audit(server, org, 0, "sso.failed", subject, source, detail);
   respond_step(req, status, step, clean);
 }
 

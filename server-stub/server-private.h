@@ -141,6 +141,9 @@ bool kcps__server_write_private_file(const char *path, const void *data, size_t 
                                      GError **error);
 /* The request body as a JSON object, or answers 400 itself and returns NULL. */
 JsonObject *kcps__server_req_object(kcps_http_req_t *req);
+/* Routes that take no fields: an empty body or {} passes; anything else
+ * is answered 4xx here (false). (server-devices.c) */
+bool kcps__server_body_none(kcps_http_req_t *req);
 /* Answers 400 bad_request with error's message. */
 void kcps__server_respond_bad(kcps_http_req_t *req, const GError *error);
 void kcps__server_respond_internal(kcps_http_req_t *req, const GError *error);

@@ -753,8 +753,6 @@ static const char *const table_names[] = {"core", "policy", "mfa", "orgs",
  * there, so the walk leaves them out. Each should refuse a non-empty body
  * other than {} as the devices routes do (kcps__server_body_none). */
 static const char *const body_ignored[] = {
-  "POST /api/v1/logout",
-  "POST /api/v1/device/jobs/*/ticket",
   NULL,
 };
 
