@@ -2,7 +2,7 @@
  * with PKCE (S256) per customer organization. The organization's admin
  * configures its provider (generic, Microsoft Entra ID or Google
  * Workspace); users sign in at the provider, KCPS sees only the code and
- * the signed ID token, never their credentials. docs/api-parts/oidc.md
+ * the signed ID token, never their credentials. docs/api.md 1.6
  * describes the routes and the flow. */
 #include "server-private.h"
 #include "server-oidc.h"

@@ -17,7 +17,7 @@
 
 /* A user whose custom PINs clashed this often in a day is refused further
  * custom PINs until the day is over (each clash tells her some colleague's
- * PIN exists; docs/api-parts/devices.md). */
+ * PIN exists; docs/api.md 1.4). */
 #define PIN_CLASH_LIMIT 5
 #define PIN_CLASH_WINDOW (24 * 3600)
 /* Generation retries when a random PIN is taken already. */

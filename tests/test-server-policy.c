@@ -192,7 +192,7 @@ static const pw_case_t kcps_cases[] = {
   {"\xe3\x83\x91\xe3\x82\xb9" "Abcdef1!", "characters"}, /* katakana */
   {"Abc defg1!", "characters"},                         /* space */
   {"Abcdefg1!\t", "characters"},
-  {"Abcdefg1\\", NULL}, /* backslash, ']' and '|': see docs/api-parts/policy.md */
+  {"Abcdefg1\\", NULL}, /* backslash, ']' and '|': see docs/api.md 1.2 */
   {"Abcdefg1]", NULL},
   {"Abcdefg1|", NULL},
   {"Abcdefg1$", NULL},
