@@ -1168,7 +1168,12 @@ install_provider(void)
   if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
                     &err, &status, &error) ||
       !g_spawn_check_wait_status(status, NULL)) {
-    provider_missing = g_strdup_printf("%s failed: %s", script, error ? error->message : err);
+    /* Check's messages are bounded: keep the end of the output, where
+     * apt-get and npm say what went wrong. */
+    const char *why = error ? error->message : (err ? err : "");
+    size_t len = strlen(why);
+    provider_missing = g_strdup_printf("%s failed: %s%s", script, len > 2000 ? "..." : "",
+                                       len > 2000 ? why + len - 2000 : why);
     return;
   }
   provider_dir = g_steal_pointer(&dest);
