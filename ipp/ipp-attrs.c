@@ -88,9 +88,9 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   static const char *const job_creation[] = {
     "copies",        "finishings",      "ipp-attribute-fidelity", "job-name",
     "media",         "media-col",       "multiple-document-handling",
-    "orientation-requested", "output-bin", "print-color-mode", "print-content-optimize",
-    "print-quality", "print-rendering-intent", "print-scaling", "printer-resolution",
-    "sides"};
+    "orientation-requested", "output-bin", "overrides", "page-ranges", "print-color-mode",
+    "print-content-optimize", "print-quality", "print-rendering-intent", "print-scaling",
+    "printer-resolution", "sides"};
   static const char *const media_col_supported[] = {
     "media-bottom-margin", "media-left-margin", "media-right-margin", "media-size",
     "media-size-name",     "media-source",      "media-top-margin",   "media-type"};
@@ -99,11 +99,13 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   static const char *const which_jobs[] = {"completed", "not-completed", "all"};
   static const char *const features[] = {"ipp-everywhere"};
   static const char *const scaling[] = {"auto", "auto-fit", "fill", "fit", "none"};
+  static const char *const overrides[] = {"document-number", "pages"};
   static const char *const raster_types[] = {"black_1", "sgray_8", "srgb_8"};
   static const int qualities[] = {IPP_QUALITY_DRAFT, IPP_QUALITY_NORMAL, IPP_QUALITY_HIGH};
   static const int orientations[] = {IPP_ORIENT_PORTRAIT, IPP_ORIENT_LANDSCAPE,
                                      IPP_ORIENT_REVERSE_LANDSCAPE, IPP_ORIENT_REVERSE_PORTRAIT};
   static const int resolutions[] = {300, 600};
+  static const int raster_resolutions[] = {150, 300};
   static const int margins[] = {MEDIA_MARGIN};
 
   /* Protocol and identity. */
@@ -133,6 +135,18 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   g_autofree char *more_info = g_strdup_printf("http://localhost:%d/", server->port);
   ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_URI, "printer-more-info", NULL, more_info);
   ippAddOutOfBand(a, IPP_TAG_PRINTER, IPP_TAG_UNKNOWN, "printer-geo-location");
+  g_autofree char *icon = g_strdup_printf("http://localhost:%d%s", server->port,
+                                          KCPS__IPP_ICON_PATH);
+  ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_URI, "printer-icons", NULL, icon);
+  /* IPP Everywhere asks for supplies; a virtual printer has none to run
+   * out of: one entry of class "other" whose level is "some remains"
+   * (-3, RFC 3805), so print systems show no warning. */
+  static const char supply[] = "index=1;class=other;type=other;unit=percent;"
+                               "maxcapacity=100;level=-3;colorantname=unknown;";
+  ippAddOctetString(a, IPP_TAG_PRINTER, "printer-supply", supply, (int)strlen(supply));
+  ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_TEXT, "printer-supply-description", NULL,
+               "Virtual printer: nothing to refill");
+  ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_URI, "printer-supply-info-uri", NULL, more_info);
   add_keyword(a, "printer-kind", "document");
   add_keyword(a, "pdl-override-supported", "not-attempted");
   /* Required by IPP/2.0; a virtual printer takes jobs as fast as they come. */
@@ -163,7 +177,9 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   add_keyword(a, "compression-supported", "none");
   ADD_KEYWORDS(a, "pdf-versions-supported", pdf_versions);
   ippAddBoolean(a, IPP_TAG_PRINTER, "pdf-fit-to-page-supported", 0);
-  ippAddBoolean(a, IPP_TAG_PRINTER, "page-ranges-supported", 0);
+  /* Accepted and, like the other job template attributes, not stored yet. */
+  ippAddBoolean(a, IPP_TAG_PRINTER, "page-ranges-supported", 1);
+  ADD_KEYWORDS(a, "overrides-supported", overrides);
   ippAddRange(a, IPP_TAG_PRINTER, "job-k-octets-supported", 0, 2 * 1024 * 1024);
   ippAddBoolean(a, IPP_TAG_PRINTER, "multiple-document-jobs-supported", 0);
   ippAddInteger(a, IPP_TAG_PRINTER, IPP_TAG_INTEGER, "multiple-operation-time-out", 60);
@@ -173,7 +189,7 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   ADD_KEYWORDS(a, "job-creation-attributes-supported", job_creation);
   ADD_KEYWORDS(a, "multiple-document-handling-supported", mdh);
   add_keyword(a, "multiple-document-handling-default", "separate-documents-collated-copies");
-  ippAddBoolean(a, IPP_TAG_PRINTER, "job-ids-supported", 0);
+  ippAddBoolean(a, IPP_TAG_PRINTER, "job-ids-supported", 1); /* Get-Jobs job-ids */
   ippAddString(a, IPP_TAG_PRINTER, IPP_TAG_NAME, "job-name-default", NULL, "Untitled");
 
   /* Job template: what the released job may ask of a real printer. */
@@ -205,8 +221,11 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
                     G_N_ELEMENTS(resolutions), IPP_RES_PER_INCH, resolutions, resolutions);
   ippAddResolution(a, IPP_TAG_PRINTER, "printer-resolution-default", IPP_RES_PER_INCH, 600,
                    600);
+  /* How PWG raster would be taken; image/pwg-raster itself is listed in
+   * document-format-supported only once it is accepted. */
   ippAddResolutions(a, IPP_TAG_PRINTER, "pwg-raster-document-resolution-supported",
-                    G_N_ELEMENTS(resolutions), IPP_RES_PER_INCH, resolutions, resolutions);
+                    G_N_ELEMENTS(raster_resolutions), IPP_RES_PER_INCH, raster_resolutions,
+                    raster_resolutions);
   ADD_KEYWORDS(a, "pwg-raster-document-type-supported", raster_types);
   add_keyword(a, "pwg-raster-document-sheet-back", "normal");
 

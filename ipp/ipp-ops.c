@@ -435,6 +435,7 @@ static void get_jobs(kcps__ipp_client_t *client) {
 
   const char *which = "not-completed";
   ipp_attribute_t *attr = ippFindAttribute(request, "which-jobs", IPP_TAG_ZERO);
+  ipp_attribute_t *attr_which = attr;
   if (attr != NULL) {
     which = ippGetString(attr, 0, NULL);
     if (ippGetValueTag(attr) != IPP_TAG_KEYWORD || which == NULL ||
@@ -453,6 +454,23 @@ static void get_jobs(kcps__ipp_client_t *client) {
       return;
     }
     limit = ippGetInteger(attr, 0);
+  }
+  /* job-ids (PWG 5100.11): exactly these jobs, whatever their state; with
+   * which-jobs other than "all" the request contradicts itself. */
+  ipp_attribute_t *job_ids = ippFindAttribute(request, "job-ids", IPP_TAG_ZERO);
+  if (job_ids != NULL) {
+    if (ippGetValueTag(job_ids) != IPP_TAG_INTEGER ||
+        ippGetGroupTag(job_ids) != IPP_TAG_OPERATION) {
+      respond_unsupported(response, job_ids, IPP_STATUS_ERROR_BAD_REQUEST,
+                          "job-ids must be integers.");
+      return;
+    }
+    if (attr_which != NULL && strcmp(which, "all") != 0) {
+      respond_unsupported(response, attr_which, IPP_STATUS_ERROR_CONFLICTING,
+                          "which-jobs cannot be combined with job-ids.");
+      return;
+    }
+    which = "all";
   }
   if (!resolve_owner(client, &owner, &owner_name))
     return;
@@ -473,11 +491,14 @@ static void get_jobs(kcps__ipp_client_t *client) {
   cups_array_t *ra = kcps__ipp_requested(request); /* default: job-id, job-uri */
   int count = 0;
   /* Completed jobs are listed most recent first. */
-  for (guint i = jobs->len; i > 0 && count < limit; i--, count++) {
+  for (guint i = jobs->len; i > 0 && count < limit; i--) {
     kcps_job_t *job = g_ptr_array_index(jobs, i - 1);
-    if (count > 0)
+    int ipp_id = kcps__ipp_job_id(server, job->id);
+    if (job_ids != NULL && !ippContainsInteger(job_ids, ipp_id))
+      continue;
+    if (count++ > 0)
       ippAddSeparator(response);
-    kcps__ipp_copy_job_attrs(server, job, kcps__ipp_job_id(server, job->id), ra, response);
+    kcps__ipp_copy_job_attrs(server, job, ipp_id, ra, response);
   }
   cupsArrayDelete(ra);
   g_ptr_array_unref(jobs);

@@ -12,6 +12,7 @@
 #include "ipp/ipp-server.h"
 
 #define KCPS__IPP_RESOURCE "/ipp/print"
+#define KCPS__IPP_ICON_PATH "/icon.png" /* printer-icons, served by GET */
 #define KCPS__IPP_MAX_CLIENTS 64
 
 struct kcps_ipp_server_s {

@@ -49,10 +49,9 @@ char *kcps__ipp_spool_id(kcps_ipp_server_t *server, int ipp_id) {
 
 /* Sends an HTTP response with a small body (or a status text for errors).
  * False when the connection must close. */
-static bool respond_http(kcps__ipp_client_t *client, http_status_t code, const char *type,
-                         const char *body) {
+static bool respond_http_bytes(kcps__ipp_client_t *client, http_status_t code,
+                               const char *type, const char *body, size_t len) {
   http_t *http = client->http;
-  size_t len = body != NULL ? strlen(body) : 0;
   char message[128];
   if (body == NULL && code != HTTP_STATUS_OK) {
     snprintf(message, sizeof message, "%d - %s\n", (int)code, httpStatus(code));
@@ -79,6 +78,12 @@ static bool respond_http(kcps__ipp_client_t *client, http_status_t code, const c
   }
   /* libcups ends keep-alive on errors (Connection: close); so do we. */
   return code < HTTP_STATUS_BAD_REQUEST;
+}
+
+/* The same with a text body (NULL: none, or the status text for errors). */
+static bool respond_http(kcps__ipp_client_t *client, http_status_t code, const char *type,
+                         const char *body) {
+  return respond_http_bytes(client, code, type, body, body != NULL ? strlen(body) : 0);
 }
 
 static bool respond_ipp_http(kcps__ipp_client_t *client) {
@@ -159,6 +164,16 @@ static const char status_page[] =
   "<h1>KCPS virtual printer</h1>\n<p>Print to ipp://localhost/ipp/print on this port. "
   "Jobs are held in the KCPS spool until released at a printer.</p>\n</body></html>\n";
 
+/* printer-icons: a 48x48 PNG of a page (RGBA). */
+static const char icon_png[] =
+  "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x30\x00\x00\x00\x30"
+  "\x08\x06\x00\x00\x00\x57\x02\xf9\x87\x00\x00\x00\x5b\x49\x44\x41\x54\x78\xda\xed\xd9\x51\x0d\x00"
+  "\x20\x08\x05\x40\x82\x19\x82\x24\xe6\xb4\x95\x36\xf0\x4b\x27\x6e\xf7\x36\x02\xdc\xe0\x7d\x11\x21"
+  "\x72\x37\x99\x39\x5f\xce\x11\xc0\xab\x00\x00\x00\x00\x00\xd4\x04\xb4\x3e\xae\x8c\x0d\x00\x00\x28"
+  "\xb1\x13\x02\x00\x50\x62\x27\x04\xa0\xc4\x4a\x0c\x00\xa0\xc4\x36\x00\x00\x00\x00\x00\x00\x00\x50"
+  "\x07\xf0\xf5\xa3\x5b\x64\x9f\x05\x00\xdb\x1b\x14\x58\x49\x4c\x12\x00\x00\x00\x00\x49\x45\x4e\x44"
+  "\xae\x42\x60\x82";
+
 /* Serves one HTTP request; false when the connection must close. */
 static bool process_http(kcps__ipp_client_t *client) {
   http_t *http = client->http;
@@ -215,6 +230,9 @@ static bool process_http(kcps__ipp_client_t *client) {
   case HTTP_STATE_GET:
     if (strcmp(uri, "/") == 0)
       return respond_http(client, HTTP_STATUS_OK, "text/html; charset=utf-8", status_page);
+    if (strcmp(uri, KCPS__IPP_ICON_PATH) == 0)
+      return respond_http_bytes(client, HTTP_STATUS_OK, "image/png", icon_png,
+                                sizeof icon_png - 1);
     return respond_http(client, HTTP_STATUS_NOT_FOUND, NULL, NULL);
 
   case HTTP_STATE_POST:

@@ -244,6 +244,13 @@ START_TEST(test_printer_attributes) {
   ck_assert(a != NULL && g_str_has_prefix(ippGetString(a, 0, NULL), "urn:uuid:"));
   ck_assert_ptr_nonnull(ippFindAttribute(r, "media-col-default", IPP_TAG_BEGIN_COLLECTION));
   ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-up-time", IPP_TAG_INTEGER));
+  /* Only what is accepted is advertised: no raster or image formats yet. */
+  a = ippFindAttribute(r, "document-format-supported", IPP_TAG_MIMETYPE);
+  static const char *const not_accepted[] = {"image/pwg-raster", "image/urf", "image/jpeg",
+                                             "image/png", "application/postscript"};
+  for (size_t i = 0; i < G_N_ELEMENTS(not_accepted); i++)
+    ck_assert_msg(!ippContainsString(a, not_accepted[i]),
+                  "document-format-supported lists %s, which is not accepted", not_accepted[i]);
   /* media-col-database only when asked for by name. */
   ck_assert_ptr_null(ippFindAttribute(r, "media-col-database", IPP_TAG_ZERO));
   ippDelete(r);
@@ -286,6 +293,72 @@ START_TEST(test_printer_attributes) {
   httpClose(http);
 }
 END_TEST
+
+/* The attributes IPP Everywhere (ipp-everywhere.test, PWG 5100.14) asks
+ * for beyond IPP/2.0. */
+START_TEST(test_everywhere_attributes) {
+  http_t *http = connect_to("127.0.0.1");
+  ipp_t *r = get_printer_attrs(http, 0, NULL);
+  ipp_attribute_t *a = ippFindAttribute(r, "ipp-features-supported", IPP_TAG_KEYWORD);
+  ck_assert(a != NULL && ippContainsString(a, "ipp-everywhere"));
+  a = ippFindAttribute(r, "job-ids-supported", IPP_TAG_BOOLEAN);
+  ck_assert_msg(a != NULL && ippGetBoolean(a, 0), "job-ids-supported: expected true");
+  a = ippFindAttribute(r, "page-ranges-supported", IPP_TAG_BOOLEAN);
+  ck_assert_msg(a != NULL && ippGetBoolean(a, 0), "page-ranges-supported: expected true");
+  a = ippFindAttribute(r, "overrides-supported", IPP_TAG_KEYWORD);
+  ck_assert(a != NULL && ippContainsString(a, "document-number") &&
+            ippContainsString(a, "pages"));
+  a = ippFindAttribute(r, "job-creation-attributes-supported", IPP_TAG_KEYWORD);
+  ck_assert(a != NULL && ippContainsString(a, "page-ranges") &&
+            ippContainsString(a, "overrides"));
+
+  /* printer-icons points at the icon this server serves. */
+  a = ippFindAttribute(r, "printer-icons", IPP_TAG_URI);
+  ck_assert_ptr_nonnull(a);
+  g_autofree char *icon = g_strdup_printf("http://localhost:%d/icon.png",
+                                          kcps_ipp_server_port(server));
+  ck_assert_str_eq(ippGetString(a, 0, NULL), icon);
+
+  /* Supplies: as many printer-supply as descriptions, and an info URI. */
+  a = ippFindAttribute(r, "printer-supply", IPP_TAG_STRING);
+  ipp_attribute_t *d = ippFindAttribute(r, "printer-supply-description", IPP_TAG_TEXT);
+  ck_assert(a != NULL && d != NULL);
+  ck_assert_int_eq(ippGetCount(a), ippGetCount(d));
+  int len = 0;
+  const char *supply = ippGetOctetString(a, 0, &len);
+  ck_assert_msg(len > 0 && g_strstr_len(supply, len, "level=-3;") != NULL,
+                "printer-supply: %.*s", len, supply);
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-supply-info-uri", IPP_TAG_URI));
+
+  /* PWG raster's description, for when the format is accepted. */
+  a = ippFindAttribute(r, "pwg-raster-document-resolution-supported", IPP_TAG_RESOLUTION);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_int_eq(ippGetCount(a), 2);
+  ipp_res_t units;
+  int y;
+  ck_assert_int_eq(ippGetResolution(a, 0, &y, &units), 150);
+  ck_assert_int_eq(ippGetResolution(a, 1, &y, &units), 300);
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "pwg-raster-document-type-supported", IPP_TAG_KEYWORD));
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "pwg-raster-document-sheet-back", IPP_TAG_KEYWORD));
+  a = ippFindAttribute(r, "printer-uuid", IPP_TAG_URI);
+  ck_assert(a != NULL);
+  ck_assert_msg(g_regex_match_simple("^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                     "[0-9a-f]{12}$",
+                                     ippGetString(a, 0, NULL), 0, 0),
+                "printer-uuid: %s", ippGetString(a, 0, NULL));
+  ippDelete(r);
+  httpClose(http);
+
+  /* The icon itself: a PNG over plain HTTP GET. */
+  static const char get[] = "GET /icon.png HTTP/1.1\r\nHost: localhost\r\n"
+                            "Connection: close\r\n\r\n";
+  g_autofree char *got = raw_exchange(get, strlen(get));
+  ck_assert_msg(g_str_has_prefix(got, "HTTP/1.1 200"), "GET /icon.png: %.40s", got);
+  ck_assert_msg(strstr(got, "image/png") != NULL, "no image/png Content-Type");
+  ck_assert_msg(strstr(got, "\r\n\r\n\x89PNG\r\n\x1a\n") != NULL, "body is not a PNG");
+}
+END_TEST
+
 
 START_TEST(test_ipv6_loopback) {
   http_t *http = httpConnect2("::1", kcps_ipp_server_port(server), NULL, AF_INET6,
@@ -708,8 +781,37 @@ START_TEST(test_jobs) {
   assert_status(r, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES);
   ippDelete(r);
 
+  /* job-ids: those jobs whatever their state, the requester's only. */
+  int ids[] = {a1, b1};
+  ipp_t *request = new_request(IPP_OP_GET_JOBS, "nobody");
+  ippAddIntegers(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", 2, ids);
+  r = cupsDoRequest(http, request, "/ipp/print");
+  assert_status(r, IPP_STATUS_OK);
+  ck_assert_msg(count_jobs_in(r) == 1, "job-ids {a1, b1} for nobody: got %d jobs, expected 1",
+                count_jobs_in(r));
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-id", IPP_TAG_INTEGER), 0), a1);
+  ippDelete(r);
+  request = new_request(IPP_OP_GET_JOBS, "nobody");
+  ippAddIntegers(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", 1, ids);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "which-jobs", NULL, "all");
+  r = cupsDoRequest(http, request, "/ipp/print");
+  assert_status(r, IPP_STATUS_OK);
+  ck_assert_int_eq(count_jobs_in(r), 1);
+  ippDelete(r);
+  request = new_request(IPP_OP_GET_JOBS, "nobody");
+  ippAddIntegers(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", 1, ids);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "which-jobs", NULL, "completed");
+  r = cupsDoRequest(http, request, "/ipp/print");
+  assert_status(r, IPP_STATUS_ERROR_CONFLICTING);
+  ippDelete(r);
+  request = new_request(IPP_OP_GET_JOBS, "nobody");
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "job-ids", NULL, "1");
+  r = cupsDoRequest(http, request, "/ipp/print");
+  assert_status(r, IPP_STATUS_ERROR_BAD_REQUEST);
+  ippDelete(r);
+
   /* Get-Job-Attributes: own job yes, another's no. */
-  ipp_t *request = new_request(IPP_OP_GET_JOB_ATTRIBUTES, "nobody");
+  request = new_request(IPP_OP_GET_JOB_ATTRIBUTES, "nobody");
   ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", a1);
   r = cupsDoRequest(http, request, "/ipp/print");
   assert_status(r, IPP_STATUS_OK);
@@ -1005,6 +1107,7 @@ int main(void) {
   TCase *tc = tcase_create("printer");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_printer_attributes);
+  tcase_add_test(tc, test_everywhere_attributes);
   tcase_add_test(tc, test_ipv6_loopback);
   tcase_add_test(tc, test_port_in_use);
   tcase_add_test(tc, test_free_with_idle_connection);
