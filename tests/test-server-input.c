@@ -154,6 +154,9 @@ collect(char *ptr, size_t size, size_t n, void *data)
 /* A request with the path sent as is (no ../ folding by curl) and full
  * control over headers (NULL content_type: none at all); *out the answer
  * parsed when JSON. */
+/* Set around calls whose refusal may be a closed connection. */
+static bool close_is_refusal;
+
 static long
 call_exact(const char *method, const char *path, const char *bearer, const char *body,
            gssize len, const char *content_type, bool chunked, JsonNode **out)
@@ -192,6 +195,15 @@ call_exact(const char *method, const char *path, const char *bearer, const char 
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
+  /* A server may refuse an oversized request by answering and closing
+   * while the client still sends: where the caller allows it, that counts
+   * as a refusal (status 0), not a test failure. */
+  bool closed = rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+  if (closed && close_is_refusal) {
+    if (out)
+      *out = NULL;
+    return status;
+  }
   ck_assert_msg(rc == CURLE_OK, "%s %.200s: %s", method, path, curl_easy_strerror(rc));
   if (out)
     *out = answer->len ? json_from_string(answer->str, NULL) : NULL;
@@ -684,8 +696,11 @@ START_TEST(test_path_ids)
   /* A path beyond what the server buffers: refused, not served. */
   g_autofree char *huge = g_strnfill(100000, 'a');
   g_autofree char *huge_path = g_strdup_printf("/api/v1/device/jobs/%s/ticket", huge);
+  close_is_refusal = true;
   long status = call_exact("POST", huge_path, at_device, "{}", -1, "application/json", false, NULL);
-  ck_assert_msg(status >= 400 && status < 500, "a 100 kB path: got %ld, expected a 4xx", status);
+  close_is_refusal = false;
+  ck_assert_msg(status == 0 || (status >= 400 && status < 500),
+                "a 100 kB path: got %ld, expected a 4xx or the connection closed", status);
   expect_state(before, "a 100 kB path");
 }
 END_TEST
