@@ -17,11 +17,17 @@ static bool io_fail(GError **error, const char *what, const char *path, int err)
 }
 
 bool kcps__spool_make_private_dir(const char *dir, GError **error) {
-  if (g_mkdir_with_parents(dir, 0700) != 0)
-    return io_fail(error, "create folder", dir, errno);
   struct stat st;
-  if (lstat(dir, &st) != 0)
-    return io_fail(error, "inspect", dir, errno);
+  bool created = false;
+  if (lstat(dir, &st) != 0) {
+    if (errno != ENOENT)
+      return io_fail(error, "inspect", dir, errno);
+    if (g_mkdir_with_parents(dir, 0700) != 0)
+      return io_fail(error, "create folder", dir, errno);
+    if (lstat(dir, &st) != 0)
+      return io_fail(error, "inspect", dir, errno);
+    created = true;
+  }
   if (!S_ISDIR(st.st_mode))
     return io_fail(error, "use folder", dir, ENOTDIR);
   /* An existing folder we own is tightened; another owner's is refused. */
@@ -33,6 +39,13 @@ bool kcps__spool_make_private_dir(const char *dir, GError **error) {
   }
   if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0)
     return io_fail(error, "make private (0700)", dir, errno);
+  /* A new folder (an owner's first job) is durable only once its parent's
+   * entry for it is: else a power cut after the commit could lose the job. */
+  if (created) {
+    g_autofree char *parent = g_path_get_dirname(dir);
+    if (!kcps__spool_fsync_dir(parent, error))
+      return false;
+  }
   return true;
 }
 

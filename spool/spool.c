@@ -23,7 +23,9 @@ kcps_spool_t *kcps_spool_open(const char *dir, GError **error) {
 
   kcps_spool_t *spool = g_new0(kcps_spool_t, 1);
   g_mutex_init(&spool->lock);
-  spool->dir = g_strdup(dir);
+  /* Absolute, so that the documents stay found (and poppler, which wants an
+   * absolute path, can check them) whatever the working folder is now or later. */
+  spool->dir = g_canonicalize_filename(dir, NULL);
   spool->max_size = DEFAULT_MAX_SIZE;
 
   if (!kcps__spool_db_open(spool, error) || !kcps__spool_sweep(spool, error)) {

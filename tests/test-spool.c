@@ -462,6 +462,33 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
+/* A spool opened by a relative path (kcpsd --spool d/spool) keeps working,
+ * also after the working folder changed: poppler wants an absolute path. */
+START_TEST(test_relative_dir) {
+  g_autofree char *cwd = g_get_current_dir();
+  ck_assert_int_eq(chdir(tmp_dir), 0);
+  g_autoptr(GError) error = NULL;
+  kcps_spool_t *spool = kcps_spool_open("spool", &error);
+  ck_assert_msg(spool != NULL, "kcps_spool_open(\"spool\"): %s", error ? error->message : "?");
+  g_autoptr(kcps_job_t) first = spool_file(spool, 1000, TEST_PDF, &error);
+  ck_assert_msg(first != NULL, "commit with a relative spool folder: %s",
+                error ? error->message : "?");
+
+  ck_assert_int_eq(chdir("/"), 0);
+  g_autoptr(kcps_job_t) second = spool_file(spool, 1000, TEST_PDF, &error);
+  ck_assert_msg(second != NULL, "commit after chdir: %s", error ? error->message : "?");
+  int fd = kcps_spool_open_document(spool, first, &error);
+  ck_assert_msg(fd >= 0, "open_document after chdir: %s", error ? error->message : "?");
+  close(fd);
+  ck_assert_int_eq(chdir(cwd), 0);
+
+  /* Both documents are where an absolute path finds them. */
+  ck_assert_int_eq(count_files(1000), 2);
+  ck_assert_uint_eq(count_jobs(spool, 1000), 2);
+  kcps_spool_close(spool);
+}
+END_TEST
+
 static Suite *spool_suite(void) {
   Suite *s = suite_create("spool");
   TCase *tc = tcase_create("writer");
@@ -483,6 +510,7 @@ static Suite *spool_suite(void) {
   tcase_add_test(tc, test_states);
   tcase_add_test(tc, test_ticket_once);
   tcase_add_test(tc, test_open_errors);
+  tcase_add_test(tc, test_relative_dir);
   suite_add_tcase(s, tc);
   return s;
 }
