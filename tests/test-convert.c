@@ -671,7 +671,7 @@ END_TEST
 static Suite *convert_suite(void) {
   Suite *s = suite_create("convert");
   TCase *tc = tcase_create("raster");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_unchecked_fixture(tc, setup, teardown); /* in the parent: runs even when a test fails */
   tcase_add_loop_test(tc, test_pwg_gs_colour_spaces, 0, G_N_ELEMENTS(gs_spaces));
   tcase_add_test(tc, test_pwg_mixed_pages);
   tcase_add_test(tc, test_pwg_encoded);
@@ -680,12 +680,12 @@ static Suite *convert_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("image");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_unchecked_fixture(tc, setup, teardown); /* in the parent: runs even when a test fails */
   tcase_add_loop_test(tc, test_images_gs, 0, G_N_ELEMENTS(gs_images));
   suite_add_tcase(s, tc);
 
   tc = tcase_create("refusal");
-  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_unchecked_fixture(tc, setup, teardown); /* in the parent: runs even when a test fails */
   tcase_add_test(tc, test_refuse_empty);
   tcase_add_test(tc, test_refuse_garbage);
   tcase_add_test(tc, test_refuse_truncated);
