@@ -7,7 +7,7 @@ MESON_OPTS ?= -Dwerror=true
 PACKAGES = meson ninja-build pkg-config gcc libc6-dev \
   libglib2.0-dev libjson-glib-dev libcups2-dev libmicrohttpd-dev \
   libcurl4-openssl-dev libssl-dev libsqlite3-dev libpoppler-glib-dev \
-  libargon2-dev check \
+  libargon2-dev check libjpeg62-turbo-dev libpng-dev zlib1g-dev \
   cups cups-client cups-ipp-utils cups-filters avahi-daemon dbus \
   ghostscript qpdf poppler-utils openssl curl ca-certificates jq sqlite3 iproute2 \
   python3-aiosmtpd

@@ -34,7 +34,7 @@ fi
 . "$src/tests/integration/lib.sh"
 
 for prog in ipp/kcps-ipp-serve tests/bench/bench-ipp-ingest tests/bench/bench-https-serve \
-  tests/bench/bench-login-storm; do
+  tests/bench/bench-login-storm tests/bench/bench-raster-pdf; do
   [ -x "$build/$prog" ] || { echo "tools/bench.sh: $build/$prog is not built" >&2; exit 1; }
 done
 [ -r "$PDF" ] || { echo "tools/bench.sh: $PDF is missing (package cups-daemon)" >&2; exit 1; }
@@ -229,3 +229,14 @@ lib_log "login storm: 200 clients, $ROUNDS rounds"
   exit 1
 }
 lib_log "$(cat "$tmp/storm.log")"
+
+# ---- 4. Raster to PDF (issue 4) ---------------------------------------------
+# A 20-page 300 dpi sRGB PWG raster made by gs; our convert/ module against
+# cups-filters' rastertopdf on the same file, each in its own child (wait4
+# gives each one's peak RSS), best of 3 runs. Prints its own bench lines.
+lib_log "raster to PDF: 20 pages, 300 dpi sRGB, best of 3 runs"
+"$build/tests/bench/bench-raster-pdf" 2>"$tmp/raster.log" || {
+  cat "$tmp/raster.log" >&2
+  exit 1
+}
+lib_log "$(cat "$tmp/raster.log")"
