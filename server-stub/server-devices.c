@@ -132,23 +132,6 @@ kcps__server_device_source_locked(kcps_server_t *server, gint64 device_id, char 
   return found;
 }
 
-static void
-add_string(JsonBuilder *b, const char *name, const char *value)
-{
-  json_builder_set_member_name(b, name);
-  if (value)
-    json_builder_add_string_value(b, value);
-  else
-    json_builder_add_null_value(b);
-}
-
-static char *
-iso_time(gint64 t)
-{
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-  return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
-}
-
 /* Device records ------------------------------------------------------------ */
 
 #define DEVICE_COLUMNS                                                                             \
@@ -228,15 +211,15 @@ device_json(const device_t *d, const char *secret)
 {
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_string(b, "id", d->public_id);
-  add_string(b, "serial", d->serial);
-  add_string(b, "name", d->name);
+  kcps__server_json_string(b, "id", d->public_id);
+  kcps__server_json_string(b, "serial", d->serial);
+  kcps__server_json_string(b, "name", d->name);
   add_options(b, d->options);
-  add_string(b, "org", d->org_public_id);
-  g_autofree char *created = iso_time(d->created);
-  add_string(b, "created", created);
+  kcps__server_json_string(b, "org", d->org_public_id);
+  g_autofree char *created = kcps__server_iso_time(d->created);
+  kcps__server_json_string(b, "created", created);
   if (secret)
-    add_string(b, "secret", secret);
+    kcps__server_json_string(b, "secret", secret);
   json_builder_end_object(b);
   return json_builder_get_root(b);
 }
@@ -269,20 +252,6 @@ device_for_session(kcps_server_t *server, kcps_http_req_t *req,
 
 /* Body fields of devices ---------------------------------------------------- */
 
-static bool set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static bool
-set_bad(GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
-  g_free(msg);
-  return false;
-}
-
 /* "login_options": an array of distinct "simple", "card", "pin" (may be
  * empty: no one logs in at that device). present false when absent. */
 static bool
@@ -295,7 +264,7 @@ check_options(JsonObject *obj, gint64 *out, bool *present, GError **error)
   static const char rule[] =
       "field \"login_options\" must be an array of distinct \"simple\", \"card\", \"pin\"";
   if (!JSON_NODE_HOLDS_ARRAY(node))
-    return set_bad(error, "%s", rule);
+    return kcps__server_set_bad(error, "%s", rule);
   JsonArray *array = json_node_get_array(node);
   gint64 bits = 0;
   for (guint i = 0; i < json_array_get_length(array); i++) {
@@ -308,7 +277,7 @@ check_options(JsonObject *obj, gint64 *out, bool *present, GError **error)
       if (strcmp(name, option_names[k]) == 0)
         bit = 1 << k;
     if (!bit || (bits & bit))
-      return set_bad(error, "%s", rule);
+      return kcps__server_set_bad(error, "%s", rule);
     bits |= bit;
   }
   *out = bits;
@@ -324,7 +293,8 @@ check_serial(JsonObject *obj, bool required, const char **out, GError **error)
     return false;
   for (const char *p = *out; p && *p; p++)
     if (!g_ascii_isalnum(*p) && !strchr("-._", *p))
-      return set_bad(error, "field \"serial\" may hold only letters, digits and - . _");
+      return kcps__server_set_bad(error,
+                                  "field \"serial\" may hold only letters, digits and - . _");
   return true;
 }
 
@@ -342,7 +312,7 @@ kcps__server_check_device(JsonObject *obj, bool patch, kcps_server_device_req_t 
       !check_options(obj, &r.options, &r.has_options, error))
     return false;
   if (patch && !r.name && !r.has_options)
-    return set_bad(error, "nothing to change: give \"name\" and/or \"login_options\"");
+    return kcps__server_set_bad(error, "nothing to change: give \"name\" and/or \"login_options\"");
   *out = r;
   return true;
 }
@@ -625,8 +595,8 @@ route_rotate_secret(kcps_server_t *server, kcps_http_req_t *req,
   } else {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
-    add_string(b, "id", d.public_id);
-    add_string(b, "secret", secret);
+    kcps__server_json_string(b, "id", d.public_id);
+    kcps__server_json_string(b, "secret", secret);
     json_builder_end_object(b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
     kcps_http_respond_json(req, 200, root);
@@ -815,8 +785,8 @@ respond_at_device(kcps_http_req_t *req, char *token, const char *email, const ch
 {
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_string(b, "email", email);
-  add_string(b, "name", name);
+  kcps__server_json_string(b, "email", email);
+  kcps__server_json_string(b, "name", name);
   json_builder_end_object(b);
   kcps__server_respond_token(req, 200, token, KCPS_SERVER_USER_DEVICE_TTL,
                              json_builder_get_root(b));
@@ -1006,7 +976,8 @@ check_card(JsonObject *obj, char *norm, size_t len, GError **error)
   size_t n = strlen(card);
   for (size_t i = 0; i < n; i++) {
     if (!g_ascii_isalnum(card[i]) && !strchr("-:._", card[i]))
-      return set_bad(error, "field \"card_id\" may hold only letters, digits and - : . _");
+      return kcps__server_set_bad(error,
+                                  "field \"card_id\" may hold only letters, digits and - : . _");
   }
   g_assert(n < len);
   for (size_t i = 0; i <= n; i++)
@@ -1055,11 +1026,11 @@ static void
 add_card(JsonBuilder *b, sqlite3_stmt *stmt)
 {
   json_builder_begin_object(b);
-  add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-  add_string(b, "label", (const char *)sqlite3_column_text(stmt, 1));
-  add_string(b, "last4", (const char *)sqlite3_column_text(stmt, 2));
-  g_autofree char *created = iso_time(sqlite3_column_int64(stmt, 3));
-  add_string(b, "created", created);
+  kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+  kcps__server_json_string(b, "label", (const char *)sqlite3_column_text(stmt, 1));
+  kcps__server_json_string(b, "last4", (const char *)sqlite3_column_text(stmt, 2));
+  g_autofree char *created = kcps__server_iso_time(sqlite3_column_int64(stmt, 3));
+  kcps__server_json_string(b, "created", created);
   json_builder_end_object(b);
 }
 

@@ -14,47 +14,22 @@
 #define JOB_FROM " FROM jobs j JOIN users u ON u.id = j.user_id"
 
 static void
-add_string(JsonBuilder *b, const char *name, const char *value)
-{
-  json_builder_set_member_name(b, name);
-  if (value)
-    json_builder_add_string_value(b, value);
-  else
-    json_builder_add_null_value(b);
-}
-
-static void
-add_int(JsonBuilder *b, const char *name, gint64 value)
-{
-  json_builder_set_member_name(b, name);
-  json_builder_add_int_value(b, value);
-}
-
-/* RFC 3339 UTC time of unix seconds; g_free. */
-static char *
-iso_time(gint64 t)
-{
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-  return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
-}
-
-static void
 add_job(JsonBuilder *b, sqlite3_stmt *stmt)
 {
   json_builder_begin_object(b);
-  add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-  add_string(b, "client_job_id", (const char *)sqlite3_column_text(stmt, 1));
-  add_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
-  add_int(b, "pages", sqlite3_column_int64(stmt, 3));
-  add_int(b, "size", sqlite3_column_int64(stmt, 4));
-  add_string(b, "sha256", (const char *)sqlite3_column_text(stmt, 5));
-  add_string(b, "state", (const char *)sqlite3_column_text(stmt, 6));
-  add_string(b, "spool", (const char *)sqlite3_column_text(stmt, 7));
-  add_string(b, "pull_url", (const char *)sqlite3_column_text(stmt, 8));
-  add_string(b, "pull_pin", (const char *)sqlite3_column_text(stmt, 9));
-  add_string(b, "owner", (const char *)sqlite3_column_text(stmt, 10));
-  g_autofree char *created = iso_time(sqlite3_column_int64(stmt, 11));
-  add_string(b, "created", created);
+  kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+  kcps__server_json_string(b, "client_job_id", (const char *)sqlite3_column_text(stmt, 1));
+  kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
+  kcps__server_json_int(b, "pages", sqlite3_column_int64(stmt, 3));
+  kcps__server_json_int(b, "size", sqlite3_column_int64(stmt, 4));
+  kcps__server_json_string(b, "sha256", (const char *)sqlite3_column_text(stmt, 5));
+  kcps__server_json_string(b, "state", (const char *)sqlite3_column_text(stmt, 6));
+  kcps__server_json_string(b, "spool", (const char *)sqlite3_column_text(stmt, 7));
+  kcps__server_json_string(b, "pull_url", (const char *)sqlite3_column_text(stmt, 8));
+  kcps__server_json_string(b, "pull_pin", (const char *)sqlite3_column_text(stmt, 9));
+  kcps__server_json_string(b, "owner", (const char *)sqlite3_column_text(stmt, 10));
+  g_autofree char *created = kcps__server_iso_time(sqlite3_column_int64(stmt, 11));
+  kcps__server_json_string(b, "created", created);
   json_builder_end_object(b);
 }
 
@@ -245,10 +220,10 @@ kcps__server_route_usage(kcps_server_t *server, kcps_http_req_t *req,
   }
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_string(b, "email", session->email);
-  add_int(b, "jobs", jobs);
-  add_int(b, "pages", pages);
-  add_int(b, "color_pages", color);
+  kcps__server_json_string(b, "email", session->email);
+  kcps__server_json_int(b, "jobs", jobs);
+  kcps__server_json_int(b, "pages", pages);
+  kcps__server_json_int(b, "color_pages", color);
   json_builder_end_object(b);
   g_autoptr(JsonNode) root = json_builder_get_root(b);
   kcps_http_respond_json(req, 200, root);
@@ -386,10 +361,10 @@ kcps__server_route_ticket(kcps_server_t *server, kcps_http_req_t *req,
   else {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
-    add_string(b, "ticket", text);
-    add_string(b, "pull_url", job.pull_url);
-    add_string(b, "pull_pin", job.pull_pin);
-    add_int(b, "expires_in", KCPS_SERVER_TICKET_TTL);
+    kcps__server_json_string(b, "ticket", text);
+    kcps__server_json_string(b, "pull_url", job.pull_url);
+    kcps__server_json_string(b, "pull_pin", job.pull_pin);
+    kcps__server_json_int(b, "expires_in", KCPS_SERVER_TICKET_TTL);
     json_builder_end_object(b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
     kcps_http_respond_json(req, 201, root);

@@ -18,20 +18,6 @@ const char kcps__server_schema_orgs[] =
 /* Body checks (the shared readers of server-validate.h, plus the rules
  * of this file) ------------------------------------------------------------ */
 
-static bool set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static bool
-set_bad(GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
-  g_free(msg);
-  return false;
-}
-
 /* A name (of an organization or a person): 1..255 bytes of UTF-8 without
  * control characters, not only spaces. Optional: absent gives *out NULL. */
 static bool
@@ -43,7 +29,7 @@ get_name(JsonObject *obj, bool required, const char **out, GError **error)
   bool blank = *out != NULL;
   for (const char *p = *out; p && *p && blank; p++)
     blank = *p == ' ';
-  return blank ? set_bad(error, "field \"name\" must not be blank") : true;
+  return blank ? kcps__server_set_bad(error, "field \"name\" must not be blank") : true;
 }
 
 /* A quota member: null (unlimited) as -1, or 0..KCPS_SERVER_MAX_PAGES. Required. */
@@ -52,7 +38,7 @@ get_quota(JsonObject *obj, const char *name, gint64 *out, GError **error)
 {
   JsonNode *node = json_object_get_member(obj, name);
   if (!node)
-    return set_bad(error, "missing field \"%s\" (null for unlimited)", name);
+    return kcps__server_set_bad(error, "missing field \"%s\" (null for unlimited)", name);
   if (JSON_NODE_HOLDS_NULL(node)) {
     *out = -1;
     return true;
@@ -98,37 +84,18 @@ get_role(JsonObject *obj, bool required, const char *org_type, kcps_server_role_
     return true;
   kcps_server_role_t role = kcps__server_role_parse(text);
   if (role == KCPS_ROLE_NONE || !role_fits(org_type, role))
-    return set_bad(error, "field \"role\" must be %s in a %s organization", roles_text(org_type),
-                   g_strcmp0(org_type, "customer") == 0 ? "customer" : "provider");
+    return kcps__server_set_bad(error, "field \"role\" must be %s in a %s organization",
+                                roles_text(org_type),
+                                g_strcmp0(org_type, "customer") == 0 ? "customer" : "provider");
   *out = role;
   return true;
-}
-
-/* Helpers ---------------------------------------------------------------- */
-
-static void
-add_string(JsonBuilder *b, const char *name, const char *value)
-{
-  json_builder_set_member_name(b, name);
-  if (value)
-    json_builder_add_string_value(b, value);
-  else
-    json_builder_add_null_value(b);
-}
-
-/* RFC 3339 UTC time of unix seconds; g_free. */
-static char *
-iso_time(gint64 t)
-{
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-  return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
 }
 
 static void
 add_time(JsonBuilder *b, const char *name, gint64 t)
 {
-  g_autofree char *text = iso_time(t);
-  add_string(b, name, text);
+  g_autofree char *text = kcps__server_iso_time(t);
+  kcps__server_json_string(b, name, text);
 }
 
 static void
@@ -167,10 +134,10 @@ static void
 add_org(JsonBuilder *b, sqlite3_stmt *stmt)
 {
   json_builder_begin_object(b);
-  add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-  add_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
-  add_string(b, "type", (const char *)sqlite3_column_text(stmt, 2));
-  add_string(b, "parent", (const char *)sqlite3_column_text(stmt, 3));
+  kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+  kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
+  kcps__server_json_string(b, "type", (const char *)sqlite3_column_text(stmt, 2));
+  kcps__server_json_string(b, "parent", (const char *)sqlite3_column_text(stmt, 3));
   add_time(b, "created", sqlite3_column_int64(stmt, 4));
   json_builder_end_object(b);
 }
@@ -388,7 +355,8 @@ route_create_child(kcps_server_t *server, kcps_http_req_t *req,
   type = types[type_index];
   if (ok && admin && !JSON_NODE_HOLDS_NULL(admin)) {
     if (!JSON_NODE_HOLDS_OBJECT(admin))
-      ok = set_bad(&error, "field \"admin\" must be an object {\"email\",\"name\",\"password\"}");
+      ok = kcps__server_set_bad(
+          &error, "field \"admin\" must be an object {\"email\",\"name\",\"password\"}");
     else {
       JsonObject *a = json_node_get_object(admin);
       ok = kcps__server_check_fields(a, admin_fields, &error) &&
@@ -672,10 +640,10 @@ static void
 add_user(JsonBuilder *b, sqlite3_stmt *stmt)
 {
   json_builder_begin_object(b);
-  add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-  add_string(b, "email", (const char *)sqlite3_column_text(stmt, 1));
-  add_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
-  add_string(b, "role", (const char *)sqlite3_column_text(stmt, 3));
+  kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+  kcps__server_json_string(b, "email", (const char *)sqlite3_column_text(stmt, 1));
+  kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
+  kcps__server_json_string(b, "role", (const char *)sqlite3_column_text(stmt, 3));
   json_builder_set_member_name(b, "active");
   json_builder_add_boolean_value(b, sqlite3_column_int64(stmt, 4) != 0);
   add_time(b, "created", sqlite3_column_int64(stmt, 5));
@@ -951,7 +919,7 @@ route_patch_user(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
          get_role(obj, false, u.org_type, &role, &error);
     ok = ok && kcps__server_field_bool(obj, "active", false, u.active, &active, &error);
     if (ok && !name && role == KCPS_ROLE_NONE && !a)
-      ok = set_bad(&error, "nothing to change: give \"name\", \"role\" or \"active\"");
+      ok = kcps__server_set_bad(&error, "nothing to change: give \"name\", \"role\" or \"active\"");
     if (!ok)
       kcps__server_respond_bad(req, error);
   }
@@ -1069,9 +1037,9 @@ static void
 add_user_quota(JsonBuilder *b, sqlite3_stmt *stmt)
 {
   json_builder_begin_object(b);
-  add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-  add_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
-  add_string(b, "email", (const char *)sqlite3_column_text(stmt, 2));
+  kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+  kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
+  kcps__server_json_string(b, "email", (const char *)sqlite3_column_text(stmt, 2));
   add_quota(b, "quota_pages", stmt, 3);
   add_quota(b, "quota_color_pages", stmt, 4);
   json_builder_end_object(b);
@@ -1139,8 +1107,8 @@ route_put_quota(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
             get_quota(obj, "pages", &pages, &error) &&
             get_quota(obj, "color_pages", &color, &error);
   if (ok && pages >= 0 && color > pages)
-    ok = set_bad(&error, "field \"color_pages\" must not exceed \"pages\" (%" G_GINT64_FORMAT ")",
-                 pages);
+    ok = kcps__server_set_bad(
+        &error, "field \"color_pages\" must not exceed \"pages\" (%" G_GINT64_FORMAT ")", pages);
   if (!ok) {
     if (obj)
       kcps__server_respond_bad(req, error);

@@ -131,6 +131,14 @@ void kcps__server_session_free(kcps_server_session_t *session);
 void kcps__server_req_source(kcps_http_req_t *req, char *buf, size_t len);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(kcps_server_session_t, kcps__server_session_free)
 
+/* server-json.c: JSON members (a NULL string becomes null), RFC 3339 UTC
+ * times (g_free), and a 400-class error naming the problem (returns false). */
+void kcps__server_json_string(JsonBuilder *b, const char *name, const char *value);
+void kcps__server_json_int(JsonBuilder *b, const char *name, gint64 value);
+void kcps__server_json_bool(JsonBuilder *b, const char *name, bool value);
+char *kcps__server_iso_time(gint64 t);
+bool kcps__server_set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
 /* server.c */
 /* Unix seconds. Tests move the clock forward with kcps__server_clock_skew
  * (seconds added; 0 in production) to check expiries without waiting. */

@@ -46,50 +46,16 @@ const char kcps__server_schema_reports[] =
 #define JOB_LOG_LIMIT_MAX 10000
 #define TREE_DEPTH_MAX 64
 
-/* JSON helpers ---------------------------------------------------------- */
-
-static void
-add_string(JsonBuilder *b, const char *name, const char *value)
-{
-  json_builder_set_member_name(b, name);
-  if (value)
-    json_builder_add_string_value(b, value);
-  else
-    json_builder_add_null_value(b);
-}
-
-static void
-add_int(JsonBuilder *b, const char *name, gint64 value)
-{
-  json_builder_set_member_name(b, name);
-  json_builder_add_int_value(b, value);
-}
-
-static void
-add_bool(JsonBuilder *b, const char *name, bool value)
-{
-  json_builder_set_member_name(b, name);
-  json_builder_add_boolean_value(b, value);
-}
-
-/* RFC 3339 UTC time of unix seconds; g_free. */
-static char *
-iso_time(gint64 t)
-{
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-  return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
-}
-
 /* A time member, null when the column is NULL. */
 static void
 add_time_col(JsonBuilder *b, const char *name, sqlite3_stmt *stmt, int col)
 {
   if (sqlite3_column_type(stmt, col) == SQLITE_NULL) {
-    add_string(b, name, NULL);
+    kcps__server_json_string(b, name, NULL);
     return;
   }
-  g_autofree char *t = iso_time(sqlite3_column_int64(stmt, col));
-  add_string(b, name, t);
+  g_autofree char *t = kcps__server_iso_time(sqlite3_column_int64(stmt, col));
+  kcps__server_json_string(b, name, t);
 }
 
 static void
@@ -101,18 +67,6 @@ respond_builder(kcps_http_req_t *req, unsigned status, JsonBuilder *b)
 
 /* Input checks ---------------------------------------------------------- */
 
-static void set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void
-set_bad(GError **error, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_BAD_REQUEST, msg);
-}
-
 bool
 kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint64 *end, char out[8],
                          GError **error)
@@ -121,7 +75,7 @@ kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint64 *en
   if (!text) {
     g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(now);
     if (!dt) {
-      set_bad(error, "no current month");
+      kcps__server_set_bad(error, "no current month");
       return false;
     }
     year = g_date_time_get_year(dt);
@@ -133,15 +87,16 @@ kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint64 *en
     year = form ? (int)g_ascii_strtoll(text, NULL, 10) : 0;
     month = form ? (int)g_ascii_strtoll(text + 5, NULL, 10) : 0;
     if (!form || year < 1970 || month < 1 || month > 12) {
-      set_bad(error, "query parameter \"month\" must be a month as YYYY-MM (1970-01 to "
-                     "9999-12)");
+      kcps__server_set_bad(error,
+                           "query parameter \"month\" must be a month as YYYY-MM (1970-01 to "
+                           "9999-12)");
       return false;
     }
   }
   g_autoptr(GDateTime) first = g_date_time_new_utc(year, month, 1, 0, 0, 0);
   g_autoptr(GDateTime) next = first ? g_date_time_add_months(first, 1) : NULL;
   if (!first || !next) {
-    set_bad(error, "query parameter \"month\" is out of range");
+    kcps__server_set_bad(error, "query parameter \"month\" is out of range");
     return false;
   }
   *start = g_date_time_to_unix(first);
@@ -167,10 +122,10 @@ kcps__server_parse_count(const char *name, const char *text, gint64 lo, gint64 h
     ok = v >= lo && v <= hi;
   }
   if (!ok) {
-    set_bad(error,
-            "query parameter \"%s\" must be an integer from %" G_GINT64_FORMAT
-            " to %" G_GINT64_FORMAT,
-            name, lo, hi);
+    kcps__server_set_bad(error,
+                         "query parameter \"%s\" must be an integer from %" G_GINT64_FORMAT
+                         " to %" G_GINT64_FORMAT,
+                         name, lo, hi);
     return false;
   }
   *out = v;
@@ -223,11 +178,11 @@ month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
 static void
 add_usage(JsonBuilder *b, sqlite3_stmt *stmt, int col)
 {
-  add_int(b, "jobs", sqlite3_column_int64(stmt, col));
-  add_int(b, "pages", sqlite3_column_int64(stmt, col + 1));
-  add_int(b, "color_pages", sqlite3_column_int64(stmt, col + 2));
-  add_int(b, "duplex_jobs", sqlite3_column_int64(stmt, col + 3));
-  add_int(b, "failed_jobs", sqlite3_column_int64(stmt, col + 4));
+  kcps__server_json_int(b, "jobs", sqlite3_column_int64(stmt, col));
+  kcps__server_json_int(b, "pages", sqlite3_column_int64(stmt, col + 1));
+  kcps__server_json_int(b, "color_pages", sqlite3_column_int64(stmt, col + 2));
+  kcps__server_json_int(b, "duplex_jobs", sqlite3_column_int64(stmt, col + 3));
+  kcps__server_json_int(b, "failed_jobs", sqlite3_column_int64(stmt, col + 4));
 }
 
 /* Adds name: [rows...] of a grouped usage query; each row's first ncols
@@ -249,7 +204,7 @@ add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
   while ((rc = kcps__server_db_step(server, stmt, error)) == SQLITE_ROW) {
     json_builder_begin_object(b);
     for (int i = 0; i < ncols; i++)
-      add_string(b, names[i], (const char *)sqlite3_column_text(stmt, i));
+      kcps__server_json_string(b, names[i], (const char *)sqlite3_column_text(stmt, i));
     add_usage(b, stmt, ncols);
     json_builder_end_object(b);
   }
@@ -275,8 +230,8 @@ route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_string(b, "org", id);
-  add_string(b, "month", month);
+  kcps__server_json_string(b, "org", id);
+  kcps__server_json_string(b, "month", month);
 
   g_mutex_lock(&server->lock);
   sqlite3_stmt *stmt = kcps__server_db_prepare(
@@ -336,12 +291,12 @@ static void
 add_figures(JsonBuilder *b, const figures_t *f, bool aggregate)
 {
   if (aggregate)
-    add_int(b, "organizations", f->orgs);
-  add_int(b, "users", f->users);
-  add_int(b, "devices", f->devices);
-  add_int(b, "jobs", f->jobs);
-  add_int(b, "pages", f->pages);
-  add_int(b, "color_pages", f->color_pages);
+    kcps__server_json_int(b, "organizations", f->orgs);
+  kcps__server_json_int(b, "users", f->users);
+  kcps__server_json_int(b, "devices", f->devices);
+  kcps__server_json_int(b, "jobs", f->jobs);
+  kcps__server_json_int(b, "pages", f->pages);
+  kcps__server_json_int(b, "color_pages", f->color_pages);
 }
 
 /* A direct child: shown by name with its own figures and, without names,
@@ -461,12 +416,12 @@ contract_report_locked(kcps_server_t *server, gint64 org, bool named_children, c
 
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
-  add_string(b, "month", month);
+  kcps__server_json_string(b, "month", month);
   json_builder_set_member_name(b, "org");
   json_builder_begin_object(b);
-  add_string(b, "id", own_public);
-  add_string(b, "name", own_name);
-  add_string(b, "type", own_type);
+  kcps__server_json_string(b, "id", own_public);
+  kcps__server_json_string(b, "name", own_name);
+  kcps__server_json_string(b, "type", own_type);
   add_figures(b, &own, false);
   json_builder_end_object(b);
   json_builder_set_member_name(b, "children");
@@ -474,9 +429,9 @@ contract_report_locked(kcps_server_t *server, gint64 org, bool named_children, c
   for (guint i = 0; i < children->len; i++) {
     const child_t *c = &g_array_index(children, child_t, i);
     json_builder_begin_object(b);
-    add_string(b, "id", c->public_id);
-    add_string(b, "name", c->name);
-    add_string(b, "type", c->type);
+    kcps__server_json_string(b, "id", c->public_id);
+    kcps__server_json_string(b, "name", c->name);
+    kcps__server_json_string(b, "type", c->type);
     add_figures(b, &c->own, false);
     json_builder_set_member_name(b, "below");
     json_builder_begin_object(b);
@@ -581,13 +536,13 @@ route_audit(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sessi
       last = sqlite3_column_int64(stmt, 0);
       n++;
       json_builder_begin_object(b);
-      add_int(b, "id", last);
+      kcps__server_json_int(b, "id", last);
       add_time_col(b, "time", stmt, 1);
-      add_string(b, "event", (const char *)sqlite3_column_text(stmt, 2));
-      add_string(b, "user", (const char *)sqlite3_column_text(stmt, 3));
-      add_string(b, "subject", (const char *)sqlite3_column_text(stmt, 4));
-      add_string(b, "source", (const char *)sqlite3_column_text(stmt, 5));
-      add_string(b, "detail", (const char *)sqlite3_column_text(stmt, 6));
+      kcps__server_json_string(b, "event", (const char *)sqlite3_column_text(stmt, 2));
+      kcps__server_json_string(b, "user", (const char *)sqlite3_column_text(stmt, 3));
+      kcps__server_json_string(b, "subject", (const char *)sqlite3_column_text(stmt, 4));
+      kcps__server_json_string(b, "source", (const char *)sqlite3_column_text(stmt, 5));
+      kcps__server_json_string(b, "detail", (const char *)sqlite3_column_text(stmt, 6));
       json_builder_end_object(b);
     }
   }
@@ -699,9 +654,9 @@ route_api_access(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   else {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
-    add_string(b, "id", id);
-    add_string(b, "email", email);
-    add_bool(b, "api_granted", granted);
+    kcps__server_json_string(b, "id", id);
+    kcps__server_json_string(b, "email", email);
+    kcps__server_json_bool(b, "api_granted", granted);
     json_builder_end_object(b);
     respond_builder(req, 200, b);
   }
@@ -812,11 +767,11 @@ route_key_create(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   else {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
-    add_string(b, "id", public_id);
-    add_string(b, "name", name);
-    add_string(b, "key", key);
-    g_autofree char *created = iso_time(now);
-    add_string(b, "created", created);
+    kcps__server_json_string(b, "id", public_id);
+    kcps__server_json_string(b, "name", name);
+    kcps__server_json_string(b, "key", key);
+    g_autofree char *created = kcps__server_iso_time(now);
+    kcps__server_json_string(b, "created", created);
     json_builder_end_object(b);
     respond_builder(req, 201, b);
   }
@@ -834,7 +789,7 @@ route_key_list(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
   bool may = kcps__server_role_parse(session->role) == KCPS_ROLE_CUSTOMER_ADMIN &&
              kcps__server_may_locked(server, session, KCPS_DATA_API, session->user_org_id, false);
   if (may) {
-    add_bool(b, "granted", granted_locked(server, session, &error));
+    kcps__server_json_bool(b, "granted", granted_locked(server, session, &error));
     json_builder_set_member_name(b, "keys");
     json_builder_begin_array(b);
     sqlite3_stmt *stmt =
@@ -846,8 +801,8 @@ route_key_list(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
       sqlite3_bind_int64(stmt, 1, session->user_id);
       while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
         json_builder_begin_object(b);
-        add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-        add_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
+        kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+        kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 1));
         add_time_col(b, "created", stmt, 2);
         add_time_col(b, "last_used", stmt, 3);
         add_time_col(b, "revoked", stmt, 4);
@@ -1032,11 +987,11 @@ route_external_users(kcps_server_t *server, kcps_http_req_t *req,
       sqlite3_bind_int64(stmt, 1, caller.org_id);
       while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
         json_builder_begin_object(b);
-        add_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
-        add_string(b, "email", (const char *)sqlite3_column_text(stmt, 1));
-        add_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
-        add_string(b, "role", (const char *)sqlite3_column_text(stmt, 3));
-        add_bool(b, "active", sqlite3_column_int(stmt, 4) != 0);
+        kcps__server_json_string(b, "id", (const char *)sqlite3_column_text(stmt, 0));
+        kcps__server_json_string(b, "email", (const char *)sqlite3_column_text(stmt, 1));
+        kcps__server_json_string(b, "name", (const char *)sqlite3_column_text(stmt, 2));
+        kcps__server_json_string(b, "role", (const char *)sqlite3_column_text(stmt, 3));
+        kcps__server_json_bool(b, "active", sqlite3_column_int(stmt, 4) != 0);
         json_builder_end_object(b);
       }
     }
@@ -1082,7 +1037,7 @@ route_external_job_log(kcps_server_t *server, kcps_http_req_t *req,
   gint64 n = 0;
   if (ok && valid && !error) {
     json_builder_begin_object(b);
-    add_string(b, "month", month);
+    kcps__server_json_string(b, "month", month);
     json_builder_set_member_name(b, "jobs");
     json_builder_begin_array(b);
     /* Metadata only: job names and documents are the users' own (Table 2-1). */
@@ -1103,14 +1058,14 @@ route_external_job_log(kcps_server_t *server, kcps_http_req_t *req,
       while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW && n++ < limit) {
         json_builder_begin_object(b);
         add_time_col(b, "time", stmt, 0);
-        add_string(b, "device", (const char *)sqlite3_column_text(stmt, 1));
-        add_string(b, "executor_id", (const char *)sqlite3_column_text(stmt, 2));
-        add_string(b, "executor_email", (const char *)sqlite3_column_text(stmt, 3));
-        add_string(b, "type", "print");
-        add_int(b, "pages", sqlite3_column_int64(stmt, 4));
-        add_int(b, "color_pages", sqlite3_column_int64(stmt, 5));
-        add_bool(b, "duplex", sqlite3_column_int(stmt, 6) != 0);
-        add_string(b, "status", (const char *)sqlite3_column_text(stmt, 7));
+        kcps__server_json_string(b, "device", (const char *)sqlite3_column_text(stmt, 1));
+        kcps__server_json_string(b, "executor_id", (const char *)sqlite3_column_text(stmt, 2));
+        kcps__server_json_string(b, "executor_email", (const char *)sqlite3_column_text(stmt, 3));
+        kcps__server_json_string(b, "type", "print");
+        kcps__server_json_int(b, "pages", sqlite3_column_int64(stmt, 4));
+        kcps__server_json_int(b, "color_pages", sqlite3_column_int64(stmt, 5));
+        kcps__server_json_bool(b, "duplex", sqlite3_column_int(stmt, 6) != 0);
+        kcps__server_json_string(b, "status", (const char *)sqlite3_column_text(stmt, 7));
         json_builder_end_object(b);
       }
     }
