@@ -1135,29 +1135,9 @@ register_card(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
 static void
 respond_cards(kcps_server_t *server, kcps_http_req_t *req, gint64 user_id)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "cards");
-  json_builder_begin_array(b);
-  g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT " CARD_COLUMNS " FROM cards WHERE user_id = ? ORDER BY id", &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, user_id);
-    while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)
-      add_card(b, stmt);
-  }
-  sqlite3_finalize(stmt);
-  g_mutex_unlock(&server->lock);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-  if (error) {
-    kcps__server_respond_internal(req, error);
-    return;
-  }
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  kcps_http_respond_json(req, 200, root);
+  kcps__server_respond_rows(server, req, "cards",
+                            "SELECT " CARD_COLUMNS " FROM cards WHERE user_id = ? ORDER BY id",
+                            user_id, add_card);
 }
 
 static void

@@ -683,29 +683,9 @@ route_list_users(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   gint64 org = require_org(server, req, session, KCPS_DATA_USERS, false, id);
   if (org <= 0)
     return;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "users");
-  json_builder_begin_array(b);
-  g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT " USER_COLUMNS " FROM users u WHERE u.org_id = ? ORDER BY u.email", &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, org);
-    while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)
-      add_user(b, stmt);
-  }
-  sqlite3_finalize(stmt);
-  g_mutex_unlock(&server->lock);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-  if (error) {
-    kcps__server_respond_internal(req, error);
-    return;
-  }
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  kcps_http_respond_json(req, 200, root);
+  kcps__server_respond_rows(
+      server, req, "users",
+      "SELECT " USER_COLUMNS " FROM users u WHERE u.org_id = ? ORDER BY u.email", org, add_user);
 }
 
 static void
@@ -1052,29 +1032,10 @@ route_list_quotas(kcps_server_t *server, kcps_http_req_t *req, const kcps_server
   gint64 org = require_org(server, req, session, KCPS_DATA_USER_QUOTA, false, id);
   if (org <= 0)
     return;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonBuilder) b = json_builder_new();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "quotas");
-  json_builder_begin_array(b);
-  g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT " QUOTA_COLUMNS " FROM users u WHERE u.org_id = ? ORDER BY u.email", &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, org);
-    while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW)
-      add_user_quota(b, stmt);
-  }
-  sqlite3_finalize(stmt);
-  g_mutex_unlock(&server->lock);
-  json_builder_end_array(b);
-  json_builder_end_object(b);
-  if (error) {
-    kcps__server_respond_internal(req, error);
-    return;
-  }
-  g_autoptr(JsonNode) root = json_builder_get_root(b);
-  kcps_http_respond_json(req, 200, root);
+  kcps__server_respond_rows(server, req, "quotas",
+                            "SELECT " QUOTA_COLUMNS
+                            " FROM users u WHERE u.org_id = ? ORDER BY u.email",
+                            org, add_user_quota);
 }
 
 static void

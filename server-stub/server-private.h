@@ -138,6 +138,11 @@ void kcps__server_json_int(JsonBuilder *b, const char *name, gint64 value);
 void kcps__server_json_bool(JsonBuilder *b, const char *name, bool value);
 char *kcps__server_iso_time(gint64 t);
 bool kcps__server_set_bad(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Answers 200 {member: [row...]}: the rows of sql (its one parameter bound
+ * to param), each added by add; 500 when the database fails. Takes the lock. */
+typedef void (*kcps_server_row_fn_t)(JsonBuilder *b, sqlite3_stmt *stmt);
+void kcps__server_respond_rows(kcps_server_t *server, kcps_http_req_t *req, const char *member,
+                               const char *sql, gint64 param, kcps_server_row_fn_t add);
 
 /* server.c */
 /* Unix seconds. Tests move the clock forward with kcps__server_clock_skew
