@@ -135,102 +135,7 @@ callback_url(kcps_server_t *server)
   return g_strconcat(kcps_server_get_url(server), "/api/v1/sso/callback", NULL);
 }
 
-/* Sealing: AES-256-GCM under DATA/oidc-seal-key -------------------------- */
-
-/* The 32-byte key, made on first use. Caller holds server->lock, so two
- * requests never make two keys. */
-static bool
-seal_key_locked(kcps_server_t *server, guchar key[32], GError **error)
-{
-  g_autofree char *path = g_build_filename(server->data_dir, SEAL_KEY_FILE, NULL);
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) {
-    guchar fresh[32];
-    if (RAND_bytes(fresh, sizeof fresh) != 1) {
-      g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                          "oidc seal key: no randomness");
-      return false;
-    }
-    bool ok = kcps__server_write_private_file(path, fresh, sizeof fresh, error);
-    OPENSSL_cleanse(fresh, sizeof fresh);
-    if (!ok)
-      return false;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  }
-  if (fd < 0) {
-    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "cannot open %s: %s", path,
-                g_strerror(errno));
-    return false;
-  }
-  struct stat st;
-  ssize_t n = -1;
-  if (fstat(fd, &st) == 0 && st.st_size == 32)
-    n = read(fd, key, 32);
-  if (n == 32 && (st.st_mode & 077) != 0)
-    (void)fchmod(fd, 0600);
-  close(fd);
-  if (n != 32) {
-    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "%s must hold 32 bytes", path);
-    return false;
-  }
-  return true;
-}
-
-/* base64url(iv[12] || ciphertext || tag[16]); aad binds it to its use. */
-static char *
-seal(const guchar key[32], const char *aad, const char *plain, GError **error)
-{
-  size_t len = strlen(plain);
-  g_autofree guchar *buf = g_malloc(12 + len + 16);
-  int outl = 0, fin = 0;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  bool ok = ctx && RAND_bytes(buf, 12) == 1 &&
-            EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
-            EVP_EncryptUpdate(ctx, NULL, &outl, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-            EVP_EncryptUpdate(ctx, buf + 12, &outl, (const guchar *)plain, (int)len) == 1 &&
-            EVP_EncryptFinal_ex(ctx, buf + 12 + outl, &fin) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, buf + 12 + len) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  if (!ok) {
-    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                        "oidc: sealing failed");
-    return NULL;
-  }
-  char *out = kcps_base64url_encode(buf, 12 + len + 16);
-  OPENSSL_cleanse(buf, 12 + len + 16);
-  return out;
-}
-
-/* The plain text of a sealed value (g_free after OPENSSL_cleanse), or NULL. */
-static char *
-unseal(const guchar key[32], const char *aad, const char *sealed, GError **error)
-{
-  size_t len = 0;
-  g_autofree guchar *buf = sealed ? kcps_base64url_decode(sealed, &len) : NULL;
-  if (!buf || len < 12 + 16 + 1) {
-    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                        "oidc: a sealed value is malformed");
-    return NULL;
-  }
-  size_t clen = len - 12 - 16;
-  char *plain = g_malloc0(clen + 1);
-  int outl = 0, fin = 0;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  bool ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
-            EVP_DecryptUpdate(ctx, NULL, &outl, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-            EVP_DecryptUpdate(ctx, (guchar *)plain, &outl, buf + 12, (int)clen) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, buf + 12 + clen) == 1 &&
-            EVP_DecryptFinal_ex(ctx, (guchar *)plain + outl, &fin) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  if (!ok) {
-    OPENSSL_cleanse(plain, clen);
-    g_free(plain);
-    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                        "oidc: a sealed value does not open (wrong key file?)");
-    return NULL;
-  }
-  return plain;
-}
+/* Secrets are sealed under DATA/oidc-seal-key (server-seal.c) ------------ */
 
 static void
 free_secret(char *s)
@@ -620,8 +525,8 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
   g_mutex_lock(&server->lock);
   g_autofree char *sealed = NULL;
   bool ok = !in.client_secret ||
-            (seal_key_locked(server, key, &error) &&
-             (sealed = seal(key, aad, in.client_secret, &error)) != NULL);
+            (kcps__server_key_file(server, SEAL_KEY_FILE, key, &error) &&
+             (sealed = kcps__server_seal(key, aad, in.client_secret, &error)) != NULL);
   OPENSSL_cleanse(key, sizeof key);
   if (ok)
     ok = kcps__server_db_begin(server, &error);
@@ -886,8 +791,8 @@ route_start(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sessi
   gint64 now = kcps__server_now();
   g_mutex_lock(&server->lock);
   if (ok)
-    ok = seal_key_locked(server, key, &error) &&
-         (sealed = seal(key, "kcps-oidc-verifier", verifier, &error)) != NULL;
+    ok = kcps__server_key_file(server, SEAL_KEY_FILE, key, &error) &&
+         (sealed = kcps__server_seal(key, "kcps-oidc-verifier", verifier, &error)) != NULL;
   OPENSSL_cleanse(key, sizeof key);
   sqlite3_stmt *stmt = ok ? kcps__server_db_prepare(
                                 server, "DELETE FROM oidc_states WHERE expires <= ?", &error)
@@ -1294,10 +1199,10 @@ route_callback(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
   bool have_provider = found && provider_load_locked(server, s.org, &p, &error);
   guchar key[32];
   char *secret = NULL, *verifier = NULL;
-  if (have_provider && seal_key_locked(server, key, &error)) {
+  if (have_provider && kcps__server_key_file(server, SEAL_KEY_FILE, key, &error)) {
     g_autofree char *aad = g_strdup_printf("kcps-oidc-secret:%s", p.org_public_id);
-    secret = unseal(key, aad, p.secret_sealed, &error);
-    verifier = secret ? unseal(key, "kcps-oidc-verifier", s.verifier_sealed, &error) : NULL;
+    secret = kcps__server_unseal(key, aad, p.secret_sealed, &error);
+    verifier = secret ? kcps__server_unseal(key, "kcps-oidc-verifier", s.verifier_sealed, &error) : NULL;
   }
   OPENSSL_cleanse(key, sizeof key);
   g_mutex_unlock(&server->lock);

@@ -23,10 +23,6 @@
 /* Generation retries when a random PIN is taken already. */
 #define PIN_GENERATE_TRIES 200
 
-#define PIN_KEY_LEN 32
-#define GCM_IV_LEN 12
-#define GCM_TAG_LEN 16
-
 /* The profiles, in the order of the pin_profile setting's values. */
 typedef struct {
   const char *name;
@@ -169,37 +165,12 @@ kcps__server_pin_setting_check_locked(kcps_server_t *server, gint64 org, const c
 
 /* The sealing key and the sealed copies -------------------------------- */
 
-/* 32 random bytes in DATA/pin-key (0600), made once; caller holds the lock
- * (which also keeps two first uses from both creating it). */
+/* The key sealing PINs; caller holds the lock (which also keeps two first
+ * uses from both creating it). */
 static bool
-pin_key_locked(kcps_server_t *server, guchar key[PIN_KEY_LEN], GError **error)
+pin_key_locked(kcps_server_t *server, guchar key[KCPS_SERVER_KEY_LEN], GError **error)
 {
-  g_autofree char *path = g_build_filename(server->data_dir, "pin-key", NULL);
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) {
-    guchar fresh[PIN_KEY_LEN];
-    if (RAND_bytes(fresh, sizeof fresh) != 1)
-      return set_bad(error, KCPS_SERVER_ERROR_CRYPTO, "pin key: no randomness from OpenSSL");
-    bool ok = kcps__server_write_private_file(path, fresh, sizeof fresh, error);
-    OPENSSL_cleanse(fresh, sizeof fresh);
-    if (!ok)
-      return false;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  }
-  if (fd < 0)
-    return set_bad(error, KCPS_SERVER_ERROR_IO, "cannot open %s: %s", path, g_strerror(errno));
-  struct stat st;
-  ssize_t n = -1;
-  if (fstat(fd, &st) == 0 && st.st_size == PIN_KEY_LEN)
-    n = read(fd, key, PIN_KEY_LEN);
-  if ((st.st_mode & 077) != 0)
-    (void)fchmod(fd, 0600);
-  close(fd);
-  if (n != PIN_KEY_LEN) {
-    OPENSSL_cleanse(key, PIN_KEY_LEN);
-    return set_bad(error, KCPS_SERVER_ERROR_IO, "%s must hold exactly %d bytes", path, PIN_KEY_LEN);
-  }
-  return true;
+  return kcps__server_key_file(server, "pin-key", key, error);
 }
 
 /* What a sealed PIN is bound to: its user (a copy moved to another row
@@ -210,60 +181,20 @@ seal_aad(gint64 user_id)
   return g_strdup_printf("kcps-pin-v1:%" G_GINT64_FORMAT, user_id);
 }
 
-/* AES-256-GCM of pin: base64 of IV, ciphertext and tag; g_free. */
+/* The sealed copy of pin, bound to its user; g_free. */
 static char *
-pin_seal(const guchar key[PIN_KEY_LEN], gint64 user_id, const char *pin, GError **error)
+pin_seal(const guchar key[KCPS_SERVER_KEY_LEN], gint64 user_id, const char *pin, GError **error)
 {
-  size_t len = strlen(pin);
-  guchar buf[GCM_IV_LEN + KCPS_SERVER_MAX_PIN_FIELD + GCM_TAG_LEN];
-  if (len > KCPS_SERVER_MAX_PIN_FIELD || RAND_bytes(buf, GCM_IV_LEN) != 1) {
-    set_bad(error, KCPS_SERVER_ERROR_CRYPTO, "pin seal: no randomness or PIN too long");
-    return NULL;
-  }
   g_autofree char *aad = seal_aad(user_id);
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  int n = 0, fin = 0;
-  bool ok =
-      ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
-      EVP_EncryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-      EVP_EncryptUpdate(ctx, buf + GCM_IV_LEN, &n, (const guchar *)pin, (int)len) == 1 &&
-      EVP_EncryptFinal_ex(ctx, buf + GCM_IV_LEN + n, &fin) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, buf + GCM_IV_LEN + n + fin) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  char *out = ok ? g_base64_encode(buf, GCM_IV_LEN + (size_t)(n + fin) + GCM_TAG_LEN) : NULL;
-  OPENSSL_cleanse(buf, sizeof buf);
-  if (!out)
-    set_bad(error, KCPS_SERVER_ERROR_CRYPTO, "pin seal: AES-GCM failed");
-  return out;
+  return kcps__server_seal(key, aad, pin, error);
 }
 
 /* The PIN of a sealed copy, or NULL when it does not open; g_free (wipe). */
 static char *
-pin_open(const guchar key[PIN_KEY_LEN], gint64 user_id, const char *sealed)
+pin_open(const guchar key[KCPS_SERVER_KEY_LEN], gint64 user_id, const char *sealed)
 {
-  gsize len = 0;
-  g_autofree guchar *raw = sealed ? g_base64_decode(sealed, &len) : NULL;
-  if (!raw || len <= GCM_IV_LEN + GCM_TAG_LEN || len > GCM_IV_LEN + GCM_TAG_LEN + 64)
-    return NULL;
-  size_t ct_len = len - GCM_IV_LEN - GCM_TAG_LEN;
-  char *pin = g_malloc0(ct_len + 1);
   g_autofree char *aad = seal_aad(user_id);
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  int n = 0, fin = 0;
-  bool ok =
-      ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
-      EVP_DecryptUpdate(ctx, NULL, &n, (const guchar *)aad, (int)strlen(aad)) == 1 &&
-      EVP_DecryptUpdate(ctx, (guchar *)pin, &n, raw + GCM_IV_LEN, (int)ct_len) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, raw + GCM_IV_LEN + ct_len) == 1 &&
-      EVP_DecryptFinal_ex(ctx, (guchar *)pin + n, &fin) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  OPENSSL_cleanse(raw, len);
-  if (!ok) {
-    OPENSSL_cleanse(pin, ct_len);
-    g_free(pin);
-    return NULL;
-  }
-  return pin;
+  return kcps__server_unseal(key, aad, sealed, NULL);
 }
 
 static void
@@ -305,7 +236,7 @@ store_pin_locked(kcps_server_t *server, gint64 user_id, gint64 org, const char *
   int taken = pin_taken_locked(server, org, user_id, hmac, error);
   if (taken != 0)
     return taken < 0 ? STORE_ERROR : STORE_CLASH;
-  guchar key[PIN_KEY_LEN];
+  guchar key[KCPS_SERVER_KEY_LEN];
   if (!pin_key_locked(server, key, error))
     return STORE_ERROR;
   g_autofree char *sealed = pin_seal(key, user_id, pin, error);
@@ -341,7 +272,7 @@ kcps__server_pin_backfill_locked(kcps_server_t *server, gint64 user_id, const ch
     missing = kcps__server_db_step(server, stmt, &error) == SQLITE_ROW;
   }
   sqlite3_finalize(stmt);
-  guchar key[PIN_KEY_LEN];
+  guchar key[KCPS_SERVER_KEY_LEN];
   if (missing && pin_key_locked(server, key, &error)) {
     g_autofree char *sealed = pin_seal(key, user_id, pin, &error);
     OPENSSL_cleanse(key, sizeof key);
@@ -501,7 +432,7 @@ kcps__server_route_my_pin(kcps_server_t *server, kcps_http_req_t *req,
     if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
       set = sqlite3_column_int(stmt, 0) != 0;
       const char *sealed = (const char *)sqlite3_column_text(stmt, 1);
-      guchar key[PIN_KEY_LEN];
+      guchar key[KCPS_SERVER_KEY_LEN];
       if (set && sealed && pin_key_locked(server, key, &error)) {
         pin = pin_open(key, session->user_id, sealed);
         OPENSSL_cleanse(key, sizeof key);

@@ -144,6 +144,21 @@ typedef void (*kcps_server_row_fn_t)(JsonBuilder *b, sqlite3_stmt *stmt);
 void kcps__server_respond_rows(kcps_server_t *server, kcps_http_req_t *req, const char *member,
                                const char *sql, gint64 param, kcps_server_row_fn_t add);
 
+/* server.c: a key of 32 random bytes in DATA/name (0600), made on first
+ * use (pin-pepper, pin-key, oidc-seal-key). Callers that may race on the
+ * first use hold server->lock. */
+#define KCPS_SERVER_KEY_LEN 32
+bool kcps__server_key_file(kcps_server_t *server, const char *name,
+                           guchar key[KCPS_SERVER_KEY_LEN], GError **error);
+/* server-seal.c: AES-256-GCM of a secret the server must use again (a PIN
+ * its owner may see, an SSO client secret): base64url(iv[12] || ciphertext
+ * || tag[16]); aad binds it to its use. unseal: the plain text (wipe and
+ * g_free) or NULL + error when it does not open. */
+char *kcps__server_seal(const guchar key[KCPS_SERVER_KEY_LEN], const char *aad,
+                        const char *plain, GError **error);
+char *kcps__server_unseal(const guchar key[KCPS_SERVER_KEY_LEN], const char *aad,
+                          const char *sealed, GError **error);
+
 /* server.c */
 /* Unix seconds. Tests move the clock forward with kcps__server_clock_skew
  * (seconds added; 0 in production) to check expiries without waiting. */

@@ -63,18 +63,19 @@ prepare_data_dir(const char *dir, GError **error)
   return true;
 }
 
-/* 32 random bytes in DATA/pin-pepper, made once. Without it the stored PIN
- * HMACs cannot be brute-forced from a copy of the database alone. */
-static bool
-load_pepper(kcps_server_t *server, GError **error)
+/* The server's keys live in files of their own beside the database: a copy
+ * of the database alone opens no PIN, card or sealed secret. */
+bool
+kcps__server_key_file(kcps_server_t *server, const char *name, guchar key[KCPS_SERVER_KEY_LEN],
+                      GError **error)
 {
-  g_autofree char *path = g_build_filename(server->data_dir, "pin-pepper", NULL);
+  g_autofree char *path = g_build_filename(server->data_dir, name, NULL);
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 && errno == ENOENT) {
-    guchar fresh[sizeof server->pepper];
+    guchar fresh[KCPS_SERVER_KEY_LEN];
     if (RAND_bytes(fresh, sizeof fresh) != 1) {
-      g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                          "pin pepper: no randomness from OpenSSL");
+      g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
+                  "%s: no randomness from OpenSSL", name);
       return false;
     }
     bool ok = kcps__server_write_private_file(path, fresh, sizeof fresh, error);
@@ -87,14 +88,15 @@ load_pepper(kcps_server_t *server, GError **error)
     return io_error(error, "cannot open", path, errno);
   struct stat st;
   ssize_t n = -1;
-  if (fstat(fd, &st) == 0 && st.st_size == (off_t)sizeof server->pepper)
-    n = read(fd, server->pepper, sizeof server->pepper);
-  if ((st.st_mode & 077) != 0)
+  if (fstat(fd, &st) == 0 && st.st_size == KCPS_SERVER_KEY_LEN)
+    n = read(fd, key, KCPS_SERVER_KEY_LEN);
+  if (n == KCPS_SERVER_KEY_LEN && (st.st_mode & 077) != 0)
     (void)fchmod(fd, 0600);
   close(fd);
-  if (n != (ssize_t)sizeof server->pepper) {
-    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO,
-                "%s must hold exactly %zu bytes", path, sizeof server->pepper);
+  if (n != KCPS_SERVER_KEY_LEN) {
+    OPENSSL_cleanse(key, KCPS_SERVER_KEY_LEN);
+    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "%s must hold exactly %d bytes",
+                path, KCPS_SERVER_KEY_LEN);
     return false;
   }
   return true;
@@ -354,7 +356,7 @@ kcps_server_new(const kcps_server_config_t *config, GError **error)
   g_autofree char *db_path = g_build_filename(server->data_dir, "kcps.db", NULL);
   g_autofree char *ticket_path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
 
-  if (!prepare_data_dir(server->data_dir, error) || !load_pepper(server, error) ||
+  if (!prepare_data_dir(server->data_dir, error) || !kcps__server_key_file(server, "pin-pepper", server->pepper, error) ||
       !kcps__server_db_open(server, db_path, error))
     goto fail;
   server->ticket_key = kcps_ticket_key_load_or_create(ticket_path, error);
