@@ -368,7 +368,7 @@ user_json(const kcps_server_session_t *s)
 /* {"token","expires_in"} plus an optional "user" member (taken). */
 void
 kcps__server_respond_token(kcps_http_req_t *req, unsigned status, const char *token, gint64 ttl,
-              JsonNode *user)
+                           JsonNode *user)
 {
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
