@@ -397,8 +397,17 @@ static void print_job(kcps__ipp_client_t *client, bool validate_only) {
                         auto_type ? IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED
                                   : IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR,
                         "The %s: only PDF documents are accepted.", error->message);
+    else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_PASSWORD))
+      kcps__ipp_respond(response, IPP_STATUS_ERROR_DOCUMENT_PASSWORD,
+                        "The document is a PDF protected by a password: print it again "
+                        "without the password protection.");
     else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_TOO_LARGE))
       kcps__ipp_respond(response, IPP_STATUS_ERROR_REQUEST_ENTITY, "The %s.", error->message);
+    else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_NO_SPACE)) {
+      g_warning("ipp: %s: spooling failed, the disk is full: %s", client->peer, error->message);
+      kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL,
+                        "The job could not be spooled: the disk of the print spool is full.");
+    }
     else {
       g_warning("ipp: %s: spooling failed: %s", client->peer, error->message);
       kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The job could not be spooled.");

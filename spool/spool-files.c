@@ -80,10 +80,12 @@ bool kcps__spool_check_pdf(const char *path, int *pages, GError **error) {
   }
   PopplerDocument *doc = poppler_document_new_from_file(uri, NULL, &perr);
   if (doc == NULL) {
-    bool encrypted = perr != NULL && g_error_matches(perr, POPPLER_ERROR, POPPLER_ERROR_ENCRYPTED);
-    g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_BAD_DOCUMENT,
-                encrypted ? "document is a password-protected PDF"
-                          : "document is not a readable PDF (damaged or truncated)");
+    if (perr != NULL && g_error_matches(perr, POPPLER_ERROR, POPPLER_ERROR_ENCRYPTED))
+      g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_PASSWORD,
+                  "document is a PDF that needs a password to open");
+    else
+      g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_BAD_DOCUMENT,
+                  "document is not a readable PDF (damaged or truncated)");
     return false;
   }
   int n = poppler_document_get_n_pages(doc);

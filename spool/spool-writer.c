@@ -27,7 +27,14 @@ struct kcps_spool_writer_s {
   char head[PDF_MAGIC_LEN];
   size_t head_len;
   GError *failure; /* first write error; commit reports it */
+  bool fd_handed_out; /* a converter wrote the file: commit reads it back */
 };
+
+/* ENOSPC and EDQUOT get an error of their own: the IPP layer tells the
+ * sender the disk is full rather than "internal error". */
+static int io_code(int err) {
+  return err == ENOSPC || err == EDQUOT ? KCPS_SPOOL_ERROR_NO_SPACE : KCPS_SPOOL_ERROR_IO;
+}
 
 static void writer_free(kcps_spool_writer_t *w) {
   if (w->fd >= 0)
@@ -84,11 +91,11 @@ kcps_spool_writer_t *kcps_spool_writer_new(kcps_spool_t *spool, uid_t owner_uid,
   }
   g_autofree char *suffix = g_uuid_string_random();
   w->tmp_path = g_strdup_printf("%s/" KCPS__SPOOL_TMP_PREFIX "%s", w->owner_dir, suffix);
-  w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (w->fd < 0) {
     int err = errno;
-    g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_IO, "cannot create %s: %s",
-                w->tmp_path, g_strerror(err));
+    g_set_error(error, KCPS_SPOOL_ERROR, io_code(err), "cannot create %s: %s", w->tmp_path,
+                g_strerror(err));
     g_clear_pointer(&w->tmp_path, g_free);
     writer_free(w);
     return NULL;
@@ -131,8 +138,8 @@ bool kcps_spool_writer_write(kcps_spool_writer_t *writer, const void *data, size
       continue;
     if (n < 0) {
       int err = errno;
-      g_set_error(&writer->failure, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_IO,
-                  "cannot write %s: %s", writer->tmp_path, g_strerror(err));
+      g_set_error(&writer->failure, KCPS_SPOOL_ERROR, io_code(err), "cannot write %s: %s",
+                  writer->tmp_path, g_strerror(err));
       writer_drop_file(writer);
       g_propagate_error(error, g_error_copy(writer->failure));
       return false;
@@ -141,6 +148,47 @@ bool kcps_spool_writer_write(kcps_spool_writer_t *writer, const void *data, size
     left -= (size_t)n;
   }
   writer->size += (gint64)len;
+  return true;
+}
+
+int kcps_spool_writer_fd(kcps_spool_writer_t *writer) {
+  g_return_val_if_fail(writer != NULL, -1);
+  writer->fd_handed_out = true;
+  return writer->fd;
+}
+
+/* After a converter wrote the file through the descriptor: its size, its
+ * first bytes and its SHA-256, read back (from the page cache). */
+static bool measure_written(kcps_spool_writer_t *w, GError **error) {
+  if (w->fd < 0)
+    return true; /* dropped earlier; the failure is recorded */
+  g_autofree char *buffer = g_malloc(64 * 1024);
+  off_t offset = 0;
+  for (;;) {
+    ssize_t n = pread(w->fd, buffer, 64 * 1024, offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int err = errno;
+      g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_IO, "cannot read back %s: %s",
+                  w->tmp_path, g_strerror(err));
+      return false;
+    }
+    if (n == 0)
+      break;
+    if (offset == 0) {
+      w->head_len = MIN((size_t)n, PDF_MAGIC_LEN);
+      memcpy(w->head, buffer, w->head_len);
+    }
+    g_checksum_update(w->sha256, (const guchar *)buffer, n);
+    offset += n;
+  }
+  w->size = offset;
+  if (w->max_size > 0 && w->size > w->max_size) {
+    g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_TOO_LARGE,
+                "document is larger than the limit of %" G_GINT64_FORMAT " bytes", w->max_size);
+    return false;
+  }
   return true;
 }
 
@@ -164,8 +212,8 @@ static bool commit_steps(kcps_spool_writer_t *w, kcps_job_t *job, GError **error
 
   if (fsync(w->fd) != 0) {
     int err = errno;
-    g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_IO, "cannot sync %s: %s",
-                w->tmp_path, g_strerror(err));
+    g_set_error(error, KCPS_SPOOL_ERROR, io_code(err), "cannot sync %s: %s", w->tmp_path,
+                g_strerror(err));
     return false;
   }
   close(w->fd);
@@ -197,6 +245,10 @@ static bool commit_steps(kcps_spool_writer_t *w, kcps_job_t *job, GError **error
 
 kcps_job_t *kcps_spool_writer_commit(kcps_spool_writer_t *writer, GError **error) {
   g_return_val_if_fail(writer != NULL, NULL);
+  bool ok = true;
+  if (writer->fd_handed_out && writer->failure == NULL)
+    ok = measure_written(writer, error);
+
   kcps_job_t *job = g_new0(kcps_job_t, 1);
   job->id = g_uuid_string_random();
   job->owner_uid = writer->owner_uid;
@@ -208,7 +260,7 @@ kcps_job_t *kcps_spool_writer_commit(kcps_spool_writer_t *writer, GError **error
   job->state = KCPS_JOB_STATE_SPOOLED;
   job->created = g_get_real_time() / G_USEC_PER_SEC;
 
-  bool ok = commit_steps(writer, job, error);
+  ok = ok && commit_steps(writer, job, error);
   writer_free(writer);
   if (!ok) {
     kcps_job_free(job);

@@ -45,7 +45,9 @@ typedef enum {
   KCPS_SPOOL_ERROR_BAD_DOCUMENT,/* not a PDF / unreadable PDF (message says why) */
   KCPS_SPOOL_ERROR_TOO_LARGE,   /* over the configured size limit */
   KCPS_SPOOL_ERROR_NOT_FOUND,   /* no such job (for this owner) */
-  KCPS_SPOOL_ERROR_TICKET_USED  /* the ticket id was used before */
+  KCPS_SPOOL_ERROR_TICKET_USED, /* the ticket id was used before */
+  KCPS_SPOOL_ERROR_PASSWORD,    /* a PDF that needs a password to open */
+  KCPS_SPOOL_ERROR_NO_SPACE     /* the disk (or the user's disk quota) is full */
 } kcps_spool_error_t;
 
 /* Opens (creating, 0700) the spool folder dir and its index. Jobs whose
@@ -63,6 +65,11 @@ kcps_spool_writer_t *kcps_spool_writer_new(kcps_spool_t *spool, uid_t owner_uid,
                                            const char *format, GError **error);
 bool kcps_spool_writer_write(kcps_spool_writer_t *writer, const void *data, size_t len,
                              GError **error);
+/* The temporary file's descriptor, for a converter that writes the PDF
+ * itself (instead of kcps_spool_writer_write; do not mix the two). Commit
+ * then reads the file back for its size, SHA-256 and the size limit. The
+ * writer keeps owning the descriptor: do not close it. */
+int kcps_spool_writer_fd(kcps_spool_writer_t *writer);
 /* Checks the document (a PDF that opens, page count), fsyncs, renames it
  * into place and records it. Frees the writer in every case. Returns the
  * job (kcps_job_free) or NULL + error; on error nothing is left behind. */
