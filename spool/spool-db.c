@@ -47,6 +47,11 @@ static bool exec_sql(kcps_spool_t *spool, const char *sql, const char *what, GEr
 bool kcps__spool_db_open(kcps_spool_t *spool, GError **error) {
   g_autofree char *path = g_build_filename(spool->dir, "spool.db", NULL);
 
+  g_mutex_init(&spool->commit_lock);
+  g_cond_init(&spool->commit_cond);
+  g_queue_init(&spool->commit_queue);
+  spool->commit_ready = true;
+
   /* Create the file ourselves so that it (and the -wal/-shm files SQLite
    * derives from it) are 0600 whatever the umask. */
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -89,9 +94,55 @@ bool kcps__spool_db_open(kcps_spool_t *spool, GError **error) {
 }
 
 void kcps__spool_db_close(kcps_spool_t *spool) {
+  g_clear_pointer(&spool->insert_st, sqlite3_finalize);
   if (spool->db != NULL)
     sqlite3_close_v2(spool->db);
   spool->db = NULL;
+  if (spool->commit_ready) {
+    /* Every writer has returned by now (the caller's contract): empty. */
+    g_warn_if_fail(g_queue_is_empty(&spool->commit_queue));
+    g_mutex_clear(&spool->commit_lock);
+    g_cond_clear(&spool->commit_cond);
+    spool->commit_ready = false;
+  }
+}
+
+bool kcps__spool_db_begin_locked(kcps_spool_t *spool, GError **error) {
+  return exec_sql(spool, "BEGIN IMMEDIATE;", "begin", error);
+}
+
+bool kcps__spool_db_commit_locked(kcps_spool_t *spool, GError **error) {
+  return exec_sql(spool, "COMMIT;", "commit", error);
+}
+
+void kcps__spool_db_rollback_locked(kcps_spool_t *spool) {
+  if (!sqlite3_get_autocommit(spool->db))
+    sqlite3_exec(spool->db, "ROLLBACK;", NULL, NULL, NULL);
+}
+
+GHashTable *kcps__spool_db_live_ids_locked(kcps_spool_t *spool, GError **error) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(spool->db, "SELECT id, owner_uid FROM jobs WHERE state <> ?", -1,
+                         &st, NULL) != SQLITE_OK) {
+    db_fail(spool, "prepare live ids", error);
+    return NULL;
+  }
+  sqlite3_bind_int(st, 1, KCPS_JOB_STATE_DELETED);
+  GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *id = sqlite3_column_text(st, 0);
+    if (id != NULL)
+      g_hash_table_insert(live, g_strdup((const char *)id),
+                          GUINT_TO_POINTER((guint)sqlite3_column_int64(st, 1)));
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    db_fail(spool, "read live ids", error);
+    g_hash_table_unref(live);
+    return NULL;
+  }
+  return live;
 }
 
 static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text) {
@@ -102,11 +153,13 @@ static void bind_text_or_null(sqlite3_stmt *st, int col, const char *text) {
 }
 
 bool kcps__spool_db_insert_locked(kcps_spool_t *spool, const kcps_job_t *job, GError **error) {
-  g_autofree char *sql =
-    g_strdup_printf("INSERT INTO jobs (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", job_columns);
-  sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(spool->db, sql, -1, &st, NULL) != SQLITE_OK)
-    return db_fail(spool, "prepare insert", error);
+  if (spool->insert_st == NULL) {
+    g_autofree char *sql =
+      g_strdup_printf("INSERT INTO jobs (%s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", job_columns);
+    if (sqlite3_prepare_v2(spool->db, sql, -1, &spool->insert_st, NULL) != SQLITE_OK)
+      return db_fail(spool, "prepare insert", error);
+  }
+  sqlite3_stmt *st = spool->insert_st;
   bind_text_or_null(st, 1, job->id);
   sqlite3_bind_int64(st, 2, (sqlite3_int64)job->owner_uid);
   bind_text_or_null(st, 3, job->owner_name);
@@ -120,10 +173,11 @@ bool kcps__spool_db_insert_locked(kcps_spool_t *spool, const kcps_job_t *job, GE
   bind_text_or_null(st, 11, job->server_id);
   bind_text_or_null(st, 12, job->server_user);
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
   if (rc != SQLITE_DONE)
-    return db_fail(spool, "insert job", error);
-  return true;
+    db_fail(spool, "insert job", error);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE;
 }
 
 static char *column_dup(sqlite3_stmt *st, int col) {
@@ -151,16 +205,19 @@ static kcps_job_t *job_from_row(sqlite3_stmt *st) {
 
 GPtrArray *kcps__spool_db_list_locked(kcps_spool_t *spool, uid_t owner_uid, bool with_deleted,
                                       GError **error) {
+  /* Two statements, not "(?1 < 0 OR owner_uid = ?1)": SQLite picks the
+   * index on owner_uid only for a plain equality, and one user's list must
+   * stay fast with a long history of everyone's jobs. */
   g_autofree char *sql = g_strdup_printf(
-    "SELECT %s FROM jobs WHERE (?1 < 0 OR owner_uid = ?1) AND (?2 OR state <> ?3) "
-    "ORDER BY created, rowid",
-    job_columns);
+    "SELECT %s FROM jobs WHERE %s (?2 OR state <> ?3) ORDER BY created, rowid", job_columns,
+    owner_uid == (uid_t)-1 ? "" : "owner_uid = ?1 AND");
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(spool->db, sql, -1, &st, NULL) != SQLITE_OK) {
     db_fail(spool, "prepare list", error);
     return NULL;
   }
-  sqlite3_bind_int64(st, 1, owner_uid == (uid_t)-1 ? -1 : (sqlite3_int64)owner_uid);
+  if (owner_uid != (uid_t)-1)
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)owner_uid);
   sqlite3_bind_int(st, 2, with_deleted ? 1 : 0);
   sqlite3_bind_int(st, 3, KCPS_JOB_STATE_DELETED);
 

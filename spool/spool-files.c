@@ -70,7 +70,34 @@ bool kcps__spool_fsync_dir(const char *dir, GError **error) {
   return true;
 }
 
+/* The smallest PDF poppler opens without complaint: one empty page. */
+static const char keep_alive_pdf[] =
+  "%PDF-1.4\n"
+  "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+  "2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+  "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >> endobj\n"
+  "trailer << /Root 1 0 R >>\n"
+  "%%EOF\n";
+
+/* poppler-glib builds its global tables (encodings, Unicode maps: about
+ * half the CPU time of a small job's check) when the first document opens
+ * and frees them when the last one closes, so a check per job rebuilt
+ * them every time. One small document kept open for the whole process
+ * keeps them built. */
+static gpointer keep_poppler_globals(gpointer data) {
+  (void)data;
+  GBytes *bytes = g_bytes_new_static(keep_alive_pdf, sizeof keep_alive_pdf - 1);
+  PopplerDocument *doc = poppler_document_new_from_bytes(bytes, NULL, NULL);
+  g_bytes_unref(bytes);
+  if (doc == NULL)
+    g_info("spool: poppler's tables are not kept between checks");
+  return doc; /* held until exit, on purpose */
+}
+
 bool kcps__spool_check_pdf(const char *path, int *pages, GError **error) {
+  static GOnce keep_once = G_ONCE_INIT;
+  g_once(&keep_once, keep_poppler_globals, NULL);
+
   g_autoptr(GError) perr = NULL;
   g_autofree char *uri = g_filename_to_uri(path, NULL, &perr);
   if (uri == NULL) {
@@ -121,8 +148,10 @@ static bool is_uid_name(const char *name) {
 }
 
 /* Removes temporary files and documents without a live job from one
- * owner's folder. */
-static void sweep_owner_dir(const char *dir, GHashTable *live) {
+ * owner's folder. live maps id -> owner uid; each document found for its
+ * own owner is taken out of it, so that what stays are jobs whose document
+ * vanished. */
+static void sweep_owner_dir(const char *dir, uid_t owner_uid, GHashTable *live) {
   GDir *d = g_dir_open(dir, 0, NULL);
   if (d == NULL)
     return;
@@ -132,7 +161,11 @@ static void sweep_owner_dir(const char *dir, GHashTable *live) {
     bool stray = g_str_has_prefix(name, KCPS__SPOOL_TMP_PREFIX);
     if (!stray && g_str_has_suffix(name, ".pdf")) {
       g_autofree char *id = g_strndup(name, strlen(name) - 4);
-      stray = !g_hash_table_contains(live, id);
+      gpointer uid = NULL;
+      stray = !g_hash_table_lookup_extended(live, id, NULL, &uid) ||
+              GPOINTER_TO_UINT(uid) != (guint)owner_uid;
+      if (!stray)
+        g_hash_table_remove(live, id);
     }
     if (!stray)
       continue;
@@ -151,26 +184,9 @@ static void sweep_owner_dir(const char *dir, GHashTable *live) {
 
 bool kcps__spool_sweep(kcps_spool_t *spool, GError **error) {
   kcps__spool_lock(spool);
-  GPtrArray *jobs = kcps__spool_db_list_locked(spool, (uid_t)-1, false, error);
-  bool ok = jobs != NULL;
-
-  /* Jobs whose document vanished can never be pulled: mark them deleted. */
-  g_autoptr(GHashTable) live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  for (guint i = 0; ok && i < jobs->len; i++) {
-    kcps_job_t *job = g_ptr_array_index(jobs, i);
-    g_autofree char *path = kcps__spool_job_path(spool, job->owner_uid, job->id);
-    struct stat st;
-    if (lstat(path, &st) != 0 && errno == ENOENT) {
-      g_warning("spool: document of job %s vanished; marking it deleted", job->id);
-      ok = kcps__spool_db_set_state_locked(spool, job->id, KCPS_JOB_STATE_DELETED, error);
-    } else {
-      g_hash_table_add(live, g_strdup(job->id));
-    }
-  }
+  g_autoptr(GHashTable) live = kcps__spool_db_live_ids_locked(spool, error);
   kcps__spool_unlock(spool);
-  if (jobs != NULL)
-    g_ptr_array_unref(jobs);
-  if (!ok)
+  if (live == NULL)
     return false;
 
   /* Temporary files of interrupted writers, and documents renamed into place
@@ -182,11 +198,38 @@ bool kcps__spool_sweep(kcps_spool_t *spool, GError **error) {
   while ((name = g_dir_read_name(d)) != NULL) {
     if (!is_uid_name(name))
       continue;
+    guint64 uid = g_ascii_strtoull(name, NULL, 10);
+    if (uid >= (guint64)(uid_t)-1)
+      continue;
     g_autofree char *owner_dir = g_build_filename(spool->dir, name, NULL);
     if (g_file_test(owner_dir, G_FILE_TEST_IS_DIR) &&
         !g_file_test(owner_dir, G_FILE_TEST_IS_SYMLINK))
-      sweep_owner_dir(owner_dir, live);
+      sweep_owner_dir(owner_dir, (uid_t)uid, live);
   }
   g_dir_close(d);
-  return true;
+
+  /* Jobs whose document vanished can never be pulled: mark them deleted,
+   * all in one transaction. Each is looked at once more first (a folder
+   * that could not be read is no proof of a missing file). */
+  if (g_hash_table_size(live) == 0)
+    return true;
+  kcps__spool_lock(spool);
+  bool ok = kcps__spool_db_begin_locked(spool, error);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init(&it, live);
+  while (ok && g_hash_table_iter_next(&it, &key, &value)) {
+    g_autofree char *path = kcps__spool_job_path(spool, (uid_t)GPOINTER_TO_UINT(value), key);
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT)
+      continue;
+    g_warning("spool: document of job %s vanished; marking it deleted", (const char *)key);
+    ok = kcps__spool_db_set_state_locked(spool, key, KCPS_JOB_STATE_DELETED, error);
+  }
+  if (ok)
+    ok = kcps__spool_db_commit_locked(spool, error);
+  else
+    kcps__spool_db_rollback_locked(spool);
+  kcps__spool_unlock(spool);
+  return ok;
 }

@@ -8,11 +8,25 @@
 
 #include "spool/spool.h"
 
+/* A document renamed into place, waiting for its folder's fsync and its
+ * row (spool-writer.c's group commit). */
+typedef struct kcps__spool_pending_s kcps__spool_pending_t;
+
 struct kcps_spool_s {
   GMutex lock;      /* guards db and max_size */
   sqlite3 *db;
   char *dir;        /* the spool folder */
   gint64 max_size;  /* bytes; 0 = no limit */
+  sqlite3_stmt *insert_st; /* prepared once (under lock); finalized on close */
+  /* Group commit: writers that renamed their document queue here; one of
+   * them (the leader) fsyncs each folder once and inserts every queued
+   * row in one transaction (one WAL sync) for all. Guarded by commit_lock,
+   * which is taken before lock, never while holding it. */
+  GMutex commit_lock;
+  GCond commit_cond;
+  bool commit_ready;       /* commit_lock and commit_cond initialized */
+  bool commit_leader;      /* a leader is at work */
+  GQueue commit_queue;     /* of kcps__spool_pending_t*, not yet taken */
 };
 
 void kcps__spool_lock(kcps_spool_t *spool);
@@ -22,6 +36,13 @@ void kcps__spool_unlock(kcps_spool_t *spool);
 bool kcps__spool_db_open(kcps_spool_t *spool, GError **error);
 void kcps__spool_db_close(kcps_spool_t *spool);
 bool kcps__spool_db_insert_locked(kcps_spool_t *spool, const kcps_job_t *job, GError **error);
+/* One transaction around several inserts (group commit). */
+bool kcps__spool_db_begin_locked(kcps_spool_t *spool, GError **error);
+bool kcps__spool_db_commit_locked(kcps_spool_t *spool, GError **error);
+void kcps__spool_db_rollback_locked(kcps_spool_t *spool);
+/* id -> owner uid (GUINT_TO_POINTER) of every job not deleted: the sweep's
+ * view of which documents must exist. */
+GHashTable *kcps__spool_db_live_ids_locked(kcps_spool_t *spool, GError **error);
 /* All jobs (deleted ones too when with_deleted) of owner_uid ((uid_t)-1: all). */
 GPtrArray *kcps__spool_db_list_locked(kcps_spool_t *spool, uid_t owner_uid, bool with_deleted,
                                       GError **error);
@@ -41,7 +62,8 @@ bool kcps__spool_fsync_dir(const char *dir, GError **error);
 /* The PDF check: opens with poppler, at least one page. */
 bool kcps__spool_check_pdf(const char *path, int *pages, GError **error);
 /* On open: removes temporary and orphan files, marks jobs whose file
- * vanished as deleted. */
+ * vanished as deleted. One pass over the folders' names and the index's
+ * ids (no stat per job), so that start-up stays fast with a long history. */
 bool kcps__spool_sweep(kcps_spool_t *spool, GError **error);
 /* Removes a job's document (if present) and syncs its folder. */
 void kcps__spool_remove_document(kcps_spool_t *spool, uid_t owner_uid, const char *id);

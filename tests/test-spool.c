@@ -484,6 +484,168 @@ START_TEST(test_concurrent_writers) {
 }
 END_TEST
 
+/* Group commit: writers of the same owner commit at the same time and
+ * share folder fsyncs and index transactions; each must still get its own
+ * job, with its own row and document, and survive a reopen. */
+#define GROUP_THREADS 8
+#define GROUP_JOBS 12
+
+typedef struct {
+  kcps_spool_t *spool;
+  GPtrArray *jobs; /* kcps_job_t* this thread committed */
+  int failed;
+} group_arg_t;
+
+static gpointer group_thread(gpointer data) {
+  group_arg_t *arg = data;
+  for (int i = 0; i < GROUP_JOBS; i++) {
+    g_autoptr(GError) error = NULL;
+    kcps_job_t *job = spool_file(arg->spool, 3000, TEST_PDF, &error);
+    if (job == NULL) {
+      fprintf(stderr, "group writer: %s\n", error->message);
+      arg->failed++;
+    } else {
+      g_ptr_array_add(arg->jobs, job);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(test_group_commit) {
+  kcps_spool_t *spool = open_spool();
+  GThread *threads[GROUP_THREADS];
+  group_arg_t args[GROUP_THREADS];
+  for (int i = 0; i < GROUP_THREADS; i++) {
+    args[i] = (group_arg_t){spool, g_ptr_array_new_with_free_func((GDestroyNotify)kcps_job_free), 0};
+    threads[i] = g_thread_new("group", group_thread, &args[i]);
+  }
+  g_autoptr(GHashTable) ids = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autofree char *want_sha = file_sha256(TEST_PDF);
+  for (int i = 0; i < GROUP_THREADS; i++) {
+    g_thread_join(threads[i]);
+    ck_assert_int_eq(args[i].failed, 0);
+    ck_assert_uint_eq(args[i].jobs->len, GROUP_JOBS);
+    for (guint j = 0; j < args[i].jobs->len; j++) {
+      kcps_job_t *job = args[i].jobs->pdata[j];
+      ck_assert_msg(g_hash_table_add(ids, job->id), "job id %s given twice", job->id);
+      ck_assert_str_eq(job->sha256, want_sha);
+    }
+  }
+  ck_assert_uint_eq(count_jobs(spool, 3000), GROUP_THREADS * GROUP_JOBS);
+  ck_assert_int_eq(count_files(3000), GROUP_THREADS * GROUP_JOBS);
+  kcps_spool_close(spool);
+
+  /* Every row and every document is there after a reopen (the sweep keeps
+   * them all), each document with the checksum of its row. */
+  spool = open_spool();
+  g_autoptr(GError) error = NULL;
+  GPtrArray *jobs = kcps_spool_list_jobs(spool, 3000, &error);
+  ck_assert_ptr_nonnull(jobs);
+  ck_assert_uint_eq(jobs->len, GROUP_THREADS * GROUP_JOBS);
+  for (guint i = 0; i < jobs->len; i++) {
+    kcps_job_t *job = jobs->pdata[i];
+    ck_assert_msg(g_hash_table_contains(ids, job->id), "unknown job %s", job->id);
+    ck_assert_int_eq(job->state, KCPS_JOB_STATE_SPOOLED);
+    g_autofree char *path = g_strdup_printf("%s/spool/3000/%s.pdf", tmp_dir, job->id);
+    g_autofree char *sha = file_sha256(path);
+    ck_assert_str_eq(sha, job->sha256);
+  }
+  g_ptr_array_unref(jobs);
+  ck_assert_uint_eq(count_jobs(spool, 3001), 0);
+  kcps_spool_close(spool);
+  for (int i = 0; i < GROUP_THREADS; i++)
+    g_ptr_array_unref(args[i].jobs);
+}
+END_TEST
+
+/* The sweep on open judges each document by its owner's folder: a live
+ * job's document copied into another owner's folder is a stray there, and
+ * a job whose document moved away is marked deleted. */
+START_TEST(test_sweep_owner_folders) {
+  kcps_spool_t *spool = open_spool();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_job_t) stays = spool_file(spool, 1000, TEST_PDF, &error);
+  g_autoptr(kcps_job_t) moves = spool_file(spool, 1000, TEST_PDF, &error);
+  g_autoptr(kcps_job_t) other = spool_file(spool, 1001, TEST_PDF, &error);
+  ck_assert_ptr_nonnull(moves);
+  ck_assert_ptr_nonnull(other);
+  kcps_spool_close(spool);
+
+  g_autofree char *copy = g_strdup_printf("%s/spool/1001/%s.pdf", tmp_dir, stays->id);
+  g_autofree char *from = g_strdup_printf("%s/spool/1000/%s.pdf", tmp_dir, moves->id);
+  g_autofree char *to = g_strdup_printf("%s/spool/1001/%s.pdf", tmp_dir, moves->id);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TEST_PDF, &data, &len, NULL));
+  ck_assert(g_file_set_contents(copy, data, (gssize)len, NULL));
+  ck_assert_int_eq(rename(from, to), 0);
+
+  spool = open_spool();
+  ck_assert_msg(!g_file_test(copy, G_FILE_TEST_EXISTS), "a copy in another owner's folder survived");
+  ck_assert_msg(!g_file_test(to, G_FILE_TEST_EXISTS), "a moved document survived");
+  ck_assert_uint_eq(count_jobs(spool, 1000), 1);
+  ck_assert_uint_eq(count_jobs(spool, 1001), 1);
+  g_autoptr(kcps_job_t) gone = kcps_spool_get_job(spool, moves->id, &error);
+  ck_assert_ptr_nonnull(gone);
+  ck_assert_int_eq(gone->state, KCPS_JOB_STATE_DELETED);
+  g_autoptr(kcps_job_t) kept = kcps_spool_get_job(spool, stays->id, &error);
+  ck_assert_ptr_nonnull(kept);
+  ck_assert_int_eq(kept->state, KCPS_JOB_STATE_SPOOLED);
+  ck_assert_int_eq(count_files(1000), 1);
+  ck_assert_int_eq(count_files(1001), 1);
+  kcps_spool_close(spool);
+}
+END_TEST
+
+/* A document larger than the writer's write-back step (8 MiB) goes to the
+ * disk while it arrives and out of the page cache behind it: it must come
+ * out whole, with the right checksum and page count. */
+START_TEST(test_large_document) {
+  const size_t stream_len = 20 * 1024 * 1024 + 12345;
+  GString *pdf = g_string_new("%PDF-1.4\n");
+  gsize off[5];
+  off[1] = pdf->len;
+  g_string_append(pdf, "1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n");
+  off[2] = pdf->len;
+  g_string_append(pdf, "2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n");
+  off[3] = pdf->len;
+  g_string_append(pdf, "3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       "/Contents 4 0 R >> endobj\n");
+  off[4] = pdf->len;
+  g_string_append_printf(pdf, "4 0 obj << /Length %zu >> stream\n", stream_len);
+  gsize at = pdf->len;
+  g_string_set_size(pdf, at + stream_len);
+  memset(pdf->str + at, ' ', stream_len); /* an empty content stream, in white space */
+  g_string_append(pdf, "\nendstream endobj\n");
+  gsize xref = pdf->len;
+  g_string_append(pdf, "xref\n0 5\n0000000000 65535 f \n");
+  for (int i = 1; i <= 4; i++)
+    g_string_append_printf(pdf, "%010zu 00000 n \n", off[i]);
+  g_string_append_printf(pdf, "trailer << /Size 5 /Root 1 0 R >>\nstartxref\n%zu\n%%%%EOF\n",
+                         xref);
+
+  kcps_spool_t *spool = open_spool();
+  g_autoptr(GError) error = NULL;
+  kcps_spool_writer_t *w =
+    kcps_spool_writer_new(spool, 1000, "alice", "big", "application/pdf", &error);
+  ck_assert_ptr_nonnull(w);
+  for (gsize o = 0; o < pdf->len; o += 65536)
+    ck_assert(kcps_spool_writer_write(w, pdf->str + o, MIN(65536, pdf->len - o), &error));
+  g_autoptr(kcps_job_t) job = kcps_spool_writer_commit(w, &error);
+  ck_assert_msg(job != NULL, "commit of a 20 MiB PDF: %s", error ? error->message : "?");
+  ck_assert_int_eq(job->pages, 1);
+  ck_assert_int_eq(job->size, (gint64)pdf->len);
+  g_autofree char *want = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
+                                                      (const guchar *)pdf->str, pdf->len);
+  ck_assert_str_eq(job->sha256, want);
+  g_autofree char *path = g_strdup_printf("%s/spool/1000/%s.pdf", tmp_dir, job->id);
+  g_autofree char *got = file_sha256(path);
+  ck_assert_str_eq(got, want);
+  kcps_spool_close(spool);
+  g_string_free(pdf, TRUE);
+}
+END_TEST
+
 START_TEST(test_open_errors) {
   g_autoptr(GError) error = NULL;
   g_autofree char *file = g_build_filename(tmp_dir, "plainfile", NULL);
@@ -535,12 +697,15 @@ static Suite *spool_suite(void) {
   tcase_add_test(tc, test_too_large);
   tcase_add_test(tc, test_abort_leaves_nothing);
   tcase_add_test(tc, test_concurrent_writers);
+  tcase_add_test(tc, test_group_commit);
+  tcase_add_test(tc, test_large_document);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("index");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_owners_apart);
   tcase_add_test(tc, test_reopen);
+  tcase_add_test(tc, test_sweep_owner_folders);
   tcase_add_test(tc, test_states);
   tcase_add_test(tc, test_ticket_once);
   tcase_add_test(tc, test_open_errors);
