@@ -180,6 +180,12 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
                 "the %s folder is not set", config->spool_dir == NULL ? "spool" : "state");
     return NULL;
   }
+  if (config->max_document_size < 0) {
+    g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_CONFIG,
+                "the document size limit %" G_GINT64_FORMAT " is negative",
+                config->max_document_size);
+    return NULL;
+  }
   if (!check_port("IPP", config->ipp_port, error) || !check_port("pull", config->pull_port, error)
       || !check_port("local API", config->local_port, error))
     return NULL;
@@ -223,6 +229,8 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
   daemon->spool = kcps_spool_open(daemon->spool_dir, error);
   if (daemon->spool == NULL)
     goto fail;
+  if (config->max_document_size > 0)
+    kcps_spool_set_max_size(daemon->spool, config->max_document_size);
 
   /* The worker first: the ports may hand it work as soon as they listen. */
   if (!kcps__sync_start(daemon, error))
@@ -244,6 +252,12 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
 fail:
   kcps_daemon_free(daemon);
   return NULL;
+}
+
+bool kcps_daemon_expire_jobs(kcps_daemon_t *daemon, gint64 now, gint64 max_age, guint *n,
+                             GError **error)
+{
+  return kcps_spool_expire(daemon->spool, now, max_age, n, error);
 }
 
 void kcps_daemon_free(kcps_daemon_t *daemon)

@@ -24,6 +24,7 @@ typedef struct kcps_daemon_config_s {
   const char *pull_listen; /* address 5571 binds; NULL: "0.0.0.0" */
   const char *pull_host;   /* host name put into pull URLs; NULL: the host name */
   int local_port;          /* 0 picks a free port */
+  gint64 max_document_size; /* bytes; 0: the spool's default (2 GiB) */
 } kcps_daemon_config_t;
 
 #define KCPS_DAEMON_ERROR (kcps_daemon_error_quark())
@@ -53,6 +54,12 @@ void kcps_daemon_free(kcps_daemon_t *daemon);
 int kcps_daemon_ipp_port(const kcps_daemon_t *daemon);
 int kcps_daemon_pull_port(const kcps_daemon_t *daemon);
 int kcps_daemon_local_port(const kcps_daemon_t *daemon);
+
+/* Retention: deletes the spooled jobs created at or before now - max_age
+ * (unix seconds; see kcps_spool_expire). n (may be NULL) gets how many.
+ * kcpsd calls it at start and then periodically. */
+bool kcps_daemon_expire_jobs(kcps_daemon_t *daemon, gint64 now, gint64 max_age, guint *n,
+                             GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(kcps_daemon_t, kcps_daemon_free)
 

@@ -96,6 +96,15 @@ bool kcps_spool_set_state(kcps_spool_t *spool, const char *id, kcps_job_state_t 
 bool kcps_spool_use_ticket(kcps_spool_t *spool, const char *ticket_id, gint64 expires,
                            GError **error);
 
+/* Retention (spool-expire.c): every job not deleted yet that was created
+ * at or before now - max_age (unix seconds) is deleted: its document is
+ * removed and its row says deleted. Printed jobs go too: their document has
+ * no further use. n (may be NULL) gets how many. max_age <= 0 expires
+ * nothing. False + error when the index cannot be updated; jobs already
+ * marked stay deleted. */
+bool kcps_spool_expire(kcps_spool_t *spool, gint64 now, gint64 max_age, guint *n,
+                       GError **error);
+
 const char *kcps_job_state_string(kcps_job_state_t state); /* "spooled", ... */
 kcps_job_t *kcps_job_copy(const kcps_job_t *job);
 void kcps_job_free(kcps_job_t *job);

@@ -10,12 +10,14 @@
 #include "platform/platform.h"
 
 #include <check.h>
+#include <cups/cups.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -954,6 +956,309 @@ START_TEST(test_daemon_config_errors)
 }
 END_TEST
 
+/* --- settings: retention and the document size limit --------------------------- */
+
+/* Rewrites a job's creation time in the index of the spool in spool_dir,
+ * through a connection of its own (the tests' way of ageing a job). */
+static void set_created(const char *spool_dir, const char *id, gint64 created)
+{
+  g_autofree char *path = g_build_filename(spool_dir, "spool.db", NULL);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE jobs SET created = ? WHERE id = ?", -1, &st,
+                                      NULL), SQLITE_OK);
+  sqlite3_bind_int64(st, 1, created);
+  sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+  ck_assert_int_eq(sqlite3_changes(db), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+/* A job's state as the index holds it, read through a connection of its own
+ * (0 when there is no such row). */
+static int stored_state(const char *spool_dir, const char *id)
+{
+  g_autofree char *path = g_build_filename(spool_dir, "spool.db", NULL);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?", -1, &st, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  int state = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return state;
+}
+
+static bool document_exists(const char *spool_dir, const kcps_job_t *job)
+{
+  g_autofree char *path = g_strdup_printf("%s/%u/%s.pdf", spool_dir, (unsigned)job->owner_uid,
+                                          job->id);
+  return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* Expiry with a fake clock: "at or before now - max_age" goes, one second
+ * younger stays, printed jobs go too, a second run finds nothing, and 0
+ * keeps everything. */
+START_TEST(test_expire_jobs)
+{
+  g_autofree char *spool_dir = g_build_filename(tmp, "spool", NULL);
+  const gint64 now = 2000000000, day = 24 * 3600;
+  g_autoptr(kcps_job_t) at_limit = spool_testpage(getuid(), "at the limit");
+  g_autoptr(kcps_job_t) printed = spool_testpage(getuid(), "printed long ago");
+  g_autoptr(kcps_job_t) younger = spool_testpage(getuid(), "one second younger");
+  set_created(spool_dir, at_limit->id, now - day);
+  set_created(spool_dir, printed->id, now - 2 * day);
+  set_created(spool_dir, younger->id, now - day + 1);
+  g_autoptr(GError) error = NULL;
+  ck_assert(kcps_spool_set_state(kcps__daemon_spool(dmn), printed->id, KCPS_JOB_STATE_PRINTED,
+                                 &error));
+
+  guint n = 99;
+  ck_assert(kcps_daemon_expire_jobs(dmn, now, 0, &n, &error));
+  ck_assert_msg(n == 0, "retention 0 expired %u jobs, expected none", n);
+
+  /* A second earlier, only the job printed two days ago is old enough. */
+  ck_assert_msg(kcps_daemon_expire_jobs(dmn, now - 1, day, &n, &error), "%s",
+                error != NULL ? error->message : "?");
+  ck_assert_msg(n == 1, "at now-1: expired %u, expected 1", n);
+  ck_assert_int_eq(job_state(printed->id), KCPS_JOB_STATE_DELETED);
+  ck_assert_msg(!document_exists(spool_dir, printed), "the expired job's document is still there");
+  ck_assert_int_eq(job_state(at_limit->id), KCPS_JOB_STATE_SPOOLED);
+
+  ck_assert(kcps_daemon_expire_jobs(dmn, now, day, &n, &error));
+  ck_assert_msg(n == 1, "at now: expired %u, expected 1 (the job exactly at the limit)", n);
+  ck_assert_int_eq(job_state(at_limit->id), KCPS_JOB_STATE_DELETED);
+  ck_assert(!document_exists(spool_dir, at_limit));
+  ck_assert_int_eq(job_state(younger->id), KCPS_JOB_STATE_SPOOLED);
+  ck_assert_msg(document_exists(spool_dir, younger), "the younger job lost its document");
+
+  ck_assert(kcps_daemon_expire_jobs(dmn, now, day, &n, &error));
+  ck_assert_msg(n == 0, "second run at now: expired %u, expected 0", n);
+  g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(kcps__daemon_spool(dmn), getuid(), &error);
+  ck_assert_msg(jobs != NULL && jobs->len == 1 &&
+                  strcmp(((kcps_job_t *)g_ptr_array_index(jobs, 0))->id, younger->id) == 0,
+                "listed after expiry: %u jobs, expected only the younger one",
+                jobs != NULL ? jobs->len : 0);
+}
+END_TEST
+
+/* More expired jobs than one batch: all go, every document removed. */
+START_TEST(test_expire_many)
+{
+  g_autofree char *spool_dir = g_build_filename(tmp, "spool", NULL);
+  g_autoptr(kcps_job_t) model = spool_testpage(getuid(), "model");
+  g_autofree char *model_path = g_strdup_printf("%s/%u/%s.pdf", spool_dir, (unsigned)getuid(),
+                                                model->id);
+  /* Rows and (empty) documents made directly: the writer would fsync each. */
+  enum { MANY = 1234 };
+  g_autofree char *db_path = g_build_filename(spool_dir, "spool.db", NULL);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+  for (int i = 0; i < MANY; i++) {
+    g_autofree char *id = g_strdup_printf("many-%04d", i);
+    char *sql = sqlite3_mprintf(
+      "INSERT INTO jobs (id, owner_uid, owner_name, name, format, pages, size, sha256, state, "
+      "created) SELECT '%q', owner_uid, owner_name, name, format, pages, size, sha256, state, "
+      "%d FROM jobs WHERE id = '%q'", id, 1000 + i, model->id);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    g_autofree char *path = g_strdup_printf("%s/%u/%s.pdf", spool_dir, (unsigned)getuid(), id);
+    ck_assert(g_file_set_contents(path, "", 0, NULL));
+  }
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+
+  g_autoptr(GError) error = NULL;
+  guint n = 0;
+  /* The model job is new (real time): it stays. */
+  ck_assert_msg(kcps_daemon_expire_jobs(dmn, 1000 + MANY + 3600, 3600, &n, &error), "%s",
+                error != NULL ? error->message : "?");
+  ck_assert_msg(n == MANY, "expired %u, expected %d", n, MANY);
+  g_autofree char *owner_dir = g_strdup_printf("%s/%u", spool_dir, (unsigned)getuid());
+  g_autoptr(GDir) dir = g_dir_open(owner_dir, 0, NULL);
+  int left = 0;
+  for (const char *name; (name = g_dir_read_name(dir)) != NULL;)
+    left += g_str_has_prefix(name, "many-");
+  ck_assert_msg(left == 0, "%d documents of expired jobs left", left);
+  ck_assert(g_file_test(model_path, G_FILE_TEST_EXISTS));
+  ck_assert_int_eq(stored_state(spool_dir, "many-0000"), KCPS_JOB_STATE_DELETED);
+  ck_assert_int_eq(stored_state(spool_dir, "many-1233"), KCPS_JOB_STATE_DELETED);
+  ck_assert_int_eq(stored_state(spool_dir, model->id), KCPS_JOB_STATE_SPOOLED);
+}
+END_TEST
+
+/* The size limit reaches the spool from the configuration: a document of
+ * exactly the limit is taken, one byte over it is not. */
+START_TEST(test_daemon_max_document_size)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TESTPAGE, &data, &len, NULL));
+  for (int over = 0; over <= 1; over++) {
+    g_autofree char *dir = g_strdup_printf("%s/limit-%d", tmp, over);
+    g_autofree char *spool = g_build_filename(dir, "spool", NULL);
+    g_autofree char *state = g_build_filename(dir, "state", NULL);
+    kcps_daemon_config_t config;
+    kcps_daemon_config_init(&config);
+    config.spool_dir = spool;
+    config.state_dir = state;
+    config.ipp_port = config.pull_port = config.local_port = 0;
+    config.pull_listen = "127.0.0.1";
+    config.max_document_size = (gint64)len - over;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(kcps_daemon_t) d = kcps_daemon_new(&config, &error);
+    ck_assert_msg(d != NULL, "%s", error != NULL ? error->message : "?");
+    kcps_spool_writer_t *w = kcps_spool_writer_new(kcps__daemon_spool(d), getuid(), "me",
+                                                   "limit", "application/pdf", &error);
+    ck_assert_ptr_nonnull(w);
+    bool written = kcps_spool_writer_write(w, data, len, &error);
+    g_autoptr(kcps_job_t) job = written ? kcps_spool_writer_commit(w, &error) : NULL;
+    if (!written)
+      kcps_spool_writer_abort(w);
+    if (over == 0) {
+      ck_assert_msg(job != NULL, "a document of exactly the limit: %s",
+                    error != NULL ? error->message : "?");
+    } else {
+      ck_assert_msg(job == NULL &&
+                      g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_TOO_LARGE),
+                    "one byte over the limit: got %s, expected too large",
+                    error != NULL ? error->message : "a job");
+    }
+  }
+  kcps_daemon_config_t config;
+  kcps_daemon_config_init(&config);
+  config.spool_dir = config.state_dir = tmp;
+  config.max_document_size = -1;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_daemon_t) d = kcps_daemon_new(&config, &error);
+  ck_assert_msg(d == NULL && g_error_matches(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_CONFIG),
+                "a negative limit was accepted");
+}
+END_TEST
+
+/* Print-Job of path over IPP to 127.0.0.1:port; returns the status, *message
+ * the status-message (g_free). */
+static ipp_status_t print_file(int port, const char *path, char **message)
+{
+  http_t *http = httpConnect2("127.0.0.1", port, NULL, AF_INET, HTTP_ENCRYPTION_IF_REQUESTED, 1,
+                              30000, NULL);
+  ck_assert_msg(http != NULL, "cannot connect to the IPP port %d", port);
+  g_autofree char *uri = g_strdup_printf("ipp://127.0.0.1:%d/ipp/print", port);
+  ipp_t *request = ippNewRequest(IPP_OP_PRINT_JOB);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", NULL, uri);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL,
+               cupsUser());
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
+               "application/pdf");
+  ipp_t *response = cupsDoFileRequest(http, request, "/ipp/print", path);
+  ipp_status_t status = cupsLastError();
+  *message = g_strdup(cupsLastErrorString());
+  ippDelete(response);
+  httpClose(http);
+  return status;
+}
+
+/* kcpsd's settings end to end: bad values refused; at start a job older
+ * than --retention-hours is deleted and a young one kept; a document over
+ * --max-document-size is refused with client-error-request-entity-too-large. */
+START_TEST(test_kcpsd_settings)
+{
+  g_autofree char *kcpsd = program("kcpsd");
+  const struct {
+    const char *option, *value, *expect;
+  } bad[] = {
+    {"--retention-hours", "-1", "out of range"},
+    {"--max-document-size", "big", "not a size"},
+    {"--max-document-size", "0", "not a size"},
+    {"--max-document-size", "10X", "not a size"},
+    {"--max-document-size", "99999999999G", "not a size"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    const char *argv[] = {kcpsd, "--user", bad[i].option, bad[i].value, NULL};
+    g_autofree char *err = NULL;
+    int wait_status = 0;
+    g_autoptr(GError) error = NULL;
+    ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                           NULL, &err, &wait_status, &error));
+    ck_assert_msg(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 2 &&
+                    strstr(err, bad[i].expect) != NULL,
+                  "%s %s: got status %d \"%s\", expected exit 2 mentioning %s", bad[i].option,
+                  bad[i].value, wait_status, err, bad[i].expect);
+  }
+
+  /* A spool with a job 25 hours old and one just made. */
+  g_autofree char *spool_dir = g_build_filename(tmp, "settings-spool", NULL);
+  g_autofree char *state = g_build_filename(tmp, "settings-state", NULL);
+  g_autoptr(GError) error = NULL;
+  kcps_spool_t *spool = kcps_spool_open(spool_dir, &error);
+  ck_assert_msg(spool != NULL, "%s", error != NULL ? error->message : "?");
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TESTPAGE, &data, &len, NULL));
+  kcps_job_t *jobs[2];
+  for (int i = 0; i < 2; i++) {
+    kcps_spool_writer_t *w =
+      kcps_spool_writer_new(spool, getuid(), "me", i == 0 ? "old" : "young", "application/pdf",
+                            &error);
+    ck_assert_ptr_nonnull(w);
+    ck_assert(kcps_spool_writer_write(w, data, len, &error));
+    jobs[i] = kcps_spool_writer_commit(w, &error);
+    ck_assert_ptr_nonnull(jobs[i]);
+  }
+  kcps_spool_close(spool);
+  set_created(spool_dir, jobs[0]->id, g_get_real_time() / G_USEC_PER_SEC - 25 * 3600);
+
+  const char *argv[] = {kcpsd, "--user", "--spool", spool_dir, "--state", state, "--ipp-port",
+                        "0", "--pull-port", "0", "--pull-listen", "127.0.0.1", "--local-port",
+                        "0", "--retention-hours", "24", "--max-document-size", "100K", NULL};
+  g_autoptr(GSubprocess) proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  ck_assert_msg(proc != NULL, "spawn kcpsd: %s", error != NULL ? error->message : "?");
+  g_autoptr(GDataInputStream) lines =
+    g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc));
+  g_autofree char *line = g_data_input_stream_read_line(lines, NULL, NULL, &error);
+  int ipp = 0, pull_port = 0, local_port = 0;
+  ck_assert_msg(line != NULL && sscanf(line, "kcpsd: ready ipp=%d pull=%d local=%d", &ipp,
+                                       &pull_port, &local_port) == 3,
+                "kcpsd printed no ready line (got \"%s\")", line != NULL ? line : "");
+
+  /* The start's expiry ran before "ready". */
+  ck_assert_msg(stored_state(spool_dir, jobs[0]->id) == KCPS_JOB_STATE_DELETED,
+                "the 25-hour-old job: state %d, expected deleted",
+                stored_state(spool_dir, jobs[0]->id));
+  ck_assert_msg(!document_exists(spool_dir, jobs[0]), "the 25-hour-old job's document is left");
+  ck_assert_int_eq(stored_state(spool_dir, jobs[1]->id), KCPS_JOB_STATE_SPOOLED);
+  ck_assert(document_exists(spool_dir, jobs[1]));
+
+  /* 110 kB over a 100 KiB limit, then a small PDF under it. */
+  g_autofree char *message = NULL;
+  ipp_status_t status = print_file(ipp, TESTPAGE, &message);
+  ck_assert_msg(status == IPP_STATUS_ERROR_REQUEST_ENTITY &&
+                  strstr(message, "102400") != NULL,
+                "a %zu-byte PDF over --max-document-size 100K: got %s (%s), expected "
+                "client-error-request-entity-too-large naming the limit",
+                (size_t)len, ippErrorString(status), message);
+  g_clear_pointer(&message, g_free);
+  status = print_file(ipp, "/usr/share/cups/data/default.pdf", &message);
+  ck_assert_msg(status == IPP_STATUS_OK, "a small PDF: got %s (%s)", ippErrorString(status),
+                message);
+
+  g_subprocess_send_signal(proc, SIGTERM);
+  ck_assert(g_subprocess_wait(proc, NULL, &error));
+  ck_assert_msg(g_subprocess_get_if_exited(proc) && g_subprocess_get_exit_status(proc) == 0,
+                "kcpsd after SIGTERM: status %d", g_subprocess_get_status(proc));
+  kcps_job_free(jobs[0]);
+  kcps_job_free(jobs[1]);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
   Suite *s = suite_create("client");
@@ -986,6 +1291,14 @@ static Suite *client_suite(void)
   tcase_add_test(tc, test_cli_against_daemon);
   tcase_add_test(tc, test_kcpsd_program);
   tcase_add_test(tc, test_daemon_config_errors);
+  tcase_add_test(tc, test_kcpsd_settings);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("settings");
+  tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
+  tcase_add_test(tc, test_expire_jobs);
+  tcase_add_test(tc, test_expire_many);
+  tcase_add_test(tc, test_daemon_max_document_size);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -260,6 +260,60 @@ START_TEST(test_default_dirs) {
 }
 END_TEST
 
+/* The queue functions' errors that need no cupsd: names lpadmin would
+ * refuse, a printer that does not answer (checked before cupsd is asked),
+ * a URI that is not IPP, and a print system that is not there (CUPS_SERVER
+ * naming a socket that does not exist). Installing and removing for real is
+ * tests/integration/queue-install.sh, against a private cupsd. */
+START_TEST(test_queue_errors) {
+  /* Before the first libcups call: libcups reads it once. */
+  g_setenv("CUPS_SERVER", "/nonexistent/kcps-test/cups.sock", TRUE);
+  GError *error = NULL;
+
+  const char *bad_names[] = {"", "two words", "a/b", "a#b", "tab\there"};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad_names); i++) {
+    ck_assert_msg(!kcps_platform_queue_install(bad_names[i], "ipp://localhost:5570/ipp/print",
+                                               NULL, &error),
+                  "name \"%s\" accepted", bad_names[i]);
+    ck_assert_msg(g_error_matches(error, KCPS_PLATFORM_ERROR, KCPS_PLATFORM_ERROR_FAILED) &&
+                    strstr(error->message, "invalid print queue name") != NULL,
+                  "name \"%s\": got %s", bad_names[i], error->message);
+    g_clear_error(&error);
+    ck_assert(!kcps_platform_queue_remove(bad_names[i], &error));
+    g_clear_error(&error);
+  }
+
+  /* A port that is bound but does not listen: the connection is refused. */
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof sin;
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, len), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  char *uri = g_strdup_printf("ipp://127.0.0.1:%u/ipp/print", ntohs(sin.sin_port));
+  ck_assert(!kcps_platform_queue_install("KCPS", uri, NULL, &error));
+  ck_assert_msg(g_error_matches(error, KCPS_PLATFORM_ERROR, KCPS_PLATFORM_ERROR_UNREACHABLE) &&
+                  strstr(error->message, uri) != NULL &&
+                  strstr(error->message, "start kcpsd") != NULL,
+                "silent printer: got %s", error->message);
+  g_clear_error(&error);
+  g_free(uri);
+  close(fd);
+
+  ck_assert(!kcps_platform_queue_install("KCPS", "http://localhost/x", NULL, &error));
+  ck_assert_msg(g_error_matches(error, KCPS_PLATFORM_ERROR, KCPS_PLATFORM_ERROR_FAILED) &&
+                  strstr(error->message, "not an ipp://") != NULL,
+                "http URI: got %s", error->message);
+  g_clear_error(&error);
+
+  ck_assert(!kcps_platform_queue_remove("KCPS", &error));
+  ck_assert_msg(g_error_matches(error, KCPS_PLATFORM_ERROR, KCPS_PLATFORM_ERROR_NO_PRINT_SYSTEM) &&
+                  strstr(error->message, "/nonexistent/kcps-test/cups.sock") != NULL,
+                "no cupsd: got %s", error->message);
+  g_clear_error(&error);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("platform");
   TCase *tc = tcase_create("peer");
@@ -275,6 +329,9 @@ int main(void) {
   tcase_add_test(tc, test_users);
   tcase_add_test(tc, test_print_system);
   tcase_add_test(tc, test_default_dirs);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("queue");
+  tcase_add_test(tc, test_queue_errors);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
