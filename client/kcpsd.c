@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 {
   setlocale(LC_ALL, "");
   gboolean user_mode = FALSE, install_queue = FALSE, remove_queue = FALSE;
-  int retention_hours = DEFAULT_RETENTION_HOURS;
+  double retention_hours = DEFAULT_RETENTION_HOURS;
   g_autofree char *max_document_size = NULL;
   g_autofree char *server = NULL, *server_ca = NULL, *spool = NULL, *state = NULL;
   g_autofree char *pull_listen = NULL, *pull_host = NULL;
@@ -132,8 +132,8 @@ int main(int argc, char **argv)
     {"pull-host", 0, 0, G_OPTION_ARG_STRING, &pull_host,
      "Host name put into pull URLs (default: this host's name)", "HOST"},
     {"local-port", 0, 0, G_OPTION_ARG_INT, &local_port, "Local API port (0: any free)", "5572"},
-    {"retention-hours", 0, 0, G_OPTION_ARG_INT, &retention_hours,
-     "Delete jobs not printed after this many hours (0: keep them)", "24"},
+    {"retention-hours", 0, 0, G_OPTION_ARG_DOUBLE, &retention_hours,
+     "Delete jobs not printed after this many hours (0: keep them; fractions allowed)", "24"},
     {"max-document-size", 0, 0, G_OPTION_ARG_STRING, &max_document_size,
      "Refuse documents larger than this (bytes, or with K, M, G)", "2G"},
     {"install-queue", 0, 0, G_OPTION_ARG_NONE, &install_queue,
@@ -160,8 +160,8 @@ int main(int argc, char **argv)
   }
   if (install_queue || remove_queue)
     return manage_queue(install_queue, ipp_port);
-  if (retention_hours < 0 || retention_hours > 24 * 365 * 100) {
-    fprintf(stderr, "kcpsd: --retention-hours %d is out of range (0-876000)\n",
+  if (!(retention_hours >= 0 && retention_hours <= 24 * 365 * 100)) {
+    fprintf(stderr, "kcpsd: --retention-hours %g is out of range (0-876000)\n",
             retention_hours);
     return 2;
   }
@@ -211,12 +211,14 @@ int main(int argc, char **argv)
     fprintf(stderr, "kcpsd: %s\n", error->message);
     return 1;
   }
-  /* Retention: once now, then every tenth of the period (at most 10 min
-   * apart), so a job outlives it by a tenth at most. */
-  expiry_t expiry = {daemon, (gint64)retention_hours * 3600};
+  /* Retention: once now, then every tenth of the period (at least every
+   * second, at most 10 min apart), so a job outlives it by a tenth at most. */
+  expiry_t expiry = {daemon, (gint64)(retention_hours * 3600)};
+  if ((double)expiry.max_age < retention_hours * 3600)
+    expiry.max_age++; /* rounded up to whole seconds */
   if (expiry.max_age > 0) {
     on_expiry(&expiry);
-    g_timeout_add_seconds((guint)MIN(expiry.max_age / 10, MAX_EXPIRY_INTERVAL_S), on_expiry,
+    g_timeout_add_seconds((guint)CLAMP(expiry.max_age / 10, 1, MAX_EXPIRY_INTERVAL_S), on_expiry,
                           &expiry);
   }
   printf("kcpsd: ready ipp=%d pull=%d local=%d\n", kcps_daemon_ipp_port(daemon),

@@ -1176,6 +1176,7 @@ START_TEST(test_kcpsd_settings)
     const char *option, *value, *expect;
   } bad[] = {
     {"--retention-hours", "-1", "out of range"},
+    {"--retention-hours", "nan", "out of range"},
     {"--max-document-size", "big", "not a size"},
     {"--max-document-size", "0", "not a size"},
     {"--max-document-size", "10X", "not a size"},
@@ -1259,6 +1260,64 @@ START_TEST(test_kcpsd_settings)
 }
 END_TEST
 
+/* The periodic expiry: with a retention of 2 seconds (0.0005 h, checked
+ * every second) a job spooled after the start is deleted by the timer. */
+START_TEST(test_kcpsd_periodic_expiry)
+{
+  g_autofree char *kcpsd = program("kcpsd");
+  g_autofree char *spool_dir = g_build_filename(tmp, "periodic-spool", NULL);
+  g_autofree char *state = g_build_filename(tmp, "periodic-state", NULL);
+  const char *argv[] = {kcpsd, "--user", "--spool", spool_dir, "--state", state, "--ipp-port",
+                        "0", "--pull-port", "0", "--pull-listen", "127.0.0.1", "--local-port",
+                        "0", "--retention-hours", "0.0005", NULL};
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  ck_assert_msg(proc != NULL, "spawn kcpsd: %s", error != NULL ? error->message : "?");
+  g_autoptr(GDataInputStream) lines =
+    g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc));
+  g_autofree char *line = g_data_input_stream_read_line(lines, NULL, NULL, &error);
+  int ipp = 0, pull_port = 0, local_port = 0;
+  ck_assert_msg(line != NULL && sscanf(line, "kcpsd: ready ipp=%d pull=%d local=%d", &ipp,
+                                       &pull_port, &local_port) == 3,
+                "kcpsd printed no ready line (got \"%s\")", line != NULL ? line : "");
+
+  g_autofree char *message = NULL;
+  ipp_status_t status = print_file(ipp, "/usr/share/cups/data/default.pdf", &message);
+  ck_assert_msg(status == IPP_STATUS_OK, "Print-Job: got %s (%s)", ippErrorString(status),
+                message);
+  /* The job's id, from the index (deleted or not). */
+  g_autofree char *db_path = g_build_filename(spool_dir, "spool.db", NULL);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT id FROM jobs", -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  g_autofree char *id = g_strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+
+  /* Wait for the state, not for a time: at most 60 s on a loaded machine. */
+  int state_now = 0;
+  for (int i = 0; i < 600; i++) {
+    state_now = stored_state(spool_dir, id);
+    if (state_now == KCPS_JOB_STATE_DELETED)
+      break;
+    g_usleep(100 * 1000);
+  }
+  ck_assert_msg(state_now == KCPS_JOB_STATE_DELETED,
+                "job %s: state %d after 60 s, expected deleted by the periodic expiry", id,
+                state_now);
+  kcps_job_t job = {.id = id, .owner_uid = getuid()};
+  ck_assert_msg(!document_exists(spool_dir, &job), "the expired job's document is left");
+
+  g_subprocess_send_signal(proc, SIGTERM);
+  ck_assert(g_subprocess_wait(proc, NULL, &error));
+  ck_assert_msg(g_subprocess_get_if_exited(proc) && g_subprocess_get_exit_status(proc) == 0,
+                "kcpsd after SIGTERM: status %d", g_subprocess_get_status(proc));
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
   Suite *s = suite_create("client");
@@ -1292,6 +1351,7 @@ static Suite *client_suite(void)
   tcase_add_test(tc, test_kcpsd_program);
   tcase_add_test(tc, test_daemon_config_errors);
   tcase_add_test(tc, test_kcpsd_settings);
+  tcase_add_test(tc, test_kcpsd_periodic_expiry);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("settings");
