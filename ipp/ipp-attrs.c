@@ -75,11 +75,16 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   static const int operations[] = {
     IPP_OP_PRINT_JOB,         IPP_OP_VALIDATE_JOB,          IPP_OP_CANCEL_JOB,
     IPP_OP_GET_JOB_ATTRIBUTES, IPP_OP_GET_JOBS,             IPP_OP_GET_PRINTER_ATTRIBUTES,
-    IPP_OP_IDENTIFY_PRINTER,
+    IPP_OP_IDENTIFY_PRINTER,  IPP_OP_CREATE_JOB,            IPP_OP_SEND_DOCUMENT,
+    IPP_OP_CLOSE_JOB,         IPP_OP_CANCEL_MY_JOBS,
   };
   static const char *const versions[] = {"1.1", "2.0"};
   static const char *const charsets[] = {"us-ascii", "utf-8"};
-  static const char *const formats[] = {"application/pdf", "application/octet-stream"};
+  /* Exactly what is accepted: PDF, what convert/ turns into PDF, and
+   * auto-typing (ipp-document.c). */
+  static const char *const formats[] = {"application/pdf",  "application/octet-stream",
+                                        "image/jpeg",       "image/png",
+                                        "image/pwg-raster", "image/urf"};
   static const char *const pdf_versions[] = {"adobe-1.3", "adobe-1.4", "adobe-1.5",
                                              "adobe-1.6", "adobe-1.7", "iso-32000-1_2008"};
   static const char *const color_modes[] = {"auto", "color", "monochrome"};
@@ -100,7 +105,12 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   static const char *const features[] = {"ipp-everywhere"};
   static const char *const scaling[] = {"auto", "auto-fit", "fill", "fit", "none"};
   static const char *const overrides[] = {"document-number", "pages"};
-  static const char *const raster_types[] = {"black_1", "sgray_8", "srgb_8"};
+  /* Raster that convert/ takes (colour spaces black, sGray, sRGB, CMYK;
+   * 1, 8 and 16 bits), at any resolution up to 1200 dpi: the ones listed
+   * are what a sender picks from. */
+  static const char *const raster_types[] = {"black_1", "sgray_8", "srgb_8", "srgb_16",
+                                             "cmyk_8"};
+  static const char *const urf[] = {"V1.4", "CP1", "W8", "SRGB24", "RS150-300"};
   static const int qualities[] = {IPP_QUALITY_DRAFT, IPP_QUALITY_NORMAL, IPP_QUALITY_HIGH};
   static const int orientations[] = {IPP_ORIENT_PORTRAIT, IPP_ORIENT_LANDSCAPE,
                                      IPP_ORIENT_REVERSE_LANDSCAPE, IPP_ORIENT_REVERSE_PORTRAIT};
@@ -182,7 +192,8 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
   ADD_KEYWORDS(a, "overrides-supported", overrides);
   ippAddRange(a, IPP_TAG_PRINTER, "job-k-octets-supported", 0, 2 * 1024 * 1024);
   ippAddBoolean(a, IPP_TAG_PRINTER, "multiple-document-jobs-supported", 0);
-  ippAddInteger(a, IPP_TAG_PRINTER, IPP_TAG_INTEGER, "multiple-operation-time-out", 60);
+  ippAddInteger(a, IPP_TAG_PRINTER, IPP_TAG_INTEGER, "multiple-operation-time-out",
+                KCPS__IPP_INCOMING_TIMEOUT_S);
   add_keyword(a, "multiple-operation-time-out-action", "abort-job");
   ippAddBoolean(a, IPP_TAG_PRINTER, "preferred-attributes-supported", 0);
   ADD_KEYWORDS(a, "which-jobs-supported", which_jobs);
@@ -221,13 +232,13 @@ ipp_t *kcps__ipp_printer_attrs_new(const kcps_ipp_server_t *server) {
                     G_N_ELEMENTS(resolutions), IPP_RES_PER_INCH, resolutions, resolutions);
   ippAddResolution(a, IPP_TAG_PRINTER, "printer-resolution-default", IPP_RES_PER_INCH, 600,
                    600);
-  /* How PWG raster would be taken; image/pwg-raster itself is listed in
-   * document-format-supported only once it is accepted. */
+  /* PWG raster and URF: resolutions and types convert/ takes. */
   ippAddResolutions(a, IPP_TAG_PRINTER, "pwg-raster-document-resolution-supported",
                     G_N_ELEMENTS(raster_resolutions), IPP_RES_PER_INCH, raster_resolutions,
                     raster_resolutions);
   ADD_KEYWORDS(a, "pwg-raster-document-type-supported", raster_types);
   add_keyword(a, "pwg-raster-document-sheet-back", "normal");
+  ADD_KEYWORDS(a, "urf-supported", urf);
 
   /* Media. */
   const char *names[G_N_ELEMENTS(media_sizes)], *ready[G_N_ELEMENTS(media_sizes)];
@@ -386,5 +397,79 @@ void kcps__ipp_copy_job_attrs(const kcps_ipp_server_t *server, const kcps_job_t 
       ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, times[i], created_up);
     if (wanted(ra, dates[i]))
       ippAddDate(response, IPP_TAG_JOB, dates[i], ippTimeToDate(created));
+  }
+}
+
+void kcps__ipp_copy_mem_job_attrs_locked(const kcps_ipp_server_t *server,
+                                         const kcps__ipp_mem_job_t *job, cups_array_t *ra,
+                                         ipp_t *response) {
+  /* A job that waits for its document (pending) or ended without one. */
+  bool ended = job->state != IPP_JSTATE_PENDING;
+  int created_up = (int)MAX(1, (time_t)job->created - server->start_time + 1);
+  int ended_up = (int)MAX(1, (time_t)job->ended - server->start_time + 1);
+
+  if (wanted(ra, "job-id"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "job-id", job->ipp_id);
+  if (wanted(ra, "job-uri")) {
+    g_autofree char *uri = g_strdup_printf("%s/%d", server->printer_uri, job->ipp_id);
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_URI, "job-uri", NULL, uri);
+  }
+  if (wanted(ra, "job-uuid"))
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_URI, "job-uuid", NULL, job->uuid);
+  if (wanted(ra, "job-printer-uri"))
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_URI, "job-printer-uri", NULL,
+                 server->printer_uri);
+  if (wanted(ra, "job-name"))
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_NAME, "job-name", NULL, job->name);
+  if (wanted(ra, "job-originating-user-name"))
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_NAME, "job-originating-user-name", NULL,
+                 job->owner_name != NULL ? job->owner_name : "unknown");
+  if (wanted(ra, "job-state"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_ENUM, "job-state", (int)job->state);
+  if (wanted(ra, "job-state-reasons")) {
+    if (ended) {
+      ippAddString(response, IPP_TAG_JOB, IPP_TAG_KEYWORD, "job-state-reasons", NULL,
+                   job->reason);
+    } else {
+      const char *const reasons[] = {job->reason, "job-data-insufficient"};
+      ippAddStrings(response, IPP_TAG_JOB, IPP_TAG_KEYWORD, "job-state-reasons", 2, NULL,
+                    reasons);
+    }
+  }
+  if (wanted(ra, "job-state-message"))
+    ippAddString(response, IPP_TAG_JOB, IPP_TAG_TEXT, "job-state-message", NULL, job->message);
+  if (wanted(ra, "job-k-octets"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "job-k-octets", 0);
+  if (wanted(ra, "job-impressions"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "job-impressions", 0);
+  if (wanted(ra, "job-impressions-completed"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "job-impressions-completed", 0);
+  if (wanted(ra, "number-of-documents"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "number-of-documents", 0);
+  if (wanted(ra, "job-printer-up-time"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "job-printer-up-time",
+                  (int)MAX(1, time(NULL) - server->start_time + 1));
+  if (wanted(ra, "time-at-creation"))
+    ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "time-at-creation", created_up);
+  if (wanted(ra, "date-time-at-creation"))
+    ippAddDate(response, IPP_TAG_JOB, "date-time-at-creation",
+               ippTimeToDate((time_t)job->created));
+  /* Never processed; completed (ended) only once canceled or aborted. */
+  if (wanted(ra, "time-at-processing"))
+    ippAddOutOfBand(response, IPP_TAG_JOB, IPP_TAG_NOVALUE, "time-at-processing");
+  if (wanted(ra, "date-time-at-processing"))
+    ippAddOutOfBand(response, IPP_TAG_JOB, IPP_TAG_NOVALUE, "date-time-at-processing");
+  if (wanted(ra, "time-at-completed")) {
+    if (ended)
+      ippAddInteger(response, IPP_TAG_JOB, IPP_TAG_INTEGER, "time-at-completed", ended_up);
+    else
+      ippAddOutOfBand(response, IPP_TAG_JOB, IPP_TAG_NOVALUE, "time-at-completed");
+  }
+  if (wanted(ra, "date-time-at-completed")) {
+    if (ended)
+      ippAddDate(response, IPP_TAG_JOB, "date-time-at-completed",
+                 ippTimeToDate((time_t)job->ended));
+    else
+      ippAddOutOfBand(response, IPP_TAG_JOB, IPP_TAG_NOVALUE, "date-time-at-completed");
   }
 }

@@ -1,6 +1,8 @@
 /* The IPP operations of the virtual printer: request checks, who the job
  * owner is, and Print-Job, Validate-Job, Get-Printer-Attributes, Get-Jobs,
- * Get-Job-Attributes, Cancel-Job and Identify-Printer. */
+ * Get-Job-Attributes, Cancel-Job and Identify-Printer. Create-Job and the
+ * jobs waiting for a document are in ipp-jobs.c; reading a document into
+ * the spool in ipp-document.c. */
 #include "ipp/ipp-private.h"
 
 #include <errno.h>
@@ -10,8 +12,6 @@
 #include <string.h>
 
 #include "platform/platform.h"
-
-#define READ_CHUNK (64 * 1024)
 
 void kcps__ipp_respond(ipp_t *response, ipp_status_t status, const char *format, ...) {
   ippSetStatusCode(response, status);
@@ -30,8 +30,8 @@ void kcps__ipp_respond(ipp_t *response, ipp_status_t status, const char *format,
 
 /* Answers with status and echoes the offending attribute in the
  * unsupported-attributes group. */
-static void respond_unsupported(ipp_t *response, ipp_attribute_t *attr, ipp_status_t status,
-                                const char *message) {
+void kcps__ipp_respond_unsupported(ipp_t *response, ipp_attribute_t *attr, ipp_status_t status,
+                                   const char *message) {
   kcps__ipp_respond(response, status, "%s", message);
   ipp_attribute_t *copy = ippCopyAttribute(response, attr, 0);
   if (copy != NULL)
@@ -118,7 +118,7 @@ bool kcps__ipp_check_request(ipp_t *request, ipp_t *response) {
   const char *charset = ippGetString(first, 0, NULL);
   if (charset == NULL ||
       (g_ascii_strcasecmp(charset, "utf-8") != 0 && g_ascii_strcasecmp(charset, "us-ascii") != 0)) {
-    respond_unsupported(response, first, IPP_STATUS_ERROR_CHARSET,
+    kcps__ipp_respond_unsupported(response, first, IPP_STATUS_ERROR_CHARSET,
                         "Only the utf-8 and us-ascii character sets are supported.");
     return false;
   }
@@ -137,7 +137,7 @@ bool kcps__ipp_check_request(ipp_t *request, ipp_t *response) {
   }
   char resource[256];
   if (!uri_resource(target, resource, sizeof resource)) {
-    respond_unsupported(response, target, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+    kcps__ipp_respond_unsupported(response, target, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                         "The printer-uri or job-uri is not a valid URI.");
     return false;
   }
@@ -160,17 +160,24 @@ bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **f
   if ((attr = ippFindAttribute(request, "document-format", IPP_TAG_ZERO)) != NULL) {
     const char *value = ippGetString(attr, 0, NULL);
     if (ippGetValueTag(attr) != IPP_TAG_MIMETYPE || ippGetCount(attr) != 1 || value == NULL) {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_BAD_REQUEST,
+      kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_BAD_REQUEST,
                           "document-format must be one mimeMediaType value.");
       return false;
     }
-    if (g_ascii_strcasecmp(value, "application/pdf") == 0) {
-      *format = "application/pdf";
-    } else if (g_ascii_strcasecmp(value, "application/octet-stream") == 0) {
-      *format = "application/octet-stream"; /* auto-detect: must turn out a PDF */
-    } else {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
-                          "Only application/pdf documents are supported.");
+    /* What convert/ takes, PDF as it is, or auto-typing by the first bytes. */
+    static const char *const accepted[] = {"application/pdf", "application/octet-stream",
+                                           "image/pwg-raster", "image/urf", "image/jpeg",
+                                           "image/png"};
+    *format = NULL;
+    for (size_t i = 0; i < G_N_ELEMENTS(accepted); i++)
+      if (g_ascii_strcasecmp(value, accepted[i]) == 0)
+        *format = accepted[i];
+    if (*format == NULL) {
+      kcps__ipp_respond_unsupported(
+        response, attr, IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
+        "This document format is not accepted: print application/pdf, image/pwg-raster, "
+        "image/urf, image/jpeg or image/png (or application/octet-stream to have it "
+        "recognised).");
       return false;
     }
   }
@@ -179,7 +186,7 @@ bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **f
     const char *value = ippGetString(attr, 0, NULL);
     if (ippGetValueTag(attr) != IPP_TAG_KEYWORD || ippGetCount(attr) != 1 || value == NULL ||
         strcmp(value, "none") != 0) {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+      kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                           "Only compression none is supported.");
       return false;
     }
@@ -193,7 +200,7 @@ bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **f
     const char *value = ippGetString(attr, 0, NULL);
     if ((tag != IPP_TAG_NAME && tag != IPP_TAG_NAMELANG) || ippGetCount(attr) != 1 ||
         value == NULL || strlen(value) > 255) {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+      kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                           "A name attribute has a bad value.");
       return false;
     }
@@ -202,7 +209,7 @@ bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **f
   if ((attr = ippFindAttribute(request, "copies", IPP_TAG_ZERO)) != NULL &&
       (ippGetValueTag(attr) != IPP_TAG_INTEGER || ippGetCount(attr) != 1 ||
        ippGetInteger(attr, 0) < 1 || ippGetInteger(attr, 0) > 999)) {
-    respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+    kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                         "copies must be between 1 and 999.");
     return false;
   }
@@ -211,10 +218,7 @@ bool kcps__ipp_check_job_request(ipp_t *request, ipp_t *response, const char **f
 
 /* ---- who is asking --------------------------------------------------- */
 
-/* Finds the job owner: the kernel's answer for the sending process, or
- * for the print system's own accounts the requesting-user-name it passes
- * on. False (response set to not-authorized) when not allowed. */
-static bool resolve_owner(kcps__ipp_client_t *client, uid_t *uid, char **name) {
+bool kcps__ipp_resolve_owner(kcps__ipp_client_t *client, uid_t *uid, char **name) {
   kcps_ipp_server_t *server = client->server;
   ipp_t *response = client->response;
 
@@ -261,9 +265,7 @@ static bool resolve_owner(kcps__ipp_client_t *client, uid_t *uid, char **name) {
 
 /* ---- jobs ------------------------------------------------------------ */
 
-/* The job a Get-Job-Attributes / Cancel-Job request names, if it exists
- * and belongs to owner; NULL with the response set otherwise. */
-static kcps_job_t *requested_job(kcps__ipp_client_t *client, uid_t owner, int *ipp_id) {
+bool kcps__ipp_request_job_id(kcps__ipp_client_t *client, int *ipp_id) {
   ipp_t *request = client->request;
   ipp_attribute_t *attr;
   *ipp_id = 0;
@@ -275,25 +277,31 @@ static kcps_job_t *requested_job(kcps__ipp_client_t *client, uid_t owner, int *i
   } else if ((attr = ippFindAttribute(request, "job-id", IPP_TAG_ZERO)) != NULL) {
     if (ippGetValueTag(attr) != IPP_TAG_INTEGER || ippGetCount(attr) != 1 ||
         ippGetGroupTag(attr) != IPP_TAG_OPERATION) {
-      respond_unsupported(client->response, attr, IPP_STATUS_ERROR_BAD_REQUEST,
-                          "job-id must be one integer.");
-      return NULL;
+      kcps__ipp_respond_unsupported(client->response, attr, IPP_STATUS_ERROR_BAD_REQUEST,
+                                    "job-id must be one integer.");
+      return false;
     }
     *ipp_id = ippGetInteger(attr, 0);
   } else {
     kcps__ipp_respond(client->response, IPP_STATUS_ERROR_BAD_REQUEST,
                       "The request names no job-id.");
-    return NULL;
+    return false;
   }
+  return true;
+}
 
+/* The spooled job ipp_id, if it exists and belongs to owner; NULL with the
+ * response set otherwise. */
+static kcps_job_t *spooled_job(kcps__ipp_client_t *client, uid_t owner, int ipp_id) {
   /* Another user's job is "not found" too: existence is not revealed. */
-  g_autofree char *spool_id = kcps__ipp_spool_id(client->server, *ipp_id);
-  kcps_job_t *job = spool_id != NULL ? kcps_spool_get_job(client->server->spool, spool_id, NULL)
-                                     : NULL;
+  g_autofree char *spool_id = kcps__ipp_spool_id(client->server, ipp_id);
+  kcps_job_t *job = spool_id != NULL && *spool_id != '\0'
+                      ? kcps_spool_get_job(client->server->spool, spool_id, NULL)
+                      : NULL;
   if (job == NULL || job->owner_uid != owner) {
     kcps_job_free(job);
     kcps__ipp_respond(client->response, IPP_STATUS_ERROR_NOT_FOUND, "Job #%d does not exist.",
-                      *ipp_id);
+                      ipp_id);
     return NULL;
   }
   return job;
@@ -333,6 +341,19 @@ char *kcps__ipp_clean_job_name(const char *raw, bool from_print_system) {
   return name;
 }
 
+void kcps__ipp_respond_spooled(kcps_ipp_server_t *server, const kcps_job_t *job, int ipp_id,
+                               ipp_t *response) {
+  kcps__ipp_respond(response, IPP_STATUS_OK, NULL);
+  cups_array_t *ra = cupsArrayNew(compare_names, NULL);
+  cupsArrayAdd(ra, "job-id");
+  cupsArrayAdd(ra, "job-uri");
+  cupsArrayAdd(ra, "job-state");
+  cupsArrayAdd(ra, "job-state-reasons");
+  cupsArrayAdd(ra, "job-state-message");
+  kcps__ipp_copy_job_attrs(server, job, ipp_id, ra, response);
+  cupsArrayDelete(ra);
+}
+
 static void print_job(kcps__ipp_client_t *client, bool validate_only) {
   kcps_ipp_server_t *server = client->server;
   ipp_t *request = client->request, *response = client->response;
@@ -341,7 +362,7 @@ static void print_job(kcps__ipp_client_t *client, bool validate_only) {
   g_autofree char *owner_name = NULL;
 
   if (!kcps__ipp_check_job_request(request, response, &format) ||
-      !resolve_owner(client, &owner, &owner_name))
+      !kcps__ipp_resolve_owner(client, &owner, &owner_name))
     return;
   if (validate_only) {
     kcps__ipp_respond(response, IPP_STATUS_OK, NULL);
@@ -353,70 +374,11 @@ static void print_job(kcps__ipp_client_t *client, bool validate_only) {
     attr != NULL ? ippGetString(attr, 0, NULL) : NULL,
     kcps_platform_is_print_system_uid(client->peer_uid));
 
-  GError *error = NULL;
-  kcps_spool_writer_t *writer =
-    kcps_spool_writer_new(server->spool, owner, owner_name, job_name, format, &error);
-  if (writer == NULL) {
-    g_warning("ipp: %s: cannot start a spool file: %s", client->peer, error->message);
-    g_error_free(error);
-    kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The job could not be spooled.");
+  const char *reason = NULL;
+  kcps_job_t *job =
+    kcps__ipp_receive_document(client, owner, owner_name, job_name, format, &reason);
+  if (job == NULL)
     return;
-  }
-  if (!kcps__ipp_send_continue(client)) {
-    kcps_spool_writer_abort(writer);
-    kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The connection failed.");
-    return;
-  }
-
-  /* Stream the document into the spool, a chunk at a time. */
-  g_autofree char *buffer = g_malloc(READ_CHUNK);
-  ssize_t n;
-  bool write_ok = true;
-  while ((n = httpRead2(client->http, buffer, READ_CHUNK)) > 0) {
-    if (!kcps_spool_writer_write(writer, buffer, (size_t)n, &error)) {
-      write_ok = false;
-      break;
-    }
-  }
-  kcps_job_t *job = NULL;
-  if (write_ok && n < 0) {
-    kcps_spool_writer_abort(writer);
-    g_info("ipp: %s: document data could not be read; nothing spooled", client->peer);
-    kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The document data could not be read.");
-    return;
-  }
-  if (write_ok)
-    job = kcps_spool_writer_commit(writer, &error);
-  else
-    kcps_spool_writer_abort(writer);
-
-  if (job == NULL) {
-    bool auto_type = strcmp(format, "application/octet-stream") == 0;
-    if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_BAD_DOCUMENT))
-      kcps__ipp_respond(response,
-                        auto_type ? IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED
-                                  : IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR,
-                        "The %s: only PDF documents are accepted.", error->message);
-    else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_PASSWORD))
-      kcps__ipp_respond(response, IPP_STATUS_ERROR_DOCUMENT_PASSWORD,
-                        "The document is a PDF protected by a password: print it again "
-                        "without the password protection.");
-    else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_TOO_LARGE))
-      kcps__ipp_respond(response, IPP_STATUS_ERROR_REQUEST_ENTITY, "The %s.", error->message);
-    else if (g_error_matches(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_NO_SPACE)) {
-      g_warning("ipp: %s: spooling failed, the disk is full: %s", client->peer, error->message);
-      kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL,
-                        "The job could not be spooled: the disk of the print spool is full.");
-    }
-    else {
-      g_warning("ipp: %s: spooling failed: %s", client->peer, error->message);
-      kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The job could not be spooled.");
-    }
-    g_info("ipp: %s: Print-Job for uid %u refused: %s", client->peer, (unsigned)owner,
-           error->message);
-    g_error_free(error);
-    return;
-  }
 
   int ipp_id = kcps__ipp_job_id(server, job->id);
   g_info("ipp: %s: job %d (%s) spooled for uid %u: %d pages, %" G_GINT64_FORMAT " bytes",
@@ -424,15 +386,7 @@ static void print_job(kcps__ipp_client_t *client, bool validate_only) {
   if (server->job_cb != NULL)
     server->job_cb(job, server->job_cb_data);
 
-  kcps__ipp_respond(response, IPP_STATUS_OK, NULL);
-  cups_array_t *ra = cupsArrayNew(compare_names, NULL);
-  cupsArrayAdd(ra, "job-id");
-  cupsArrayAdd(ra, "job-uri");
-  cupsArrayAdd(ra, "job-state");
-  cupsArrayAdd(ra, "job-state-reasons");
-  cupsArrayAdd(ra, "job-state-message");
-  kcps__ipp_copy_job_attrs(server, job, ipp_id, ra, response);
-  cupsArrayDelete(ra);
+  kcps__ipp_respond_spooled(server, job, ipp_id, response);
   kcps_job_free(job);
 }
 
@@ -450,7 +404,7 @@ static void get_jobs(kcps__ipp_client_t *client) {
     if (ippGetValueTag(attr) != IPP_TAG_KEYWORD || which == NULL ||
         (strcmp(which, "completed") != 0 && strcmp(which, "not-completed") != 0 &&
          strcmp(which, "all") != 0)) {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+      kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                           "which-jobs must be completed, not-completed or all.");
       return;
     }
@@ -458,7 +412,7 @@ static void get_jobs(kcps__ipp_client_t *client) {
   int limit = G_MAXINT;
   if ((attr = ippFindAttribute(request, "limit", IPP_TAG_ZERO)) != NULL) {
     if (ippGetValueTag(attr) != IPP_TAG_INTEGER || ippGetInteger(attr, 0) < 1) {
-      respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
+      kcps__ipp_respond_unsupported(response, attr, IPP_STATUS_ERROR_ATTRIBUTES_OR_VALUES,
                           "limit must be a positive integer.");
       return;
     }
@@ -470,56 +424,66 @@ static void get_jobs(kcps__ipp_client_t *client) {
   if (job_ids != NULL) {
     if (ippGetValueTag(job_ids) != IPP_TAG_INTEGER ||
         ippGetGroupTag(job_ids) != IPP_TAG_OPERATION) {
-      respond_unsupported(response, job_ids, IPP_STATUS_ERROR_BAD_REQUEST,
+      kcps__ipp_respond_unsupported(response, job_ids, IPP_STATUS_ERROR_BAD_REQUEST,
                           "job-ids must be integers.");
       return;
     }
     if (attr_which != NULL && strcmp(which, "all") != 0) {
-      respond_unsupported(response, attr_which, IPP_STATUS_ERROR_CONFLICTING,
+      kcps__ipp_respond_unsupported(response, attr_which, IPP_STATUS_ERROR_CONFLICTING,
                           "which-jobs cannot be combined with job-ids.");
       return;
     }
     which = "all";
   }
-  if (!resolve_owner(client, &owner, &owner_name))
+  if (!kcps__ipp_resolve_owner(client, &owner, &owner_name))
     return;
 
   kcps__ipp_respond(response, IPP_STATUS_OK, NULL);
-  /* Every spooled job is completed: "not-completed" lists none. */
-  if (strcmp(which, "not-completed") == 0)
-    return;
-
-  GError *error = NULL;
-  GPtrArray *jobs = kcps_spool_list_jobs(server->spool, owner, &error);
-  if (jobs == NULL) {
-    g_warning("ipp: cannot list jobs: %s", error->message);
-    g_error_free(error);
-    kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The jobs could not be listed.");
-    return;
-  }
+  bool all = strcmp(which, "all") == 0;
+  bool not_completed = all || strcmp(which, "not-completed") == 0;
+  bool completed = all || strcmp(which, "completed") == 0;
   cups_array_t *ra = kcps__ipp_requested(request); /* default: job-id, job-uri */
   int count = 0;
-  /* Completed jobs are listed most recent first. */
-  for (guint i = jobs->len; i > 0 && count < limit; i--) {
-    kcps_job_t *job = g_ptr_array_index(jobs, i - 1);
-    int ipp_id = kcps__ipp_job_id(server, job->id);
-    if (job_ids != NULL && !ippContainsInteger(job_ids, ipp_id))
-      continue;
-    if (count++ > 0)
-      ippAddSeparator(response);
-    kcps__ipp_copy_job_attrs(server, job, ipp_id, ra, response);
+
+  /* Jobs waiting for their document first, then the spooled ones (every
+   * spooled job is completed), then Create-Job jobs that ended without a
+   * document; each part most recent first. */
+  if (not_completed)
+    kcps__ipp_list_mem_jobs(client, owner, true, false, job_ids, ra, limit, &count);
+  if (completed) {
+    GError *error = NULL;
+    GPtrArray *jobs = kcps_spool_list_jobs(server->spool, owner, &error);
+    if (jobs == NULL) {
+      g_warning("ipp: cannot list jobs: %s", error->message);
+      g_error_free(error);
+      cupsArrayDelete(ra);
+      kcps__ipp_respond(response, IPP_STATUS_ERROR_INTERNAL, "The jobs could not be listed.");
+      return;
+    }
+    for (guint i = jobs->len; i > 0 && count < limit; i--) {
+      kcps_job_t *job = g_ptr_array_index(jobs, i - 1);
+      int ipp_id = kcps__ipp_job_id(server, job->id);
+      if (job_ids != NULL && !ippContainsInteger(job_ids, ipp_id))
+        continue;
+      if (count++ > 0)
+        ippAddSeparator(response);
+      kcps__ipp_copy_job_attrs(server, job, ipp_id, ra, response);
+    }
+    g_ptr_array_unref(jobs);
+    kcps__ipp_list_mem_jobs(client, owner, false, true, job_ids, ra, limit, &count);
   }
   cupsArrayDelete(ra);
-  g_ptr_array_unref(jobs);
 }
 
 static void get_job_attributes(kcps__ipp_client_t *client) {
   uid_t owner;
   g_autofree char *owner_name = NULL;
   int ipp_id;
-  if (!resolve_owner(client, &owner, &owner_name))
+  if (!kcps__ipp_resolve_owner(client, &owner, &owner_name) ||
+      !kcps__ipp_request_job_id(client, &ipp_id) ||
+      kcps__ipp_mem_job_attributes(client, owner, ipp_id))
     return;
-  g_autoptr(kcps_job_t) job = requested_job(client, owner, &ipp_id);
+  g_autoptr(kcps_job_t) job = spooled_job(client, owner, ipp_id);
   if (job == NULL)
     return;
   kcps__ipp_respond(client->response, IPP_STATUS_OK, NULL);
@@ -528,13 +492,19 @@ static void get_job_attributes(kcps__ipp_client_t *client) {
   cupsArrayDelete(ra);
 }
 
+/* Cancel-Job: a job still waiting for its document is canceled; a spooled
+ * job is completed as far as IPP goes (RFC 8011 4.3.3: not-possible), and
+ * is deleted with the KCPS tray or the kcps command (docs/virtual-printer.md
+ * says why). */
 static void cancel_job(kcps__ipp_client_t *client) {
   uid_t owner;
   g_autofree char *owner_name = NULL;
   int ipp_id;
-  if (!resolve_owner(client, &owner, &owner_name))
+  if (!kcps__ipp_resolve_owner(client, &owner, &owner_name) ||
+      !kcps__ipp_request_job_id(client, &ipp_id) ||
+      kcps__ipp_mem_job_cancel(client, owner, ipp_id))
     return;
-  g_autoptr(kcps_job_t) job = requested_job(client, owner, &ipp_id);
+  g_autoptr(kcps_job_t) job = spooled_job(client, owner, ipp_id);
   if (job == NULL)
     return;
   kcps__ipp_respond(client->response, IPP_STATUS_ERROR_NOT_POSSIBLE,
@@ -569,6 +539,18 @@ void kcps__ipp_process(kcps__ipp_client_t *client) {
       break;
     case IPP_OP_CANCEL_JOB:
       cancel_job(client);
+      break;
+    case IPP_OP_CREATE_JOB:
+      kcps__ipp_create_job(client);
+      break;
+    case IPP_OP_SEND_DOCUMENT:
+      kcps__ipp_send_document(client);
+      break;
+    case IPP_OP_CLOSE_JOB:
+      kcps__ipp_close_job(client);
+      break;
+    case IPP_OP_CANCEL_MY_JOBS:
+      kcps__ipp_cancel_my_jobs(client);
       break;
     case IPP_OP_IDENTIFY_PRINTER:
       g_info("ipp: %s: Identify-Printer (nothing to show: a virtual printer)", client->peer);

@@ -472,6 +472,7 @@ kcps_ipp_server_t *kcps_ipp_server_new(const kcps_ipp_config_t *config, kcps_spo
   g_cond_init(&server->clients_done);
   server->ipp_id_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   server->spool_id_of = g_ptr_array_new_with_free_func(g_free);
+  kcps__ipp_jobs_init(server);
   server->name = g_strdup(config->name != NULL && *config->name ? config->name : "KCPS");
   server->user_mode = config->user_mode;
   server->user_uid = config->user_uid;
@@ -556,6 +557,7 @@ void kcps_ipp_server_free(kcps_ipp_server_t *server) {
   ippDelete(server->attrs);
   g_hash_table_unref(server->ipp_id_of);
   g_ptr_array_unref(server->spool_id_of);
+  kcps__ipp_jobs_free(server);
   g_free(server->name);
   g_free(server->user_name);
   g_mutex_clear(&server->lock);

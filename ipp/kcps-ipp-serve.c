@@ -1,6 +1,7 @@
 /* A development tool: serves the virtual printer alone on a spool folder,
  * for ipptool, a private cupsd and the integration tests. Prints
- * "port <n>" once listening and "job <id> pages <n> uid <u>" per job. */
+ * "port <n>" once listening and "job <id> pages <n> uid <u> format <mime>"
+ * per job (format: as the sender sent it; the spooled file is a PDF). */
 #include <glib-unix.h>
 #include <glib.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 
 static void on_job(const kcps_job_t *job, void *data) {
   (void)data;
-  printf("job %s pages %d uid %u\n", job->id, job->pages, (unsigned)job->owner_uid);
+  printf("job %s pages %d uid %u format %s\n", job->id, job->pages, (unsigned)job->owner_uid,
+         job->format != NULL ? job->format : "unknown");
   fflush(stdout);
 }
 

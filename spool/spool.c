@@ -51,6 +51,14 @@ void kcps_spool_set_max_size(kcps_spool_t *spool, gint64 max_size) {
   kcps__spool_unlock(spool);
 }
 
+gint64 kcps_spool_get_max_size(kcps_spool_t *spool) {
+  g_return_val_if_fail(spool != NULL, 0);
+  kcps__spool_lock(spool);
+  gint64 max_size = spool->max_size;
+  kcps__spool_unlock(spool);
+  return max_size;
+}
+
 GPtrArray *kcps_spool_list_jobs(kcps_spool_t *spool, uid_t owner_uid, GError **error) {
   g_return_val_if_fail(spool != NULL, NULL);
   kcps__spool_lock(spool);

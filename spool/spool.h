@@ -57,6 +57,9 @@ void kcps_spool_close(kcps_spool_t *spool);
 
 /* Largest document accepted, in bytes (default 2 GiB). */
 void kcps_spool_set_max_size(kcps_spool_t *spool, gint64 max_size);
+/* The limit in force (0: none); a converter feeding the spool checks the
+ * document it receives against it before the disk fills. */
+gint64 kcps_spool_get_max_size(kcps_spool_t *spool);
 
 /* Starts receiving a document for owner into a private temporary file.
  * Thread-safe: many writers may be open at once. */

@@ -1,6 +1,8 @@
 /* Tests of the virtual printer, driven in-process with libcups's client
- * API: printer attributes, Print-Job into the spool, refusals of bad
- * documents and bad requests, job queries, owners and user mode. */
+ * API: printer attributes, Print-Job into the spool, every accepted format
+ * becoming a PDF, refusals of bad documents and bad requests, Create-Job /
+ * Send-Document / Close-Job / Cancel-My-Jobs, job queries, owners and user
+ * mode. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <cups/cups.h>
@@ -244,13 +246,29 @@ START_TEST(test_printer_attributes) {
   ck_assert(a != NULL && g_str_has_prefix(ippGetString(a, 0, NULL), "urn:uuid:"));
   ck_assert_ptr_nonnull(ippFindAttribute(r, "media-col-default", IPP_TAG_BEGIN_COLLECTION));
   ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-up-time", IPP_TAG_INTEGER));
-  /* Only what is accepted is advertised: no raster or image formats yet. */
+  /* Exactly what is accepted is advertised. */
   a = ippFindAttribute(r, "document-format-supported", IPP_TAG_MIMETYPE);
-  static const char *const not_accepted[] = {"image/pwg-raster", "image/urf", "image/jpeg",
-                                             "image/png", "application/postscript"};
-  for (size_t i = 0; i < G_N_ELEMENTS(not_accepted); i++)
-    ck_assert_msg(!ippContainsString(a, not_accepted[i]),
-                  "document-format-supported lists %s, which is not accepted", not_accepted[i]);
+  static const char *const accepted[] = {"application/pdf", "application/octet-stream",
+                                         "image/jpeg", "image/png", "image/pwg-raster",
+                                         "image/urf"};
+  ck_assert_msg(ippGetCount(a) == (int)G_N_ELEMENTS(accepted),
+                "document-format-supported: got %d values, expected %d", ippGetCount(a),
+                (int)G_N_ELEMENTS(accepted));
+  for (size_t i = 0; i < G_N_ELEMENTS(accepted); i++)
+    ck_assert_msg(ippContainsString(a, accepted[i]), "document-format-supported lacks %s",
+                  accepted[i]);
+  a = ippFindAttribute(r, "operations-supported", IPP_TAG_ENUM);
+  static const int job_ops[] = {IPP_OP_CREATE_JOB, IPP_OP_SEND_DOCUMENT, IPP_OP_CLOSE_JOB,
+                                IPP_OP_CANCEL_MY_JOBS, IPP_OP_CANCEL_JOB};
+  for (size_t i = 0; i < G_N_ELEMENTS(job_ops); i++)
+    ck_assert_msg(ippContainsInteger(a, job_ops[i]), "operations-supported lacks %s",
+                  ippOpString(job_ops[i]));
+  a = ippFindAttribute(r, "multiple-document-jobs-supported", IPP_TAG_BOOLEAN);
+  ck_assert_msg(a != NULL && !ippGetBoolean(a, 0), "multiple-document-jobs-supported: false");
+  a = ippFindAttribute(r, "urf-supported", IPP_TAG_KEYWORD);
+  ck_assert_msg(a != NULL && ippContainsString(a, "RS150-300") && ippContainsString(a, "W8") &&
+                  ippContainsString(a, "SRGB24"),
+                "urf-supported lacks the resolutions or colour spaces convert/ takes");
   /* media-col-database only when asked for by name. */
   ck_assert_ptr_null(ippFindAttribute(r, "media-col-database", IPP_TAG_ZERO));
   ippDelete(r);
@@ -330,7 +348,8 @@ START_TEST(test_everywhere_attributes) {
                 "printer-supply: %.*s", len, supply);
   ck_assert_ptr_nonnull(ippFindAttribute(r, "printer-supply-info-uri", IPP_TAG_URI));
 
-  /* PWG raster's description, for when the format is accepted. */
+  /* PWG raster: resolutions convert/ takes (the raster tests of
+   * ipp-everywhere.test print at each). */
   a = ippFindAttribute(r, "pwg-raster-document-resolution-supported", IPP_TAG_RESOLUTION);
   ck_assert_ptr_nonnull(a);
   ck_assert_int_eq(ippGetCount(a), 2);
@@ -622,7 +641,7 @@ START_TEST(test_missing_attributes) {
   r = cupsDoRequest(http, request, "/ipp/print");
   assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
   ippDelete(r);
-  r = cupsDoRequest(http, new_request(IPP_OP_CREATE_JOB, NULL), "/ipp/print");
+  r = cupsDoRequest(http, new_request(IPP_OP_PAUSE_PRINTER, NULL), "/ipp/print");
   assert_status(r, IPP_STATUS_ERROR_OPERATION_NOT_SUPPORTED);
   ippDelete(r);
   request = new_request(IPP_OP_GET_PRINTER_ATTRIBUTES, NULL);
@@ -1102,6 +1121,666 @@ START_TEST(test_port_in_use) {
 }
 END_TEST
 
+/* ---- formats: each accepted one becomes a PDF in the spool -------------- */
+
+/* Runs gs writing tmp_dir/name from the test page (copies times); options
+ * before the input. Returns the path (g_free) or NULL when gs is missing. */
+static char *run_gs(const char *name, int copies, const char *const *options) {
+  char *out = g_build_filename(tmp_dir, name, NULL);
+  GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+  static const char *const fixed[] = {"gs", "-q", "-dBATCH", "-dNOPAUSE", "-dSAFER"};
+  for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++)
+    g_ptr_array_add(argv, g_strdup(fixed[i]));
+  for (const char *const *o = options; *o != NULL; o++)
+    g_ptr_array_add(argv, g_strdup(*o));
+  g_ptr_array_add(argv, g_strdup_printf("-sOutputFile=%s", out));
+  for (int i = 0; i < copies; i++)
+    g_ptr_array_add(argv, g_strdup(TEST_PDF));
+  g_ptr_array_add(argv, NULL);
+  int status = 0;
+  GError *error = NULL;
+  gboolean ran = g_spawn_sync(NULL, (char **)argv->pdata, NULL,
+                              G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                                G_SPAWN_STDERR_TO_DEV_NULL,
+                              NULL, NULL, NULL, NULL, &status, &error);
+  g_ptr_array_free(argv, TRUE);
+  ck_assert_msg(ran && g_spawn_check_wait_status(status, NULL), "gs for %s failed: %s", name,
+                error != NULL ? error->message : "exit status");
+  return out;
+}
+
+static void put_be32(GByteArray *b, uint32_t v) {
+  unsigned char p[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                        (unsigned char)(v >> 8), (unsigned char)v};
+  g_byte_array_append(b, p, 4);
+}
+
+/* An Apple raster (URF) of pages white 24-bit sRGB pages, 128x256 pixels at
+ * dpi, each line record "repeat 256 lines, 128 pixels of ff ff ff". */
+static GByteArray *make_urf(unsigned pages, unsigned dpi) {
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, (const guint8 *)"UNIRAST\0", 8);
+  put_be32(b, pages);
+  for (unsigned i = 0; i < pages; i++) {
+    unsigned char h[12] = {24, 1, 0, 4};
+    g_byte_array_append(b, h, sizeof h);
+    put_be32(b, 128);
+    put_be32(b, 256);
+    put_be32(b, dpi);
+    put_be32(b, 0);
+    put_be32(b, 0);
+    static const unsigned char line[] = {255, 127, 0xff, 0xff, 0xff};
+    g_byte_array_append(b, line, sizeof line);
+  }
+  return b;
+}
+
+/* A PWG raster whose one page header says height lines of 200 sRGB pixels
+ * at 100 dpi, followed by data for ten lines only. */
+static GByteArray *make_pwg_claiming(uint32_t height) {
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, (const guint8 *)"RaS2", 4);
+  unsigned char h[1796] = {0};
+  memcpy(h + 64, "white", 5);
+  const struct {
+    unsigned off;
+    uint32_t v;
+  } f[] = {{276, 100}, {280, 100}, {372, 200}, {376, height}, {384, 8},
+           {388, 24},  {392, 600}, {400, 19},  {420, 3}};
+  for (size_t i = 0; i < G_N_ELEMENTS(f); i++)
+    for (int k = 0; k < 4; k++)
+      h[f[i].off + k] = (unsigned char)(f[i].v >> (24 - 8 * k));
+  g_byte_array_append(b, h, sizeof h);
+  static const unsigned char lines[] = {9, 127, 0xff, 0xff, 0xff, 71, 0xff, 0xff, 0xff};
+  g_byte_array_append(b, lines, sizeof lines);
+  return b;
+}
+
+/* The spooled job the callback saw last (copy; kcps_job_free). */
+static kcps_job_t *last_spooled(void) {
+  g_mutex_lock(&cb_lock);
+  kcps_job_t *job = cb_last != NULL ? kcps_job_copy(cb_last) : NULL;
+  g_mutex_unlock(&cb_lock);
+  ck_assert_msg(job != NULL, "no job was spooled");
+  return job;
+}
+
+/* The spooled file of job is a PDF (poppler opened it at commit and
+ * counted job->pages). */
+static void assert_spooled_pdf(const kcps_job_t *job, uid_t owner, int pages,
+                               const char *format) {
+  ck_assert_msg(job->owner_uid == owner, "owner: got %u, expected %u", (unsigned)job->owner_uid,
+                (unsigned)owner);
+  ck_assert_msg(job->pages == pages, "%s: pages %d, expected %d", format, job->pages, pages);
+  ck_assert_str_eq(job->format, format);
+  GError *error = NULL;
+  int fd = kcps_spool_open_document(spool, job, &error);
+  ck_assert_msg(fd >= 0, "open spooled document: %s", error ? error->message : "?");
+  char head[5] = {0};
+  ck_assert_int_eq(read(fd, head, sizeof head), (ssize_t)sizeof head);
+  close(fd);
+  ck_assert_msg(memcmp(head, "%PDF-", 5) == 0, "%s: spooled file is not a PDF", format);
+}
+
+/* Documents of every accepted format, and how many pages they make. */
+static const struct {
+  const char *what;
+  const char *format; /* as sent */
+  const char *stored; /* document format the job records */
+  int pages;
+} formats[] = {
+  {"pwg", "image/pwg-raster", "image/pwg-raster", 2},
+  {"urf", "image/urf", "image/urf", 3},
+  {"jpeg", "image/jpeg", "image/jpeg", 1},
+  {"png", "image/png", "image/png", 1},
+  {"pdf", "application/pdf", "application/pdf", 1},
+  {"pwg", "application/octet-stream", "image/pwg-raster", 2},
+  {"urf", "application/octet-stream", "image/urf", 3},
+  {"jpeg", "application/octet-stream", "image/jpeg", 1},
+  {"png", "application/octet-stream", "image/png", 1},
+  {"pdf", "application/octet-stream", "application/pdf", 1},
+};
+
+/* The sample document named what (caller g_frees *data). */
+static void make_document(const char *what, char **data, gsize *len) {
+  g_autofree char *path = NULL;
+  if (strcmp(what, "pwg") == 0) {
+    const char *o[] = {"-sDEVICE=pwgraster", "-dcupsColorSpace=19", "-dcupsBitsPerColor=8",
+                       "-r50", NULL};
+    path = run_gs("doc.pwg", 2, o);
+  } else if (strcmp(what, "jpeg") == 0) {
+    const char *o[] = {"-sDEVICE=jpeg", "-r50", NULL};
+    path = run_gs("doc.jpg", 1, o);
+  } else if (strcmp(what, "png") == 0) {
+    const char *o[] = {"-sDEVICE=png16m", "-r50", NULL};
+    path = run_gs("doc.png", 1, o);
+  } else if (strcmp(what, "urf") == 0) {
+    GByteArray *b = make_urf(3, 300);
+    *len = b->len;
+    *data = (char *)g_byte_array_free(b, FALSE);
+    return;
+  } else {
+    path = g_strdup(TEST_PDF);
+  }
+  ck_assert_msg(g_file_get_contents(path, data, len, NULL), "cannot read %s", path);
+}
+
+START_TEST(test_print_format) {
+  bool as_root = getuid() == 0;
+  uid_t owner = as_root ? 65534 : getuid();
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  make_document(formats[_i].what, &data, &len);
+  http_t *http = connect_to("127.0.0.1");
+  ipp_t *r = print_data(http, as_root ? "nobody" : NULL, formats[_i].format, data, len, _i % 2);
+  assert_status(r, IPP_STATUS_OK);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-state", IPP_TAG_ENUM), 0),
+                   IPP_JSTATE_COMPLETED);
+  ippDelete(r);
+  httpClose(http);
+  g_autoptr(kcps_job_t) job = last_spooled();
+  assert_spooled_pdf(job, owner, formats[_i].pages, formats[_i].stored);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+  ck_assert_int_eq(count_spool_files(), 1);
+}
+END_TEST
+
+/* Documents refused: the status, words of the message, nothing spooled. */
+typedef enum { DOC_TEXT, DOC_EMPTY, DOC_TRUNCATED_PWG, DOC_LYING_PWG, DOC_SHORT_PWG,
+               DOC_ENCRYPTED, DOC_JPEG } bad_doc_t;
+static const struct {
+  const char *what;
+  const char *format;
+  bad_doc_t doc;
+  ipp_status_t want;
+  const char *message_part;
+} refusals[] = {
+  {"empty PWG raster", "image/pwg-raster", DOC_EMPTY, IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR,
+   "empty"},
+  {"empty auto-typed", "application/octet-stream", DOC_EMPTY,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "empty"},
+  {"garbage as PNG", "image/png", DOC_TEXT, IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "PNG"},
+  {"garbage as URF", "image/urf", DOC_TEXT, IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "URF"},
+  {"garbage as PWG raster", "image/pwg-raster", DOC_TEXT,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "PWG raster"},
+  {"garbage as JPEG", "image/jpeg", DOC_TEXT, IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "JPEG"},
+  {"auto-typed garbage", "application/octet-stream", DOC_TEXT,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED, "not a PDF"},
+  {"JPEG sent as PNG", "image/png", DOC_JPEG, IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "PNG"},
+  {"truncated PWG raster", "image/pwg-raster", DOC_TRUNCATED_PWG,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "ends"},
+  {"raster header of height 2^31", "image/pwg-raster", DOC_LYING_PWG,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "larger than"},
+  {"raster header promising more lines", "application/octet-stream", DOC_SHORT_PWG,
+   IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR, "ends"},
+  {"password-protected PDF", "application/pdf", DOC_ENCRYPTED,
+   IPP_STATUS_ERROR_DOCUMENT_PASSWORD, "password"},
+  {"password-protected PDF auto-typed", "application/octet-stream", DOC_ENCRYPTED,
+   IPP_STATUS_ERROR_DOCUMENT_PASSWORD, "password"},
+};
+
+/* The bad document of a refusal (caller g_frees *data); false when a tool
+ * to make it is missing. */
+static bool make_bad_document(bad_doc_t doc, char **data, gsize *len) {
+  GByteArray *b = NULL;
+  switch (doc) {
+  case DOC_TEXT:
+    *data = g_strdup("Hello printer, SECRET-LINE of plain text\n");
+    *len = strlen(*data);
+    return true;
+  case DOC_EMPTY:
+    *data = g_strdup("");
+    *len = 0;
+    return true;
+  case DOC_JPEG:
+    make_document("jpeg", data, len);
+    return true;
+  case DOC_TRUNCATED_PWG:
+    make_document("pwg", data, len);
+    *len /= 2;
+    return true;
+  case DOC_LYING_PWG:
+    b = make_pwg_claiming(0x80000000u);
+    break;
+  case DOC_SHORT_PWG:
+    b = make_pwg_claiming(1000);
+    break;
+  case DOC_ENCRYPTED: {
+    g_autofree char *out = g_build_filename(tmp_dir, "locked.pdf", NULL);
+    g_autofree char *cmd = g_strdup_printf(
+      "qpdf --encrypt user-secret owner-secret 256 -- " TEST_PDF " %s", out);
+    int status = 0;
+    if (!g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL) || status != 0)
+      return false;
+    ck_assert(g_file_get_contents(out, data, len, NULL));
+    g_unlink(out);
+    return true;
+  }
+  }
+  *len = b->len;
+  *data = (char *)g_byte_array_free(b, FALSE);
+  return true;
+}
+
+static void assert_nothing_spooled(void) {
+  ck_assert_uint_eq(spooled_jobs(), 0);
+  int files = count_spool_files();
+  ck_assert_msg(files == 0, "%d files left in the spool", files);
+  ck_assert_int_eq(cb_count, 0);
+}
+
+START_TEST(test_refuse_format) {
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!make_bad_document(refusals[_i].doc, &data, &len)) {
+    fprintf(stderr, "%s: qpdf not usable; skipped\n", refusals[_i].what);
+    return;
+  }
+  http_t *http = connect_to("127.0.0.1");
+  ipp_t *r = print_data(http, NULL, refusals[_i].format, data, len, _i % 2);
+  assert_status(r, refusals[_i].want);
+  const char *msg = status_message(r);
+  ck_assert_msg(strstr(msg, refusals[_i].message_part) != NULL,
+                "%s: status-message \"%s\" lacks \"%s\"", refusals[_i].what, msg,
+                refusals[_i].message_part);
+  ck_assert_msg(strstr(msg, "SECRET") == NULL, "status-message echoes the document: %s", msg);
+  ippDelete(r);
+  assert_nothing_spooled();
+  /* The connection still takes a good document afterwards. */
+  r = print_file(http, NULL, "application/pdf", TEST_PDF, false);
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  httpClose(http);
+}
+END_TEST
+
+/* Over the limit as sent (a JPEG), or only once converted (a small URF of
+ * three pages becomes a larger PDF). */
+START_TEST(test_too_large_converted) {
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  make_document(_i == 0 ? "jpeg" : "urf", &data, &len);
+  gint64 limit = _i == 0 ? 200 : 1000;
+  kcps_spool_set_max_size(spool, limit);
+  if (_i == 0)
+    ck_assert_uint_gt(len, limit);
+  else
+    ck_assert_uint_lt(len, limit);
+  http_t *http = connect_to("127.0.0.1");
+  ipp_t *r = print_data(http, NULL, _i == 0 ? "image/jpeg" : "image/urf", data, len, false);
+  assert_status(r, IPP_STATUS_ERROR_REQUEST_ENTITY);
+  ck_assert_msg(strstr(status_message(r), "limit") != NULL, "message: %s", status_message(r));
+  ippDelete(r);
+  assert_nothing_spooled();
+  httpClose(http);
+}
+END_TEST
+
+START_TEST(test_sniff_format) {
+  static const struct {
+    const char *bytes;
+    size_t len;
+    const char *want;
+  } cases[] = {
+    {"%PDF-1.7\n", 9, "application/pdf"},
+    {"RaS2\0\0\0\0", 8, "image/pwg-raster"},
+    {"UNIRAST\0", 8, "image/urf"},
+    {"\xff\xd8\xff\xe0\0\x10JF", 8, "image/jpeg"},
+    {"\x89PNG\r\n\x1a\n", 8, "image/png"},
+    {"\x89PNG\r\n\x1a", 7, NULL}, /* PNG's signature cut short */
+    {"%PDF", 4, NULL},
+    {"RaS3xxxx", 8, NULL},
+    {"%!PS-Adobe-3.0", 14, NULL},
+    {"", 0, NULL},
+    {"\xff\xd8", 2, NULL},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const char *got = kcps__ipp_sniff_format((const unsigned char *)cases[i].bytes, cases[i].len);
+    ck_assert_msg(g_strcmp0(got, cases[i].want) == 0, "case %zu: got %s, expected %s", i,
+                  got ? got : "NULL", cases[i].want ? cases[i].want : "NULL");
+  }
+  ck_assert_ptr_null(kcps__ipp_sniff_format(NULL, 0));
+}
+END_TEST
+
+/* ---- Create-Job, Send-Document, Close-Job, Cancel-My-Jobs -------------- */
+
+static ipp_t *job_request(ipp_op_t op, const char *user, int job_id) {
+  ipp_t *request = new_request(op, user);
+  ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
+  return request;
+}
+
+static ipp_t *do_request(http_t *http, ipp_t *request) {
+  ipp_t *r = cupsDoRequest(http, request, "/ipp/print");
+  ck_assert_msg(r != NULL, "no IPP response (%s)", cupsLastErrorString());
+  return r;
+}
+
+/* Create-Job for user; returns the job-id after checking it is pending. */
+static int create_job(http_t *http, const char *user, const char *name) {
+  ipp_t *request = new_request(IPP_OP_CREATE_JOB, user);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "job-name", NULL, name);
+  ipp_t *r = do_request(http, request);
+  assert_status(r, IPP_STATUS_OK);
+  ipp_attribute_t *a = ippFindAttribute(r, "job-id", IPP_TAG_INTEGER);
+  ck_assert_msg(a != NULL && ippGetInteger(a, 0) > 0, "Create-Job gave no job-id");
+  int id = ippGetInteger(a, 0);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-state", IPP_TAG_ENUM), 0),
+                   IPP_JSTATE_PENDING);
+  a = ippFindAttribute(r, "job-state-reasons", IPP_TAG_KEYWORD);
+  ck_assert_msg(a != NULL && ippContainsString(a, "job-incoming"), "no job-incoming reason");
+  ck_assert_ptr_nonnull(ippFindAttribute(r, "job-uri", IPP_TAG_URI));
+  ippDelete(r);
+  return id;
+}
+
+/* Send-Document; last < 0 leaves last-document out. */
+static ipp_t *send_document(http_t *http, const char *user, int job_id, const char *format,
+                            const void *data, size_t len, int last) {
+  ipp_t *request = job_request(IPP_OP_SEND_DOCUMENT, user, job_id);
+  if (last >= 0)
+    ippAddBoolean(request, IPP_TAG_OPERATION, "last-document", (char)last);
+  if (format != NULL)
+    ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL, format);
+  http_status_t status = cupsSendRequest(http, request, "/ipp/print", ippLength(request) + len);
+  const char *p = data;
+  for (size_t off = 0; status == HTTP_STATUS_CONTINUE && off < len; off += 8192)
+    status = cupsWriteRequestData(http, p + off, MIN(8192, len - off));
+  ipp_t *r = cupsGetResponse(http, "/ipp/print");
+  ippDelete(request);
+  ck_assert_msg(r != NULL, "no IPP response (%s)", cupsLastErrorString());
+  return r;
+}
+
+/* Get-Job-Attributes of job_id as user: its status, state and message. */
+static ipp_status_t job_state(http_t *http, const char *user, int job_id, int *state,
+                              char **message) {
+  ipp_t *r = do_request(http, job_request(IPP_OP_GET_JOB_ATTRIBUTES, user, job_id));
+  ipp_status_t status = ippGetStatusCode(r);
+  ipp_attribute_t *a = ippFindAttribute(r, "job-state", IPP_TAG_ENUM);
+  *state = a != NULL ? ippGetInteger(a, 0) : 0;
+  a = ippFindAttribute(r, "job-state-message", IPP_TAG_TEXT);
+  if (message != NULL)
+    *message = g_strdup(a != NULL ? ippGetString(a, 0, NULL) : "");
+  ippDelete(r);
+  return status;
+}
+
+static void assert_job_state(http_t *http, const char *user, int job_id, int want) {
+  int state = 0;
+  g_autofree char *message = NULL;
+  ipp_status_t st = job_state(http, user, job_id, &state, &message);
+  ck_assert_msg(st == IPP_STATUS_OK, "Get-Job-Attributes of #%d: %s", job_id,
+                ippErrorString(st));
+  ck_assert_msg(state == want, "job #%d: state %d (%s), expected %d", job_id, state, message,
+                want);
+}
+
+START_TEST(test_create_send_close) {
+  bool as_root = getuid() == 0;
+  const char *user = as_root ? "nobody" : NULL;
+  uid_t owner = as_root ? 65534 : getuid();
+  http_t *http = connect_to("127.0.0.1");
+  int id = create_job(http, user, "created job");
+  assert_job_state(http, user, id, IPP_JSTATE_PENDING);
+  ipp_t *r = get_jobs(http, user, NULL); /* not-completed */
+  ck_assert_int_eq(count_jobs_in(r), 1);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-id", IPP_TAG_INTEGER), 0), id);
+  ippDelete(r);
+  assert_nothing_spooled();
+
+  /* Without last-document: bad request, the job still waits. */
+  g_autofree char *png = NULL;
+  gsize len = 0;
+  make_document("png", &png, &len);
+  r = send_document(http, user, id, "image/png", png, len, -1);
+  assert_status(r, IPP_STATUS_ERROR_BAD_REQUEST);
+  ippDelete(r);
+  /* More than one document: refused, the job still waits. */
+  r = send_document(http, user, id, "image/png", png, len, 0);
+  assert_status(r, IPP_STATUS_ERROR_MULTIPLE_JOBS_NOT_SUPPORTED);
+  ippDelete(r);
+  assert_job_state(http, user, id, IPP_JSTATE_PENDING);
+
+  r = send_document(http, user, id, "image/png", png, len, 1);
+  assert_status(r, IPP_STATUS_OK);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-id", IPP_TAG_INTEGER), 0), id);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-state", IPP_TAG_ENUM), 0),
+                   IPP_JSTATE_COMPLETED);
+  ippDelete(r);
+  g_autoptr(kcps_job_t) job = last_spooled();
+  assert_spooled_pdf(job, owner, 1, "image/png");
+  ck_assert_str_eq(job->name, "created job");
+  ck_assert_uint_eq(spooled_jobs(), 1);
+  assert_job_state(http, user, id, IPP_JSTATE_COMPLETED);
+  r = get_jobs(http, user, NULL);
+  ck_assert_int_eq(count_jobs_in(r), 0);
+  ippDelete(r);
+  r = get_jobs(http, user, "completed");
+  ck_assert_int_eq(count_jobs_in(r), 1);
+  ippDelete(r);
+
+  /* A second document: one document a job. Close-Job: fine. */
+  r = send_document(http, user, id, "image/png", png, len, 1);
+  assert_status(r, IPP_STATUS_ERROR_MULTIPLE_JOBS_NOT_SUPPORTED);
+  ippDelete(r);
+  r = do_request(http, job_request(IPP_OP_CLOSE_JOB, user, id));
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+
+  /* Close-Job before any document: the job ends, aborted. */
+  int empty = create_job(http, user, "never sent");
+  r = do_request(http, job_request(IPP_OP_CLOSE_JOB, user, empty));
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  assert_job_state(http, user, empty, IPP_JSTATE_ABORTED);
+  r = do_request(http, job_request(IPP_OP_CLOSE_JOB, user, empty));
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  r = do_request(http, job_request(IPP_OP_CLOSE_JOB, user, 9999));
+  assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
+  ippDelete(r);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+  httpClose(http);
+}
+END_TEST
+
+/* Send-Document of each refused kind: the job is aborted with the reason
+ * in job-state-message, nothing is spooled, no second try. */
+START_TEST(test_send_document_refused) {
+  bool as_root = getuid() == 0;
+  const char *user = as_root ? "nobody" : NULL;
+  static const struct {
+    bad_doc_t doc;
+    const char *format;
+    ipp_status_t want;
+    const char *reason;
+  } cases[] = {
+    {DOC_TEXT, "application/octet-stream", IPP_STATUS_ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
+     "unsupported-document-format"},
+    {DOC_LYING_PWG, "image/pwg-raster", IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR,
+     "document-format-error"},
+    {DOC_EMPTY, "application/pdf", IPP_STATUS_ERROR_DOCUMENT_FORMAT_ERROR,
+     "document-format-error"},
+    {DOC_ENCRYPTED, "application/pdf", IPP_STATUS_ERROR_DOCUMENT_PASSWORD,
+     "document-password-error"},
+  };
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!make_bad_document(cases[_i].doc, &data, &len)) {
+    fprintf(stderr, "qpdf not usable; skipped\n");
+    return;
+  }
+  http_t *http = connect_to("127.0.0.1");
+  int id = create_job(http, user, "refused");
+  ipp_t *r = send_document(http, user, id, cases[_i].format, data, len, 1);
+  assert_status(r, cases[_i].want);
+  g_autofree char *sent_message = g_strdup(status_message(r));
+  ippDelete(r);
+  assert_nothing_spooled();
+
+  r = do_request(http, job_request(IPP_OP_GET_JOB_ATTRIBUTES, user, id));
+  assert_status(r, IPP_STATUS_OK);
+  ck_assert_int_eq(ippGetInteger(ippFindAttribute(r, "job-state", IPP_TAG_ENUM), 0),
+                   IPP_JSTATE_ABORTED);
+  ipp_attribute_t *a = ippFindAttribute(r, "job-state-reasons", IPP_TAG_KEYWORD);
+  ck_assert_msg(a != NULL && ippContainsString(a, cases[_i].reason), "reason: got %s, expected %s",
+                a ? ippGetString(a, 0, NULL) : "none", cases[_i].reason);
+  a = ippFindAttribute(r, "job-state-message", IPP_TAG_TEXT);
+  ck_assert_msg(a != NULL && strcmp(ippGetString(a, 0, NULL), sent_message) == 0,
+                "job-state-message \"%s\", expected the refusal \"%s\"",
+                a ? ippGetString(a, 0, NULL) : "", sent_message);
+  ippDelete(r);
+  r = get_jobs(http, user, "completed");
+  ck_assert_int_eq(count_jobs_in(r), 1);
+  ippDelete(r);
+
+  r = send_document(http, user, id, "application/pdf", "%PDF-", 5, 1);
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  r = do_request(http, job_request(IPP_OP_CANCEL_JOB, user, id));
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  assert_nothing_spooled();
+  httpClose(http);
+}
+END_TEST
+
+START_TEST(test_cancel_created) {
+  bool as_root = getuid() == 0;
+  const char *user = as_root ? "nobody" : NULL;
+  http_t *http = connect_to("127.0.0.1");
+  int a = create_job(http, user, "a");
+  int b = create_job(http, user, "b");
+  int c = create_job(http, user, "c");
+  int spooled = print_ok(http, user);
+
+  /* Cancel-Job of a created job: canceled; twice: not possible. */
+  ipp_t *r = do_request(http, job_request(IPP_OP_CANCEL_JOB, user, a));
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  assert_job_state(http, user, a, IPP_JSTATE_CANCELED);
+  r = do_request(http, job_request(IPP_OP_CANCEL_JOB, user, a));
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  /* A spooled job is completed: Cancel-Job is not possible, it stays. */
+  r = do_request(http, job_request(IPP_OP_CANCEL_JOB, user, spooled));
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+
+  /* Cancel-My-Jobs naming a spooled job: not possible, nothing canceled. */
+  ipp_t *request = new_request(IPP_OP_CANCEL_MY_JOBS, user);
+  int ids[] = {b, spooled};
+  ippAddIntegers(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", 2, ids);
+  r = do_request(http, request);
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  assert_job_state(http, user, b, IPP_JSTATE_PENDING);
+  /* Naming b: only b. */
+  request = new_request(IPP_OP_CANCEL_MY_JOBS, user);
+  ippAddIntegers(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", 1, ids);
+  r = do_request(http, request);
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  assert_job_state(http, user, b, IPP_JSTATE_CANCELED);
+  assert_job_state(http, user, c, IPP_JSTATE_PENDING);
+  /* All of mine: c too. */
+  r = do_request(http, new_request(IPP_OP_CANCEL_MY_JOBS, user));
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  assert_job_state(http, user, c, IPP_JSTATE_CANCELED);
+  r = get_jobs(http, user, NULL);
+  ck_assert_int_eq(count_jobs_in(r), 0);
+  ippDelete(r);
+  r = get_jobs(http, user, "all");
+  ck_assert_int_eq(count_jobs_in(r), 4);
+  ippDelete(r);
+  /* A canceled job takes no document. */
+  r = send_document(http, user, c, "application/pdf", "%PDF-", 5, 1);
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+  httpClose(http);
+}
+END_TEST
+
+/* Another user can neither see, send to, close nor cancel a created job. */
+START_TEST(test_created_job_privacy) {
+  if (getuid() != 0) {
+    fprintf(stderr, "not root: owners by requesting-user-name not testable; skipped\n");
+    return;
+  }
+  http_t *http = connect_to("127.0.0.1");
+  int id = create_job(http, "nobody", "private");
+  int state = 0;
+  ck_assert_int_eq(job_state(http, "daemon", id, &state, NULL), IPP_STATUS_ERROR_NOT_FOUND);
+  ipp_t *r = get_jobs(http, "daemon", "all");
+  ck_assert_int_eq(count_jobs_in(r), 0);
+  ippDelete(r);
+  r = send_document(http, "daemon", id, "application/pdf", "%PDF-", 5, 1);
+  assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
+  ippDelete(r);
+  r = do_request(http, job_request(IPP_OP_CANCEL_JOB, "daemon", id));
+  assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
+  ippDelete(r);
+  r = do_request(http, job_request(IPP_OP_CLOSE_JOB, "daemon", id));
+  assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
+  ippDelete(r);
+  ipp_t *request = new_request(IPP_OP_CANCEL_MY_JOBS, "daemon");
+  ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-ids", id);
+  r = do_request(http, request);
+  assert_status(r, IPP_STATUS_ERROR_NOT_FOUND);
+  ippDelete(r);
+  r = do_request(http, new_request(IPP_OP_CANCEL_MY_JOBS, "daemon"));
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  assert_job_state(http, "nobody", id, IPP_JSTATE_PENDING);
+
+  /* Nor can a process of another uid claim the owner's name. */
+  ipp_status_t st = print_as_uid(1, "nobody");
+  ck_assert_int_eq(st, IPP_STATUS_OK);
+  assert_job_state(http, "nobody", id, IPP_JSTATE_PENDING);
+
+  /* The owner's document lands in the owner's spool. */
+  g_autofree char *pdf = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TEST_PDF, &pdf, &len, NULL));
+  r = send_document(http, "nobody", id, "application/pdf", pdf, len, 1);
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  GPtrArray *jobs = kcps_spool_list_jobs(spool, 65534, NULL);
+  ck_assert_uint_eq(jobs->len, 1);
+  g_ptr_array_unref(jobs);
+  ck_assert_int_eq(job_state(http, "daemon", id, &state, NULL), IPP_STATUS_ERROR_NOT_FOUND);
+  httpClose(http);
+}
+END_TEST
+
+/* A created job whose document does not come in time is aborted. */
+START_TEST(test_created_job_expires) {
+  bool as_root = getuid() == 0;
+  const char *user = as_root ? "nobody" : NULL;
+  g_mutex_lock(&server->lock);
+  server->incoming_timeout_us = 0; /* every waiting job is overdue at once */
+  g_mutex_unlock(&server->lock);
+  http_t *http = connect_to("127.0.0.1");
+  int id = create_job(http, user, "late");
+  int state = 0;
+  g_autofree char *message = NULL;
+  ck_assert_int_eq(job_state(http, user, id, &state, &message), IPP_STATUS_OK);
+  ck_assert_int_eq(state, IPP_JSTATE_ABORTED);
+  ck_assert_msg(strstr(message, "No document arrived") != NULL, "message: %s", message);
+  ipp_t *r = send_document(http, user, id, "application/pdf", "%PDF-", 5, 1);
+  assert_status(r, IPP_STATUS_ERROR_NOT_POSSIBLE);
+  ippDelete(r);
+  assert_nothing_spooled();
+  httpClose(http);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ipp");
   TCase *tc = tcase_create("printer");
@@ -1123,6 +1802,24 @@ int main(void) {
   tcase_add_test(tc, test_clean_job_name);
   tcase_add_test(tc, test_garbage_after_valid_ipp);
   tcase_add_test(tc, test_concurrent_senders);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("formats");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60);
+  tcase_add_loop_test(tc, test_print_format, 0, G_N_ELEMENTS(formats));
+  tcase_add_loop_test(tc, test_refuse_format, 0, G_N_ELEMENTS(refusals));
+  tcase_add_loop_test(tc, test_too_large_converted, 0, 2);
+  tcase_add_test(tc, test_sniff_format);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("create-job");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_create_send_close);
+  tcase_add_loop_test(tc, test_send_document_refused, 0, 4);
+  tcase_add_test(tc, test_cancel_created);
+  tcase_add_test(tc, test_created_job_privacy);
+  tcase_add_test(tc, test_created_job_expires);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("requests");

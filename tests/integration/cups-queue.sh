@@ -1,7 +1,9 @@
 #!/bin/bash
 # A real CUPS queue to the virtual printer: a private cupsd builds a
 # driverless queue (lpadmin -m everywhere) against kcps-ipp-serve, then
-# `lp` must deliver a PDF that lands in the spool as a job of the sender.
+# `lp` of a PDF, a text file, a PNG and a JPEG must each land in the spool
+# as a PDF job of the sender (cupsd turns text into one of our formats
+# itself; CUPS's ipp backend sends Create-Job + Send-Document).
 # Usage: cups-queue.sh BUILD_DIR. Exit 0 pass, 1 fail, 77 skip.
 set -u
 
@@ -11,7 +13,7 @@ PDF=/usr/share/cups/data/default-testpage.pdf
 # free_port from the shared helpers (bash, no options of its own).
 . "$(dirname "$0")/lib.sh"
 
-for tool in cupsd lpadmin lp lpstat; do
+for tool in cupsd lpadmin lp lpstat gs; do
   command -v "$tool" >/dev/null 2>&1 || { echo "FAIL: $tool not installed (make test installs it)"; exit 1; }
 done
 [ -x "$SERVE" ] || { echo "SKIP: $SERVE not built"; exit 77; }
@@ -30,6 +32,7 @@ trap cleanup EXIT INT TERM
 fail() {
   echo "FAIL: $*"
   echo "--- kcps-ipp-serve log"; tail -n 30 "$D/serve.err" 2>/dev/null
+  grep -v "^job " "$D/serve.out" 2>/dev/null | tail -n 20
   echo "--- cupsd error_log"; tail -n 40 "$D/log/error_log" 2>/dev/null
   exit 1
 }
@@ -46,7 +49,9 @@ poll_for() {
 }
 
 # 1. The virtual printer on a free port.
-"$SERVE" --spool "$D/spool" --port 0 >"$D/serve.out" 2>"$D/serve.err" &
+# G_MESSAGES_DEBUG: the operations show in serve.out (GLib writes debug
+# lines to stdout; checked in step 5).
+G_MESSAGES_DEBUG=kcps-ipp "$SERVE" --spool "$D/spool" --port 0 >"$D/serve.out" 2>"$D/serve.err" &
 SERVE_PID=$!
 poll_for 100 grep -q '^port ' "$D/serve.out" || fail "kcps-ipp-serve did not start"
 PORT=$(awk '/^port /{print $2}' "$D/serve.out")
@@ -94,25 +99,42 @@ lpadmin -p KCPS -E -v "ipp://localhost:$PORT/ipp/print" -m everywhere \
   >"$D/lpadmin.out" 2>&1 || { cat "$D/lpadmin.out"; fail "lpadmin -m everywhere refused"; }
 lpstat -p KCPS 2>/dev/null | grep -q 'enabled' || fail "queue KCPS is not enabled"
 
-# 4. Print as an ordinary account; the job must reach the spool as that user.
+# 4. Print as an ordinary account; each job must reach the spool as that
+# user, as a PDF. Samples: the PDF, a text file, a PNG and a JPEG from gs.
 USER_NAME=nobody
 USER_UID=$(id -u "$USER_NAME") || fail "no account $USER_NAME"
-OUT=$(lp -U "$USER_NAME" -d KCPS -t "cups queue test" "$PDF" 2>&1) || fail "lp: $OUT"
-echo "$OUT"
-poll_for 600 grep -q '^job ' "$D/serve.out" || fail "no job reached the virtual printer in 60 s"
-LINE=$(grep '^job ' "$D/serve.out" | head -n 1)
-echo "spooled: $LINE"
-set -- $LINE
-[ "$4" -ge 1 ] || fail "pages: got $4, expected >= 1"
-[ "$6" = "$USER_UID" ] || fail "owner uid: got $6, expected $USER_UID ($USER_NAME)"
-[ -f "$D/spool/$USER_UID/$2.pdf" ] || fail "no spooled file $D/spool/$USER_UID/$2.pdf"
-head -c 5 "$D/spool/$USER_UID/$2.pdf" | grep -q '%PDF-' || fail "spooled file is not a PDF"
+printf 'KCPS cups-queue test\nA second line of plain text.\n' >"$D/text.txt"
+gs -q -dBATCH -dNOPAUSE -dSAFER -sDEVICE=png16m -r40 -sOutputFile="$D/image.png" "$PDF" &&
+  gs -q -dBATCH -dNOPAUSE -dSAFER -sDEVICE=jpeg -r40 -sOutputFile="$D/image.jpg" "$PDF" ||
+  fail "gs could not make the image samples"
+chmod 0644 "$D/text.txt" "$D/image.png" "$D/image.jpg"
 
-# 5. CUPS sees the job finished (the printer reports it completed).
-poll_for 600 sh -c 'lpstat -W completed -o KCPS | grep -q KCPS' ||
-  fail "CUPS did not see the job completed within 60 s"
+count=0
+for doc in "$PDF" "$D/text.txt" "$D/image.png" "$D/image.jpg"; do
+  count=$((count + 1))
+  OUT=$(lp -U "$USER_NAME" -d KCPS -t "cups queue test $count" "$doc" 2>&1) || fail "lp $doc: $OUT"
+  echo "$OUT"
+  poll_for 600 sh -c "[ \$(grep -c '^job ' '$D/serve.out') -ge $count ]" ||
+    fail "$(basename "$doc"): no job reached the virtual printer in 60 s"
+  LINE=$(grep '^job ' "$D/serve.out" | sed -n "${count}p")
+  echo "spooled $(basename "$doc"): $LINE"
+  set -- $LINE
+  [ "$4" -ge 1 ] || fail "$(basename "$doc"): pages: got $4, expected >= 1"
+  [ "$6" = "$USER_UID" ] || fail "$(basename "$doc"): owner uid: got $6, expected $USER_UID ($USER_NAME)"
+  [ -f "$D/spool/$USER_UID/$2.pdf" ] || fail "no spooled file $D/spool/$USER_UID/$2.pdf"
+  head -c 5 "$D/spool/$USER_UID/$2.pdf" | grep -q '%PDF-' ||
+    fail "$(basename "$doc"): spooled file is not a PDF"
+done
+
+# 5. CUPS used Create-Job + Send-Document (multiple-operation jobs), and
+# sees every job finished (the printer reports them completed).
+grep -q "Create-Job -> successful-ok" "$D/serve.out" &&
+  grep -q "Send-Document -> successful-ok" "$D/serve.out" ||
+  fail "CUPS did not send Create-Job and Send-Document"
+poll_for 600 sh -c '[ "$(lpstat -W completed -o KCPS | grep -c KCPS)" -ge 4 ]' ||
+  fail "CUPS did not see the 4 jobs completed within 60 s"
 if lpstat -o KCPS 2>/dev/null | grep -q KCPS; then
-  fail "job still queued in CUPS"
+  fail "a job is still queued in CUPS"
 fi
-echo "PASS: lp -d KCPS delivered a $4-page PDF owned by $USER_NAME"
+echo "PASS: lp -d KCPS delivered a PDF, a text file, a PNG and a JPEG as PDFs owned by $USER_NAME"
 exit 0
