@@ -3,7 +3,8 @@
 # kcpstest-b-*, removed again on every exit): A prints; B can neither see,
 # cancel nor read A's job
 #  - through 5570 (kcps-ipp-serve in multi-user mode, as a system service):
-#    Get-Jobs, Get-Job-Attributes, Cancel-Job, also when B claims A's name;
+#    Get-Jobs, Get-Job-Attributes, Cancel-Job, Cancel-My-Jobs, also when B
+#    claims A's name;
 #  - through 5572 (kcpsd --user run as A): B's calls are refused;
 #  - through 5571 (the same kcpsd): no document without a valid ticket;
 #  - through the file system: folders 0700, files 0600, tried as B.
@@ -114,6 +115,9 @@ ipp_test attrs-own Get-Job-Attributes successful-ok 'ATTR integer job-id $job_id
 ipp_test attrs-other Get-Job-Attributes client-error-not-found 'ATTR integer job-id $job_id' \
   'EXPECT !job-name' 'EXPECT !job-originating-user-name'
 ipp_test cancel-other Cancel-Job client-error-not-found 'ATTR integer job-id $job_id'
+# Cancel-My-Jobs of an account without jobs: whatever the answer, A's job stays.
+ipp_test cancel-mine Cancel-My-Jobs successful-ok 'STATUS client-error-not-found' \
+  'STATUS client-error-not-possible'
 
 # ipp AS USER TEST URI [-d name=value...]: runs one ipptool test as USER.
 ipp() {
@@ -167,6 +171,8 @@ expect_ipp "5570: $USER_B's Get-Job-Attributes claiming A's name: not-found" "$U
   attrs-other "$URI" -d job_id="$JOB_ID" -d user="$USER_A"
 expect_ipp "5570: $USER_B's Cancel-Job of A's job: not-found" "$USER_B" cancel-other "$URI" \
   -d job_id="$JOB_ID"
+expect_ipp "5570: $USER_B's Cancel-My-Jobs claiming A's name is answered" "$USER_B" cancel-mine \
+  "$URI" -d user="$USER_A"
 expect_ipp "5570: $USER_A still sees its job afterwards" "$USER_A" attrs-own "$URI" \
   -d job_id="$JOB_ID"
 [ "$(sha256sum <"$JOB_FILE" | cut -d' ' -f1)" = "$SUM" ] && pass "5570: A's document unchanged" ||
