@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,9 +27,11 @@
 
 /* ---- fixture: a spool and a server on a free port --------------------- */
 
-static char *tmp_dir;
+static char *tmp_root; /* made in the parent process for a TCase */
+static char *tmp_dir;  /* one test's folder inside tmp_root */
 static kcps_spool_t *spool;
 static kcps_ipp_server_t *server;
+static char *mounted_spool; /* a tmpfs a test mounted over the spool */
 static GMutex cb_lock;
 static int cb_count;
 static kcps_job_t *cb_last;
@@ -50,7 +55,8 @@ static void start_server(bool user_mode, uid_t user_uid) {
 }
 
 static void setup_spool(void) {
-  tmp_dir = g_dir_make_tmp("kcps-test-ipp-XXXXXX", NULL);
+  tmp_dir = g_build_filename(tmp_root, "test-XXXXXX", NULL);
+  ck_assert_ptr_nonnull(g_mkdtemp(tmp_dir));
   g_autofree char *dir = g_build_filename(tmp_dir, "spool", NULL);
   GError *error = NULL;
   spool = kcps_spool_open(dir, &error);
@@ -80,11 +86,27 @@ static void remove_tree(const char *path) {
   g_rmdir(path);
 }
 
+/* The TCase's folder, made and removed in the parent process: removed
+ * even when a test fails (Check then skips the test's own teardown). */
+static void setup_root(void) {
+  tmp_root = g_dir_make_tmp("kcps-test-ipp-XXXXXX", NULL);
+  g_assert(tmp_root != NULL);
+}
+
+static void teardown_root(void) {
+  remove_tree(tmp_root);
+  g_clear_pointer(&tmp_root, g_free);
+}
+
 static void teardown(void) {
   kcps_ipp_server_free(server);
   server = NULL;
   kcps_spool_close(spool);
   spool = NULL;
+  if (mounted_spool != NULL) {
+    umount2(mounted_spool, MNT_DETACH);
+    g_clear_pointer(&mounted_spool, g_free);
+  }
   kcps_job_free(cb_last);
   cb_last = NULL;
   remove_tree(tmp_dir);
@@ -1443,6 +1465,73 @@ START_TEST(test_sniff_format) {
 }
 END_TEST
 
+/* A converted document that does not fit on the spool's disk: the
+ * converter's write fails (ENOSPC) and the sender is told the disk is full;
+ * nothing is left behind, and with room again the same document goes in.
+ * The spool sits on a small tmpfs in a mount namespace of this test's own
+ * process (Check runs each test in a child), so nobody else sees it. */
+START_TEST(test_disk_full_converted) {
+  if (getuid() != 0) {
+    fprintf(stderr, "not root: cannot mount a tmpfs; skipped\n");
+    return;
+  }
+  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    fprintf(stderr, "no mount namespace here (%s); skipped\n", g_strerror(errno));
+    return;
+  }
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  const char *o[] = {"-sDEVICE=jpeg", "-r100", NULL};
+  g_autofree char *jpeg = run_gs("big.jpg", 1, o);
+  ck_assert(g_file_get_contents(jpeg, &data, &len, NULL));
+
+  /* The fixture's spool again, on a 1 MiB tmpfs. */
+  kcps_ipp_server_free(server);
+  server = NULL;
+  kcps_spool_close(spool);
+  spool = NULL;
+  g_autofree char *dir = g_build_filename(tmp_dir, "spool", NULL);
+  remove_tree(dir);
+  ck_assert_int_eq(g_mkdir(dir, 0700), 0);
+  ck_assert_msg(mount("kcps-test-ipp", dir, "tmpfs", 0, "size=1m,mode=0700") == 0,
+                "mount a tmpfs: %s", g_strerror(errno));
+  mounted_spool = g_strdup(dir);
+  GError *error = NULL;
+  spool = kcps_spool_open(dir, &error);
+  ck_assert_msg(spool != NULL, "spool: %s", error ? error->message : "?");
+  start_server(false, 0);
+
+  /* A filler leaves 16 KiB: less than the JPEG, and than its PDF. */
+  g_autofree char *filler = g_build_filename(dir, "filler", NULL);
+  struct statvfs vfs;
+  ck_assert_int_eq(statvfs(dir, &vfs), 0);
+  gint64 free_bytes = (gint64)vfs.f_bavail * (gint64)vfs.f_frsize;
+  ck_assert_msg(free_bytes > 16384 && (gint64)len > 16384, "free %" G_GINT64_FORMAT
+                ", document %zu", free_bytes, (size_t)len);
+  g_autofree char *zeros = g_malloc0((gsize)(free_bytes - 16384));
+  ck_assert(g_file_set_contents(filler, zeros, free_bytes - 16384, NULL));
+
+  http_t *http = connect_to("127.0.0.1");
+  ipp_t *r = print_data(http, NULL, "image/jpeg", data, len, false);
+  assert_status(r, IPP_STATUS_ERROR_INTERNAL);
+  ck_assert_msg(strstr(status_message(r), "disk of the print spool is full") != NULL,
+                "message: %s", status_message(r));
+  ippDelete(r);
+  ck_assert_uint_eq(spooled_jobs(), 0);
+  ck_assert_int_eq(count_spool_files(), 1); /* the filler alone */
+  ck_assert_int_eq(cb_count, 0);
+
+  /* Room again: the same document is spooled. */
+  g_unlink(filler);
+  r = print_data(http, NULL, "image/jpeg", data, len, false);
+  assert_status(r, IPP_STATUS_OK);
+  ippDelete(r);
+  httpClose(http);
+  ck_assert_uint_eq(spooled_jobs(), 1);
+  ck_assert_int_eq(count_spool_files(), 1);
+}
+END_TEST
+
 /* ---- Create-Job, Send-Document, Close-Job, Cancel-My-Jobs -------------- */
 
 static ipp_t *job_request(ipp_op_t op, const char *user, int job_id) {
@@ -1784,6 +1873,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("ipp");
   TCase *tc = tcase_create("printer");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_printer_attributes);
   tcase_add_test(tc, test_everywhere_attributes);
@@ -1793,6 +1883,7 @@ int main(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("print-job");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, test_print_pdf, 0, 2); /* with a length, then chunked */
   tcase_add_test(tc, test_print_multipage);
@@ -1805,15 +1896,18 @@ int main(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("formats");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, test_print_format, 0, G_N_ELEMENTS(formats));
   tcase_add_loop_test(tc, test_refuse_format, 0, G_N_ELEMENTS(refusals));
   tcase_add_loop_test(tc, test_too_large_converted, 0, 2);
   tcase_add_test(tc, test_sniff_format);
+  tcase_add_test(tc, test_disk_full_converted);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("create-job");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_create_send_close);
   tcase_add_loop_test(tc, test_send_document_refused, 0, 4);
@@ -1823,12 +1917,14 @@ int main(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("requests");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_missing_attributes);
   tcase_add_loop_test(tc, test_raw_http, 0, G_N_ELEMENTS(raw_cases));
   suite_add_tcase(s, tc);
 
   tc = tcase_create("jobs");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_jobs);
   tcase_add_test(tc, test_peer_is_owner);
@@ -1836,6 +1932,7 @@ int main(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("user-mode");
+  tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup_user_mode, teardown);
   tcase_add_test(tc, test_user_mode);
   suite_add_tcase(s, tc);
