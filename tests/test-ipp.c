@@ -1898,7 +1898,7 @@ int main(void) {
   tc = tcase_create("formats");
   tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_set_timeout(tc, 60);
+  tcase_set_timeout(tc, 60); /* gs and qpdf make documents, also under load */
   tcase_add_loop_test(tc, test_print_format, 0, G_N_ELEMENTS(formats));
   tcase_add_loop_test(tc, test_refuse_format, 0, G_N_ELEMENTS(refusals));
   tcase_add_loop_test(tc, test_too_large_converted, 0, 2);
@@ -1909,6 +1909,7 @@ int main(void) {
   tc = tcase_create("create-job");
   tcase_add_unchecked_fixture(tc, setup_root, teardown_root);
   tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 60); /* gs and qpdf make documents, also under load */
   tcase_add_test(tc, test_create_send_close);
   tcase_add_loop_test(tc, test_send_document_refused, 0, 4);
   tcase_add_test(tc, test_cancel_created);
