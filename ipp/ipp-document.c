@@ -113,13 +113,9 @@ static kcps_job_t *receive_pdf(kcps__ipp_client_t *client, kcps_spool_writer_t *
                       "The document data could not be read.");
     return NULL;
   }
-  kcps_job_t *job = NULL;
-  if (ok) {
-    job = kcps_spool_writer_commit(writer, &error);
-  } else {
-    g_clear_error(&error);
-    job = kcps_spool_writer_commit(writer, &error); /* reports the recorded failure */
-  }
+  /* A failed write is recorded in the writer: commit reports it. */
+  g_clear_error(&error);
+  kcps_job_t *job = kcps_spool_writer_commit(writer, &error);
   if (job == NULL)
     respond_spool_error(client, owner, error, reason);
   return job;
