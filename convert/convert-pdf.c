@@ -38,8 +38,11 @@ static bool flush_out(kcps_pdf_t *pdf, GError **error) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      g_set_error(error, KCPS_CONVERT_ERROR, KCPS_CONVERT_ERROR_IO, "writing the PDF: %s",
-                  n < 0 ? g_strerror(errno) : "short write");
+      int err = n < 0 ? errno : 0;
+      g_set_error(error, KCPS_CONVERT_ERROR,
+                  err == ENOSPC || err == EDQUOT ? KCPS_CONVERT_ERROR_NO_SPACE
+                                                 : KCPS_CONVERT_ERROR_IO,
+                  "writing the PDF: %s", err != 0 ? g_strerror(err) : "short write");
       return false;
     }
     done += (size_t)n;

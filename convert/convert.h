@@ -13,7 +13,8 @@ GQuark kcps_convert_error_quark(void);
 
 /* Why a conversion failed. All but _IO are the sender's fault: the IPP layer
  * maps _FORMAT to client-error-document-format-not-supported and the rest of
- * those to client-error-document-format-error. _IO is ours (read/write). */
+ * those to client-error-document-format-error. _IO and _NO_SPACE are ours
+ * (read/write). */
 typedef enum {
   KCPS_CONVERT_ERROR_FORMAT,      /* MIME type not in kcps_convert_supported() */
   KCPS_CONVERT_ERROR_EMPTY,       /* no bytes, or no page */
@@ -22,6 +23,7 @@ typedef enum {
   KCPS_CONVERT_ERROR_BAD_HEADER,  /* header values out of bounds or inconsistent */
   KCPS_CONVERT_ERROR_UNSUPPORTED, /* colour space / depth we do not take */
   KCPS_CONVERT_ERROR_IO,          /* reading in_fd or writing out_fd failed */
+  KCPS_CONVERT_ERROR_NO_SPACE,    /* writing out_fd failed: disk or quota full */
 } kcps_convert_error_t;
 
 typedef struct {

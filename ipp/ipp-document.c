@@ -155,12 +155,9 @@ static bool send_all(int fd, const void *data, size_t len) {
   return true;
 }
 
-/* convert/ reports a failed write of the PDF as an I/O error naming the
- * system's reason: a full disk (or quota) is told apart by that text. */
+/* A full disk (or quota) while the converter writes the PDF. */
 static bool is_disk_full(const GError *error) {
-  return g_error_matches(error, KCPS_CONVERT_ERROR, KCPS_CONVERT_ERROR_IO) &&
-         (g_str_has_suffix(error->message, g_strerror(ENOSPC)) ||
-          g_str_has_suffix(error->message, g_strerror(EDQUOT)));
+  return g_error_matches(error, KCPS_CONVERT_ERROR, KCPS_CONVERT_ERROR_NO_SPACE);
 }
 
 /* Raster or an image: the connection thread feeds the body through a
