@@ -4,11 +4,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK(kcps-platform-error-quark, kcps_platform_error)
@@ -123,6 +127,90 @@ static int find_in_table(const char *path, const endpoint_t *want_local,
   return found;
 }
 
+static bool endpoint_is_v4(const endpoint_t *ep) {
+  static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(ep->addr.s6_addr, prefix, sizeof prefix) == 0;
+}
+
+/* Asks the kernel (sock_diag, one exact lookup) for the socket whose local
+ * end is want_local and remote end want_remote: no scan of every TCP
+ * socket of the machine per connection, as reading /proc/net/tcp is.
+ * Returns 1 found (a live socket a process holds), 0 not found, -1 when
+ * the kernel cannot answer this way (the caller reads /proc instead). */
+static int find_by_sock_diag(const endpoint_t *want_local, const endpoint_t *want_remote,
+                             uid_t *uid) {
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0)
+    return -1;
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 req;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  bool v4 = endpoint_is_v4(want_local) && endpoint_is_v4(want_remote);
+  msg.req.sdiag_family = v4 ? AF_INET : AF_INET6;
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0U;
+  msg.req.id.idiag_sport = htons((uint16_t)want_local->port);
+  msg.req.id.idiag_dport = htons((uint16_t)want_remote->port);
+  if (v4) {
+    memcpy(msg.req.id.idiag_src, &want_local->addr.s6_addr[12], 4);
+    memcpy(msg.req.id.idiag_dst, &want_remote->addr.s6_addr[12], 4);
+  } else {
+    memcpy(msg.req.id.idiag_src, want_local->addr.s6_addr, 16);
+    memcpy(msg.req.id.idiag_dst, want_remote->addr.s6_addr, 16);
+  }
+  msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t n;
+  do
+    n = sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof msg) {
+    close(nl);
+    return -1;
+  }
+  union {
+    struct nlmsghdr nlh;
+    char bytes[8192];
+  } answer;
+  do
+    n = recv(nl, &answer, sizeof answer, 0);
+  while (n < 0 && errno == EINTR);
+  close(nl);
+  if (n < (ssize_t)sizeof(struct nlmsghdr))
+    return -1;
+
+  int found = -1;
+  for (struct nlmsghdr *h = &answer.nlh; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      const struct nlmsgerr *e = NLMSG_DATA(h);
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e))
+        return -1;
+      /* ENOENT: no such socket; anything else: this kernel cannot say. */
+      return e->error == -ENOENT ? 0 : -1;
+    }
+    if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+        h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+      continue;
+    const struct inet_diag_msg *m = NLMSG_DATA(h);
+    /* As in /proc/net/tcp: a socket no process holds (inode 0, time-wait)
+     * reads as uid 0 and must not pass for root. */
+    if (m->idiag_state == TCP_STATE_TIME_WAIT || m->idiag_state == TCP_STATE_LISTEN ||
+        m->idiag_inode == 0)
+      return 0;
+    *uid = (uid_t)m->idiag_uid;
+    found = 1;
+    break;
+  }
+  return found;
+}
+
 bool kcps_platform_socket_peer_uid(int fd, uid_t *uid, GError **error) {
   struct sockaddr_storage ours, theirs;
   socklen_t ours_len = sizeof ours, theirs_len = sizeof theirs;
@@ -140,8 +228,12 @@ bool kcps_platform_socket_peer_uid(int fd, uid_t *uid, GError **error) {
     return false;
   }
 
-  /* The peer's own socket has our ends swapped. It sits in tcp or tcp6 by
-   * its family, which may differ from ours (IPv4-mapped addresses). */
+  /* The peer's own socket has our ends swapped. The kernel's exact lookup
+   * first; when it finds nothing (or cannot be asked), the tables, where
+   * the peer sits in tcp or tcp6 by its family, which may differ from
+   * ours (IPv4-mapped addresses). */
+  if (find_by_sock_diag(&peer, &local, uid) == 1)
+    return true;
   static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
   bool unreadable = false;
   for (size_t i = 0; i < G_N_ELEMENTS(tables); i++) {
