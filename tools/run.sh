@@ -68,6 +68,7 @@ if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; 
   chmod 0700 "$run/kcpsd-as-user"
   kcpsd_bin="$run/kcpsd-as-user"
 fi
+kcpsd_admin=$(dirname "$kcps_bin")/kcpsd   # the queue is installed with the caller's rights
 lib_log "starting kcpsd --user for $account on 5570 (IPP), 5571 (pull), 5572 (local API)"
 start_kcpsd "$kcpsd_bin" "$run/client" "$KCPS_SERVER_URL" "$run/server-ca.crt" \
   5570 5571 5572 || fail "kcpsd did not start"
@@ -82,15 +83,15 @@ if command -v cupsd >/dev/null && ! system_cupsd_ready; then
     lib_start cupsd "$run/cupsd.log" cupsd -f
     wait_for 20 "cupsd" system_cupsd_ready || fail "cupsd did not start"
   else
-    echo "cupsd is not running; start it as root (cupsd), then: " \
-      "lpadmin -p KCPS -E -v ipp://localhost:5570/ipp/print -m everywhere"
+    echo "cupsd is not running; start it as root (cupsd), then: $kcpsd_admin --install-queue"
   fi
 fi
 if system_cupsd_ready; then
-  if lpadmin -p KCPS -E -v ipp://localhost:5570/ipp/print -m everywhere 2>"$run/lpadmin.log"; then
+  # Through libcups (CUPS-Add-Modify-Printer), as lpadmin -m everywhere would.
+  if "$kcpsd_admin" --install-queue --ipp-port 5570 2>"$run/install-queue.log"; then
     lib_log "queue KCPS -> ipp://localhost:5570/ipp/print is ready"
   else
-    echo "lpadmin could not add the queue KCPS: $(cat "$run/lpadmin.log")" >&2
+    echo "kcpsd --install-queue could not add the queue KCPS: $(cat "$run/install-queue.log")" >&2
   fi
 fi
 
