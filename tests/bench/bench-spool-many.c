@@ -195,7 +195,7 @@ static int ready(const char *uri, char **argv) {
   GPid pid = 0;
   g_autoptr(GError) error = NULL;
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (!g_spawn_async_with_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+  if (!g_spawn_async_with_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, NULL, NULL, &pid,
                               null_fd, null_fd, null_fd, &error)) {
     fprintf(stderr, "bench-spool-many: cannot start %s: %s\n", argv[0], error->message);
     return 1;
