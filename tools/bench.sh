@@ -13,7 +13,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 case "$build" in /*) ;; *) build="$src/$build" ;; esac
 
 # Sizes: each round runs each side for a fraction of a second to a few
-# seconds; `make bench` takes about 5 minutes (the 1 GiB rounds write 6 GiB; the login storm alone is a minute). Ours and the anchor run
+# seconds; `make bench` takes about 5 minutes (the 1 GiB rounds write
+# 6 GiB; the login storm alone is a minute). Ours and the anchor run
 # alternately, ROUNDS times each, both servers up throughout, and each side
 # keeps its best round: other tenants' load only ever slows a round down,
 # and alternating gives both sides the same chances (every round is logged).
