@@ -32,8 +32,11 @@ static const char job_columns[] =
   "id, owner_uid, owner_name, name, format, pages, size, sha256, state, created, "
   "server_id, server_user";
 
+/* SQLite's own "database or disk is full" is a full disk to the sender. */
 static bool db_fail(kcps_spool_t *spool, const char *what, GError **error) {
-  g_set_error(error, KCPS_SPOOL_ERROR, KCPS_SPOOL_ERROR_DB, "spool index %s/spool.db: %s: %s",
+  bool full = spool->db != NULL && (sqlite3_extended_errcode(spool->db) & 0xff) == SQLITE_FULL;
+  g_set_error(error, KCPS_SPOOL_ERROR, full ? KCPS_SPOOL_ERROR_NO_SPACE : KCPS_SPOOL_ERROR_DB,
+              "spool index %s/spool.db: %s: %s",
               spool->dir, what, spool->db != NULL ? sqlite3_errmsg(spool->db) : "no database");
   return false;
 }
