@@ -147,10 +147,15 @@ start_cupsd_again() {
 start_cupsd_again || abort "cupsd did not restart with the guarded policy"
 NOBODY_UID=$(id -u nobody) || abort "no account nobody"
 NOGROUP=$(id -g nobody)
+# nobody may not reach a build folder under a private home (a clone in
+# /root): it runs a copy from a folder it can enter.
+mkdir -m 0755 "$TMP/bin"
+chmod 0755 "$TMP"
+install -m 0755 "$KCPSD_BIN" "$TMP/bin/kcpsd"
 expect_run "remove-queue as nobody is refused as not allowed" 1 \
   'does not allow this account to remove print queue KCPS \(run as root or as a member of the lpadmin group\)' \
   setpriv --reuid="$NOBODY_UID" --regid="$NOGROUP" --clear-groups \
-  env CUPS_SERVER="$CUPS_SERVER" "$KCPSD_BIN" --remove-queue
+  env CUPS_SERVER="$CUPS_SERVER" "$TMP/bin/kcpsd" --remove-queue
 [ "$(queue_count)" = 1 ] || fail "the refused removal removed the queue"
 expect_run "install-queue as root with the guarded policy" 0 "installed" \
   "$KCPSD_BIN" --install-queue --ipp-port "$IPP_PORT"
