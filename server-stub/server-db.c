@@ -127,6 +127,7 @@ static const struct {
   {"policy", kcps__server_schema_policy},   {"mfa", kcps__server_schema_mfa},
   {"orgs", kcps__server_schema_orgs},       {"reports", kcps__server_schema_reports},
   {"devices", kcps__server_schema_devices}, {"oidc", kcps__server_schema_oidc},
+  {"uploads", kcps__server_schema_uploads},
 };
 
 static void

@@ -115,6 +115,7 @@ extern const kcps_server_route_t kcps__server_routes_orgs[];    /* server-orgs.c
 extern const kcps_server_route_t kcps__server_routes_reports[]; /* server-reports.c */
 extern const kcps_server_route_t kcps__server_routes_devices[]; /* server-devices.c */
 extern const kcps_server_route_t kcps__server_routes_oidc[];    /* server-oidc.c */
+extern const kcps_server_route_t kcps__server_routes_uploads[]; /* server-uploads.c */
 
 /* Schema parts: each feature file may add tables and columns in one SQL
  * text, run once (in this order, after the numbered core steps) and
@@ -125,6 +126,7 @@ extern const char kcps__server_schema_orgs[];
 extern const char kcps__server_schema_reports[];
 extern const char kcps__server_schema_devices[];
 extern const char kcps__server_schema_oidc[];
+extern const char kcps__server_schema_uploads[];
 
 void kcps__server_session_free(kcps_server_session_t *session);
 /* The caller's address as text ("127.0.0.1", "::1"), into buf. */
@@ -402,5 +404,18 @@ bool kcps__server_parse_month(const char *text, gint64 now, gint64 *start, gint6
 bool kcps__server_parse_count(const char *name, const char *text, gint64 lo, gint64 hi,
                               gint64 dflt, gint64 *out, GError **error);
 bool kcps__server_api_key_form(const char *text);
+
+/* server-uploads.c: the cloud spool. expire deletes the cloud documents and
+ * unfinished uploads whose retention (setting cloud_retention_hours) is over
+ * at now (the routes call it too). The pure parsers of untrusted input
+ * (also the fuzz target's): the create body (unknown fields refused); a
+ * chunk's offset from ?offset= and/or Content-Range (-1 when missing or
+ * inconsistent with the body length and declared size); a Range header
+ * against size (false: malformed or unsatisfiable). */
+void kcps__server_uploads_expire(kcps_server_t *server, gint64 now);
+bool kcps__server_check_upload(JsonObject *obj, const char **key, const char **name,
+                               gint64 *pages, gint64 *size, char sha256[65], GError **error);
+gint64 kcps__server_chunk_offset(const char *query, const char *range, gint64 len, gint64 size);
+bool kcps__server_parse_range(const char *value, gint64 size, gint64 *start, gint64 *end);
 
 G_END_DECLS

@@ -32,6 +32,10 @@ const kcps_server_setting_t kcps__server_settings[] = {
    "admin-set PINs only at 8-12) (4.4)"},
   {"pin_length", KCPS_SETTING_INT, 4, 4, 12, NULL,
    "length of the organization's PINs, within the profile's range (4.4)"},
+  {"cloud_max_document_mb", KCPS_SETTING_INT, 2048, 1, 1048576, NULL,
+   "largest document a user may upload to the cloud spool, in MiB (issue 5)"},
+  {"cloud_retention_hours", KCPS_SETTING_INT, 24, 1, 8760, NULL,
+   "hours a cloud document (or an unfinished upload) is kept before it is deleted (6.1.4)"},
   {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

@@ -96,6 +96,9 @@ typedef struct {
   "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","               \
   "\"pull_url\":\"https://127.0.0.1:5571/jobs/m{uniq}\","                                          \
   "\"pull_pin\":\"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}"
+#define UPLOAD_BODY                                                                                \
+  "{\"idempotency_key\":\"m{uniq}\",\"size\":10,"                                                  \
+  "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}"
 #define DEVICE_BODY "{\"serial\":\"SN{uniq}\",\"name\":\"DEV{uniq}\"}"
 #define SSO_BODY                                                                                   \
   "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\",\"client_id\":\"kcps\","             \
@@ -137,6 +140,20 @@ static const row_t rows[] = {
   {"jobs", "POST", "/api/v1/device/jobs/*/log", "job:cu@c.test",
    "{\"pages\":1,\"color_pages\":0,\"duplex\":false,\"status\":\"failed\"}",
    W(401, 401, 403, 404, 403, 403, 403, 403, 403, 403, 403), 0},
+  /* Cloud spool uploads (server-uploads.c): every user her own only; the
+   * document fetch authenticates by its ticket alone. */
+  {"jobs", "POST", "/api/v1/uploads", "", UPLOAD_BODY,
+   W(USER_ONLY,          201, 201, 201, 201, 201, 201, 201), 0},
+  {"jobs", "GET", "/api/v1/uploads/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"jobs", "PUT", "/api/v1/uploads/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"jobs", "POST", "/api/v1/uploads/*/complete", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"jobs", "GET", "/api/v1/device/jobs/*/document", "job:alice@a.test", NULL,
+   W(401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401), 0},
+  {"jobs", "GET", "/api/v1/device/jobs/*/document", "bad:", NULL,
+   W(401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401), 0},
   /* Organization info (server-orgs.c): one's own and everything below. */
   {"org info", "GET", "/api/v1/me/org", "", NULL,
    W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), 0},
@@ -1054,10 +1071,10 @@ own_jobs_only(JsonNode *answer, int actor, GString *why)
 static const kcps_server_route_t *const route_tables[] = {
     kcps__server_routes_core, kcps__server_routes_policy,  kcps__server_routes_mfa,
     kcps__server_routes_orgs, kcps__server_routes_reports, kcps__server_routes_devices,
-    kcps__server_routes_oidc,
+    kcps__server_routes_oidc, kcps__server_routes_uploads,
 };
 static const char *const route_table_names[] = {"core",    "policy",  "mfa", "orgs",
-                                                "reports", "devices", "oidc"};
+                                                "reports", "devices", "oidc", "uploads"};
 
 static bool
 route_exists(const char *method, const char *pattern)
