@@ -19,6 +19,10 @@ typedef struct kcps__session_s {
   char *token;  /* the server's user session token */
 } kcps__session_t;
 
+/* The cloud spool's uploader (daemon-upload.c). */
+typedef struct kcps__uploader_s kcps__uploader_t;
+#define KCPS_UPLOAD_CHUNK_DEFAULT (4 * 1024 * 1024)
+
 struct kcps_daemon_s {
   GMutex lock;             /* guards sessions */
   GHashTable *sessions;    /* GUINT_TO_POINTER(uid) -> kcps__session_t* */
@@ -52,6 +56,9 @@ struct kcps_daemon_s {
   GAsyncQueue *sync_queue; /* of sync items (daemon-sync.c) */
   gint stopping;           /* atomic: the worker drops queued work */
   GThread *sync_thread;
+
+  bool cloud_spool;             /* spool mode cloud: upload jobs (daemon-upload.c) */
+  kcps__uploader_t *uploader;   /* NULL in local mode */
 };
 
 /* Sessions (daemon.c). set copies its strings and returns the token of the
@@ -104,6 +111,29 @@ kcps_ticket_t *kcps__sync_verify_ticket(kcps_daemon_t *daemon, const char *text,
 void kcps__daemon_set_ticket_key(kcps_daemon_t *daemon, kcps_ticket_key_t *key);
 /* For tests: the daemon's spool. */
 kcps_spool_t *kcps__daemon_spool(kcps_daemon_t *daemon);
+
+/* Cloud spool (daemon-upload.c). upload_job runs on the sync worker: it
+ * uploads one spooled job (resuming at the offset the server has) and deletes
+ * the local copy once the server confirmed the job with the same sha256.
+ * RETRY: the network or the server failed, try again later; REFUSED: not
+ * again until the owner logs in; AUTH is handled inside (session dropped). */
+typedef enum {
+  KCPS_UPLOAD_DONE,
+  KCPS_UPLOAD_RETRY,
+  KCPS_UPLOAD_REFUSED,
+  KCPS_UPLOAD_AUTH
+} kcps_upload_result_t;
+kcps__uploader_t *kcps__uploader_new(gint64 chunk_size, gint64 max_rate);
+void kcps__uploader_free(kcps__uploader_t *uploader);
+kcps_upload_result_t kcps__upload_job(kcps_daemon_t *daemon, const char *job_id);
+/* Progress of a job's upload as the server confirmed it (for `kcps jobs`,
+ * a later step): false when the job is not being uploaded. */
+bool kcps__upload_progress(kcps_daemon_t *daemon, const char *job_id, gint64 *done,
+                           gint64 *total);
+/* Chunk bytes sent since kcpsd started (tests). */
+gint64 kcps__upload_bytes_sent(kcps_daemon_t *daemon);
+/* The idempotency key of a spool job's upload (g_free). */
+char *kcps__upload_key(const char *spool_job_id);
 
 /* The pull port (daemon-pull.c) and the local API (daemon-local.c). */
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);

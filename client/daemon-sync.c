@@ -385,7 +385,15 @@ static void handle_job(worker_t *worker, const char *job_id, int attempts)
 {
   if (g_atomic_int_get(&worker->daemon->stopping))
     return;
-  reg_result_t result = register_job(worker->daemon, job_id);
+  reg_result_t result;
+  if (worker->daemon->cloud_spool) {
+    /* Cloud spool: the document goes to the server (daemon-upload.c). */
+    kcps_upload_result_t up = kcps__upload_job(worker->daemon, job_id);
+    result = up == KCPS_UPLOAD_RETRY ? REG_RETRY : up == KCPS_UPLOAD_REFUSED ? REG_REFUSED
+                                                                             : REG_DONE;
+  } else {
+    result = register_job(worker->daemon, job_id);
+  }
   if (result != REG_RETRY) {
     g_hash_table_remove(worker->retries, job_id);
     if (result == REG_REFUSED)

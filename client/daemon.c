@@ -232,6 +232,10 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
   if (config->max_document_size > 0)
     kcps_spool_set_max_size(daemon->spool, config->max_document_size);
 
+  daemon->cloud_spool = config->cloud_spool;
+  if (config->cloud_spool)
+    daemon->uploader = kcps__uploader_new(config->upload_chunk_size, config->upload_max_rate);
+
   /* The worker first: the ports may hand it work as soon as they listen. */
   if (!kcps__sync_start(daemon, error))
     goto fail;
@@ -271,6 +275,7 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
   kcps_http_server_free(daemon->local4);
   kcps_http_server_free(daemon->local6);
   kcps__sync_stop(daemon);
+  kcps__uploader_free(daemon->uploader);
   if (daemon->spool != NULL)
     kcps_spool_close(daemon->spool);
 

@@ -115,6 +115,7 @@ int main(int argc, char **argv)
   gboolean user_mode = FALSE, install_queue = FALSE, remove_queue = FALSE;
   double retention_hours = DEFAULT_RETENTION_HOURS;
   g_autofree char *max_document_size = NULL;
+  g_autofree char *spool_mode = NULL, *upload_chunk = NULL, *upload_rate = NULL;
   g_autofree char *server = NULL, *server_ca = NULL, *spool = NULL, *state = NULL;
   g_autofree char *pull_listen = NULL, *pull_host = NULL;
   int ipp_port = 5570, pull_port = 5571, local_port = 5572;
@@ -136,6 +137,13 @@ int main(int argc, char **argv)
      "Delete jobs not printed after this many hours (0: keep them; fractions allowed)", "24"},
     {"max-document-size", 0, 0, G_OPTION_ARG_STRING, &max_document_size,
      "Refuse documents larger than this (bytes, or with K, M, G)", "2G"},
+    {"spool-mode", 0, 0, G_OPTION_ARG_STRING, &spool_mode,
+     "local: documents stay here until an MFP pulls them; cloud: each job is uploaded to "
+     "the server (resumable) and deleted here once the server confirmed it", "local"},
+    {"upload-chunk-size", 0, 0, G_OPTION_ARG_STRING, &upload_chunk,
+     "Cloud spool: bytes a chunk (K, M allowed; the server may ask for less)", "4M"},
+    {"upload-max-rate", 0, 0, G_OPTION_ARG_STRING, &upload_rate,
+     "Cloud spool: at most this many bytes a second (K, M allowed; default: no limit)", "RATE"},
     {"install-queue", 0, 0, G_OPTION_ARG_NONE, &install_queue,
      "Install the OS print queue KCPS to the virtual printer on --ipp-port and exit "
      "(kcpsd must be running there)", NULL},
@@ -171,6 +179,24 @@ int main(int argc, char **argv)
             max_document_size);
     return 2;
   }
+  if (spool_mode != NULL && g_strcmp0(spool_mode, "local") != 0 &&
+      g_strcmp0(spool_mode, "cloud") != 0) {
+    fprintf(stderr, "kcpsd: --spool-mode %s is neither local nor cloud\n", spool_mode);
+    return 2;
+  }
+  gint64 chunk_size = 0, max_rate = 0;
+  if ((upload_chunk != NULL && (!parse_size(upload_chunk, &chunk_size) || chunk_size < 1024 ||
+                                chunk_size > 64 * 1024 * 1024)) ||
+      (upload_rate != NULL && (!parse_size(upload_rate, &max_rate) || max_rate < 1024))) {
+    fprintf(stderr, "kcpsd: --upload-chunk-size must be 1K to 64M and --upload-max-rate at "
+                    "least 1K\n");
+    return 2;
+  }
+  bool cloud = g_strcmp0(spool_mode, "cloud") == 0;
+  if (cloud && server == NULL) {
+    fprintf(stderr, "kcpsd: --spool-mode cloud needs --server\n");
+    return 2;
+  }
   if (!user_mode) {
     if (geteuid() != 0)
       fprintf(stderr, "kcpsd: the system service must start as root; use --user to run "
@@ -197,6 +223,9 @@ int main(int argc, char **argv)
   config.pull_host = pull_host;
   config.local_port = local_port;
   config.max_document_size = max_size;
+  config.cloud_spool = cloud;
+  config.upload_chunk_size = chunk_size;
+  config.upload_max_rate = max_rate;
   if (server == NULL)
     g_message("no --server given: jobs are spooled but not registered anywhere");
 

@@ -1,0 +1,209 @@
+#!/bin/bash
+# Cloud spool end to end (issue 5): kcpsd --spool-mode cloud uploads a
+# spooled job to a real kcps-server in chunks, through a proxy
+# (cut-proxy.py) that interrupts it twice at fixed byte counts, so no step
+# depends on timing:
+#  1. the upload stalls at ~35%: kcpsd is killed (SIGKILL) and started again;
+#     after the login it asks the server what it has and resumes there;
+#  2. at ~70% every connection to the server is cut: kcpsd retries and
+#     resumes again.
+# Then: exactly one job on the server, spool "cloud", the sha256 of the
+# printed document; the server got the document plus at most one chunk per
+# interruption again (never the whole); the stored file is the document; the
+# local copy is deleted.
+# Usage: cloud-upload.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip.
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+PROXY=$SRC/tests/integration/cut-proxy.py
+for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN"; do
+  [ -x "$bin" ] || { echo "cloud-upload: FAIL: $bin is not built" >&2; exit 1; }
+done
+for tool in python3 ipptool qpdf jq curl sha256sum stat; do
+  command -v "$tool" >/dev/null || { echo "cloud-upload: FAIL: $tool is not installed" >&2; exit 1; }
+done
+PDF=/usr/share/cups/data/default-testpage.pdf
+[ -r "$PDF" ] || { echo "cloud-upload: FAIL: no $PDF" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/kcps-cloud.XXXXXX)
+chmod 0700 "$TMP"
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+finish() {
+  local rc=$?
+  lib_stop_all
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+    for f in "$TMP"/kcpsd/kcpsd*.log; do
+      [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }
+    done
+    rc=1
+  fi
+  rm -rf "$TMP"
+  echo "cloud-upload: $PASSED passed, $FAILED failed"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+abort() { fail "$*"; exit 1; }
+
+# --- peers ---------------------------------------------------------------------
+DATA=$TMP/server
+start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||
+  abort "kcps-server prints its listening line"
+SERVER_CA=$DATA/server.crt
+SERVER_PORT=${KCPS_SERVER_URL##*:}
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+[ -n "$ALICE_PASSWORD" ] || abort "alice's password in the demo credentials"
+
+# The document: ~2 MiB, one page (random bytes attached).
+mkdir -p "$TMP/docs"
+head -c $((2 * 1024 * 1024)) /dev/urandom >"$TMP/docs/blob"
+qpdf "$PDF" --add-attachment "$TMP/docs/blob" -- "$TMP/docs/doc.pdf" || abort "qpdf makes the document"
+SIZE=$(stat -c %s "$TMP/docs/doc.pdf")
+SHA=$(sha256sum <"$TMP/docs/doc.pdf" | cut -d' ' -f1)
+
+mkdir -p "$TMP/proxy"
+lib_start cut-proxy "$TMP/proxy.log" python3 "$PROXY" "$SERVER_PORT" $((SIZE * 35 / 100)) \
+  $((SIZE * 70 / 100)) "$TMP/proxy"
+wait_for 20 "the proxy's port" test -s "$TMP/proxy/port" || abort "cut-proxy starts"
+PROXY_URL=https://127.0.0.1:$(cat "$TMP/proxy/port")
+
+# start_cloud_kcpsd N: kcpsd in cloud mode through the proxy (log kcpsdN.log);
+# sets KCPSD_PID, KCPSD_IPP_PORT, KCPSD_LOCAL_PORT.
+start_cloud_kcpsd() {
+  local dir=$TMP/kcpsd line
+  mkdir -p "$dir/spool" "$dir/state"
+  chmod 0700 "$dir" "$dir/spool" "$dir/state"
+  lib_start "kcpsd$1" "$dir/kcpsd$1.log" "$KCPSD_BIN" --user --server "$PROXY_URL" \
+    --server-ca "$SERVER_CA" --spool-mode cloud --spool "$dir/spool" --state "$dir/state" \
+    --ipp-port 0 --pull-port 0 --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0
+  KCPSD_PID=$LIB_PID
+  line=$(wait_for_line 30 "$dir/kcpsd$1.log" 'kcpsd: ready ipp=' "$LIB_PID") || return 1
+  KCPSD_IPP_PORT=$(printf '%s\n' "$line" | sed -n 's/.*ipp=\([0-9]*\).*/\1/p')
+  KCPSD_LOCAL_PORT=$(printf '%s\n' "$line" | sed -n 's/.*local=\([0-9]*\).*/\1/p')
+  [ -n "$KCPSD_IPP_PORT" ] && [ -n "$KCPSD_LOCAL_PORT" ]
+}
+login() {
+  printf '%s\n' "$ALICE_PASSWORD" | "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" login alice@a.test
+}
+
+# api METHOD PATH [BODY]: alice's call to the server directly (not through the proxy).
+TOKEN=$(curl -sS --cacert "$SERVER_CA" -H 'Content-Type: application/json' \
+  --data "$(jq -nc --arg p "$ALICE_PASSWORD" '{email:"alice@a.test",password:$p}')" \
+  "$KCPS_SERVER_URL/api/v1/login" | jq -r '.token // empty')
+[ -n "$TOKEN" ] || abort "alice logs in to the server"
+api() {
+  curl -sS --cacert "$SERVER_CA" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -X "$1" ${3:+--data "$3"} "$KCPS_SERVER_URL$2"
+}
+
+start_cloud_kcpsd 1 || abort "kcpsd --spool-mode cloud starts"
+out=$(login 2>&1) || abort "kcps login: $out"
+pass "kcpsd in cloud mode, alice logged in"
+
+cat >"$TMP/print.test" <<'EOF'
+{
+  NAME "Print-Job"
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name $user
+  ATTR name job-name "cloud e2e"
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+  EXPECT job-id OF-TYPE integer WITH-VALUE >0
+}
+EOF
+out=$(ipptool -t -T 30 -f "$TMP/docs/doc.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print.test" 2>&1) || abort "Print-Job to kcpsd: $out"
+pass "the job is spooled ($SIZE bytes)"
+SPOOL_ID=$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json |
+  jq -r '(if type == "array" then . else .jobs end)[0].id // empty')
+[ -n "$SPOOL_ID" ] || abort "kcps jobs lists the spooled job"
+KEY=kcpsd-$SPOOL_ID
+CREATE=$(jq -nc --arg k "$KEY" --arg s "$SHA" --argjson n "$SIZE" \
+  '{idempotency_key:$k,name:"cloud e2e",size:$n,sha256:$s}')
+# server_field FIELD: FIELD of the upload as the server has it (the create
+# with the same key returns the same upload, never a second one).
+server_field() { api POST /api/v1/uploads "$CREATE" | jq -r ".$1 // empty"; }
+
+# --- 1. stall, SIGKILL, restart ----------------------------------------------------
+wait_for 60 "the upload to stall at the proxy" test -e "$TMP/proxy/stalled" ||
+  abort "the upload reaches the stall point"
+HAD=$(server_field offset)
+kill -9 "$KCPSD_PID"
+wait_for 10 "kcpsd to die" bash -c "! kill -0 $KCPSD_PID 2>/dev/null" || abort "kcpsd dies"
+touch "$TMP/proxy/release"
+if [ -n "$HAD" ] && [ "$HAD" -gt 0 ] && [ "$HAD" -lt "$SIZE" ]; then
+  pass "killed kcpsd mid-upload: the server had $HAD of $SIZE bytes"
+else
+  abort "server offset at the kill: got '$HAD', expected between 0 and $SIZE"
+fi
+
+start_cloud_kcpsd 2 || abort "kcpsd starts again"
+out=$(login 2>&1) || abort "kcps login after the restart: $out"
+line=$(wait_for_line 60 "$TMP/kcpsd/kcpsd2.log" "job $SPOOL_ID: resuming the upload at byte" \
+  "$KCPSD_PID") || abort "kcpsd resumes after its restart"
+RESUMED_AT=$(printf '%s\n' "$line" | sed -n 's/.*at byte \([0-9]*\) of.*/\1/p')
+check_eq "kcpsd resumed at the server's offset after the restart" "$RESUMED_AT" "$HAD"
+
+# --- 2. the connection cut ------------------------------------------------------------
+wait_for 60 "the proxy to cut the connections" test -e "$TMP/proxy/cut" ||
+  abort "the upload reaches the cut point"
+pass "the proxy cut the connection to the server mid-upload"
+resumed_twice() {
+  [ "$(grep -c "job $SPOOL_ID: resuming the upload at byte" "$TMP/kcpsd/kcpsd2.log")" -ge 2 ]
+}
+wait_for 90 "the upload to resume after the cut" resumed_twice &&
+  pass "kcpsd resumed after the cut" || fail "kcpsd resumed after the cut"
+
+# --- the result -------------------------------------------------------------------------
+server_done() { [ "$(server_field state)" = complete ]; }
+wait_for 90 "the upload to complete" server_done || abort "the upload completes"
+local_gone() {
+  [ "$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json |
+    jq -r '(if type == "array" then . else .jobs end) | length')" = 0 ]
+}
+wait_for 30 "the local copy to be deleted" local_gone && pass "the local copy is deleted" ||
+  fail "the local copy is still listed"
+[ -z "$(find "$TMP/kcpsd/spool" -type f -name '*.pdf')" ] && pass "no document left in the spool" ||
+  fail "a document is left in the spool: $(find "$TMP/kcpsd/spool" -type f -name '*.pdf')"
+
+JOBS=$(api GET /api/v1/jobs)
+check_eq "exactly one job on the server" "$(printf '%s' "$JOBS" | jq '.jobs | length')" 1
+check_eq "the server job's sha256" "$(printf '%s' "$JOBS" | jq -r '.jobs[0].sha256')" "$SHA"
+check_eq "the server job is a cloud job" "$(printf '%s' "$JOBS" | jq -r '.jobs[0].spool')" cloud
+JOB_ID=$(printf '%s' "$JOBS" | jq -r '.jobs[0].id')
+STORED=$DATA/cloud/documents/$JOB_ID.pdf
+check_eq "the stored document is the printed one" "$(sha256sum <"$STORED" | cut -d' ' -f1)" "$SHA"
+check_eq "the stored document is 0600" "$(stat -c %a "$STORED")" 600
+
+RECEIVED=$(server_field received)
+CHUNK=$(server_field chunk_max)
+AGAIN=$((RECEIVED - SIZE))
+echo "# figures: size=$SIZE received=$RECEIVED sent again=$AGAIN chunk=$CHUNK (2 interruptions)"
+if [ "$AGAIN" -ge 0 ] && [ "$AGAIN" -le $((2 * CHUNK)) ]; then
+  pass "resumed, not restarted: $AGAIN bytes sent again (at most one chunk per interruption)"
+else
+  fail "bytes sent again: got $AGAIN, expected 0..$((2 * CHUNK))"
+fi
+exit 0
