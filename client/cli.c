@@ -31,6 +31,11 @@ static const char usage_text[] =
   "  logout          log out\n"
   "  status          show who is logged in and to which server\n"
   "  jobs [--json]   list your spooled jobs (--json: a JSON array)\n"
+  "  release JOB --printer URI [--copies N] [--color|--mono] [--duplex] [--wait]\n"
+  "                  print JOB directly on an IPP (ipp://) or IPPS (ipps://)\n"
+  "                  printer; --wait follows it to its end (exit 1 unless completed)\n"
+  "  printer forget URI\n"
+  "                  forget the pinned certificate of an IPPS printer\n"
   "\n"
   "--port N talks to kcpsd's local API on 127.0.0.1:N (default: $KCPS_LOCAL_PORT,\n"
   "else 5572).\n"
@@ -289,10 +294,147 @@ static int cmd_jobs(call_t *c, bool as_json)
     glong pad = 30 - g_utf8_strlen(name, -1);
     const char *id = kcps_json_string(job, "id");
     const char *state = kcps_json_string(job, "state");
+    JsonNode *rel_node = json_object_get_member(job, "release");
+    const char *rel_state = rel_node != NULL && JSON_NODE_HOLDS_OBJECT(rel_node)
+                              ? kcps_json_string(json_node_get_object(rel_node), "state")
+                              : NULL;
+    g_autofree char *shown = rel_state != NULL
+                               ? g_strdup_printf("%s (release: %s)", state != NULL ? state : "?",
+                                                 rel_state)
+                               : g_strdup(state);
+    state = shown;
     printf("%-36s  %s%*s  %5" G_GINT64_FORMAT "  %10" G_GINT64_FORMAT "  %s\n",
            id != NULL ? id : "?", name, (int)MAX(pad, 0), "", pages, size,
            state != NULL ? state : "?");
   }
+  return EXIT_OK;
+}
+
+static void print_release(JsonObject *rel)
+{
+  const char *message = kcps_json_string(rel, "message");
+  printf("release %s: %s%s%s\n", kcps_json_string(rel, "id") ? kcps_json_string(rel, "id") : "?",
+         kcps_json_string(rel, "state") ? kcps_json_string(rel, "state") : "?",
+         message != NULL ? " - " : "", message != NULL ? message : "");
+}
+
+static bool release_ended(const char *state)
+{
+  static const char *const ends[] = {"completed", "aborted", "canceled", "failed"};
+  for (size_t i = 0; i < G_N_ELEMENTS(ends); i++)
+    if (g_strcmp0(state, ends[i]) == 0)
+      return true;
+  return false;
+}
+
+static int cmd_release(call_t *c, int argc, char **argv)
+{
+  const char *job = NULL, *printer = NULL;
+  int copies = 1;
+  int color = -1; /* -1: the printer's choice */
+  bool duplex = false, wait = false;
+  for (int j = 0; j < argc; j++) {
+    const char *arg = argv[j];
+    if (strcmp(arg, "--printer") == 0 && j + 1 < argc) {
+      printer = argv[++j];
+    } else if (strcmp(arg, "--copies") == 0 && j + 1 < argc) {
+      char *end = NULL;
+      long n = strtol(argv[++j], &end, 10);
+      if (*argv[j] == '\0' || *end != '\0' || n < 1 || n > 999)
+        return usage_error("--copies %s is not a number from 1 to 999", argv[j]);
+      copies = (int)n;
+    } else if (strcmp(arg, "--color") == 0) {
+      color = 1;
+    } else if (strcmp(arg, "--mono") == 0) {
+      color = 0;
+    } else if (strcmp(arg, "--duplex") == 0) {
+      duplex = true;
+    } else if (strcmp(arg, "--wait") == 0) {
+      wait = true;
+    } else if (arg[0] != '-' && job == NULL) {
+      job = arg;
+    } else {
+      return usage_error("release: unexpected argument %s", arg);
+    }
+  }
+  if (job == NULL || printer == NULL)
+    return usage_error("usage: kcps release JOB --printer URI [--copies N] [--color|--mono] "
+                       "[--duplex] [--wait]");
+  if (strchr(job, '/') != NULL || strchr(job, '?') != NULL || strchr(job, '%') != NULL)
+    return usage_error("release: %s is not a job id", job);
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "printer");
+  json_builder_add_string_value(builder, printer);
+  json_builder_set_member_name(builder, "copies");
+  json_builder_add_int_value(builder, copies);
+  json_builder_set_member_name(builder, "color");
+  if (color < 0)
+    json_builder_add_null_value(builder);
+  else
+    json_builder_add_boolean_value(builder, color == 1);
+  json_builder_set_member_name(builder, "duplex");
+  json_builder_add_boolean_value(builder, duplex);
+  json_builder_end_object(builder);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  g_autofree char *path = g_strdup_printf("/v1/jobs/%s/release", job);
+  int rc = call(c, "POST", path, body);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *rel = response_object(c);
+  const char *id = rel != NULL ? kcps_json_string(rel, "id") : NULL;
+  if (id == NULL) {
+    fprintf(stderr, "kcps: kcpsd's release answer has no id\n");
+    return EXIT_REFUSED;
+  }
+  g_autofree char *rid = g_strdup(id);
+  print_release(rel);
+  if (!wait)
+    return EXIT_OK;
+  /* Follow the release until it ends; kcpsd does the work. */
+  g_autofree char *rpath = g_strdup_printf("/v1/releases/%s", rid);
+  g_autofree char *last = NULL;
+  for (;;) {
+    if (c->response != NULL)
+      json_node_unref(c->response);
+    c->response = NULL;
+    rc = call(c, "GET", rpath, NULL);
+    if (rc != EXIT_OK)
+      return rc;
+    rel = response_object(c);
+    const char *state = rel != NULL ? kcps_json_string(rel, "state") : NULL;
+    if (state == NULL) {
+      fprintf(stderr, "kcps: kcpsd's release answer has no state\n");
+      return EXIT_REFUSED;
+    }
+    if (g_strcmp0(state, last) != 0) {
+      print_release(rel);
+      g_free(last);
+      last = g_strdup(state);
+    }
+    if (release_ended(state))
+      return strcmp(state, "completed") == 0 ? EXIT_OK : EXIT_REFUSED;
+    g_usleep(200 * 1000);
+  }
+}
+
+static int cmd_printer_forget(call_t *c, const char *uri)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "printer");
+  json_builder_add_string_value(builder, uri);
+  json_builder_end_object(builder);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  int rc = call(c, "POST", "/v1/printers/forget", body);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  bool removed = false;
+  if (obj != NULL)
+    kcps_json_bool(obj, "forgotten", &removed);
+  printf(removed ? "Forgot the pinned certificate of %s\n"
+                 : "No certificate was pinned for %s\n", uri);
   return EXIT_OK;
 }
 
@@ -357,6 +499,12 @@ int main(int argc, char **argv)
         return usage_error("jobs: unknown argument %s", args[j]);
     }
     rc = cmd_jobs(&c, as_json);
+  } else if (strcmp(command, "release") == 0) {
+    rc = cmd_release(&c, rest, args);
+  } else if (strcmp(command, "printer") == 0) {
+    if (rest != 2 || strcmp(args[0], "forget") != 0)
+      return usage_error("usage: kcps printer forget URI");
+    rc = cmd_printer_forget(&c, args[1]);
   } else {
     return usage_error("unknown command %s", command);
   }

@@ -227,11 +227,114 @@ static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     json_builder_set_member_name(builder, "created");
     json_builder_add_int_value(builder, job->created);
     add_string_or_null(builder, "server_id", job->server_id);
+    /* The latest direct-print release of the job, if any (release.c). */
+    JsonNode *release = kcps_releaser_latest_for_job(daemon->releaser, job->id);
+    if (release != NULL) {
+      json_builder_set_member_name(builder, "release");
+      json_builder_add_value(builder, release);
+    }
     json_builder_end_object(builder);
   }
   json_builder_end_array(builder);
   json_builder_end_object(builder);
   respond_built(req, 200, builder);
+}
+
+/* The status and error code of a release error. */
+static void respond_release_error(kcps_http_req_t *req, const GError *error)
+{
+  static const struct {
+    int code;
+    unsigned status;
+    const char *name;
+  } map[] = {
+    {KCPS_RELEASE_ERROR_BAD_REQUEST, 400, "bad_request"},
+    {KCPS_RELEASE_ERROR_NOT_FOUND, 404, "not_found"},
+    {KCPS_RELEASE_ERROR_CONFLICT, 409, "conflict"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(map); i++) {
+    if (g_error_matches(error, KCPS_RELEASE_ERROR, map[i].code)) {
+      kcps_http_respond_error(req, map[i].status, map[i].name, "%s", error->message);
+      return;
+    }
+  }
+  kcps_http_respond_error(req, 500, "internal", "%s", error->message);
+}
+
+/* POST /v1/jobs/<id>/release: starts a direct print; 202 with the release. */
+static void post_release(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
+                         const char *job_id)
+{
+  size_t len = 0;
+  const char *body = kcps_http_req_body(req, &len);
+  kcps_release_opts_t opts;
+  g_autoptr(JsonNode) keep = NULL;
+  g_autoptr(GError) error = NULL;
+  if (!kcps_release_parse_request(body, len, &opts, &keep, &error)) {
+    respond_release_error(req, error);
+    return;
+  }
+  g_autoptr(JsonNode) release = kcps_releaser_start(daemon->releaser, uid, job_id, &opts,
+                                                    &error);
+  if (release == NULL) {
+    respond_release_error(req, error);
+    return;
+  }
+  kcps_http_respond_json(req, 202, release);
+}
+
+static void get_release(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
+                        const char *release_id)
+{
+  g_autoptr(JsonNode) release = kcps_releaser_get(daemon->releaser, uid, release_id);
+  if (release == NULL) {
+    kcps_http_respond_error(req, 404, "not_found", "no such release");
+    return;
+  }
+  kcps_http_respond_json(req, 200, release);
+}
+
+/* POST /v1/printers/forget {"printer": URI}: drops the pinned certificate. */
+static void post_printer_forget(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  (void)uid;
+  g_autoptr(GError) error = NULL;
+  size_t len = 0;
+  const char *body = kcps_http_req_body(req, &len);
+  g_autoptr(JsonNode) node = body != NULL && len > 0
+                               ? kcps_json_parse_object(body, (gssize)len, &error) : NULL;
+  const char *printer = node != NULL ? kcps_json_string(json_node_get_object(node), "printer")
+                                     : NULL;
+  if (printer == NULL) {
+    kcps_http_respond_error(req, 400, "bad_request", "%s",
+                            error != NULL ? error->message
+                                          : "missing or non-string field: printer");
+    return;
+  }
+  bool removed = false;
+  if (!kcps_releaser_forget_printer(daemon->releaser, printer, &removed, &error)) {
+    respond_release_error(req, error);
+    return;
+  }
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "forgotten");
+  json_builder_add_boolean_value(builder, removed);
+  json_builder_end_object(builder);
+  respond_built(req, 200, builder);
+}
+
+/* A path "/PREFIX<id>SUFFIX" with one id segment (no '/', not empty, at
+ * most 64 bytes): the id (g_free), or NULL. */
+static char *path_id(const char *path, const char *prefix, const char *suffix)
+{
+  if (path == NULL || !g_str_has_prefix(path, prefix))
+    return NULL;
+  const char *start = path + strlen(prefix);
+  size_t seg = strcspn(start, "/");
+  if (seg == 0 || seg > 64 || strcmp(start + seg, suffix) != 0)
+    return NULL;
+  return g_strndup(start, seg);
 }
 
 typedef void (*route_fn_t)(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
@@ -245,6 +348,7 @@ static const struct {
   {"POST", "/v1/login", post_login},
   {"POST", "/v1/logout", post_logout},
   {"GET", "/v1/jobs", get_jobs},
+  {"POST", "/v1/printers/forget", post_printer_forget},
 };
 
 static void handle_local(kcps_http_req_t *req, void *data)
@@ -286,6 +390,19 @@ static void handle_local(kcps_http_req_t *req, void *data)
   /* 3. The route. */
   const char *method = kcps_http_req_method(req);
   const char *path = kcps_http_req_path(req);
+  g_autofree char *job_id = path_id(path, "/v1/jobs/", "/release");
+  g_autofree char *release_id = path_id(path, "/v1/releases/", "");
+  if (job_id != NULL || release_id != NULL) {
+    bool post = job_id != NULL;
+    if (g_strcmp0(method, post ? "POST" : "GET") != 0)
+      kcps_http_respond_error(req, 405, "method_not_allowed", "%s is not allowed on %s", method,
+                              path);
+    else if (post)
+      post_release(daemon, req, uid, job_id);
+    else
+      get_release(daemon, req, uid, release_id);
+    return;
+  }
   bool path_known = false;
   for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
     if (g_strcmp0(path, routes[i].path) != 0)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "client/daemon.h"
+#include "client/release.h"
 #include "common/http-client.h"
 #include "common/http-server.h"
 #include "common/ticket.h"
@@ -56,6 +57,8 @@ struct kcps_daemon_s {
   GAsyncQueue *sync_queue; /* of sync items (daemon-sync.c) */
   gint stopping;           /* atomic: the worker drops queued work */
   GThread *sync_thread;
+
+  kcps_releaser_t *releaser; /* direct printing (release.c) */
 
   bool cloud_spool;             /* spool mode cloud: upload jobs (daemon-upload.c) */
   kcps__uploader_t *uploader;   /* NULL in local mode */

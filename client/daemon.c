@@ -231,6 +231,7 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
     goto fail;
   if (config->max_document_size > 0)
     kcps_spool_set_max_size(daemon->spool, config->max_document_size);
+  daemon->releaser = kcps_releaser_new(daemon->spool, daemon->state_dir);
 
   daemon->cloud_spool = config->cloud_spool;
   if (config->cloud_spool)
@@ -276,6 +277,7 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
   kcps_http_server_free(daemon->local6);
   kcps__sync_stop(daemon);
   kcps__uploader_free(daemon->uploader);
+  kcps_releaser_free(daemon->releaser);
   if (daemon->spool != NULL)
     kcps_spool_close(daemon->spool);
 

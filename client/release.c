@@ -1,0 +1,850 @@
+/* Direct printing: the releaser. Each release runs on its own worker
+ * thread: connect (IPPS: certificate checked, or pinned on first use),
+ * Get-Printer-Attributes, Create-Job (retried while the printer is busy or
+ * unreachable: no document has gone yet, so nothing can print twice),
+ * Send-Document (PDF, or raster made page by page), then Get-Job-Attributes
+ * until the printer job ends. Only "completed" marks the spool job printed
+ * and records usage; anything else leaves it held. */
+#define G_LOG_DOMAIN "kcpsd"
+
+#include "client/release.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "platform/platform.h"
+
+#define RETRY_ATTEMPTS 6      /* Create-Job tries before giving up */
+#define RETRY_MAX_MS 8000     /* backoff cap */
+#define GONE_MS 15000         /* printer unreachable this long while followed: gone */
+#define POLL_MAX_MS 2000      /* Get-Job-Attributes interval cap */
+#define CONNECT_TIMEOUT_MS 10000
+#define IO_TIMEOUT_S 60.0
+
+typedef struct release_s {
+  struct kcps_releaser_s *releaser;
+  char *id;
+  uid_t uid;
+  char *job_id;
+  char *printer;
+  char *pin_key;
+  int copies;
+  kcps_color_t color;
+  bool duplex;
+  gint64 created;
+  GThread *thread;
+  /* Guarded by the releaser's lock. */
+  const char *state;   /* pending, retrying, sending, printing, completed, aborted,
+                          canceled, failed */
+  char *message;
+  const char *format;
+  int printer_job_id;
+  int attempts;
+  int pages;           /* pages sent (or of the job, for PDF) */
+  gint64 finished;
+} release_t;
+
+struct kcps_releaser_s {
+  GMutex lock;          /* guards releases, active, and each release's state */
+  GCond wake;           /* signalled on stop */
+  GHashTable *releases; /* id -> release_t* */
+  GHashTable *active;   /* job id -> release_t* while running */
+  GHashTable *latest;   /* job id -> release_t* */
+  GMutex pin_lock;      /* one pins file writer at a time */
+  kcps_spool_t *spool;
+  char *pins_path;
+  char *usage_path;
+  gint stopping;
+  int gone_ms;
+  int retry_ms;
+};
+
+static void release_free(void *data)
+{
+  release_t *rel = data;
+  g_free(rel->id);
+  g_free(rel->job_id);
+  g_free(rel->printer);
+  g_free(rel->pin_key);
+  g_free(rel->message);
+  g_free(rel);
+}
+
+kcps_releaser_t *kcps_releaser_new(kcps_spool_t *spool, const char *state_dir)
+{
+  kcps_releaser_t *r = g_new0(kcps_releaser_t, 1);
+  g_mutex_init(&r->lock);
+  g_mutex_init(&r->pin_lock);
+  g_cond_init(&r->wake);
+  r->releases = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, release_free);
+  r->active = g_hash_table_new(g_str_hash, g_str_equal);
+  r->latest = g_hash_table_new(g_str_hash, g_str_equal);
+  r->spool = spool;
+  r->pins_path = g_build_filename(state_dir, "printer-pins", NULL);
+  r->usage_path = g_build_filename(state_dir, "usage.jsonl", NULL);
+  r->gone_ms = GONE_MS;
+  r->retry_ms = 500;
+  return r;
+}
+
+void kcps_releaser_set_timing(kcps_releaser_t *releaser, int gone_ms, int retry_ms)
+{
+  releaser->gone_ms = gone_ms;
+  releaser->retry_ms = retry_ms;
+}
+
+void kcps_releaser_free(kcps_releaser_t *releaser)
+{
+  if (releaser == NULL)
+    return;
+  g_mutex_lock(&releaser->lock);
+  g_atomic_int_set(&releaser->stopping, 1);
+  g_cond_broadcast(&releaser->wake);
+  GList *all = g_hash_table_get_values(releaser->releases);
+  g_mutex_unlock(&releaser->lock);
+  for (GList *l = all; l != NULL; l = l->next) {
+    release_t *rel = l->data;
+    if (rel->thread != NULL)
+      g_thread_join(rel->thread);
+  }
+  g_list_free(all);
+  g_hash_table_destroy(releaser->active);
+  g_hash_table_destroy(releaser->latest);
+  g_hash_table_destroy(releaser->releases);
+  g_free(releaser->pins_path);
+  g_free(releaser->usage_path);
+  g_mutex_clear(&releaser->lock);
+  g_mutex_clear(&releaser->pin_lock);
+  g_cond_clear(&releaser->wake);
+  g_free(releaser);
+}
+
+/* Sleeps ms unless the releaser stops; false when it stops. */
+static bool pause_ms(kcps_releaser_t *r, int ms)
+{
+  gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
+  g_mutex_lock(&r->lock);
+  while (!g_atomic_int_get(&r->stopping) && g_cond_wait_until(&r->wake, &r->lock, until))
+    ;
+  bool go_on = !g_atomic_int_get(&r->stopping);
+  g_mutex_unlock(&r->lock);
+  return go_on;
+}
+
+static void set_state(kcps_releaser_t *r, release_t *rel, const char *state, const char *fmt,
+                      ...) G_GNUC_PRINTF(4, 5);
+static void set_state(kcps_releaser_t *r, release_t *rel, const char *state, const char *fmt,
+                      ...)
+{
+  g_autofree char *message = NULL;
+  if (fmt != NULL) {
+    va_list args;
+    va_start(args, fmt);
+    message = g_strdup_vprintf(fmt, args);
+    va_end(args);
+  }
+  g_mutex_lock(&r->lock);
+  rel->state = state;
+  g_free(rel->message);
+  rel->message = g_steal_pointer(&message);
+  g_mutex_unlock(&r->lock);
+  g_info("release %s of job %s: %s%s%s", rel->id, rel->job_id, state,
+         rel->message != NULL ? ": " : "", rel->message != NULL ? rel->message : "");
+}
+
+/* --- the printer connection ----------------------------------------------------- */
+
+typedef struct printer_s {
+  char host[256];
+  char resource[1024];
+  int port;
+  bool tls;
+  http_t *http;
+} printer_t;
+
+static bool is_hex_ip(const char *host)
+{
+  return strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host);
+}
+
+/* The certificate of an IPPS printer: trusted when it chains to the system
+ * store and names the host; otherwise pinned on first use by the SHA-256
+ * of the certificate, and refused when it differs from the pin later. */
+static bool check_certificate(kcps_releaser_t *r, release_t *rel, printer_t *p, GError **error)
+{
+  cups_array_t *creds = NULL;
+  if (httpCopyCredentials(p->http, &creds) != 0 || creds == NULL || cupsArrayCount(creds) < 1) {
+    httpFreeCredentials(creds);
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_TLS,
+                "the printer %s sent no certificate", rel->pin_key);
+    return false;
+  }
+  STACK_OF(X509) *chain = sk_X509_new_null();
+  X509 *leaf = NULL;
+  for (http_credential_t *c = cupsArrayFirst(creds); c != NULL; c = cupsArrayNext(creds)) {
+    const unsigned char *der = c->data;
+    X509 *x = d2i_X509(NULL, &der, (long)c->datalen);
+    if (x == NULL)
+      continue;
+    if (leaf == NULL)
+      leaf = x;
+    else
+      sk_X509_push(chain, x);
+  }
+  http_credential_t *first = cupsArrayFirst(creds);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  EVP_Digest(first->data, first->datalen, digest, &dlen, EVP_sha256(), NULL);
+  httpFreeCredentials(creds);
+  char fingerprint[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned i = 0; i < dlen; i++)
+    g_snprintf(fingerprint + 2 * i, 3, "%02x", digest[i]);
+
+  /* A certificate a public or system CA vouches for, for this name. */
+  bool ca_ok = false;
+  if (leaf != NULL) {
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (store != NULL && ctx != NULL && X509_STORE_set_default_paths(store) == 1
+        && X509_STORE_CTX_init(ctx, store, leaf, chain) == 1) {
+      X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+      if (is_hex_ip(p->host))
+        X509_VERIFY_PARAM_set1_ip_asc(param, p->host);
+      else
+        X509_VERIFY_PARAM_set1_host(param, p->host, 0);
+      ca_ok = X509_verify_cert(ctx) == 1;
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    X509_free(leaf);
+  }
+  sk_X509_pop_free(chain, X509_free);
+  if (ca_ok)
+    return true;
+
+  kcps_pin_result_t result = KCPS_PIN_NEW;
+  g_mutex_lock(&r->pin_lock);
+  bool ok = kcps_release_pin_check(r->pins_path, rel->pin_key, fingerprint, &result, error);
+  g_mutex_unlock(&r->pin_lock);
+  if (!ok)
+    return false;
+  if (result == KCPS_PIN_NEW)
+    g_message("printer %s: certificate sha256 %s pinned on first use", rel->pin_key,
+              fingerprint);
+  if (result == KCPS_PIN_CHANGED) {
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_TLS,
+                "the certificate of printer %s changed since it was pinned (now sha256 %s); "
+                "if the printer got a new certificate on purpose, run 'kcps printer forget %s' "
+                "(or delete its line in %s) and release again",
+                rel->pin_key, fingerprint, rel->printer, r->pins_path);
+    return false;
+  }
+  return true;
+}
+
+/* Connects; false + error. *retry tells whether trying later may help
+ * (the printer did not answer), as opposed to a refused certificate. */
+static bool printer_connect(kcps_releaser_t *r, release_t *rel, printer_t *p, bool *retry,
+                            GError **error)
+{
+  *retry = false;
+  p->http = httpConnect2(p->host, p->port, NULL, AF_UNSPEC,
+                         p->tls ? HTTP_ENCRYPTION_ALWAYS : HTTP_ENCRYPTION_IF_REQUESTED, 1,
+                         CONNECT_TIMEOUT_MS, NULL);
+  if (p->http == NULL) {
+    *retry = true;
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO,
+                "cannot connect to the printer %s: %s", rel->pin_key, cupsLastErrorString());
+    return false;
+  }
+  httpSetTimeout(p->http, IO_TIMEOUT_S, NULL, NULL);
+  if (p->tls && !check_certificate(r, rel, p, error)) {
+    httpClose(p->http);
+    p->http = NULL;
+    return false;
+  }
+  return true;
+}
+
+static void printer_close(printer_t *p)
+{
+  if (p->http != NULL)
+    httpClose(p->http);
+  p->http = NULL;
+}
+
+/* A request carrying printer-uri and requesting-user-name. */
+static ipp_t *new_request(ipp_op_t op, release_t *rel, const char *user)
+{
+  ipp_t *req = ippNewRequest(op);
+  ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", NULL, rel->printer);
+  ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL, user);
+  return req;
+}
+
+/* Whether an IPP failure means "the printer did not take it; later may
+ * work": busy, temporarily unavailable, or no answer at all. */
+static bool is_retryable(ipp_status_t status)
+{
+  return status == IPP_STATUS_ERROR_BUSY || status == IPP_STATUS_ERROR_SERVICE_UNAVAILABLE
+         || status == IPP_STATUS_ERROR_TEMPORARY
+         || status == IPP_STATUS_ERROR_NOT_ACCEPTING_JOBS
+         || status == IPP_STATUS_ERROR_INTERNAL /* libcups: connection failed */;
+}
+
+/* --- sending --------------------------------------------------------------------- */
+
+static ssize_t raster_write(void *ctx, unsigned char *buffer, size_t length)
+{
+  http_t *http = ctx;
+  return cupsWriteRequestData(http, (const char *)buffer, length) == HTTP_STATUS_CONTINUE
+           ? (ssize_t)length : -1;
+}
+
+/* Streams the document as the body of req; returns the response. */
+static ipp_t *send_with_document(printer_t *p, ipp_t *req, int doc_fd,
+                                 const kcps_raster_plan_t *plan, bool duplex, int *pages,
+                                 GError **error)
+{
+  http_status_t st = cupsSendRequest(p->http, req, p->resource, CUPS_LENGTH_VARIABLE);
+  ippDelete(req);
+  bool ok = st == HTTP_STATUS_CONTINUE;
+  if (!ok) {
+    close(doc_fd);
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO,
+                "the printer did not take the document: %s", cupsLastErrorString());
+    return NULL;
+  }
+  if (strcmp(plan->format, "application/pdf") == 0) {
+    char buf[65536];
+    ssize_t got;
+    while (ok && (got = read(doc_fd, buf, sizeof(buf))) != 0) {
+      if (got < 0) {
+        if (errno == EINTR)
+          continue;
+        g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO,
+                    "cannot read the spooled document: %s", g_strerror(errno));
+        ok = false;
+        break;
+      }
+      ok = cupsWriteRequestData(p->http, buf, (size_t)got) == HTTP_STATUS_CONTINUE;
+      if (!ok)
+        g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO,
+                    "sending the document to the printer failed: %s", cupsLastErrorString());
+    }
+    close(doc_fd);
+  } else {
+    ok = kcps_release_rasterize(doc_fd, plan, duplex, raster_write, p->http, pages, error);
+  }
+  if (!ok) {
+    /* The body is cut short: the printer sees a broken request. */
+    httpShutdown(p->http);
+    return NULL;
+  }
+  ipp_t *resp = cupsGetResponse(p->http, p->resource);
+  if (resp == NULL)
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO,
+                "the printer did not answer after the document: %s", cupsLastErrorString());
+  return resp;
+}
+
+static void add_job_template(ipp_t *req, release_t *rel, const kcps_raster_plan_t *plan,
+                             const kcps_job_t *job)
+{
+  ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_NAME, "job-name", NULL,
+               job->name != NULL && *job->name != '\0' ? job->name : "KCPS job");
+  if (rel->copies > 1)
+    ippAddInteger(req, IPP_TAG_JOB, IPP_TAG_INTEGER, "copies", rel->copies);
+  if (rel->duplex)
+    ippAddString(req, IPP_TAG_JOB, IPP_TAG_KEYWORD, "sides", NULL, "two-sided-long-edge");
+  if (rel->color != KCPS_COLOR_AUTO)
+    ippAddString(req, IPP_TAG_JOB, IPP_TAG_KEYWORD, "print-color-mode", NULL,
+                 plan->color ? "color" : "monochrome");
+}
+
+/* Appends the usage record of a completed release (0600, one JSON line).
+ * Posting it to the server (with the release id as idempotency key) is the
+ * next step of issue 5; this file is what that step will read. */
+static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *job,
+                         int impressions)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "release");
+  json_builder_add_string_value(b, rel->id);
+  json_builder_set_member_name(b, "job");
+  json_builder_add_string_value(b, rel->job_id);
+  json_builder_set_member_name(b, "uid");
+  json_builder_add_int_value(b, rel->uid);
+  json_builder_set_member_name(b, "printer");
+  json_builder_add_string_value(b, rel->printer);
+  json_builder_set_member_name(b, "pages");
+  json_builder_add_int_value(b, job->pages);
+  json_builder_set_member_name(b, "copies");
+  json_builder_add_int_value(b, rel->copies);
+  json_builder_set_member_name(b, "impressions");
+  json_builder_add_int_value(b, impressions);
+  json_builder_set_member_name(b, "color");
+  json_builder_add_boolean_value(b, rel->color != KCPS_COLOR_MONO);
+  json_builder_set_member_name(b, "duplex");
+  json_builder_add_boolean_value(b, rel->duplex);
+  json_builder_set_member_name(b, "time");
+  json_builder_add_int_value(b, g_get_real_time() / G_USEC_PER_SEC);
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) node = json_builder_get_root(b);
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, node);
+  g_autofree char *text = json_generator_to_data(gen, NULL);
+  g_autofree char *line = g_strconcat(text, "\n", NULL);
+
+  g_mutex_lock(&r->pin_lock);
+  int fd = g_open(r->usage_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fsync(fd) == 0;
+  int saved = errno;
+  if (fd >= 0)
+    close(fd);
+  g_mutex_unlock(&r->pin_lock);
+  if (!ok)
+    g_warning("cannot record the usage of release %s in %s: %s", rel->id, r->usage_path,
+              g_strerror(saved));
+}
+
+/* --- the worker ------------------------------------------------------------------- */
+
+/* Create-Job (or, on a printer without it, Print-Job with the document) with
+ * retries. Returns the printer's job id, 0 on failure (state set). */
+static int create_printer_job(kcps_releaser_t *r, release_t *rel, printer_t *p,
+                              const kcps_job_t *job, const char *user,
+                              kcps_raster_plan_t *plan, bool *sent_whole)
+{
+  *sent_whole = false;
+  int delay = r->retry_ms;
+  for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
+    g_mutex_lock(&r->lock);
+    rel->attempts = attempt;
+    g_mutex_unlock(&r->lock);
+    g_autoptr(GError) error = NULL;
+    bool retry = false;
+    ipp_status_t status = IPP_STATUS_OK;
+    char last[512] = "";
+
+    if (!printer_connect(r, rel, p, &retry, &error)) {
+      if (!retry) {
+        set_state(r, rel, "failed", "%s", error->message);
+        return 0;
+      }
+      g_strlcpy(last, error->message, sizeof(last));
+    } else {
+      /* Capabilities, then the plan (the printer may have changed). */
+      static const char *const wanted[] = {
+        "document-format-supported", "operations-supported", "print-color-mode-supported",
+        "sides-supported", "copies-supported", "pwg-raster-document-resolution-supported",
+        "pwg-raster-document-type-supported", "urf-supported"};
+      ipp_t *req = new_request(IPP_OP_GET_PRINTER_ATTRIBUTES, rel, user);
+      ippAddStrings(req, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes",
+                    G_N_ELEMENTS(wanted), NULL, wanted);
+      ipp_t *resp = cupsDoRequest(p->http, req, p->resource);
+      status = cupsLastError();
+      if (resp == NULL || status > IPP_STATUS_OK_CONFLICTING) {
+        g_snprintf(last, sizeof(last), "Get-Printer-Attributes: %s", cupsLastErrorString());
+        ippDelete(resp);
+        if (!is_retryable(status)) {
+          set_state(r, rel, "failed", "the printer refused %s", last);
+          printer_close(p);
+          return 0;
+        }
+      } else {
+        kcps_printer_caps_t caps;
+        kcps_release_caps_from_ipp(resp, &caps);
+        ippDelete(resp);
+        kcps_release_opts_t opts = {rel->printer, rel->copies, rel->color, rel->duplex};
+        if (!kcps_release_plan(&caps, &opts, plan, &error)) {
+          set_state(r, rel, "failed", "%s", error->message);
+          printer_close(p);
+          return 0;
+        }
+        g_mutex_lock(&r->lock);
+        rel->format = plan->format;
+        g_mutex_unlock(&r->lock);
+
+        if (caps.create_job) {
+          req = new_request(IPP_OP_CREATE_JOB, rel, user);
+          add_job_template(req, rel, plan, job);
+          resp = cupsDoRequest(p->http, req, p->resource);
+        } else {
+          /* Print-Job carries the document: retried only when the printer
+           * answered that it did not take it (busy), never after a lost
+           * answer. */
+          req = new_request(IPP_OP_PRINT_JOB, rel, user);
+          add_job_template(req, rel, plan, job);
+          ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
+                       plan->format);
+          int fd = kcps_spool_open_document(r->spool, job, &error);
+          if (fd < 0) {
+            set_state(r, rel, "failed", "%s", error->message);
+            printer_close(p);
+            return 0;
+          }
+          set_state(r, rel, "sending", NULL);
+          int pages = 0;
+          resp = send_with_document(p, req, fd, plan, rel->duplex, &pages, &error);
+          if (resp == NULL) {
+            set_state(r, rel, "failed", "%s", error->message);
+            printer_close(p);
+            return 0;
+          }
+          g_mutex_lock(&r->lock);
+          rel->pages = pages > 0 ? pages : job->pages;
+          g_mutex_unlock(&r->lock);
+        }
+        status = cupsLastError();
+        int job_id = ippGetInteger(ippFindAttribute(resp, "job-id", IPP_TAG_INTEGER), 0);
+        ippDelete(resp);
+        if (status <= IPP_STATUS_OK_CONFLICTING && job_id > 0) {
+          *sent_whole = !caps.create_job;
+          return job_id;
+        }
+        g_snprintf(last, sizeof(last), "%s: %s", caps.create_job ? "Create-Job" : "Print-Job",
+                   cupsLastErrorString());
+        bool lost_answer = !caps.create_job && status != IPP_STATUS_ERROR_BUSY
+                           && status != IPP_STATUS_ERROR_SERVICE_UNAVAILABLE;
+        if (!is_retryable(status) || lost_answer) {
+          set_state(r, rel, "failed", "the printer refused the job (%s)", last);
+          printer_close(p);
+          return 0;
+        }
+      }
+      printer_close(p);
+    }
+    if (attempt == RETRY_ATTEMPTS)
+      break;
+    set_state(r, rel, "retrying", "attempt %d of %d failed (%s); trying again in %d ms",
+              attempt, RETRY_ATTEMPTS, last, delay);
+    if (!pause_ms(r, delay)) {
+      set_state(r, rel, "failed", "kcpsd stopped before the printer took the job");
+      return 0;
+    }
+    delay = MIN(delay * 2, RETRY_MAX_MS);
+  }
+  set_state(r, rel, "failed", "the printer did not take the job after %d attempts "
+            "(busy or unreachable)", RETRY_ATTEMPTS);
+  return 0;
+}
+
+/* Follows the printer job to its end. Returns the final job-state (9
+ * completed, 8 aborted, 7 canceled) or 0 when the printer went away. */
+static int follow_job(kcps_releaser_t *r, release_t *rel, printer_t *p, int job_id,
+                      const char *user, int *impressions)
+{
+  gint64 unreachable_since = 0;
+  int interval = 100;
+  for (;;) {
+    if (g_atomic_int_get(&r->stopping))
+      return 0;
+    bool answered = false;
+    if (p->http == NULL) {
+      bool retry = false;
+      g_autoptr(GError) error = NULL;
+      if (!printer_connect(r, rel, p, &retry, &error) && !retry) {
+        set_state(r, rel, "failed", "%s", error->message);
+        return 0;
+      }
+    }
+    if (p->http != NULL) {
+      static const char *const wanted[] = {"job-state", "job-state-reasons",
+                                           "job-impressions-completed"};
+      ipp_t *req = new_request(IPP_OP_GET_JOB_ATTRIBUTES, rel, user);
+      ippAddInteger(req, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
+      ippAddStrings(req, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes",
+                    G_N_ELEMENTS(wanted), NULL, wanted);
+      ipp_t *resp = cupsDoRequest(p->http, req, p->resource);
+      ipp_status_t status = cupsLastError();
+      if (resp != NULL && status <= IPP_STATUS_OK_CONFLICTING) {
+        answered = true;
+        int state = ippGetInteger(ippFindAttribute(resp, "job-state", IPP_TAG_ENUM), 0);
+        int done = ippGetInteger(ippFindAttribute(resp, "job-impressions-completed",
+                                                  IPP_TAG_INTEGER), 0);
+        ippDelete(resp);
+        if (state >= IPP_JSTATE_CANCELED) {
+          *impressions = done;
+          return state;
+        }
+      } else {
+        ippDelete(resp);
+        if (status == IPP_STATUS_ERROR_NOT_FOUND) {
+          /* A restarted printer that forgot the job: it did not finish it here. */
+          set_state(r, rel, "failed", "the printer no longer knows job %d", job_id);
+          return 0;
+        }
+        printer_close(p);
+      }
+    }
+    gint64 now = g_get_monotonic_time();
+    if (answered) {
+      unreachable_since = 0;
+    } else if (unreachable_since == 0) {
+      unreachable_since = now;
+    } else if (now - unreachable_since > (gint64)r->gone_ms * 1000) {
+      set_state(r, rel, "failed", "the printer went away while printing job %d "
+                "(no answer for %d s); the job stays held", job_id, r->gone_ms / 1000);
+      return 0;
+    }
+    if (!pause_ms(r, interval))
+      return 0;
+    interval = MIN(interval * 2, POLL_MAX_MS);
+  }
+}
+
+static gpointer release_worker(gpointer data)
+{
+  release_t *rel = data;
+  kcps_releaser_t *r = rel->releaser;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(r->spool, rel->job_id, &error);
+  g_autofree char *user = kcps_platform_user_name(rel->uid);
+  if (user == NULL)
+    user = g_strdup_printf("%u", (unsigned)rel->uid);
+  printer_t p = {.http = NULL};
+  char scheme[32], userpass[256];
+  httpSeparateURI(HTTP_URI_CODING_ALL, rel->printer, scheme, sizeof(scheme), userpass,
+                  sizeof(userpass), p.host, sizeof(p.host), &p.port, p.resource,
+                  sizeof(p.resource));
+  p.tls = strcmp(scheme, "ipps") == 0;
+
+  int final = 0, impressions = 0;
+  if (job == NULL) {
+    set_state(r, rel, "failed", "the job is gone from the spool: %s", error->message);
+  } else {
+    kcps_raster_plan_t plan;
+    bool sent_whole = false;
+    int job_id = create_printer_job(r, rel, &p, job, user, &plan, &sent_whole);
+    if (job_id > 0) {
+      g_mutex_lock(&r->lock);
+      rel->printer_job_id = job_id;
+      g_mutex_unlock(&r->lock);
+      bool sent = sent_whole;
+      if (!sent) {
+        set_state(r, rel, "sending", NULL);
+        ipp_t *req = new_request(IPP_OP_SEND_DOCUMENT, rel, user);
+        ippAddInteger(req, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
+        ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_MIMETYPE, "document-format", NULL,
+                     plan.format);
+        ippAddBoolean(req, IPP_TAG_OPERATION, "last-document", 1);
+        int fd = kcps_spool_open_document(r->spool, job, &error);
+        ipp_t *resp = NULL;
+        int pages = 0;
+        if (fd >= 0)
+          resp = send_with_document(&p, req, fd, &plan, rel->duplex, &pages, &error);
+        else
+          ippDelete(req);
+        ipp_status_t status = cupsLastError();
+        ippDelete(resp);
+        if (resp == NULL || status > IPP_STATUS_OK_CONFLICTING) {
+          /* Not retried: the printer may hold part of the document. The
+           * printer job is cancelled so that it cannot print later. */
+          set_state(r, rel, "failed", "sending the document failed (%s); the job stays held",
+                    error != NULL ? error->message : cupsLastErrorString());
+          printer_close(&p);
+          bool retry = false;
+          g_autoptr(GError) ignored = NULL;
+          if (printer_connect(r, rel, &p, &retry, &ignored)) {
+            ipp_t *cancel = new_request(IPP_OP_CANCEL_JOB, rel, user);
+            ippAddInteger(cancel, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
+            ippDelete(cupsDoRequest(p.http, cancel, p.resource));
+          }
+        } else {
+          sent = true;
+          g_mutex_lock(&r->lock);
+          rel->pages = pages > 0 ? pages : job->pages;
+          g_mutex_unlock(&r->lock);
+        }
+      }
+      if (sent) {
+        set_state(r, rel, "printing", "printer job %d", job_id);
+        final = follow_job(r, rel, &p, job_id, user, &impressions);
+      }
+    }
+  }
+  printer_close(&p);
+
+  if (final == IPP_JSTATE_COMPLETED) {
+    int charged = job->pages * rel->copies;
+    record_usage(r, rel, job, charged);
+    g_autoptr(GError) set_error = NULL;
+    if (!kcps_spool_set_state(r->spool, rel->job_id, KCPS_JOB_STATE_PRINTED, &set_error))
+      g_warning("release %s: cannot mark job %s printed: %s", rel->id, rel->job_id,
+                set_error->message);
+    set_state(r, rel, "completed", "%d pages x %d copies printed (printer job %d; "
+              "printer says %d impressions)", job->pages, rel->copies, rel->printer_job_id,
+              impressions);
+  } else if (final == IPP_JSTATE_ABORTED) {
+    set_state(r, rel, "aborted", "the printer aborted job %d; the job stays held",
+              rel->printer_job_id);
+  } else if (final == IPP_JSTATE_CANCELED) {
+    set_state(r, rel, "canceled", "job %d was canceled at the printer; the job stays held",
+              rel->printer_job_id);
+  } else if (strcmp(rel->state, "failed") != 0) {
+    /* Only this thread writes the state, so reading it unlocked is safe. */
+    set_state(r, rel, "failed", "kcpsd stopped while following the printer job; the job "
+              "stays held");
+  }
+  g_mutex_lock(&r->lock);
+  rel->finished = g_get_real_time() / G_USEC_PER_SEC;
+  g_hash_table_remove(r->active, rel->job_id);
+  g_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* --- the API -------------------------------------------------------------------- */
+
+static JsonNode *release_json_locked(const release_t *rel)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "id");
+  json_builder_add_string_value(b, rel->id);
+  json_builder_set_member_name(b, "job");
+  json_builder_add_string_value(b, rel->job_id);
+  json_builder_set_member_name(b, "printer");
+  json_builder_add_string_value(b, rel->printer);
+  json_builder_set_member_name(b, "state");
+  json_builder_add_string_value(b, rel->state);
+  json_builder_set_member_name(b, "message");
+  if (rel->message != NULL)
+    json_builder_add_string_value(b, rel->message);
+  else
+    json_builder_add_null_value(b);
+  json_builder_set_member_name(b, "format");
+  if (rel->format != NULL)
+    json_builder_add_string_value(b, rel->format);
+  else
+    json_builder_add_null_value(b);
+  json_builder_set_member_name(b, "copies");
+  json_builder_add_int_value(b, rel->copies);
+  json_builder_set_member_name(b, "color");
+  if (rel->color == KCPS_COLOR_AUTO)
+    json_builder_add_null_value(b);
+  else
+    json_builder_add_boolean_value(b, rel->color == KCPS_COLOR_COLOR);
+  json_builder_set_member_name(b, "duplex");
+  json_builder_add_boolean_value(b, rel->duplex);
+  json_builder_set_member_name(b, "printer_job_id");
+  json_builder_add_int_value(b, rel->printer_job_id);
+  json_builder_set_member_name(b, "attempts");
+  json_builder_add_int_value(b, rel->attempts);
+  json_builder_set_member_name(b, "pages");
+  json_builder_add_int_value(b, rel->pages);
+  json_builder_set_member_name(b, "created");
+  json_builder_add_int_value(b, rel->created);
+  json_builder_set_member_name(b, "finished");
+  if (rel->finished != 0)
+    json_builder_add_int_value(b, rel->finished);
+  else
+    json_builder_add_null_value(b);
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+JsonNode *kcps_releaser_start(kcps_releaser_t *releaser, uid_t uid, const char *job_id,
+                              const kcps_release_opts_t *opts, GError **error)
+{
+  g_autofree char *key = NULL;
+  if (!kcps_release_check_uri(opts->printer, &key, error))
+    return NULL;
+  if (opts->copies < 1 || opts->copies > 999) {
+    g_set_error_literal(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_BAD_REQUEST,
+                        "copies must be 1 to 999");
+    return NULL;
+  }
+  GError *local = NULL;
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(releaser->spool, job_id, &local);
+  if (job == NULL || job->owner_uid != uid || job->state == KCPS_JOB_STATE_DELETED) {
+    /* Another account's job is "not found" too: existence is not revealed. */
+    g_clear_error(&local);
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_NOT_FOUND, "no such job: %s",
+                job_id);
+    return NULL;
+  }
+  if (job->state == KCPS_JOB_STATE_PRINTED) {
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_CONFLICT,
+                "job %s is printed already", job_id);
+    return NULL;
+  }
+  release_t *rel = g_new0(release_t, 1);
+  rel->releaser = releaser;
+  rel->id = g_uuid_string_random();
+  rel->uid = uid;
+  rel->job_id = g_strdup(job_id);
+  rel->printer = g_strdup(opts->printer);
+  rel->pin_key = g_steal_pointer(&key);
+  rel->copies = opts->copies;
+  rel->color = opts->color;
+  rel->duplex = opts->duplex;
+  rel->created = g_get_real_time() / G_USEC_PER_SEC;
+  rel->state = "pending";
+
+  g_mutex_lock(&releaser->lock);
+  release_t *running = g_hash_table_lookup(releaser->active, job_id);
+  if (running != NULL || g_atomic_int_get(&releaser->stopping)) {
+    g_mutex_unlock(&releaser->lock);
+    g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_CONFLICT,
+                running != NULL ? "job %s is being released already (release %s)"
+                                : "kcpsd is stopping; job %s was not released%s",
+                job_id, running != NULL ? running->id : "");
+    release_free(rel);
+    return NULL;
+  }
+  g_hash_table_insert(releaser->releases, rel->id, rel);
+  g_hash_table_insert(releaser->active, rel->job_id, rel);
+  g_hash_table_insert(releaser->latest, rel->job_id, rel);
+  JsonNode *node = release_json_locked(rel);
+  rel->thread = g_thread_new("kcps-release", release_worker, rel);
+  g_mutex_unlock(&releaser->lock);
+  g_message("uid %u released job %s to %s (release %s)", (unsigned)uid, job_id, rel->pin_key,
+            rel->id);
+  return node;
+}
+
+JsonNode *kcps_releaser_get(kcps_releaser_t *releaser, uid_t uid, const char *release_id)
+{
+  JsonNode *node = NULL;
+  g_mutex_lock(&releaser->lock);
+  release_t *rel = g_hash_table_lookup(releaser->releases, release_id);
+  if (rel != NULL && rel->uid == uid)
+    node = release_json_locked(rel);
+  g_mutex_unlock(&releaser->lock);
+  return node;
+}
+
+JsonNode *kcps_releaser_latest_for_job(kcps_releaser_t *releaser, const char *job_id)
+{
+  JsonNode *node = NULL;
+  g_mutex_lock(&releaser->lock);
+  release_t *rel = g_hash_table_lookup(releaser->latest, job_id);
+  if (rel != NULL)
+    node = release_json_locked(rel);
+  g_mutex_unlock(&releaser->lock);
+  return node;
+}
+
+bool kcps_releaser_forget_printer(kcps_releaser_t *releaser, const char *uri, bool *removed,
+                                  GError **error)
+{
+  g_autofree char *key = NULL;
+  if (!kcps_release_check_uri(uri, &key, error))
+    return false;
+  g_mutex_lock(&releaser->pin_lock);
+  bool ok = kcps_release_pin_forget(releaser->pins_path, key, removed, error);
+  g_mutex_unlock(&releaser->pin_lock);
+  if (ok && *removed)
+    g_message("printer %s: pinned certificate forgotten", key);
+  return ok;
+}

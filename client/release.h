@@ -1,0 +1,136 @@
+/* Direct printing (issue 5): a spooled job released to an IPP or IPPS
+ * printer by kcpsd itself. The releaser runs each release on a worker
+ * thread: capabilities (Get-Printer-Attributes), PDF or raster, the printer
+ * job followed to its end (Get-Job-Attributes), the spool job marked printed
+ * and the usage recorded only when the printer says completed. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <cups/cups.h>
+#include <cups/raster.h>
+
+#include "spool/spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct kcps_releaser_s kcps_releaser_t;
+
+#define KCPS_RELEASE_ERROR (kcps_release_error_quark())
+GQuark kcps_release_error_quark(void);
+
+typedef enum {
+  KCPS_RELEASE_ERROR_BAD_REQUEST,  /* malformed release request (message names the field) */
+  KCPS_RELEASE_ERROR_NOT_FOUND,    /* no such job or release for this account */
+  KCPS_RELEASE_ERROR_CONFLICT,     /* job printed already, or a release of it is running */
+  KCPS_RELEASE_ERROR_UNSUPPORTED,  /* the printer cannot do what was asked */
+  KCPS_RELEASE_ERROR_TLS,          /* certificate not trusted or changed since pinned */
+  KCPS_RELEASE_ERROR_IO            /* state file, spool or document failure */
+} kcps_release_error_t;
+
+/* Colour wish of a release. */
+typedef enum {
+  KCPS_COLOR_AUTO = 0, /* colour where the printer has it */
+  KCPS_COLOR_MONO,
+  KCPS_COLOR_COLOR
+} kcps_color_t;
+
+/* What a user asks for; strings owned by the caller. */
+typedef struct kcps_release_opts_s {
+  const char *printer; /* ipp://host[:port]/path or ipps://... */
+  int copies;          /* 1 to 999 */
+  kcps_color_t color;
+  bool duplex;
+} kcps_release_opts_t;
+
+/* What a printer says it can do (from Get-Printer-Attributes). */
+typedef struct kcps_printer_caps_s {
+  bool pdf, pwg, urf;     /* document-format-supported */
+  bool create_job;        /* operations-supported has Create-Job and Send-Document */
+  bool color;             /* print-color-mode-supported has color (or raster types) */
+  bool duplex;            /* sides-supported has two-sided-long-edge */
+  int copies_max;         /* copies-supported upper bound; 1 when absent */
+  int pwg_res[8];         /* pwg-raster-document-resolution-supported (square, dpi) */
+  int n_pwg_res;
+  bool pwg_srgb8, pwg_sgray8; /* pwg-raster-document-type-supported */
+  int urf_res[8];         /* urf-supported RS values */
+  int n_urf_res;
+  bool urf_srgb24, urf_w8; /* urf-supported SRGB24 / W8 */
+} kcps_printer_caps_t;
+
+/* Reads caps from a Get-Printer-Attributes response (any content: the
+ * printer is not trusted). Never fails; missing attributes mean "no". */
+void kcps_release_caps_from_ipp(ipp_t *response, kcps_printer_caps_t *caps);
+
+/* The raster plan for a job: NULL format when the printer takes PDF. */
+typedef struct kcps_raster_plan_s {
+  const char *format;  /* "application/pdf", "image/pwg-raster" or "image/urf" */
+  int dpi;
+  bool color;          /* srgb_8 / SRGB24 rather than sgray_8 / W8 */
+} kcps_raster_plan_t;
+
+/* Picks the format, resolution and colour space for opts on a printer with
+ * caps. False + KCPS_RELEASE_ERROR_UNSUPPORTED naming what is missing. */
+bool kcps_release_plan(const kcps_printer_caps_t *caps, const kcps_release_opts_t *opts,
+                       kcps_raster_plan_t *plan, GError **error);
+
+/* Writes the PDF on pdf_fd (taken: closed in every case) as PWG raster or
+ * URF per plan, page by page, through write_cb (returns the bytes written,
+ * or -1). Memory: one page. *pages gets the pages written. */
+bool kcps_release_rasterize(int pdf_fd, const kcps_raster_plan_t *plan, bool duplex,
+                            cups_raster_iocb_t write_cb, void *data, int *pages,
+                            GError **error);
+
+/* Parses a release request body {"printer","copies","color","duplex"}.
+ * opts->printer points into *keep (json_node_unref it after use). */
+bool kcps_release_parse_request(const char *body, size_t len, kcps_release_opts_t *opts,
+                                JsonNode **keep, GError **error);
+
+/* Checks a printer URI: ipp:// or ipps://, a host, at most 1024 bytes.
+ * *key (g_free) gets "host:port" (lower case, default port filled in), the
+ * name under which an IPPS certificate is pinned. */
+bool kcps_release_check_uri(const char *uri, char **key, GError **error);
+
+/* The trust-on-first-use store of printer certificates: lines
+ * "host:port sha256-hex" in a 0600 file. */
+typedef enum {
+  KCPS_PIN_NEW,      /* unknown printer: now pinned */
+  KCPS_PIN_MATCH,    /* the pinned certificate */
+  KCPS_PIN_CHANGED   /* another certificate than the pinned one: refuse */
+} kcps_pin_result_t;
+
+/* Looks key up in the store at path and pins fingerprint when the printer
+ * is new. False + KCPS_RELEASE_ERROR_IO when the file cannot be read or
+ * written. */
+bool kcps_release_pin_check(const char *path, const char *key, const char *fingerprint,
+                            kcps_pin_result_t *result, GError **error);
+/* Removes key's pin; *removed tells whether there was one. */
+bool kcps_release_pin_forget(const char *path, const char *key, bool *removed, GError **error);
+
+/* The releaser: state_dir holds printer-pins and usage.jsonl (0600). */
+kcps_releaser_t *kcps_releaser_new(kcps_spool_t *spool, const char *state_dir);
+/* Stops following running releases (their jobs stay held), joins the
+ * workers and frees. NULL is a no-op. */
+void kcps_releaser_free(kcps_releaser_t *releaser);
+
+/* Starts releasing job_id of uid per opts on a worker thread. Returns the
+ * release as JSON (json_node_unref), or NULL + KCPS_RELEASE_ERROR_NOT_FOUND
+ * (not uid's job), _CONFLICT (printed, or being released) or _BAD_REQUEST. */
+JsonNode *kcps_releaser_start(kcps_releaser_t *releaser, uid_t uid, const char *job_id,
+                              const kcps_release_opts_t *opts, GError **error);
+/* One release of uid as JSON, or NULL when uid has none by that id. */
+JsonNode *kcps_releaser_get(kcps_releaser_t *releaser, uid_t uid, const char *release_id);
+/* The latest release of job_id as JSON, or NULL. */
+JsonNode *kcps_releaser_latest_for_job(kcps_releaser_t *releaser, const char *job_id);
+/* Forgets the pinned certificate of the printer at uri. */
+bool kcps_releaser_forget_printer(kcps_releaser_t *releaser, const char *uri, bool *removed,
+                                  GError **error);
+
+/* Testing: the printer-gone window (default 15 s) and the first retry delay
+ * (default 500 ms), in milliseconds. */
+void kcps_releaser_set_timing(kcps_releaser_t *releaser, int gone_ms, int retry_ms);
+
+G_END_DECLS

@@ -1,0 +1,217 @@
+#!/bin/bash
+# Direct printing (issue 5, first step): kcpsd releases spooled jobs to real
+# ippeveprinters — PDF-capable, raster-only (PWG + URF) and IPPS (a
+# self-signed certificate pinned on first use, a changed one refused until
+# `kcps printer forget`) — and follows them: completed marks the job printed
+# and records usage once; a busy printer is retried without printing twice;
+# an unreachable printer, an aborted job and a printer killed mid-job leave
+# the job held and nothing counted.
+# Usage: direct-print.sh BUILD_DIR [SOURCE_DIR]. Exit 0 pass, 1 fail, 77 skip.
+set -u
+
+BUILD=${1:?usage: direct-print.sh BUILD_DIR}
+KCPSD="$BUILD/client/kcpsd"
+KCPS="$BUILD/client/kcps"
+PDF=/usr/share/cups/data/default-testpage.pdf
+. "$(dirname "$0")/lib.sh"
+
+for tool in ippeveprinter ipptool qpdf avahi-daemon dbus-daemon; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "FAIL: $tool not installed (make test installs it)"; exit 1; }
+done
+[ -x "$KCPSD" ] && [ -x "$KCPS" ] || { echo "SKIP: kcpsd/kcps not built"; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "SKIP: ippeveprinter needs a system D-Bus and avahi (root here)"; exit 77; }
+[ -r "$PDF" ] || { echo "SKIP: no $PDF"; exit 77; }
+lib_isolate_run "$0" "$@" || { echo "FAIL: cannot isolate /run"; exit 1; }
+
+D=$(mktemp -d /tmp/kcps-direct.XXXXXX)
+chmod 0700 "$D"
+cleanup() {
+  lib_stop_all
+  rm -rf "$D"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+fail() {
+  echo "FAIL: $*"
+  lib_dump_logs all
+  exit 1
+}
+
+start_dbus_avahi "$D" || fail "D-Bus/avahi did not start"
+
+# The "print" command of the printers: copies what it got to OUT, waits
+# while CTL/block exists, exits 1 when CTL/fail exists (job aborted).
+cat >"$D/print-cmd.sh" <<'CMD'
+#!/bin/sh
+ctl=$(dirname "$0")/ctl
+cp "$1" "$(dirname "$0")/out/"
+while [ -e "$ctl/block" ]; do sleep 0.05; done
+[ -e "$ctl/fail" ] && exit 1
+exit 0
+CMD
+chmod 0755 "$D/print-cmd.sh"
+mkdir -p "$D/ctl" "$D/out"
+
+# A 3-page PDF.
+qpdf --empty --pages "$PDF" "$PDF" "$PDF" -- "$D/three.pdf" || fail "qpdf"
+
+# ippeve NAME PORT FORMATS [extra options]: a printer; sets its pid as PRN_<NAME>.
+ippeve() {
+  local name=$1 port=$2 formats=$3
+  shift 3
+  mkdir -p "$D/$name"
+  lib_start "ippeve-$name" "$D/$name/log" ippeveprinter -v -f "$formats" -p "$port" \
+    -d "$D/$name" -n localhost -c "$D/print-cmd.sh" "$@" "kcps-$name-$port"
+  eval "PRN_${name}=$LIB_PID"
+}
+P_PDF=$(free_port) && P_RAS=$(free_port) && P_TLS=$(free_port) && P_DEAD=$(free_port) ||
+  fail "no free ports"
+ippeve pdf "$P_PDF" application/pdf,image/pwg-raster
+ippeve raster "$P_RAS" image/pwg-raster,image/urf
+mkdir -p "$D/keys"
+ippeve tls "$P_TLS" application/pdf -K "$D/keys"
+URI_PDF="ipp://127.0.0.1:$P_PDF/ipp/print"
+URI_RAS="ipp://127.0.0.1:$P_RAS/ipp/print"
+URI_TLS="ipps://localhost:$P_TLS/ipp/print"
+wait_for 30 "PDF printer" ipp_printer_ready "$URI_PDF" || fail "PDF printer not ready"
+wait_for 30 "raster printer" ipp_printer_ready "$URI_RAS" || fail "raster printer not ready"
+wait_for 30 "IPPS printer" ipp_printer_ready "$URI_TLS" || fail "IPPS printer not ready"
+
+# kcpsd without a server: direct printing needs none.
+mkdir -p "$D/kcpsd/spool" "$D/kcpsd/state"
+chmod 0700 "$D/kcpsd" "$D/kcpsd/spool" "$D/kcpsd/state"
+lib_start kcpsd "$D/kcpsd/log" env G_MESSAGES_DEBUG=kcpsd "$KCPSD" --user \
+  --spool "$D/kcpsd/spool" --state "$D/kcpsd/state" --ipp-port 0 --pull-port 0 \
+  --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0
+line=$(wait_for_line 30 "$D/kcpsd/log" 'kcpsd: ready ipp=' "$LIB_PID") || fail "kcpsd did not start"
+IPP_PORT=$(printf '%s\n' "$line" | sed -n 's/.*ipp=\([0-9]*\).*/\1/p')
+export KCPS_LOCAL_PORT=$(printf '%s\n' "$line" | sed -n 's/.*local=\([0-9]*\).*/\1/p')
+USAGE="$D/kcpsd/state/usage.jsonl"
+
+# spool FILE: prints the id of a new spooled job made from FILE.
+spool() {
+  local before after
+  before=$("$KCPS" jobs --json | jq -r '.[].id' | sort)
+  ipptool -q -tf "$1" "ipp://127.0.0.1:$IPP_PORT/ipp/print" print-job.test >/dev/null 2>&1 ||
+    { echo "spooling $1 failed" >&2; return 1; }
+  after=$("$KCPS" jobs --json | jq -r '.[].id' | sort)
+  comm -13 <(echo "$before") <(echo "$after") | head -n1
+}
+job_state() { "$KCPS" jobs --json | jq -r --arg id "$1" '.[] | select(.id == $id) | .state'; }
+usage_lines() { cat "$USAGE" 2>/dev/null | grep -c "\"job\":\"$1\""; }
+out_count() { find "$D/out" -type f | wc -l; }
+# pwg_pages FILE / urf_pages FILE: page count of a raster file.
+pwg_pages() { grep -a -o 'PwgRaster' "$1" | wc -l; }
+urf_pages() { od -An -tu1 -j8 -N4 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4}'; }
+
+# 1. PDF-capable printer: the PDF goes as PDF, 2 copies, usage once.
+J1=$(spool "$D/three.pdf") && [ -n "$J1" ] || fail "no job spooled"
+"$KCPS" release "$J1" --printer "$URI_PDF" --copies 2 --wait || fail "release to the PDF printer"
+[ "$(job_state "$J1")" = printed ] || fail "job 1 is $(job_state "$J1"), expected printed"
+f=$(ls "$D/out"/* | head -n1)
+head -c 5 "$f" | grep -q '%PDF-' || fail "the PDF printer got no PDF"
+[ "$(qpdf --show-npages "$f")" = 3 ] || fail "the PDF printer got $(qpdf --show-npages "$f") pages, expected 3"
+[ "$(usage_lines "$J1")" = 1 ] || fail "usage of job 1 recorded $(usage_lines "$J1") times, expected 1"
+grep "\"job\":\"$J1\"" "$USAGE" | grep -q '"impressions":6' || fail "usage of job 1 is not 3 pages x 2 copies: $(cat "$USAGE")"
+[ "$(stat -c %a "$USAGE")" = 600 ] || fail "usage.jsonl is not 0600"
+"$KCPS" release "$J1" --printer "$URI_PDF" >/dev/null 2>&1 && fail "a printed job was released again"
+rm -f "$D/out"/*
+
+# 2. Raster-only printer: PWG raster, one page header per page.
+J2=$(spool "$D/three.pdf") || fail "spool"
+"$KCPS" release "$J2" --printer "$URI_RAS" --mono --wait || fail "release to the raster printer"
+[ "$(job_state "$J2")" = printed ] || fail "job 2 is $(job_state "$J2"), expected printed"
+f=$(ls "$D/out"/* | head -n1)
+head -c 4 "$f" | grep -q 'RaS2' || fail "the raster printer got no PWG raster: $(head -c 8 "$f" | od -c | head -n1)"
+[ "$(pwg_pages "$f")" = 3 ] || fail "the raster printer got $(pwg_pages "$f") PWG pages, expected 3"
+rm -f "$D/out"/*
+
+# 3. IPPS: pinned on first use, printed; the pin file is 0600.
+J3=$(spool "$PDF") || fail "spool"
+"$KCPS" release "$J3" --printer "$URI_TLS" --wait || fail "release to the IPPS printer"
+[ "$(job_state "$J3")" = printed ] || fail "job 3 is $(job_state "$J3"), expected printed"
+PINS="$D/kcpsd/state/printer-pins"
+grep -q "^localhost:$P_TLS [0-9a-f]\{64\}$" "$PINS" || fail "no pin for localhost:$P_TLS: $(cat "$PINS" 2>&1)"
+[ "$(stat -c %a "$PINS")" = 600 ] || fail "printer-pins is not 0600"
+rm -f "$D/out"/*
+
+# 4. IPPS with a changed certificate: refused, nothing sent, job held;
+# after `kcps printer forget` it prints.
+stop_pid "$PRN_tls"
+rm -rf "$D/keys" && mkdir -p "$D/keys"
+ippeve tls "$P_TLS" application/pdf -K "$D/keys"
+wait_for 30 "IPPS printer again" ipp_printer_ready "$URI_TLS" || fail "IPPS printer not ready again"
+J4=$(spool "$PDF") || fail "spool"
+msg=$("$KCPS" release "$J4" --printer "$URI_TLS" --wait 2>&1) && fail "a changed certificate was accepted"
+echo "$msg" | grep -q "changed since it was pinned" || fail "no clear message for a changed certificate: $msg"
+echo "$msg" | grep -q "kcps printer forget" || fail "the message does not say how to reset: $msg"
+[ "$(out_count)" = 0 ] || fail "the printer with a changed certificate received a document"
+[ "$(job_state "$J4")" = spooled ] || fail "job 4 is $(job_state "$J4"), expected spooled (held)"
+"$KCPS" printer forget "$URI_TLS" | grep -q Forgot || fail "printer forget"
+"$KCPS" release "$J4" --printer "$URI_TLS" --wait || fail "release after forgetting the pin"
+[ "$(job_state "$J4")" = printed ] || fail "job 4 is not printed after forgetting the pin"
+rm -f "$D/out"/*
+
+# 5. URF: a printer that takes only URF.
+P_URF=$(free_port) || fail "port"
+ippeve urf "$P_URF" image/urf
+URI_URF="ipp://127.0.0.1:$P_URF/ipp/print"
+wait_for 30 "URF printer" ipp_printer_ready "$URI_URF" || fail "URF printer not ready"
+J5=$(spool "$D/three.pdf") || fail "spool"
+"$KCPS" release "$J5" --printer "$URI_URF" --wait || fail "release to the URF printer"
+f=$(ls "$D/out"/* | head -n1)
+head -c 7 "$f" | grep -q 'UNIRAST' || fail "the URF printer got no URF"
+[ "$(urf_pages "$f")" = 3 ] || fail "the URF file says $(urf_pages "$f") pages, expected 3"
+rm -f "$D/out"/*
+
+# 6. Busy: while job A prints (blocked), job B's Create-Job is refused with
+# server-error-busy and retried; each is printed exactly once.
+touch "$D/ctl/block"
+JA=$(spool "$PDF") && JB=$(spool "$PDF") || fail "spool"
+"$KCPS" release "$JA" --printer "$URI_PDF" >/dev/null || fail "release A"
+wait_for 30 "job A printing" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $JA '.[] | select(.id == \$id) | .release.state == \"printing\"'" ||
+  fail "job A never reached printing"
+"$KCPS" release "$JB" --printer "$URI_PDF" >/dev/null || fail "release B"
+wait_for 30 "job B retrying" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $JB '.[] | select(.id == \$id) | .release.state == \"retrying\"'" ||
+  fail "job B was never told busy: $("$KCPS" jobs --json)"
+rm -f "$D/ctl/block"
+wait_for 60 "A and B printed" sh -c "[ \"\$(\"$KCPS\" jobs --json | jq -r '[.[] | select(.id == \"$JA\" or .id == \"$JB\") | .state] | join(\",\")')\" = printed,printed ]" ||
+  fail "A and B not both printed: $("$KCPS" jobs --json)"
+[ "$(out_count)" = 2 ] || fail "the printer received $(out_count) documents for A and B, expected 2"
+[ "$(usage_lines "$JA")" = 1 ] && [ "$(usage_lines "$JB")" = 1 ] || fail "A or B counted other than once"
+rm -f "$D/out"/*
+
+# 7. Unreachable printer: retried, then failed; job held, nothing counted.
+J7=$(spool "$PDF") || fail "spool"
+msg=$("$KCPS" release "$J7" --printer "ipp://127.0.0.1:$P_DEAD/ipp/print" --wait 2>&1) &&
+  fail "a release to an unreachable printer succeeded"
+echo "$msg" | grep -q "retrying" || fail "an unreachable printer was not retried: $msg"
+[ "$(job_state "$J7")" = spooled ] || fail "job 7 is $(job_state "$J7"), expected spooled (held)"
+[ "$(usage_lines "$J7")" = 0 ] || fail "an unprinted job was counted"
+
+# 8. Aborted at the printer: job held, nothing counted.
+touch "$D/ctl/fail"
+J8=$(spool "$PDF") || fail "spool"
+"$KCPS" release "$J8" --printer "$URI_PDF" --wait >"$D/r8" 2>&1 && fail "an aborted job counted as completed"
+grep -q "aborted" "$D/r8" || fail "release 8 did not end aborted: $(cat "$D/r8")"
+[ "$(job_state "$J8")" = spooled ] || fail "job 8 is $(job_state "$J8"), expected spooled (held)"
+[ "$(usage_lines "$J8")" = 0 ] || fail "an aborted job was counted"
+rm -f "$D/ctl/fail" "$D/out"/*
+
+# 9. Printer killed mid-job: job held, nothing counted.
+touch "$D/ctl/block"
+J9=$(spool "$PDF") || fail "spool"
+"$KCPS" release "$J9" --printer "$URI_RAS" >/dev/null || fail "release 9"
+wait_for 30 "job 9 printing" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $J9 '.[] | select(.id == \$id) | .release.state == \"printing\"'" ||
+  fail "job 9 never reached printing"
+kill -KILL "$PRN_raster"
+rm -f "$D/ctl/block"
+wait_for 60 "release 9 ended" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $J9 '.[] | select(.id == \$id) | .release.state == \"failed\"'" ||
+  fail "release 9 did not fail after the printer died: $("$KCPS" jobs --json)"
+[ "$(job_state "$J9")" = spooled ] || fail "job 9 is $(job_state "$J9"), expected spooled (held)"
+[ "$(usage_lines "$J9")" = 0 ] || fail "a job whose printer died was counted"
+
+# Nothing counted twice over the whole run: one usage line per printed job.
+n_printed=$("$KCPS" jobs --json | jq '[.[] | select(.state == "printed")] | length')
+[ "$(wc -l <"$USAGE")" = "$n_printed" ] || fail "usage has $(wc -l <"$USAGE") lines for $n_printed printed jobs"
+echo "PASS: direct printing (PDF, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed)"

@@ -1,0 +1,482 @@
+/* Unit tests of direct printing (client/release*.c): the release request and
+ * printer URIs, capabilities and the plan chosen from them, the certificate
+ * pins, the rasterizer (read back with libcups), and the releaser's refusals
+ * and its handling of a printer nobody answers for. The real printers
+ * (ippeveprinter PDF, raster, IPPS) are in tests/integration/direct-print.sh. */
+#include "client/release.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TESTPAGE "/usr/share/cups/data/default-testpage.pdf"
+
+static void rm_rf(const char *dir)
+{
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A loopback port nobody listens on (bound, then released). */
+static int closed_port(void)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/* --- the request and URIs ------------------------------------------------------ */
+
+static const struct {
+  const char *body;
+  bool ok;
+  const char *in_message; /* for refusals: what the message must name */
+  int copies;
+  kcps_color_t color;
+  bool duplex;
+} requests[] = {
+  {"{\"printer\":\"ipp://p.local/ipp/print\"}", true, NULL, 1, KCPS_COLOR_AUTO, false},
+  {"{\"printer\":\"ipps://10.0.0.5:443/ipp/print\",\"copies\":3,\"color\":false,"
+   "\"duplex\":true}", true, NULL, 3, KCPS_COLOR_MONO, true},
+  {"{\"printer\":\"ipp://p/x\",\"color\":true}", true, NULL, 1, KCPS_COLOR_COLOR, false},
+  {"{\"printer\":\"ipp://p/x\",\"color\":null}", true, NULL, 1, KCPS_COLOR_AUTO, false},
+  {"", false, "empty", 0, 0, false},
+  {"[]", false, "object", 0, 0, false},
+  {"{\"copies\":2}", false, "printer", 0, 0, false},
+  {"{\"printer\":\"http://p/ipp/print\"}", false, "printer", 0, 0, false},
+  {"{\"printer\":\"ipp://user:pw@p/ipp/print\"}", false, "printer", 0, 0, false},
+  {"{\"printer\":\"ipp:///ipp/print\"}", false, "printer", 0, 0, false},
+  {"{\"printer\":42}", false, "printer", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"copies\":0}", false, "copies", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"copies\":1000}", false, "copies", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"copies\":\"2\"}", false, "copies", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"color\":\"yes\"}", false, "color", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"duplex\":1}", false, "duplex", 0, 0, false},
+  {"{\"printer\":\"ipp://p/x\",\"quota\":1}", false, "quota", 0, 0, false},
+};
+
+START_TEST(test_parse_request)
+{
+  const char *body = requests[_i].body;
+  kcps_release_opts_t opts;
+  JsonNode *keep = NULL;
+  g_autoptr(GError) error = NULL;
+  bool ok = kcps_release_parse_request(body, strlen(body), &opts, &keep, &error);
+  ck_assert_msg(ok == requests[_i].ok, "%s: got %s, expected %s (%s)", body,
+                ok ? "accepted" : "refused", requests[_i].ok ? "accepted" : "refused",
+                error != NULL ? error->message : "");
+  if (ok) {
+    ck_assert_int_eq(opts.copies, requests[_i].copies);
+    ck_assert_int_eq(opts.color, requests[_i].color);
+    ck_assert_int_eq(opts.duplex, requests[_i].duplex);
+    ck_assert_ptr_nonnull(opts.printer);
+    json_node_unref(keep);
+  } else {
+    ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_BAD_REQUEST));
+    ck_assert_msg(strstr(error->message, requests[_i].in_message) != NULL,
+                  "%s: message \"%s\" does not name %s", body, error->message,
+                  requests[_i].in_message);
+  }
+}
+END_TEST
+
+START_TEST(test_uri_key)
+{
+  static const struct {
+    const char *uri, *key;
+  } table[] = {
+    {"ipp://Printer.Example/ipp/print", "printer.example:631"},
+    {"ipps://printer.example:443/ipp/print", "printer.example:443"},
+    {"ipp://127.0.0.1:8631/ipp/print", "127.0.0.1:8631"},
+    {"ipps://[::1]:9443/ipp/print", "::1:9443"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
+    g_autofree char *key = NULL;
+    g_autoptr(GError) error = NULL;
+    ck_assert_msg(kcps_release_check_uri(table[i].uri, &key, &error), "%s refused: %s",
+                  table[i].uri, error != NULL ? error->message : "");
+    ck_assert_msg(g_strcmp0(key, table[i].key) == 0, "%s: key %s, expected %s", table[i].uri,
+                  key, table[i].key);
+  }
+}
+END_TEST
+
+/* --- capabilities and the plan ----------------------------------------------------- */
+
+/* A Get-Printer-Attributes answer with the given formats and extras. */
+static ipp_t *printer_attrs(const char *formats, bool color, bool duplex, int copies_max)
+{
+  ipp_t *r = ippNew();
+  g_auto(GStrv) list = g_strsplit(formats, ",", -1);
+  ippAddStrings(r, IPP_TAG_PRINTER, IPP_TAG_MIMETYPE, "document-format-supported",
+                (int)g_strv_length(list), NULL, (const char *const *)list);
+  const int ops[] = {IPP_OP_PRINT_JOB, IPP_OP_CREATE_JOB, IPP_OP_SEND_DOCUMENT,
+                     IPP_OP_GET_JOB_ATTRIBUTES};
+  ippAddIntegers(r, IPP_TAG_PRINTER, IPP_TAG_ENUM, "operations-supported", 4, ops);
+  const char *modes[] = {"monochrome", "color"};
+  ippAddStrings(r, IPP_TAG_PRINTER, IPP_TAG_KEYWORD, "print-color-mode-supported",
+                color ? 2 : 1, NULL, modes);
+  const char *sides[] = {"one-sided", "two-sided-long-edge"};
+  ippAddStrings(r, IPP_TAG_PRINTER, IPP_TAG_KEYWORD, "sides-supported", duplex ? 2 : 1, NULL,
+                sides);
+  ippAddRange(r, IPP_TAG_PRINTER, "copies-supported", 1, copies_max);
+  int xres[] = {600, 300}, yres[] = {600, 300};
+  ippAddResolutions(r, IPP_TAG_PRINTER, "pwg-raster-document-resolution-supported", 2,
+                    IPP_RES_PER_INCH, xres, yres);
+  const char *types[] = {"sgray_8", "srgb_8"};
+  ippAddStrings(r, IPP_TAG_PRINTER, IPP_TAG_KEYWORD, "pwg-raster-document-type-supported",
+                color ? 2 : 1, NULL, types);
+  const char *urf[] = {"V1.4", "W8", "SRGB24", "RS150-300", "DM1"};
+  ippAddStrings(r, IPP_TAG_PRINTER, IPP_TAG_KEYWORD, "urf-supported", color ? 5 : 5, NULL, urf);
+  return r;
+}
+
+START_TEST(test_plan)
+{
+  kcps_printer_caps_t caps;
+  kcps_raster_plan_t plan;
+  kcps_release_opts_t opts = {"ipp://p/x", 1, KCPS_COLOR_AUTO, false};
+
+  ipp_t *r = printer_attrs("application/pdf,image/pwg-raster", true, true, 99);
+  kcps_release_caps_from_ipp(r, &caps);
+  ippDelete(r);
+  ck_assert(caps.pdf && caps.pwg && !caps.urf && caps.create_job && caps.color && caps.duplex);
+  ck_assert_int_eq(caps.copies_max, 99);
+  ck_assert(kcps_release_plan(&caps, &opts, &plan, NULL));
+  ck_assert_str_eq(plan.format, "application/pdf");
+
+  /* Raster only: PWG at the lowest resolution of at least 150 dpi. */
+  r = printer_attrs("image/pwg-raster,image/urf", true, false, 1);
+  kcps_release_caps_from_ipp(r, &caps);
+  ippDelete(r);
+  ck_assert(!caps.pdf && caps.pwg && caps.urf);
+  ck_assert(kcps_release_plan(&caps, &opts, &plan, NULL));
+  ck_assert_str_eq(plan.format, "image/pwg-raster");
+  ck_assert_int_eq(plan.dpi, 300);
+  ck_assert(plan.color);
+  opts.color = KCPS_COLOR_MONO;
+  ck_assert(kcps_release_plan(&caps, &opts, &plan, NULL));
+  ck_assert(!plan.color);
+
+  /* URF only: RS150-300 gives 150 and 300; 150 is taken. */
+  r = printer_attrs("image/urf", false, false, 1);
+  kcps_release_caps_from_ipp(r, &caps);
+  ippDelete(r);
+  ck_assert_int_eq(caps.n_urf_res, 2);
+  ck_assert(kcps_release_plan(&caps, &opts, &plan, NULL));
+  ck_assert_str_eq(plan.format, "image/urf");
+  ck_assert_int_eq(plan.dpi, 150);
+
+  /* Refusals name what the printer lacks. */
+  static const struct {
+    int copies;
+    kcps_color_t color;
+    bool duplex;
+    const char *in_message;
+  } refusals[] = {
+    {2, KCPS_COLOR_AUTO, false, "copies"},
+    {1, KCPS_COLOR_AUTO, true, "two-sided"},
+    {1, KCPS_COLOR_COLOR, false, "monochrome"},
+  };
+  r = printer_attrs("application/pdf", false, false, 1);
+  kcps_release_caps_from_ipp(r, &caps);
+  ippDelete(r);
+  for (size_t i = 0; i < G_N_ELEMENTS(refusals); i++) {
+    kcps_release_opts_t o = {"ipp://p/x", refusals[i].copies, refusals[i].color,
+                             refusals[i].duplex};
+    g_autoptr(GError) error = NULL;
+    ck_assert(!kcps_release_plan(&caps, &o, &plan, &error));
+    ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_UNSUPPORTED));
+    ck_assert_msg(strstr(error->message, refusals[i].in_message) != NULL,
+                  "message \"%s\" does not name %s", error->message, refusals[i].in_message);
+  }
+  /* A printer that takes nothing we make. */
+  r = printer_attrs("image/jpeg", true, true, 9);
+  kcps_release_caps_from_ipp(r, &caps);
+  ippDelete(r);
+  g_autoptr(GError) error = NULL;
+  ck_assert(!kcps_release_plan(&caps, &opts, &plan, &error));
+  ck_assert_ptr_nonnull(strstr(error->message, "document-format-supported"));
+  /* No answer at all: nothing supported, nothing crashes. */
+  kcps_release_caps_from_ipp(NULL, &caps);
+  ck_assert(!caps.pdf && !caps.pwg && !caps.urf);
+}
+END_TEST
+
+/* --- pins ---------------------------------------------------------------------- */
+
+START_TEST(test_pins)
+{
+  g_autofree char *dir = g_dir_make_tmp("kcps-pins-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "printer-pins", NULL);
+  const char *a = "aa11", *b = "bb22";
+  kcps_pin_result_t result;
+  ck_assert(kcps_release_pin_check(path, "p1:631", a, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_NEW);
+  ck_assert(kcps_release_pin_check(path, "p2:443", b, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_NEW);
+  ck_assert(kcps_release_pin_check(path, "p1:631", a, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_MATCH);
+  ck_assert(kcps_release_pin_check(path, "p1:631", b, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_CHANGED);
+  /* A key that is a prefix of another is not the other. */
+  ck_assert(kcps_release_pin_check(path, "p1:63", b, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_NEW);
+  GStatBuf st;
+  ck_assert_int_eq(g_stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+  bool removed = false;
+  ck_assert(kcps_release_pin_forget(path, "p1:631", &removed, NULL));
+  ck_assert(removed);
+  ck_assert(kcps_release_pin_forget(path, "p1:631", &removed, NULL));
+  ck_assert(!removed);
+  ck_assert(kcps_release_pin_check(path, "p1:631", b, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_NEW);
+  /* The other printers' pins stayed. */
+  ck_assert(kcps_release_pin_check(path, "p2:443", b, &result, NULL));
+  ck_assert_int_eq(result, KCPS_PIN_MATCH);
+  rm_rf(dir);
+}
+END_TEST
+
+/* --- rasterizing ------------------------------------------------------------------ */
+
+typedef struct {
+  GByteArray *bytes;
+  size_t pos;
+} membuf_t;
+
+static ssize_t mem_write(void *ctx, unsigned char *buf, size_t len)
+{
+  g_byte_array_append(((membuf_t *)ctx)->bytes, buf, (guint)len);
+  return (ssize_t)len;
+}
+
+static ssize_t mem_read(void *ctx, unsigned char *buf, size_t len)
+{
+  membuf_t *m = ctx;
+  size_t n = MIN(len, m->bytes->len - m->pos);
+  memcpy(buf, m->bytes->data + m->pos, n);
+  m->pos += n;
+  return (ssize_t)n;
+}
+
+START_TEST(test_rasterize)
+{
+  static const struct {
+    const char *format;
+    bool color;
+    const char *magic;
+  } table[] = {
+    {"image/pwg-raster", true, "RaS2"},
+    {"image/pwg-raster", false, "RaS2"},
+    {"image/urf", true, "UNIRAST"},
+  };
+  const kcps_raster_plan_t plan = {table[_i].format, 150, table[_i].color};
+  int fd = open(TESTPAGE, O_RDONLY | O_CLOEXEC);
+  ck_assert_int_ge(fd, 0);
+  membuf_t m = {g_byte_array_new(), 0};
+  int pages = 0;
+  g_autoptr(GError) error = NULL;
+  ck_assert_msg(kcps_release_rasterize(fd, &plan, false, mem_write, &m, &pages, &error), "%s",
+                error != NULL ? error->message : "");
+  ck_assert_int_eq(pages, 1);
+  ck_assert_msg(memcmp(m.bytes->data, table[_i].magic, strlen(table[_i].magic)) == 0,
+                "stream does not start with %s", table[_i].magic);
+  if (strcmp(table[_i].format, "image/pwg-raster") == 0) {
+    /* Read it back as a printer would: one page, the resolution and size asked. */
+    cups_raster_t *ras = cupsRasterOpenIO(mem_read, &m, CUPS_RASTER_READ);
+    cups_page_header2_t h;
+    ck_assert(cupsRasterReadHeader2(ras, &h));
+    ck_assert_int_eq(h.HWResolution[0], 150);
+    ck_assert_int_eq(h.cupsBitsPerPixel, table[_i].color ? 24 : 8);
+    ck_assert_int_gt(h.cupsWidth, 1000);
+    ck_assert_int_gt(h.cupsHeight, 1000);
+    g_autofree unsigned char *line = g_malloc(h.cupsBytesPerLine);
+    for (unsigned y = 0; y < h.cupsHeight; y++)
+      ck_assert_uint_eq(cupsRasterReadPixels(ras, line, h.cupsBytesPerLine),
+                        h.cupsBytesPerLine);
+    ck_assert(!cupsRasterReadHeader2(ras, &h));
+    cupsRasterClose(ras);
+  } else {
+    /* URF's file header carries the page count (big-endian). */
+    const guint8 *p = m.bytes->data + 8;
+    ck_assert_int_eq((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3], 1);
+  }
+  g_byte_array_unref(m.bytes);
+}
+END_TEST
+
+START_TEST(test_rasterize_not_pdf)
+{
+  g_autofree char *dir = g_dir_make_tmp("kcps-ras-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "junk.pdf", NULL);
+  ck_assert(g_file_set_contents(path, "%PDF-1.4 not really", -1, NULL));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  const kcps_raster_plan_t plan = {"image/pwg-raster", 150, false};
+  membuf_t m = {g_byte_array_new(), 0};
+  int pages = 0;
+  g_autoptr(GError) error = NULL;
+  ck_assert(!kcps_release_rasterize(fd, &plan, false, mem_write, &m, &pages, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO));
+  ck_assert_int_eq(pages, 0);
+  g_byte_array_unref(m.bytes);
+  rm_rf(dir);
+}
+END_TEST
+
+/* --- the releaser ------------------------------------------------------------------- */
+
+typedef struct {
+  char *dir;
+  kcps_spool_t *spool;
+  kcps_releaser_t *releaser;
+  char *job_id;
+} fixture_t;
+
+static void fixture_open(fixture_t *f)
+{
+  f->dir = g_dir_make_tmp("kcps-release-XXXXXX", NULL);
+  g_autofree char *spool_dir = g_build_filename(f->dir, "spool", NULL);
+  f->spool = kcps_spool_open(spool_dir, NULL);
+  ck_assert_ptr_nonnull(f->spool);
+  f->releaser = kcps_releaser_new(f->spool, f->dir);
+  kcps_releaser_set_timing(f->releaser, 1000, 200);
+  kcps_spool_writer_t *w = kcps_spool_writer_new(f->spool, getuid(), "me", "page",
+                                                 "application/pdf", NULL);
+  g_autofree char *pdf = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(TESTPAGE, &pdf, &len, NULL));
+  ck_assert(kcps_spool_writer_write(w, pdf, len, NULL));
+  g_autoptr(kcps_job_t) job = kcps_spool_writer_commit(w, NULL);
+  ck_assert_ptr_nonnull(job);
+  f->job_id = g_strdup(job->id);
+}
+
+static void fixture_close(fixture_t *f)
+{
+  kcps_releaser_free(f->releaser);
+  kcps_spool_close(f->spool);
+  rm_rf(f->dir);
+  g_free(f->dir);
+  g_free(f->job_id);
+}
+
+static const char *state_of(JsonNode *node)
+{
+  return json_object_get_string_member(json_node_get_object(node), "state");
+}
+
+START_TEST(test_releaser_refusals)
+{
+  fixture_t f;
+  fixture_open(&f);
+  kcps_release_opts_t opts = {"ipp://127.0.0.1:1/ipp/print", 1, KCPS_COLOR_AUTO, false};
+  g_autoptr(GError) error = NULL;
+  /* Another account's job does not exist for the caller. */
+  ck_assert_ptr_null(kcps_releaser_start(f.releaser, getuid() + 1, f.job_id, &opts, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_NOT_FOUND));
+  g_clear_error(&error);
+  ck_assert_ptr_null(kcps_releaser_start(f.releaser, getuid(), "no-such-job", &opts, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_NOT_FOUND));
+  g_clear_error(&error);
+  opts.printer = "lpd://127.0.0.1/queue";
+  ck_assert_ptr_null(kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_BAD_REQUEST));
+  g_clear_error(&error);
+  /* A printed job is not released again. */
+  ck_assert(kcps_spool_set_state(f.spool, f.job_id, KCPS_JOB_STATE_PRINTED, NULL));
+  opts.printer = "ipp://127.0.0.1:1/ipp/print";
+  ck_assert_ptr_null(kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_CONFLICT));
+  fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_releaser_unreachable)
+{
+  fixture_t f;
+  fixture_open(&f);
+  g_autofree char *uri = g_strdup_printf("ipp://127.0.0.1:%d/ipp/print", closed_port());
+  kcps_release_opts_t opts = {uri, 1, KCPS_COLOR_AUTO, false};
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) started = kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts,
+                                                    &error);
+  ck_assert_ptr_nonnull(started);
+  const char *rid = json_object_get_string_member(json_node_get_object(started), "id");
+  /* A second release of the same job while the first runs (its retries
+   * take 6 s) is refused. */
+  g_autoptr(JsonNode) again = kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts,
+                                                  &error);
+  ck_assert_ptr_null(again);
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_CONFLICT));
+  g_autoptr(JsonNode) latest = kcps_releaser_latest_for_job(f.releaser, f.job_id);
+  ck_assert_str_eq(json_object_get_string_member(json_node_get_object(latest), "id"), rid);
+  /* Another account does not see the release. */
+  ck_assert_ptr_null(kcps_releaser_get(f.releaser, getuid() + 1, rid));
+
+  /* Wait for its end: retried, then failed; the job stays held. */
+  JsonNode *now = NULL;
+  for (int i = 0; i < 1200; i++) {
+    now = kcps_releaser_get(f.releaser, getuid(), rid);
+    if (strcmp(state_of(now), "failed") == 0)
+      break;
+    json_node_unref(now);
+    now = NULL;
+    g_usleep(50 * 1000);
+  }
+  ck_assert_msg(now != NULL, "the release to a closed port did not fail");
+  JsonObject *o = json_node_get_object(now);
+  ck_assert_int_eq(json_object_get_int_member(o, "attempts"), 6);
+  ck_assert_ptr_nonnull(strstr(json_object_get_string_member(o, "message"), "attempts"));
+  json_node_unref(now);
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(f.spool, f.job_id, NULL);
+  ck_assert_int_eq(job->state, KCPS_JOB_STATE_SPOOLED);
+  g_autofree char *usage = g_build_filename(f.dir, "usage.jsonl", NULL);
+  ck_assert(!g_file_test(usage, G_FILE_TEST_EXISTS));
+  fixture_close(&f);
+}
+END_TEST
+
+static Suite *release_suite(void)
+{
+  Suite *s = suite_create("release");
+  TCase *tc = tcase_create("request");
+  tcase_add_loop_test(tc, test_parse_request, 0, G_N_ELEMENTS(requests));
+  tcase_add_test(tc, test_uri_key);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("caps");
+  tcase_add_test(tc, test_plan);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("pins");
+  tcase_add_test(tc, test_pins);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("raster");
+  tcase_add_loop_test(tc, test_rasterize, 0, 3);
+  tcase_add_test(tc, test_rasterize_not_pdf);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("releaser");
+  tcase_add_test(tc, test_releaser_refusals);
+  tcase_add_test(tc, test_releaser_unreachable);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *runner = srunner_create(release_suite());
+  srunner_run_all(runner, CK_NORMAL);
+  int failed = srunner_ntests_failed(runner);
+  srunner_free(runner);
+  return failed == 0 ? 0 : 1;
+}
