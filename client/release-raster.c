@@ -117,9 +117,10 @@ bool kcps_release_rasterize(int pdf_fd, const kcps_raster_plan_t *plan, bool dup
                         "the spooled document has no pages");
   for (int i = 0; ok && i < n; i++) {
     PopplerPage *page = poppler_document_get_page(doc, i);
-    g_autoptr(GObject) page_obj = (GObject *)page;
-    ok = page != NULL && write_page(ras, page, plan, duplex, i, n, error);
-    if (page == NULL)
+    bool loaded = page != NULL;
+    ok = loaded && write_page(ras, page, plan, duplex, i, n, error);
+    g_clear_object(&page);
+    if (!loaded)
       g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_IO, "page %d does not load",
                   i + 1);
     if (ok)
