@@ -1,0 +1,462 @@
+#!/bin/bash
+# Integration test of kcps-tray under Xvfb with a private session D-Bus,
+# against a real kcpsd and kcps-server (--demo) on free loopback ports:
+#  A. no tray host: the main window opens and says why; a second start
+#     hands over to the first instance; Quit ends it;
+#  B. a test tray host (a StatusNotifierWatcher in python3-gi, below) sees the
+#     item register, reads its properties, reads the dbusmenu layout, sends
+#     menu events (Jobs…, Settings…, Log in…, Log out, Quit) and drives the
+#     login window through the app's actions: an unknown account and a wrong
+#     password get the same message, the right one logs in (kcps status
+#     agrees), the icon follows kcpsd's state (logged out, jobs waiting,
+#     error when kcpsd stops).
+# Screenshots of each window go to BUILD_DIR/ui-screenshots/.
+# Usage: tray.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail.
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+TRAY_BIN=$BUILD/ui/kcps-tray
+PYTHON=/usr/bin/python3
+for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$TRAY_BIN"; do
+  if [ ! -x "$bin" ]; then
+    echo "tray: FAIL: $bin is not built" >&2
+    exit 1
+  fi
+done
+for tool in Xvfb dbus-daemon gdbus ipptool qpdf "$PYTHON"; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "tray: FAIL: $tool is not installed" >&2
+    exit 1
+  fi
+done
+"$PYTHON" -c 'import gi; gi.require_version("Gio", "2.0"); from gi.repository import Gio' ||
+  { echo "tray: FAIL: python3-gi is not installed" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/kcps-tray.XXXXXX)
+SHOTS=$BUILD/ui-screenshots
+rm -rf "$SHOTS"
+mkdir -p "$SHOTS"
+chmod 0700 "$SHOTS"
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+abort() {
+  fail "$*"
+  exit 1
+}
+
+finish() {
+  local rc=$?
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+  fi
+  lib_stop_all
+  echo "tray: $PASSED passed, $FAILED failed"
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    echo "tray: logs kept in $TMP"
+    exit 1
+  fi
+  rm -rf "$TMP"
+  exit 0
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+
+# --- peers ---------------------------------------------------------------
+DATA=$TMP/server
+lib_log "starting kcps-server --demo"
+start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||
+  abort "kcps-server prints its listening line"
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+[ -n "$ALICE_PASSWORD" ] || abort "alice's password in $DATA/demo-credentials.txt"
+lib_log "starting kcpsd --user"
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$DATA/server.crt" ||
+  abort "kcpsd prints its ready line"
+KCPSD_PID=$(lib_pid_of kcpsd)
+pass "kcpsd ready: local=$KCPSD_LOCAL_PORT"
+
+# Two jobs, printed while logged out (straight to the virtual printer).
+qpdf --empty --pages /usr/share/cups/data/default-testpage.pdf \
+  /usr/share/cups/data/default-testpage.pdf -- "$TMP/two.pdf" || abort "qpdf makes a PDF"
+for name in "tray one" "tray two"; do
+  cat >"$TMP/print.test" <<EOF
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri \$uri
+  ATTR name requesting-user-name \$user
+  ATTR name job-name "$name"
+  ATTR mimeMediaType document-format application/pdf
+  FILE \$filename
+  STATUS successful-ok
+}
+EOF
+  out=$(ipptool -t -T 30 -f "$TMP/two.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+    "$TMP/print.test" 2>&1) || abort "Print-Job '$name' to kcpsd: $out"
+done
+check_eq "kcps jobs lists the two jobs" \
+  "$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json | grep -o '"tray [a-z]*"' | sort | tr '\n' ' ')" \
+  '"tray one" "tray two" '
+
+# X server and session bus of our own.
+lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
+  3>"$TMP/display"
+wait_for 30 "Xvfb's display number" test -s "$TMP/display" || abort "Xvfb starts"
+export DISPLAY=:$(head -n1 "$TMP/display")
+dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
+  2>"$TMP/dbus.log" || abort "dbus-daemon --session starts: $(cat "$TMP/dbus.log")"
+lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus.log"
+export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
+wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
+  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId || abort "the session bus answers"
+pass "Xvfb on $DISPLAY and a private session bus"
+
+# The desktop the tray sees: private folders, software rendering, no a11y bus.
+mkdir -p "$TMP/home" "$TMP/runtime"
+chmod 0700 "$TMP/home" "$TMP/runtime"
+export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
+export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share
+export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
+export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
+
+# tray_prop NAME: a property of the tray's test state, as gdbus prints it.
+tray_prop() {
+  gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test \
+    -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test "$1" 2>/dev/null
+}
+tray_prop_is() { [ "$(tray_prop "$1")" = "$2" ]; }
+tray_action() {
+  gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray -m org.gtk.Actions.Activate \
+    "$1" "${2:-[]}" '{}' >/dev/null
+}
+png_ok() { [ "$(head -c 8 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+
+# --- A. no tray host -----------------------------------------------------
+lib_log "A: kcps-tray without a tray host"
+lib_start kcps-tray-a "$TMP/tray-a.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" \
+  --test-dir "$SHOTS"
+TRAY_PID=$LIB_PID
+if wait_for 30 "the main window" tray_prop_is Windows "(<['jobs']>,)"; then
+  pass "without a tray host the main (jobs) window opens"
+else
+  fail "main window: Windows is $(tray_prop Windows)"
+fi
+check_eq "it knows there is no tray host" "$(tray_prop TrayHost)" "(<false>,)"
+two_jobs() { tray_prop JobNames | grep -q "'tray one'" && tray_prop JobNames | grep -q "'tray two'"; }
+wait_for 30 "the two jobs in the main window" two_jobs ||
+  fail "jobs in the main window: $(tray_prop JobNames)"
+check_eq "the icon state is logged out" "$(tray_prop IconState)" "(<'logged-out'>,)"
+grep -q 'no system tray .* found: opening the main window' "$TMP/tray-a.log" &&
+  pass "it says so in its log" || fail "no 'no system tray' line in $TMP/tray-a.log"
+tray_action screenshot "[<'jobs'>]"
+wait_for 20 "the screenshot" png_ok "$SHOTS/jobs.png" && mv "$SHOTS/jobs.png" "$SHOTS/main-no-tray.png" &&
+  pass "screenshot $SHOTS/main-no-tray.png" || fail "no screenshot of the main window"
+# One instance per user: a second start activates the first and ends.
+if timeout 30 "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" >"$TMP/tray-second.log" 2>&1; then
+  pass "a second kcps-tray hands over to the first and exits 0"
+else
+  fail "second kcps-tray: $(cat "$TMP/tray-second.log")"
+fi
+kill -0 "$TRAY_PID" 2>/dev/null && pass "the first instance still runs" || fail "the first instance died"
+tray_action quit
+wait_for 20 "kcps-tray to quit" bash -c "! kill -0 $TRAY_PID 2>/dev/null" || fail "Quit did not end kcps-tray"
+wait "$TRAY_PID" 2>/dev/null
+check_eq "kcps-tray's exit status after Quit" "$?" 0
+
+# --- B. with a tray host ---------------------------------------------------
+lib_log "B: a test StatusNotifierWatcher, then kcps-tray"
+cat >"$TMP/watcher.py" <<'PY'
+# A test tray host: owns org.kde.StatusNotifierWatcher on the session bus,
+# waits for kcps-tray's item, and checks it through the SNI, dbusmenu and
+# the tray's test state. One line per check; exit 1 at the first failure.
+import os, signal, subprocess, sys, time
+import gi
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib
+
+SHOTS, KCPS, PORT, KCPSD_PID = sys.argv[1:5]
+PASSWORD = os.environ["TRAY_TEST_PASSWORD"]
+bus = Gio.bus_get_sync(Gio.BusType.SESSION)
+ctx = GLib.MainContext.default()
+items = []          # (sender, service) registered
+signals = []        # (interface, member) seen from the item
+WATCHER_XML = """<node><interface name='org.kde.StatusNotifierWatcher'>
+ <method name='RegisterStatusNotifierItem'><arg name='service' type='s' direction='in'/></method>
+ <method name='RegisterStatusNotifierHost'><arg name='service' type='s' direction='in'/></method>
+ <property name='RegisteredStatusNotifierItems' type='as' access='read'/>
+ <property name='IsStatusNotifierHostRegistered' type='b' access='read'/>
+ <property name='ProtocolVersion' type='i' access='read'/>
+ <signal name='StatusNotifierItemRegistered'><arg type='s'/></signal>
+</interface></node>"""
+
+def fail(msg):
+    print("FAIL - " + msg, flush=True)
+    sys.exit(1)
+
+def ok(msg):
+    print("ok   - " + msg, flush=True)
+
+def method_call(conn, sender, path, iface, method, params, invocation):
+    if method == "RegisterStatusNotifierItem":
+        items.append((sender, params.unpack()[0]))
+        conn.emit_signal(None, path, iface, "StatusNotifierItemRegistered",
+                         GLib.Variant("(s)", (sender + "/StatusNotifierItem",)))
+    invocation.return_value(None)
+
+def get_property(conn, sender, path, iface, name):
+    if name == "RegisteredStatusNotifierItems":
+        return GLib.Variant("as", [s for _, s in items])
+    if name == "IsStatusNotifierHostRegistered":
+        return GLib.Variant("b", True)
+    return GLib.Variant("i", 0)
+
+info = Gio.DBusNodeInfo.new_for_xml(WATCHER_XML)
+bus.register_object("/StatusNotifierWatcher", info.interfaces[0], method_call, get_property, None)
+owned = []
+Gio.bus_own_name_on_connection(bus, "org.kde.StatusNotifierWatcher", Gio.BusNameOwnerFlags.NONE,
+                               lambda *a: owned.append(True), lambda *a: fail("name lost"))
+
+def wait(what, pred, timeout=30):
+    """Runs the main loop until pred() holds (checked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    tick = GLib.timeout_add(100, lambda: True)
+    try:
+        while True:
+            value = pred()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                fail("timed out after %ds waiting for %s" % (timeout, what))
+            ctx.iteration(True)
+    finally:
+        GLib.source_remove(tick)
+
+def call(name, path, iface, method, args=None, reply=None):
+    return bus.call_sync(name, path, iface, method, args,
+                         GLib.VariantType(reply) if reply else None,
+                         Gio.DBusCallFlags.NONE, 30000, None).unpack()
+
+def state(prop):
+    try:
+        return call("org.kcps.Tray", "/org/kcps/Tray/Test", "org.freedesktop.DBus.Properties",
+                    "Get", GLib.Variant("(ss)", ("org.kcps.Tray1.Test", prop)), "(v)")[0]
+    except GLib.Error:
+        return None
+
+def settled():
+    return state("Busy") is False
+
+def action(name, param=None):
+    call("org.kcps.Tray", "/org/kcps/Tray", "org.gtk.Actions", "Activate",
+         GLib.Variant("(sava{sv})", (name, [param] if param is not None else [], {})))
+
+def png_ok(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+def screenshot(window):
+    path = os.path.join(SHOTS, window + ".png")
+    if os.path.exists(path):
+        os.unlink(path)
+    action("screenshot", GLib.Variant("s", window))
+    wait("the screenshot " + path, lambda: png_ok(path))
+    ok("screenshot " + path)
+
+def kcps_status():
+    return subprocess.run([KCPS, "--port", PORT, "status"], capture_output=True,
+                          text=True).stdout
+
+wait("the watcher name", lambda: owned)
+print("watcher ready", flush=True)
+
+# 1. The item registers.
+wait("kcps-tray's RegisterStatusNotifierItem", lambda: items, timeout=60)
+sender, service = items[0]
+item_name = service if not service.startswith("/") else sender
+ok("the item registered as %s (from %s)" % (service, sender))
+for member in ("NewIcon", "NewStatus", "NewToolTip"):
+    bus.signal_subscribe(sender, "org.kde.StatusNotifierItem", member, "/StatusNotifierItem",
+                         None, Gio.DBusSignalFlags.NONE,
+                         lambda c, s, p, i, m, a: signals.append(m))
+bus.signal_subscribe(sender, "com.canonical.dbusmenu", "LayoutUpdated", None, None,
+                     Gio.DBusSignalFlags.NONE, lambda c, s, p, i, m, a: signals.append(m))
+
+def item_props():
+    return call(item_name, "/StatusNotifierItem", "org.freedesktop.DBus.Properties", "GetAll",
+                GLib.Variant("(s)", ("org.kde.StatusNotifierItem",)), "(a{sv})")[0]
+
+wait("the tray to read kcpsd", lambda: state("IconState") == "logged-out" and settled())
+if state("TrayHost") is not True:
+    fail("TrayHost is %r with a watcher present" % state("TrayHost"))
+if state("Windows") != []:
+    fail("windows open with a tray host: %r" % state("Windows"))
+ok("with a tray host no window opens")
+props = wait("the logged-out icon", lambda: (lambda p: p if p["IconName"] == "printer-symbolic"
+                                            else None)(item_props()))
+expect = {"Id": "kcps-tray", "Title": "KCPS Printing", "Status": "Active",
+          "Category": "ApplicationStatus", "Menu": "/MenuBar", "ItemIsMenu": False}
+for key, value in expect.items():
+    if props.get(key) != value:
+        fail("item property %s: got %r, expected %r" % (key, props.get(key), value))
+ok("item properties: %s" % ", ".join("%s=%s" % (k, props[k]) for k in expect))
+if "Not logged in" not in props["ToolTip"][3] or "2 jobs waiting" not in props["ToolTip"][3]:
+    fail("tooltip: got %r" % (props["ToolTip"],))
+ok("tooltip says: %r" % props["ToolTip"][3])
+
+# 2. The menu.
+def layout():
+    rev, (root, rprops, children) = call(item_name, "/MenuBar", "com.canonical.dbusmenu",
+                                         "GetLayout", GLib.Variant("(iias)", (0, -1, [])),
+                                         "(u(ia{sv}av))")
+    return rev, {c[1].get("label", c[1].get("type")): (c[0], c[1]) for c in children}
+
+rev1, menu = layout()
+for label in ("Not logged in", "_Jobs…", "_Settings…", "Log _in…", "Log _out", "_Quit",
+              "separator"):
+    if label not in menu:
+        fail("menu item %r missing: %r" % (label, sorted(menu)))
+if menu["Not logged in"][1].get("enabled") is not False:
+    fail("the who line is clickable")
+if menu["Log _in…"][1].get("visible") is not True or menu["Log _out"][1].get("visible") is not False:
+    fail("logged out, yet: %r / %r" % (menu["Log _in…"], menu["Log _out"]))
+ok("menu layout (revision %d): %s" % (rev1, ", ".join(sorted(k for k in menu if k != "separator"))))
+ids = {k: v[0] for k, v in menu.items()}
+
+def event(label):
+    call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
+         GLib.Variant("(isvu)", (ids[label], "clicked", GLib.Variant("i", 0), 0)))
+
+need = call(item_name, "/MenuBar", "com.canonical.dbusmenu", "AboutToShow",
+            GLib.Variant("(i)", (0,)), "(b)")[0]
+ok("AboutToShow answered %r (changes come as LayoutUpdated)" % need)
+
+# 3. Jobs… and Settings… open their windows.
+event("_Jobs…")
+wait("the jobs window", lambda: "jobs" in (state("Windows") or []))
+wait("the jobs listed", lambda: sorted(state("JobNames") or []) == ["tray one", "tray two"]
+     and settled())
+ok("menu Jobs… opened the jobs window, listing %r" % state("JobNames"))
+screenshot("jobs")
+event("_Settings…")
+wait("the settings window", lambda: "settings" in (state("Windows") or []))
+ok("menu Settings… opened the settings window")
+screenshot("settings")
+
+# 4. Log in…: refusals look alike; then the real login.
+event("Log _in…")
+wait("the login window", lambda: "login" in (state("Windows") or []))
+ok("menu Log in… opened the login window")
+messages = []
+for n, (email, password) in enumerate((("nobody@a.test", "Whatever-123"),
+                                       ("alice@a.test", "not-her-password")), start=1):
+    action("login-with", GLib.Variant("(ss)", (email, password)))
+    wait("login answer %d" % n, lambda: state("LoginAttempts") == n and settled())
+    messages.append(state("LoginMessage"))
+    if state("LoggedIn"):
+        fail("logged in with %s and a wrong password" % email)
+if not messages[0] or messages[0] != messages[1]:
+    fail("unknown account and wrong password differ: %r / %r" % tuple(messages))
+if "nobody" in messages[0] or "exist" in messages[0].lower():
+    fail("the message reveals the account: %r" % messages[0])
+ok("unknown account and wrong password both say: %r" % messages[0])
+screenshot("login")
+action("login-with", GLib.Variant("(ss)", ("alice@a.test", PASSWORD)))
+wait("the login", lambda: state("LoggedIn") is True and settled())
+if state("Email") != "alice@a.test" or state("LoginMessage") != "":
+    fail("after login: Email %r, message %r" % (state("Email"), state("LoginMessage")))
+wait("the login window to close", lambda: "login" not in (state("Windows") or []))
+ok("logged in as alice@a.test; the login window closed")
+if "logged in: yes, as alice@a.test" not in kcps_status():
+    fail("kcps status after the tray's login: %r" % kcps_status())
+ok("kcps status agrees: logged in as alice@a.test")
+
+# 5. The icon and the menu follow.
+wait("the jobs-waiting icon", lambda: item_props()["IconName"] == "printer-printing-symbolic")
+wait("NewIcon", lambda: "NewIcon" in signals)
+ok("icon: jobs waiting (%s), NewIcon signalled" % state("IconState"))
+wait("LayoutUpdated", lambda: "LayoutUpdated" in signals)
+rev2, menu = layout()
+if rev2 <= rev1 or "Logged in as alice@a.test" not in menu:
+    fail("menu after login (revision %d after %d): %r" % (rev2, rev1, sorted(menu)))
+if menu["Log _out"][1].get("visible") is not True or menu["Log _in…"][1].get("visible") is not False:
+    fail("logged in, yet: %r / %r" % (menu["Log _in…"], menu["Log _out"]))
+ok("menu (revision %d): 'Logged in as alice@a.test', Log out shown" % rev2)
+
+# 6. Log out from the menu logs kcpsd out.
+event("Log _out")
+wait("the logout", lambda: state("LoggedIn") is False and settled())
+wait("the logged-out icon", lambda: item_props()["IconName"] == "printer-symbolic")
+if "logged in: no" not in kcps_status():
+    fail("kcps status after the tray's logout: %r" % kcps_status())
+ok("menu Log out: kcpsd logged out, the icon shows it")
+
+# 7. kcpsd gone: the icon asks for attention when the menu is next opened.
+os.kill(int(KCPSD_PID), signal.SIGTERM)
+wait("kcpsd to stop", lambda: subprocess.run([KCPS, "--port", PORT, "status"],
+                                             capture_output=True).returncode == 3)
+call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
+     GLib.Variant("(isvu)", (0, "opened", GLib.Variant("i", 0), 0)))
+wait("the error icon", lambda: item_props()["Status"] == "NeedsAttention")
+props = item_props()
+if props["IconName"] != "printer-error-symbolic" or state("IconState") != "error":
+    fail("kcpsd stopped: icon %r, state %r" % (props["IconName"], state("IconState")))
+ok("kcpsd stopped: menu opened -> error icon, Status NeedsAttention")
+
+# 8. Quit.
+event("_Quit")
+def tray_gone():
+    return not call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                    "NameHasOwner", GLib.Variant("(s)", ("org.kcps.Tray",)), "(b)")[0]
+wait("kcps-tray to leave the bus", tray_gone)
+ok("menu Quit: kcps-tray left the bus")
+PY
+# The password goes through the environment, not the command line.
+TRAY_TEST_PASSWORD=$ALICE_PASSWORD lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
+  "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID"
+WATCHER_PID=$LIB_PID
+wait_for_line 30 "$TMP/watcher.log" '^watcher ready' "$WATCHER_PID" >/dev/null ||
+  abort "the test watcher owns org.kde.StatusNotifierWatcher"
+lib_start kcps-tray-b "$TMP/tray-b.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" \
+  --test-dir "$SHOTS"
+TRAY_PID=$LIB_PID
+wait "$WATCHER_PID" 2>/dev/null
+WATCHER_RC=$?
+grep -E '^(ok|FAIL) ' "$TMP/watcher.log" | while IFS= read -r line; do echo "$line"; done
+PASSED=$((PASSED + $(grep -c '^ok ' "$TMP/watcher.log")))
+if [ "$WATCHER_RC" -ne 0 ]; then
+  fail "the test tray host (exit $WATCHER_RC): $(grep -v '^ok ' "$TMP/watcher.log" | tail -n 20)"
+fi
+wait_for 20 "kcps-tray to exit" bash -c "! kill -0 $TRAY_PID 2>/dev/null" ||
+  fail "kcps-tray still runs after Quit"
+wait "$TRAY_PID" 2>/dev/null
+check_eq "kcps-tray's exit status after menu Quit" "$?" 0
+# Our own warnings and any critical (GTK's theme and focus notes under a bare
+# Xvfb, with no window manager, are the environment's, not ours).
+if grep -E 'kcps-tray-WARNING|CRITICAL' "$TMP/tray-a.log" "$TMP/tray-b.log" >&2; then
+  fail "kcps-tray logged warnings (above)"
+else
+  pass "kcps-tray logged no warnings"
+fi
+for shot in main-no-tray jobs settings login; do
+  png_ok "$SHOTS/$shot.png" || fail "screenshot $SHOTS/$shot.png missing"
+done
+pass "screenshots in $SHOTS: $(cd "$SHOTS" && ls | tr '\n' ' ')"

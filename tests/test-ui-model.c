@@ -1,0 +1,384 @@
+/* Unit tests of the tray's view model (ui/tray-model.c): parsing kcpsd's
+ * answers, formatting sizes, pages, times and states, the icon state and the
+ * login messages. No display needed. */
+#include "ui/tray-model.h"
+
+#include <check.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+
+static JsonNode *parse(const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  JsonNode *node = json_from_string(text, &error);
+  ck_assert_msg(node != NULL, "test JSON %s: %s", text, error != NULL ? error->message : "");
+  return node;
+}
+
+/* 2026-11-28 12:00 at +01:00, the "now" of the time tests. */
+static GDateTime *test_now(void)
+{
+  g_autoptr(GTimeZone) zone = g_time_zone_new_offset(3600);
+  return g_date_time_new(zone, 2026, 11, 28, 12, 0, 0);
+}
+
+static gint64 unix_at(int year, int month, int day, int hour, int minute, int offset_s)
+{
+  g_autoptr(GTimeZone) zone = g_time_zone_new_offset(offset_s);
+  g_autoptr(GDateTime) t = g_date_time_new(zone, year, month, day, hour, minute, 0);
+  return g_date_time_to_unix(t);
+}
+
+/* --- formatting ------------------------------------------------------------ */
+
+START_TEST(test_format_size)
+{
+  static const struct {
+    gint64 bytes;
+    const char *expected;
+  } cases[] = {
+    {-1, "\u2014"},      {0, "0 bytes"},        {1, "1 byte"},
+    {999, "999 bytes"},  {1000, "1.0\u00a0kB"}, {12345, "12.3\u00a0kB"},
+    {1500000, "1.5\u00a0MB"}, {3000000000LL, "3.0\u00a0GB"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *got = kcps_tray_format_size(cases[i].bytes);
+    /* GLib puts a no-break space before the unit; older ones a space. */
+    g_autofree char *want_plain = g_strdup(cases[i].expected);
+    char *nbsp = strstr(want_plain, "\u00a0");
+    if (nbsp != NULL)
+      memmove(nbsp + 1, nbsp + 2, strlen(nbsp + 2) + 1), *nbsp = ' ';
+    ck_assert_msg(strcmp(got, cases[i].expected) == 0 || strcmp(got, want_plain) == 0,
+                  "size %" G_GINT64_FORMAT ": got '%s', expected '%s'", cases[i].bytes, got,
+                  cases[i].expected);
+  }
+}
+END_TEST
+
+START_TEST(test_format_pages)
+{
+  static const struct {
+    gint64 pages;
+    const char *expected;
+  } cases[] = {
+    {-1, "\u2014"}, {0, "0 pages"}, {1, "1 page"}, {2, "2 pages"}, {1000, "1000 pages"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *got = kcps_tray_format_pages(cases[i].pages);
+    ck_assert_msg(strcmp(got, cases[i].expected) == 0, "pages %" G_GINT64_FORMAT
+                  ": got '%s', expected '%s'", cases[i].pages, got, cases[i].expected);
+  }
+}
+END_TEST
+
+START_TEST(test_format_time)
+{
+  g_autoptr(GDateTime) now = test_now();
+  const struct {
+    gint64 when;
+    const char *expected;
+  } cases[] = {
+    /* Shown in now's zone: 09:42 UTC is 10:42 at +01:00. */
+    {unix_at(2026, 11, 28, 9, 42, 0), "Today, 10:42"},
+    {unix_at(2026, 11, 28, 0, 0, 3600), "Today, 00:00"},
+    /* 23:30 UTC on the 27th is already the 28th at +01:00. */
+    {unix_at(2026, 11, 27, 23, 30, 0), "Today, 00:30"},
+    {unix_at(2026, 11, 27, 18, 5, 3600), "Yesterday, 18:05"},
+    {unix_at(2026, 11, 26, 23, 59, 3600), "26 Nov, 23:59"},
+    {unix_at(2026, 1, 3, 9, 12, 3600), "3 Jan, 09:12"},
+    {unix_at(2025, 12, 31, 23, 0, 3600), "31 Dec 2025"},
+    {0, "\u2014"},
+    {-5, "\u2014"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *got = kcps_tray_format_time(cases[i].when, now);
+    ck_assert_msg(strcmp(got, cases[i].expected) == 0, "time %" G_GINT64_FORMAT
+                  ": got '%s', expected '%s'", cases[i].when, got, cases[i].expected);
+  }
+  /* Yesterday across a year's end. */
+  g_autoptr(GTimeZone) zone = g_time_zone_new_offset(0);
+  g_autoptr(GDateTime) new_year = g_date_time_new(zone, 2026, 1, 1, 0, 30, 0);
+  g_autofree char *got = kcps_tray_format_time(unix_at(2025, 12, 31, 23, 0, 0), new_year);
+  ck_assert_str_eq(got, "Yesterday, 23:00");
+  g_autofree char *no_now = kcps_tray_format_time(unix_at(2025, 12, 31, 23, 0, 0), NULL);
+  ck_assert_str_eq(no_now, "\u2014");
+}
+END_TEST
+
+START_TEST(test_state_labels)
+{
+  static const struct {
+    const char *state;
+    const char *label;
+    bool waiting;
+  } cases[] = {
+    {"spooled", "Waiting to register", true},
+    {"registered", "Ready to print", true},
+    {"pulled", "Printing", true},
+    {"printed", "Printed", false},
+    {"deleted", "Deleted", false},
+    /* A state kcpsd learns later is shown as it is, never hidden. */
+    {"uploading", "uploading", false},
+    {NULL, "\u2014", false},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    const char *got = kcps_tray_state_label(cases[i].state);
+    ck_assert_msg(strcmp(got, cases[i].label) == 0, "state %s: got '%s', expected '%s'",
+                  cases[i].state, got, cases[i].label);
+    ck_assert_msg(kcps_tray_job_is_waiting(cases[i].state) == cases[i].waiting,
+                  "state %s: waiting got %d, expected %d", cases[i].state,
+                  !cases[i].waiting, cases[i].waiting);
+  }
+}
+END_TEST
+
+START_TEST(test_job_summary)
+{
+  g_autoptr(GDateTime) now = test_now();
+  kcps_tray_job_info_t job = {.id = "1", .name = "report.pdf", .state = "registered",
+                              .pages = 2, .size = 12345,
+                              .created = unix_at(2026, 11, 28, 10, 42, 3600)};
+  g_autofree char *got = kcps_tray_job_summary(&job, now);
+  g_autofree char *size = kcps_tray_format_size(12345);
+  g_autofree char *expected = g_strdup_printf("report.pdf, 2 pages, %s, Today, 10:42, "
+                                              "Ready to print", size);
+  ck_assert_str_eq(got, expected);
+  job.name = NULL;
+  g_autofree char *untitled = kcps_tray_job_summary(&job, now);
+  ck_assert_msg(g_str_has_prefix(untitled, "Untitled, "), "got '%s'", untitled);
+}
+END_TEST
+
+/* --- parsing ------------------------------------------------------------- */
+
+START_TEST(test_status_parse)
+{
+  g_autoptr(JsonNode) good = parse("{\"user\":\"ann\",\"logged_in\":true,"
+                                   "\"email\":\"alice@a.test\",\"server\":\"https://s:1\"}");
+  kcps_tray_status_t status;
+  g_autoptr(GError) error = NULL;
+  ck_assert(kcps_tray_status_parse(good, &status, &error));
+  ck_assert(status.reachable);
+  ck_assert(status.logged_in);
+  ck_assert_str_eq(status.user, "ann");
+  ck_assert_str_eq(status.email, "alice@a.test");
+  ck_assert_str_eq(status.server, "https://s:1");
+  ck_assert_ptr_null(status.spool_mode);
+  kcps_tray_status_clear(&status);
+
+  g_autoptr(JsonNode) logged_out = parse("{\"user\":\"ann\",\"logged_in\":false,\"email\":null,"
+                                         "\"server\":null,\"spool_mode\":\"cloud\"}");
+  ck_assert(kcps_tray_status_parse(logged_out, &status, &error));
+  ck_assert(!status.logged_in);
+  ck_assert_ptr_null(status.email);
+  ck_assert_str_eq(status.spool_mode, "cloud");
+  kcps_tray_status_clear(&status);
+
+  static const struct {
+    const char *json;
+    const char *error;
+  } bad[] = {
+    {"{\"user\":\"ann\"}", "logged_in"},
+    {"{\"logged_in\":\"yes\"}", "logged_in"},
+    {"{\"logged_in\":true,\"email\":5}", "email"},
+    {"{\"logged_in\":true,\"server\":[]}", "server"},
+    {"[true]", "not a JSON object"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(JsonNode) node = parse(bad[i].json);
+    g_autoptr(GError) e = NULL;
+    ck_assert_msg(!kcps_tray_status_parse(node, &status, &e), "%s was accepted", bad[i].json);
+    ck_assert_msg(strstr(e->message, bad[i].error) != NULL, "%s: got '%s', expected it to name %s",
+                  bad[i].json, e->message, bad[i].error);
+    ck_assert(!status.reachable);
+    ck_assert_ptr_null(status.user);
+  }
+  ck_assert(!kcps_tray_status_parse(NULL, &status, NULL));
+}
+END_TEST
+
+START_TEST(test_jobs_parse)
+{
+  g_autoptr(JsonNode) good = parse(
+    "{\"jobs\":[{\"id\":\"a\",\"name\":\"one\",\"pages\":2,\"size\":100,\"state\":\"spooled\","
+    "\"created\":1764324000,\"server_id\":null},"
+    "{\"id\":\"b\",\"name\":null,\"pages\":1,\"size\":5,\"state\":\"printed\","
+    "\"created\":1764324001,\"server_id\":\"s-1\"}]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) jobs = kcps_tray_jobs_parse(good, &error);
+  ck_assert_msg(jobs != NULL, "%s", error != NULL ? error->message : "");
+  ck_assert_uint_eq(jobs->len, 2);
+  const kcps_tray_job_info_t *a = g_ptr_array_index(jobs, 0);
+  const kcps_tray_job_info_t *b = g_ptr_array_index(jobs, 1);
+  ck_assert_str_eq(a->id, "a");
+  ck_assert_str_eq(a->name, "one");
+  ck_assert_int_eq(a->pages, 2);
+  ck_assert_int_eq(a->size, 100);
+  ck_assert_str_eq(a->state, "spooled");
+  ck_assert_int_eq(a->created, 1764324000);
+  ck_assert_ptr_null(a->server_id);
+  ck_assert_ptr_null(b->name);
+  ck_assert_str_eq(b->server_id, "s-1");
+
+  g_autoptr(JsonNode) none = parse("{\"jobs\":[]}");
+  g_autoptr(GPtrArray) empty = kcps_tray_jobs_parse(none, NULL);
+  ck_assert_ptr_nonnull(empty);
+  ck_assert_uint_eq(empty->len, 0);
+
+  static const struct {
+    const char *json;
+    const char *error;
+  } bad[] = {
+    {"{}", "no \"jobs\" array"},
+    {"{\"jobs\":{}}", "no \"jobs\" array"},
+    {"[]", "no \"jobs\" array"},
+    {"{\"jobs\":[1]}", "jobs[0]: not an object"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"spooled\",\"created\":1},"
+     "{\"id\":\"b\",\"pages\":\"1\",\"size\":1,\"state\":\"spooled\",\"created\":1}]}",
+     "jobs[1]: pages"},
+    {"{\"jobs\":[{\"pages\":1,\"size\":1,\"state\":\"spooled\",\"created\":1}]}", "jobs[0]: id"},
+    {"{\"jobs\":[{\"id\":\"\",\"pages\":1,\"size\":1,\"state\":\"spooled\",\"created\":1}]}",
+     "jobs[0]: id"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"created\":1}]}", "jobs[0]: state"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"state\":\"x\",\"created\":1}]}", "jobs[0]: size"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"x\"}]}", "jobs[0]: created"},
+    {"{\"jobs\":[{\"id\":\"a\",\"name\":7,\"pages\":1,\"size\":1,\"state\":\"x\","
+     "\"created\":1}]}", "jobs[0]: name"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(JsonNode) node = parse(bad[i].json);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(GPtrArray) got = kcps_tray_jobs_parse(node, &e);
+    ck_assert_msg(got == NULL, "%s was accepted", bad[i].json);
+    ck_assert_msg(strstr(e->message, bad[i].error) != NULL,
+                  "%s: got '%s', expected it to name '%s'", bad[i].json, e->message,
+                  bad[i].error);
+  }
+  ck_assert_ptr_null(kcps_tray_jobs_parse(NULL, NULL));
+}
+END_TEST
+
+/* --- the icon and the menu ------------------------------------------------ */
+
+START_TEST(test_icon_state)
+{
+  kcps_tray_status_t unreachable = {0};
+  kcps_tray_status_t out = {.reachable = true, .user = "ann"};
+  kcps_tray_status_t in = {.reachable = true, .logged_in = true, .email = "alice@a.test"};
+  const struct {
+    const kcps_tray_status_t *status;
+    guint waiting;
+    kcps_tray_icon_state_t state;
+    const char *id;
+    const char *icon;
+    const char *sni;
+  } cases[] = {
+    {NULL, 0, KCPS_TRAY_ICON_ERROR, "error", "printer-error-symbolic", "NeedsAttention"},
+    {&unreachable, 3, KCPS_TRAY_ICON_ERROR, "error", "printer-error-symbolic", "NeedsAttention"},
+    {&out, 0, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "printer-symbolic", "Active"},
+    /* Logged out wins over jobs: the user must log in first. */
+    {&out, 2, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "printer-symbolic", "Active"},
+    {&in, 0, KCPS_TRAY_ICON_IDLE, "idle", "printer-network-symbolic", "Active"},
+    {&in, 1, KCPS_TRAY_ICON_JOBS_WAITING, "jobs-waiting", "printer-printing-symbolic", "Active"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    kcps_tray_icon_state_t got = kcps_tray_icon_state(cases[i].status, cases[i].waiting);
+    ck_assert_msg(got == cases[i].state, "case %zu: got %s, expected %s", i,
+                  kcps_tray_icon_state_id(got), cases[i].id);
+    ck_assert_str_eq(kcps_tray_icon_state_id(got), cases[i].id);
+    ck_assert_str_eq(kcps_tray_icon_name(got), cases[i].icon);
+    ck_assert_str_eq(kcps_tray_icon_sni_status(got), cases[i].sni);
+  }
+}
+END_TEST
+
+START_TEST(test_who_line_and_tooltip)
+{
+  kcps_tray_status_t unreachable = {0};
+  kcps_tray_status_t out = {.reachable = true};
+  kcps_tray_status_t in = {.reachable = true, .logged_in = true, .email = "alice@a.test"};
+  kcps_tray_status_t local = {.reachable = true, .logged_in = true, .email = "alice@a.test",
+                              .spool_mode = "local"};
+  kcps_tray_status_t cloud = local;
+  cloud.spool_mode = "cloud";
+  const struct {
+    const kcps_tray_status_t *status;
+    guint waiting;
+    const char *who;
+    const char *tooltip;
+  } cases[] = {
+    {&unreachable, 2, "KCPS service not running", "KCPS service not running"},
+    {&out, 0, "Not logged in", "Not logged in"},
+    {&out, 1, "Not logged in", "Not logged in\n1 job waiting"},
+    {&in, 0, "Logged in as alice@a.test", "Logged in as alice@a.test"},
+    {&in, 3, "Logged in as alice@a.test", "Logged in as alice@a.test\n3 jobs waiting"},
+    {&local, 0, "alice@a.test \u00b7 local spool", "alice@a.test \u00b7 local spool"},
+    {&cloud, 0, "alice@a.test \u00b7 cloud spool", "alice@a.test \u00b7 cloud spool"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *who = kcps_tray_who_line(cases[i].status);
+    g_autofree char *tip = kcps_tray_tooltip(cases[i].status, cases[i].waiting);
+    ck_assert_msg(strcmp(who, cases[i].who) == 0, "case %zu: who got '%s', expected '%s'", i,
+                  who, cases[i].who);
+    ck_assert_msg(strcmp(tip, cases[i].tooltip) == 0,
+                  "case %zu: tooltip got '%s', expected '%s'", i, tip, cases[i].tooltip);
+  }
+}
+END_TEST
+
+START_TEST(test_login_messages)
+{
+  /* An unknown account, a wrong password and a locked account all reach the
+   * tray as 401 (kcpsd) — and 403 must not tell anything more. */
+  const char *refused = kcps_tray_login_message(401);
+  ck_assert_str_eq(refused, kcps_tray_login_message(403));
+  static const char *const revealing[] = {"exist", "unknown", "no account", "not found",
+                                          "locked", "wrong password"};
+  for (size_t i = 0; i < G_N_ELEMENTS(revealing); i++)
+    ck_assert_msg(strcasestr(refused, revealing[i]) == NULL, "'%s' reveals '%s'", refused,
+                  revealing[i]);
+  /* The other failures are told apart, as they need other actions. */
+  const long others[] = {0, 400, 502, 500};
+  for (size_t i = 0; i < G_N_ELEMENTS(others); i++) {
+    const char *got = kcps_tray_login_message(others[i]);
+    ck_assert_msg(strcmp(got, refused) != 0, "HTTP %ld: same text as a refusal", others[i]);
+    ck_assert_msg(*got != '\0', "HTTP %ld: empty message", others[i]);
+  }
+  ck_assert_str_ne(kcps_tray_login_message(0), kcps_tray_login_message(502));
+  ck_assert_str_eq(kcps_tray_login_message(503), kcps_tray_login_message(502));
+}
+END_TEST
+
+static Suite *ui_suite(void)
+{
+  Suite *s = suite_create("ui-model");
+  TCase *tc = tcase_create("format");
+  tcase_add_test(tc, test_format_size);
+  tcase_add_test(tc, test_format_pages);
+  tcase_add_test(tc, test_format_time);
+  tcase_add_test(tc, test_state_labels);
+  tcase_add_test(tc, test_job_summary);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("parse");
+  tcase_add_test(tc, test_status_parse);
+  tcase_add_test(tc, test_jobs_parse);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("icon");
+  tcase_add_test(tc, test_icon_state);
+  tcase_add_test(tc, test_who_line_and_tooltip);
+  tcase_add_test(tc, test_login_messages);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void)
+{
+  /* The expected texts are the untranslated English ones. */
+  setlocale(LC_ALL, "C.UTF-8");
+  SRunner *runner = srunner_create(ui_suite());
+  srunner_run_all(runner, CK_NORMAL);
+  int failed = srunner_ntests_failed(runner);
+  srunner_free(runner);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,57 @@
+/* What the tray's own files share: the application's fields and the
+ * window builders (tray-windows.c). */
+#pragma once
+
+#include "ui/tray-app.h"
+#include "ui/tray-model.h"
+#include "ui/tray-sni.h"
+
+G_BEGIN_DECLS
+
+struct _KcpsTrayApp {
+  GtkApplication parent;
+  /* Options. */
+  int port;          /* kcpsd's local API */
+  char *test_dir;    /* --test-dir: test hooks on, screenshots go here */
+  /* State, as kcpsd last said. */
+  kcps_tray_status_t status;
+  bool status_known; /* kcpsd answered (or failed to) at least once */
+  GListStore *jobs;  /* KcpsTrayJob */
+  guint waiting;
+  bool refreshing;
+  bool refresh_again;
+  char *login_message; /* what the login window shows, or NULL */
+  bool login_busy;
+  guint login_attempts; /* answers to login calls so far (test state) */
+  /* The icon; has_host false: no tray, the main window stands in. */
+  kcps_tray_sni_t *sni;
+  bool has_host;
+  bool activated;    /* activate ran once (the first start) */
+  /* Windows (NULL until first shown). */
+  GtkWindow *jobs_window;
+  GtkWindow *login_window;
+  GtkWindow *settings_window;
+  /* Test hooks' D-Bus object. */
+  guint state_registration;
+  GDBusNodeInfo *state_info;
+};
+
+/* Asks kcpsd for status and jobs now (coalesces overlapping calls). */
+void kcps__tray_refresh(KcpsTrayApp *app);
+/* Logs in with email and password (the password is wiped after the call). */
+void kcps__tray_login(KcpsTrayApp *app, const char *email, const char *password);
+/* Something shown changed: the icon, the windows and the test state follow. */
+void kcps__tray_state_changed(KcpsTrayApp *app);
+
+/* The windows (tray-windows.c): each created on first use, then presented. */
+GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app);
+GtkWindow *kcps__tray_login_window(KcpsTrayApp *app);
+GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app);
+/* Brings the windows' texts in line with the app's state. */
+void kcps__tray_windows_update(KcpsTrayApp *app);
+/* Fills the login form and submits it, as a person would (test hook). */
+void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password);
+/* Saves window as a PNG at path once it has been drawn (test hook). */
+void kcps__tray_window_screenshot(GtkWindow *window, const char *path);
+
+G_END_DECLS

@@ -1,0 +1,60 @@
+/* KcpsTrayJob (see tray-job.h). */
+#include "ui/tray-job.h"
+
+#include <glib/gi18n-lib.h>
+
+struct _KcpsTrayJob {
+  GObject parent;
+  char *id;
+  char *name;
+  char *details;
+  char *state_label;
+  char *summary;
+  gboolean waiting;
+};
+
+G_DEFINE_FINAL_TYPE(KcpsTrayJob, kcps_tray_job, G_TYPE_OBJECT)
+
+static void kcps_tray_job_finalize(GObject *object)
+{
+  KcpsTrayJob *job = KCPS_TRAY_JOB(object);
+  g_free(job->id);
+  g_free(job->name);
+  g_free(job->details);
+  g_free(job->state_label);
+  g_free(job->summary);
+  G_OBJECT_CLASS(kcps_tray_job_parent_class)->finalize(object);
+}
+
+static void kcps_tray_job_class_init(KcpsTrayJobClass *klass)
+{
+  G_OBJECT_CLASS(klass)->finalize = kcps_tray_job_finalize;
+}
+
+static void kcps_tray_job_init(KcpsTrayJob *job)
+{
+  (void)job;
+}
+
+KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now)
+{
+  KcpsTrayJob *job = g_object_new(KCPS_TYPE_TRAY_JOB, NULL);
+  job->id = g_strdup(info->id);
+  job->name = g_strdup(info->name != NULL && *info->name != '\0' ? info->name : _("Untitled"));
+  g_autofree char *pages = kcps_tray_format_pages(info->pages);
+  g_autofree char *size = kcps_tray_format_size(info->size);
+  g_autofree char *when = kcps_tray_format_time(info->created, now);
+  /* Translators: pages, size and time of a job in the list. */
+  job->details = g_strdup_printf(_("%s \u00b7 %s \u00b7 %s"), pages, size, when);
+  job->state_label = g_strdup(kcps_tray_state_label(info->state));
+  job->summary = kcps_tray_job_summary(info, now);
+  job->waiting = kcps_tray_job_is_waiting(info->state);
+  return job;
+}
+
+const char *kcps_tray_job_get_id(KcpsTrayJob *job) { return job->id; }
+const char *kcps_tray_job_get_name(KcpsTrayJob *job) { return job->name; }
+const char *kcps_tray_job_get_details(KcpsTrayJob *job) { return job->details; }
+const char *kcps_tray_job_get_state_label(KcpsTrayJob *job) { return job->state_label; }
+const char *kcps_tray_job_get_summary(KcpsTrayJob *job) { return job->summary; }
+gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job) { return job->waiting; }

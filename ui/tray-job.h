@@ -1,0 +1,26 @@
+/* KcpsTrayJob: one job of the jobs list, as a GObject for GListModel and
+ * GtkListView; its texts are formatted once, by the view model. */
+#pragma once
+
+#include <glib-object.h>
+
+#include "ui/tray-model.h"
+
+G_BEGIN_DECLS
+
+#define KCPS_TYPE_TRAY_JOB (kcps_tray_job_get_type())
+G_DECLARE_FINAL_TYPE(KcpsTrayJob, kcps_tray_job, KCPS, TRAY_JOB, GObject)
+
+/* A job for info (copied) as seen at now. */
+KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now);
+
+const char *kcps_tray_job_get_id(KcpsTrayJob *job);
+const char *kcps_tray_job_get_name(KcpsTrayJob *job);
+/* "2 pages · 12.3 kB · Today, 10:42" */
+const char *kcps_tray_job_get_details(KcpsTrayJob *job);
+const char *kcps_tray_job_get_state_label(KcpsTrayJob *job);
+/* All of it in one sentence, for screen readers. */
+const char *kcps_tray_job_get_summary(KcpsTrayJob *job);
+gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job);
+
+G_END_DECLS

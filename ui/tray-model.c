@@ -1,0 +1,305 @@
+/* The tray's view model: parsing kcpsd's answers and formatting what the
+ * windows and the menu show. No GTK here (tests/test-ui-model.c). */
+#include "ui/tray-model.h"
+
+#include <glib/gi18n-lib.h>
+#include <string.h>
+
+#include "common/json-util.h"
+
+#define NO_VALUE "\u2014" /* an em dash for "not known" */
+
+static GQuark model_error_quark(void)
+{
+  return g_quark_from_static_string("kcps-tray-model-error");
+}
+
+/* A member that is a string or null (or absent): *out gets a copy or NULL.
+ * False when it has another type. */
+static bool optional_string(JsonObject *obj, const char *name, char **out)
+{
+  *out = NULL;
+  JsonNode *member = json_object_get_member(obj, name);
+  if (member == NULL || JSON_NODE_HOLDS_NULL(member))
+    return true;
+  const char *value = kcps_json_string(obj, name);
+  if (value == NULL)
+    return false;
+  *out = g_strdup(value);
+  return true;
+}
+
+bool kcps_tray_status_parse(JsonNode *node, kcps_tray_status_t *status, GError **error)
+{
+  memset(status, 0, sizeof(*status));
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
+    g_set_error_literal(error, model_error_quark(), 1, "status: not a JSON object");
+    return false;
+  }
+  JsonObject *obj = json_node_get_object(node);
+  bool logged_in = false;
+  if (!kcps_json_bool(obj, "logged_in", &logged_in)) {
+    g_set_error_literal(error, model_error_quark(), 1,
+                        "status: logged_in is missing or not a boolean");
+    return false;
+  }
+  static const char *const names[] = {"user", "email", "server", "spool_mode"};
+  char **fields[] = {&status->user, &status->email, &status->server, &status->spool_mode};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    if (!optional_string(obj, names[i], fields[i])) {
+      g_set_error(error, model_error_quark(), 1, "status: %s is not a string", names[i]);
+      kcps_tray_status_clear(status);
+      return false;
+    }
+  }
+  status->reachable = true;
+  status->logged_in = logged_in;
+  return true;
+}
+
+void kcps_tray_status_clear(kcps_tray_status_t *status)
+{
+  if (status == NULL)
+    return;
+  g_free(status->user);
+  g_free(status->email);
+  g_free(status->server);
+  g_free(status->spool_mode);
+  memset(status, 0, sizeof(*status));
+}
+
+void kcps_tray_job_info_free(kcps_tray_job_info_t *job)
+{
+  if (job == NULL)
+    return;
+  g_free(job->id);
+  g_free(job->name);
+  g_free(job->state);
+  g_free(job->server_id);
+  g_free(job);
+}
+
+/* One job object; NULL with an error naming job index and member. */
+static kcps_tray_job_info_t *parse_job(JsonNode *node, guint index, GError **error)
+{
+  if (!JSON_NODE_HOLDS_OBJECT(node)) {
+    g_set_error(error, model_error_quark(), 1, "jobs[%u]: not an object", index);
+    return NULL;
+  }
+  JsonObject *obj = json_node_get_object(node);
+  kcps_tray_job_info_t *job = g_new0(kcps_tray_job_info_t, 1);
+  const char *bad = NULL;
+  const char *id = kcps_json_string(obj, "id");
+  const char *state = kcps_json_string(obj, "state");
+  if (id == NULL || *id == '\0')
+    bad = "id";
+  else if (state == NULL || *state == '\0')
+    bad = "state";
+  else if (!optional_string(obj, "name", &job->name))
+    bad = "name";
+  else if (!optional_string(obj, "server_id", &job->server_id))
+    bad = "server_id";
+  else if (!kcps_json_int(obj, "pages", &job->pages))
+    bad = "pages";
+  else if (!kcps_json_int(obj, "size", &job->size))
+    bad = "size";
+  else if (!kcps_json_int(obj, "created", &job->created))
+    bad = "created";
+  if (bad != NULL) {
+    g_set_error(error, model_error_quark(), 1, "jobs[%u]: %s is missing or mistyped", index,
+                bad);
+    kcps_tray_job_info_free(job);
+    return NULL;
+  }
+  job->id = g_strdup(id);
+  job->state = g_strdup(state);
+  return job;
+}
+
+GPtrArray *kcps_tray_jobs_parse(JsonNode *node, GError **error)
+{
+  JsonNode *list = NULL;
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT(node))
+    list = json_object_get_member(json_node_get_object(node), "jobs");
+  if (list == NULL || !JSON_NODE_HOLDS_ARRAY(list)) {
+    g_set_error_literal(error, model_error_quark(), 1, "jobs: no \"jobs\" array");
+    return NULL;
+  }
+  JsonArray *array = json_node_get_array(list);
+  guint n = json_array_get_length(array);
+  GPtrArray *jobs = g_ptr_array_new_full(n, (GDestroyNotify)kcps_tray_job_info_free);
+  for (guint i = 0; i < n; i++) {
+    kcps_tray_job_info_t *job = parse_job(json_array_get_element(array, i), i, error);
+    if (job == NULL) {
+      g_ptr_array_unref(jobs);
+      return NULL;
+    }
+    g_ptr_array_add(jobs, job);
+  }
+  return jobs;
+}
+
+bool kcps_tray_job_is_waiting(const char *state)
+{
+  return g_strcmp0(state, "spooled") == 0 || g_strcmp0(state, "registered") == 0 ||
+         g_strcmp0(state, "pulled") == 0;
+}
+
+char *kcps_tray_format_size(gint64 bytes)
+{
+  if (bytes < 0)
+    return g_strdup(NO_VALUE);
+  if (bytes < 1000)
+    return g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%d byte", "%d bytes", (gulong)bytes),
+                           (int)bytes);
+  return g_format_size((guint64)bytes);
+}
+
+char *kcps_tray_format_pages(gint64 pages)
+{
+  if (pages < 0)
+    return g_strdup(NO_VALUE);
+  gulong n = pages > G_MAXINT ? G_MAXINT : (gulong)pages;
+  return g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%lu page", "%lu pages", n), n);
+}
+
+char *kcps_tray_format_time(gint64 unix_seconds, GDateTime *now)
+{
+  if (unix_seconds <= 0 || now == NULL)
+    return g_strdup(NO_VALUE);
+  g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc(unix_seconds);
+  if (utc == NULL)
+    return g_strdup(NO_VALUE);
+  /* now's offset: tests pass a fixed-offset "now", the app the local one. */
+  g_autoptr(GTimeZone) zone = g_time_zone_new_offset((gint32)(g_date_time_get_utc_offset(now) /
+                                                              G_TIME_SPAN_SECOND));
+  g_autoptr(GDateTime) when = g_date_time_to_timezone(utc, zone);
+  if (when == NULL)
+    return g_strdup(NO_VALUE);
+
+  int y = 0, m = 0, d = 0, ny = 0, nm = 0, nd = 0;
+  g_date_time_get_ymd(when, &y, &m, &d);
+  g_date_time_get_ymd(now, &ny, &nm, &nd);
+  g_autoptr(GDateTime) yesterday = g_date_time_add_days(now, -1);
+  int yy = 0, ym = 0, yd = 0;
+  g_date_time_get_ymd(yesterday, &yy, &ym, &yd);
+
+  g_autofree char *clock = g_date_time_format(when, "%H:%M");
+  if (y == ny && m == nm && d == nd)
+    /* Translators: a job's time today, e.g. "Today, 10:42". */
+    return g_strdup_printf(_("Today, %s"), clock);
+  if (y == yy && m == ym && d == yd)
+    /* Translators: a job's time yesterday, e.g. "Yesterday, 18:05". */
+    return g_strdup_printf(_("Yesterday, %s"), clock);
+  if (y == ny)
+    /* Translators: a job's day and time this year, strftime format: "28 Nov, 09:12". */
+    return g_date_time_format(when, _("%-d %b, %H:%M"));
+  /* Translators: a job's date in an earlier year, strftime format: "28 Nov 2025". */
+  return g_date_time_format(when, _("%-d %b %Y"));
+}
+
+const char *kcps_tray_state_label(const char *state)
+{
+  static const struct {
+    const char *state;
+    const char *label;
+  } labels[] = {
+    {"spooled", N_("Waiting to register")},
+    {"registered", N_("Ready to print")},
+    {"pulled", N_("Printing")},
+    {"printed", N_("Printed")},
+    {"deleted", N_("Deleted")},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(labels); i++)
+    if (g_strcmp0(state, labels[i].state) == 0)
+      return _(labels[i].label);
+  return state != NULL ? state : NO_VALUE;
+}
+
+char *kcps_tray_job_summary(const kcps_tray_job_info_t *job, GDateTime *now)
+{
+  g_autofree char *pages = kcps_tray_format_pages(job->pages);
+  g_autofree char *size = kcps_tray_format_size(job->size);
+  g_autofree char *when = kcps_tray_format_time(job->created, now);
+  const char *name = job->name != NULL && *job->name != '\0' ? job->name : _("Untitled");
+  /* Translators: a job in one line: name, pages, size, time, state. */
+  return g_strdup_printf(_("%s, %s, %s, %s, %s"), name, pages, size, when,
+                         kcps_tray_state_label(job->state));
+}
+
+kcps_tray_icon_state_t kcps_tray_icon_state(const kcps_tray_status_t *status, guint waiting)
+{
+  if (status == NULL || !status->reachable)
+    return KCPS_TRAY_ICON_ERROR;
+  if (!status->logged_in)
+    return KCPS_TRAY_ICON_LOGGED_OUT;
+  return waiting > 0 ? KCPS_TRAY_ICON_JOBS_WAITING : KCPS_TRAY_ICON_IDLE;
+}
+
+const char *kcps_tray_icon_name(kcps_tray_icon_state_t state)
+{
+  switch (state) {
+  case KCPS_TRAY_ICON_LOGGED_OUT: return "printer-symbolic";
+  case KCPS_TRAY_ICON_IDLE: return "printer-network-symbolic";
+  case KCPS_TRAY_ICON_JOBS_WAITING: return "printer-printing-symbolic";
+  case KCPS_TRAY_ICON_ERROR: return "printer-error-symbolic";
+  }
+  return "printer-error-symbolic";
+}
+
+const char *kcps_tray_icon_sni_status(kcps_tray_icon_state_t state)
+{
+  return state == KCPS_TRAY_ICON_ERROR ? "NeedsAttention" : "Active";
+}
+
+const char *kcps_tray_icon_state_id(kcps_tray_icon_state_t state)
+{
+  switch (state) {
+  case KCPS_TRAY_ICON_LOGGED_OUT: return "logged-out";
+  case KCPS_TRAY_ICON_IDLE: return "idle";
+  case KCPS_TRAY_ICON_JOBS_WAITING: return "jobs-waiting";
+  case KCPS_TRAY_ICON_ERROR: return "error";
+  }
+  return "error";
+}
+
+char *kcps_tray_who_line(const kcps_tray_status_t *status)
+{
+  if (status == NULL || !status->reachable)
+    return g_strdup(_("KCPS service not running"));
+  if (!status->logged_in)
+    return g_strdup(_("Not logged in"));
+  const char *who = status->email != NULL ? status->email : _("unknown account");
+  if (g_strcmp0(status->spool_mode, "local") == 0)
+    /* Translators: the account, then the spool mode. */
+    return g_strdup_printf(_("%s \u00b7 local spool"), who);
+  if (g_strcmp0(status->spool_mode, "cloud") == 0)
+    return g_strdup_printf(_("%s \u00b7 cloud spool"), who);
+  /* Translators: who is logged in. */
+  return g_strdup_printf(_("Logged in as %s"), who);
+}
+
+char *kcps_tray_tooltip(const kcps_tray_status_t *status, guint waiting)
+{
+  g_autofree char *who = kcps_tray_who_line(status);
+  if (waiting == 0 || status == NULL || !status->reachable)
+    return g_steal_pointer(&who);
+  g_autofree char *jobs =
+    g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%u job waiting", "%u jobs waiting", waiting),
+                    waiting);
+  return g_strdup_printf("%s\n%s", who, jobs);
+}
+
+const char *kcps_tray_login_message(long http_status)
+{
+  if (http_status == 0)
+    return _("The KCPS service is not running on this computer. Start it and try again.");
+  if (http_status == 400)
+    return _("Enter your email address and password.");
+  if (http_status == 401 || http_status == 403)
+    return _("The email address or password is not right, or the account cannot log in now. "
+             "Check them and try again later.");
+  if (http_status == 502 || http_status == 503 || http_status == 504)
+    return _("The KCPS server cannot be reached. Try again later.");
+  return _("Logging in failed. Try again later.");
+}
