@@ -66,7 +66,7 @@ ippeve() {
 }
 P_PDF=$(free_port) && P_RAS=$(free_port) && P_TLS=$(free_port) && P_DEAD=$(free_port) ||
   fail "no free ports"
-ippeve pdf "$P_PDF" application/pdf,image/pwg-raster
+ippeve pdf "$P_PDF" application/pdf,image/pwg-raster -2
 ippeve raster "$P_RAS" image/pwg-raster,image/urf
 mkdir -p "$D/keys"
 ippeve tls "$P_TLS" application/pdf -K "$D/keys"
@@ -104,9 +104,26 @@ out_count() { find "$D/out" -type f | wc -l; }
 pwg_pages() { grep -a -o 'PwgRaster' "$1" | wc -l; }
 urf_pages() { od -An -tu1 -j8 -N4 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4}'; }
 
-# 1. PDF-capable printer: the PDF goes as PDF, 2 copies, usage once.
+# 1. PDF-capable printer: the PDF goes as PDF, 2 copies, two-sided, usage once.
 J1=$(spool "$D/three.pdf") && [ -n "$J1" ] || fail "no job spooled"
-"$KCPS" release "$J1" --printer "$URI_PDF" --copies 2 --wait || fail "release to the PDF printer"
+"$KCPS" release "$J1" --printer "$URI_PDF" --copies 2 --duplex --wait || fail "release to the PDF printer"
+# The printer's own record of the job: two copies, two-sided.
+PJ=$("$KCPS" jobs --json | jq -r --arg id "$J1" '.[] | select(.id == $id) | .release.printer_job_id')
+cat >"$D/job.test" <<TEST
+{
+  OPERATION Get-Job-Attributes
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri \$uri
+  ATTR integer job-id $PJ
+  STATUS successful-ok
+  EXPECT sides OF-TYPE keyword WITH-VALUE two-sided-long-edge
+  EXPECT copies OF-TYPE integer WITH-VALUE 2
+  EXPECT job-state WITH-VALUE 9
+}
+TEST
+ipptool -q "$URI_PDF" "$D/job.test" || fail "the printer's job $PJ is not 2 copies two-sided and completed: $(ipptool -tv "$URI_PDF" "$D/job.test" 2>&1 | tail -n 20)"
 [ "$(job_state "$J1")" = printed ] || fail "job 1 is $(job_state "$J1"), expected printed"
 f=$(ls "$D/out"/* | head -n1)
 head -c 5 "$f" | grep -q '%PDF-' || fail "the PDF printer got no PDF"
@@ -117,8 +134,12 @@ grep "\"job\":\"$J1\"" "$USAGE" | grep -q '"impressions":6' || fail "usage of jo
 "$KCPS" release "$J1" --printer "$URI_PDF" >/dev/null 2>&1 && fail "a printed job was released again"
 rm -f "$D/out"/*
 
-# 2. Raster-only printer: PWG raster, one page header per page.
+# 2. Raster-only printer: PWG raster, one page header per page. It prints
+# one-sided only: --duplex is refused with the reason and the job stays held.
 J2=$(spool "$D/three.pdf") || fail "spool"
+msg=$("$KCPS" release "$J2" --printer "$URI_RAS" --duplex --wait 2>&1) && fail "--duplex on a one-sided printer succeeded"
+echo "$msg" | grep -q "two-sided" || fail "the duplex refusal does not say why: $msg"
+[ "$(job_state "$J2")" = spooled ] && [ "$(out_count)" = 0 ] || fail "a refused duplex release printed"
 "$KCPS" release "$J2" --printer "$URI_RAS" --mono --wait || fail "release to the raster printer"
 [ "$(job_state "$J2")" = printed ] || fail "job 2 is $(job_state "$J2"), expected printed"
 f=$(ls "$D/out"/* | head -n1)
@@ -214,4 +235,4 @@ wait_for 60 "release 9 ended" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $J9 
 # Nothing counted twice over the whole run: one usage line per printed job.
 n_printed=$("$KCPS" jobs --json | jq '[.[] | select(.state == "printed")] | length')
 [ "$(wc -l <"$USAGE")" = "$n_printed" ] || fail "usage has $(wc -l <"$USAGE") lines for $n_printed printed jobs"
-echo "PASS: direct printing (PDF, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed)"
+echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed)"
