@@ -128,6 +128,7 @@ static const struct {
   {"orgs", kcps__server_schema_orgs},       {"reports", kcps__server_schema_reports},
   {"devices", kcps__server_schema_devices}, {"oidc", kcps__server_schema_oidc},
   {"uploads", kcps__server_schema_uploads},
+  {"usage", kcps__server_schema_usage},
 };
 
 static void

@@ -116,6 +116,7 @@ extern const kcps_server_route_t kcps__server_routes_reports[]; /* server-report
 extern const kcps_server_route_t kcps__server_routes_devices[]; /* server-devices.c */
 extern const kcps_server_route_t kcps__server_routes_oidc[];    /* server-oidc.c */
 extern const kcps_server_route_t kcps__server_routes_uploads[]; /* server-uploads.c */
+extern const kcps_server_route_t kcps__server_routes_usage[];   /* server-usage.c */
 
 /* Schema parts: each feature file may add tables and columns in one SQL
  * text, run once (in this order, after the numbered core steps) and
@@ -127,6 +128,7 @@ extern const char kcps__server_schema_reports[];
 extern const char kcps__server_schema_devices[];
 extern const char kcps__server_schema_oidc[];
 extern const char kcps__server_schema_uploads[];
+extern const char kcps__server_schema_usage[];
 
 void kcps__server_session_free(kcps_server_session_t *session);
 /* The caller's address as text ("127.0.0.1", "::1"), into buf. */
@@ -417,5 +419,39 @@ bool kcps__server_check_upload(JsonObject *obj, const char **key, const char **n
                                gint64 *pages, gint64 *size, char sha256[65], GError **error);
 gint64 kcps__server_chunk_offset(const char *query, const char *range, gint64 len, gint64 size);
 bool kcps__server_parse_range(const char *value, gint64 size, gint64 *start, gint64 *end);
+
+/* server-usage.c: usage records and quotas. The pure parsers of untrusted
+ * input (also the fuzz target's): a usage record's body (unknown fields
+ * refused; time RFC 3339 with a zone, at most 300 s ahead of now and at most
+ * 62 days old), its time alone, and the quota check's body. Strings of out
+ * point into obj. False + BAD_REQUEST naming the field. */
+typedef struct kcps_server_usage_req_s {
+  const char *key;
+  const char *printer;    /* a printer URI or a device name */
+  gint64 time;            /* unix seconds */
+  const char *job_type;   /* "print" (the only type so far) */
+  gint64 pages, copies;
+  bool color, duplex;
+  const char *job_id;     /* a server job id or client_job_id, or NULL */
+} kcps_server_usage_req_t;
+bool kcps__server_check_usage(JsonObject *obj, gint64 now, kcps_server_usage_req_t *out,
+                              GError **error);
+bool kcps__server_parse_usage_time(const char *text, gint64 now, gint64 *out, GError **error);
+bool kcps__server_check_quota_check(JsonObject *obj, gint64 *pages, gint64 *copies, bool *color,
+                                    GError **error);
+/* A quota statement (docs/api.md) checked against the server's base64url
+ * Ed25519 public key (GET /api/v1/ticket-key) and now: signature first,
+ * then form and expiry. False + KCPS_CRYPTO_ERROR_MALFORMED, _SIGNATURE or
+ * _EXPIRED. Limits -1 when unlimited. */
+typedef struct kcps_server_quota_statement_s {
+  char user[256];
+  char month[8];
+  gint64 start, end;
+  gint64 quota_pages, quota_color_pages;
+  gint64 used_pages, used_color_pages;
+  gint64 iat, exp;
+} kcps_server_quota_statement_t;
+bool kcps__server_quota_statement_verify(const char *public_b64, const char *text, gint64 now,
+                                         kcps_server_quota_statement_t *out, GError **error);
 
 G_END_DECLS

@@ -336,12 +336,14 @@ contract_report_locked(kcps_server_t *server, gint64 org, bool named_children, c
       " SELECT s.id, s.depth, s.top, o.public_id, o.name, o.type,"
       "  (SELECT count(*) FROM users u WHERE u.org_id = s.id AND u.active = 1),"
       "  (SELECT count(*) FROM devices d WHERE d.org_id = s.id AND d.active = 1),"
-      "  (SELECT count(*) FROM job_logs l WHERE l.org_id = s.id AND l.status = 'completed'"
-      "     AND l.created >= ?2 AND l.created < ?3),"
-      "  (SELECT coalesce(sum(l.pages), 0) FROM job_logs l WHERE l.org_id = s.id"
-      "     AND l.status = 'completed' AND l.created >= ?2 AND l.created < ?3),"
-      "  (SELECT coalesce(sum(l.color_pages), 0) FROM job_logs l WHERE l.org_id = s.id"
-      "     AND l.status = 'completed' AND l.created >= ?2 AND l.created < ?3)"
+      /* usage_counted (server-usage.c): completed job logs and usage
+       * records from every other route, each print once. */
+      "  (SELECT count(*) FROM usage_counted l WHERE l.org_id = s.id"
+      "     AND l.time >= ?2 AND l.time < ?3),"
+      "  (SELECT coalesce(sum(l.pages), 0) FROM usage_counted l WHERE l.org_id = s.id"
+      "     AND l.time >= ?2 AND l.time < ?3),"
+      "  (SELECT coalesce(sum(l.color_pages), 0) FROM usage_counted l WHERE l.org_id = s.id"
+      "     AND l.time >= ?2 AND l.time < ?3)"
       " FROM sub s JOIN orgs o ON o.id = s.id ORDER BY s.depth, o.name, s.id",
       error);
   if (!stmt)

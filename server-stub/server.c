@@ -175,7 +175,7 @@ const kcps_server_route_t kcps__server_routes_core[] = {
 static const kcps_server_route_t *const route_tables[] = {
   kcps__server_routes_core,    kcps__server_routes_policy,  kcps__server_routes_mfa,
   kcps__server_routes_orgs,    kcps__server_routes_reports, kcps__server_routes_devices,
-  kcps__server_routes_oidc,    kcps__server_routes_uploads,
+  kcps__server_routes_oidc,    kcps__server_routes_uploads, kcps__server_routes_usage,
 };
 
 /* Matches path against pattern; the "*" segment goes to id (size idlen). */

@@ -80,7 +80,7 @@ enum {
  *   "bad:"             a well-formed id that names nothing
  * body may hold {uniq} (a number new for each cell), {role} (the role of a
  * new user that fits the target organization) and {name} (the target
- * organization's current name). */
+ * organization's current name); {now}: the server's time, RFC 3339. */
 typedef struct {
   const char *kind; /* the data kind (docs/access.md) */
   const char *method;
@@ -99,6 +99,9 @@ typedef struct {
 #define UPLOAD_BODY                                                                                \
   "{\"idempotency_key\":\"m{uniq}\",\"size\":10,"                                                  \
   "\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}"
+#define USAGE_BODY                                                                                 \
+  "{\"idempotency_key\":\"m{uniq}\",\"printer\":\"ipp://127.0.0.1:631/ipp/print\","                 \
+  "\"time\":\"{now}\",\"pages\":1}"
 #define DEVICE_BODY "{\"serial\":\"SN{uniq}\",\"name\":\"DEV{uniq}\"}"
 #define SSO_BODY                                                                                   \
   "{\"preset\":\"generic\",\"issuer\":\"https://idp.example\",\"client_id\":\"kcps\","             \
@@ -359,6 +362,29 @@ static const row_t rows[] = {
    W(USER_ONLY,          403, 403, 403, 200, 403, 403, 403), 0},
   {"reports", "GET", "/api/v1/orgs/*/report", "org:Customer D", NULL,
    W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  /* Usage and quota (server-usage.c): every user records and sees her own;
+   * the month's usage of an organization to its customer admin (reports)
+   * and its print manager (quota data). */
+  {"own account", "POST", "/api/v1/usage", "", USAGE_BODY,
+   W(USER_ONLY,          201, 201, 201, 201, 201, 201, 201), 0},
+  {"own account", "GET", "/api/v1/me/quota", "", NULL,
+   W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), 0},
+  {"own account", "POST", "/api/v1/me/quota/check", "", "{\"pages\":1}",
+   W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:RHQ", NULL,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:Customer A", NULL,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:Sales B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 200, 200, 403, 403), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "org:Customer D", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"reports", "GET", "/api/v1/orgs/*/usage", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
   /* Contract reports go upward: one's own, and each child one made by
    * name; deeper ones only inside the parent's aggregate (403). */
   {"contracts", "GET", "/api/v1/orgs/*/contracts", "org:RHQ", NULL,
@@ -1024,6 +1050,12 @@ fill_body(const row_t *row)
     g_free(body);
     body = next;
   }
+  if (strstr(body, "{now}")) {
+    g_autofree char *now = kcps__server_iso_time(kcps__server_now());
+    char *next = replace(body, "{now}", now);
+    g_free(body);
+    body = next;
+  }
   return body;
 }
 
@@ -1071,10 +1103,11 @@ own_jobs_only(JsonNode *answer, int actor, GString *why)
 static const kcps_server_route_t *const route_tables[] = {
     kcps__server_routes_core, kcps__server_routes_policy,  kcps__server_routes_mfa,
     kcps__server_routes_orgs, kcps__server_routes_reports, kcps__server_routes_devices,
-    kcps__server_routes_oidc, kcps__server_routes_uploads,
+    kcps__server_routes_oidc, kcps__server_routes_uploads, kcps__server_routes_usage,
 };
 static const char *const route_table_names[] = {"core",    "policy",  "mfa", "orgs",
-                                                "reports", "devices", "oidc", "uploads"};
+                                                "reports", "devices", "oidc", "uploads",
+                                                "usage"};
 
 static bool
 route_exists(const char *method, const char *pattern)
