@@ -51,6 +51,63 @@ static const char *ticket_from_header(const char *value)
   return *ticket != '\0' ? ticket : NULL;
 }
 
+/* A byte range of a size-byte document. */
+typedef enum { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE } range_result_t;
+
+static bool parse_u64(const char *start, const char *end, guint64 *out)
+{
+  if (start == end || end - start > 19)
+    return false;
+  guint64 v = 0;
+  for (const char *p = start; p < end; p++) {
+    if (!g_ascii_isdigit(*p))
+      return false;
+    v = v * 10 + (guint64)(*p - '0');
+  }
+  *out = v;
+  return true;
+}
+
+/* "Range: bytes=FIRST-[LAST]" or "bytes=-SUFFIX" (RFC 9110 14.2), one range
+ * only. Anything else (several ranges, other units, junk) is ignored and
+ * the whole document is served, as RFC 9110 allows. */
+static range_result_t parse_range(const char *value, guint64 size, guint64 *first,
+                                  guint64 *len)
+{
+  static const char unit[] = "bytes=";
+  if (value == NULL || g_ascii_strncasecmp(value, unit, strlen(unit)) != 0)
+    return RANGE_NONE;
+  const char *spec = value + strlen(unit);
+  const char *dash = strchr(spec, '-');
+  if (dash == NULL || strchr(spec, ',') != NULL)
+    return RANGE_NONE;
+  const char *end = spec + strlen(spec);
+  guint64 a = 0, b = 0;
+  if (dash == spec) {
+    /* The last b bytes. */
+    if (!parse_u64(dash + 1, end, &b))
+      return RANGE_NONE;
+    if (b == 0 || size == 0)
+      return RANGE_UNSATISFIABLE;
+    *len = MIN(b, size);
+    *first = size - *len;
+    return RANGE_OK;
+  }
+  if (!parse_u64(spec, dash, &a))
+    return RANGE_NONE;
+  if (dash + 1 == end) {
+    b = size > 0 ? size - 1 : 0;
+  } else if (!parse_u64(dash + 1, end, &b) || b < a) {
+    return RANGE_NONE;
+  }
+  if (a >= size)
+    return RANGE_UNSATISFIABLE;
+  b = MIN(b, size - 1);
+  *first = a;
+  *len = b - a + 1;
+  return RANGE_OK;
+}
+
 static void refuse(kcps_http_req_t *req, const char *job_id, const char *why)
 {
   /* The ticket itself is never logged or echoed; which check failed is. */
@@ -105,6 +162,15 @@ static void handle_pull(kcps_http_req_t *req, void *data)
     refuse(req, job_id, "the ticket is for another job");
     return;
   }
+  /* An MFP names itself; a ticket the server issued to another device is
+   * refused (the server issues tickets to the device that asks). */
+  const char *device = kcps_http_req_header(req, "X-KCPS-Device");
+  if (device != NULL && g_strcmp0(device, ticket->device) != 0) {
+    g_info("pull of job %s refused: the ticket was issued to another device", job_id);
+    kcps_http_respond_error(req, 403, "forbidden_device",
+                            "the ticket was issued to another device");
+    return;
+  }
 
   /* 2. The job: here, registered, and registered as the ticket says. */
   g_autoptr(kcps_job_t) job = kcps_spool_get_job(daemon->spool, job_id, &error);
@@ -140,6 +206,21 @@ static void handle_pull(kcps_http_req_t *req, void *data)
     return;
   }
 
+  /* 3b. A resumed pull asks for the rest: one byte range, with a fresh
+   * ticket (each request spends one). An impossible range is refused before
+   * the ticket is spent. */
+  guint64 size = (guint64)st.st_size, first = 0, len = size;
+  range_result_t range =
+    parse_range(kcps_http_req_header(req, "Range"), size, &first, &len);
+  if (range == RANGE_UNSATISFIABLE) {
+    close(fd);
+    g_autofree char *content_range = g_strdup_printf("bytes */%" G_GUINT64_FORMAT, size);
+    kcps_http_req_add_header(req, "Content-Range", content_range);
+    kcps_http_respond_error(req, 416, "range_not_satisfiable",
+                            "the document has %" G_GUINT64_FORMAT " bytes", size);
+    return;
+  }
+
   /* 4. Single use: the last check, and the first change. */
   if (!kcps_spool_use_ticket(daemon->spool, ticket->tid, ticket->exp, &error)) {
     close(fd);
@@ -152,12 +233,33 @@ static void handle_pull(kcps_http_req_t *req, void *data)
     return;
   }
 
+  /* The sha256 is always that of the whole document. */
   kcps_http_req_add_header(req, "X-KCPS-SHA256", job->sha256);
-  kcps_http_respond_fd(req, 200, "application/pdf", fd, (guint64)st.st_size);
+  kcps_http_req_add_header(req, "Accept-Ranges", "bytes");
+  if (range == RANGE_OK) {
+    g_autofree char *content_range =
+      g_strdup_printf("bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT,
+                      first, first + len - 1, size);
+    kcps_http_req_add_header(req, "Content-Range", content_range);
+    kcps_http_respond_fd_range(req, 206, "application/pdf", fd, first, len);
+  } else {
+    kcps_http_respond_fd(req, 200, "application/pdf", fd, size);
+  }
   if (job->state == KCPS_JOB_STATE_REGISTERED
       && !kcps_spool_set_state(daemon->spool, job_id, KCPS_JOB_STATE_PULLED, &error))
     g_warning("job %s: pulled, but cannot record it: %s", job_id, error->message);
   g_info("job %s pulled by device %s", job_id, ticket->device != NULL ? ticket->device : "?");
+}
+
+/* Seconds a pull connection may stay idle (half a request, an answer not
+ * read) before it is closed: 60, or $KCPSD_PULL_TIMEOUT (1-3600; tests). */
+static unsigned pull_timeout_s(void)
+{
+  const char *text = g_getenv("KCPSD_PULL_TIMEOUT");
+  guint64 v = 0;
+  if (text != NULL && parse_u64(text, text + strlen(text), &v) && v >= 1 && v <= 3600)
+    return (unsigned)v;
+  return 60;
 }
 
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error)
@@ -172,6 +274,7 @@ bool kcps__pull_start(kcps_daemon_t *daemon, GError **error)
     .cert_path = daemon->pull_cert_path,
     .key_path = daemon->pull_key_path,
     .max_body = 4096, /* GET only: no body is expected */
+    .timeout_s = pull_timeout_s(),
   };
   daemon->pull = kcps_http_server_new(&config, handle_pull, daemon, error);
   if (daemon->pull == NULL)

@@ -373,6 +373,71 @@ static void server_logout(kcps_daemon_t *daemon, const char *token)
     g_info("server logout failed: %s", error->message);
 }
 
+/* --- printed jobs ------------------------------------------------------------ */
+
+/* Asks the server (GET /api/v1/jobs) which of uid's registered or pulled
+ * jobs an MFP logged as printed, and marks them printed here; retention
+ * then keeps or deletes them like any other job. Best effort: a failure
+ * waits for the next sync. */
+static void sync_printed(kcps_daemon_t *daemon, uid_t uid)
+{
+  if (daemon->server_url == NULL || daemon->cloud_spool)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
+  if (jobs == NULL)
+    return;
+  g_autoptr(GHashTable) waiting = g_hash_table_new(g_str_hash, g_str_equal); /* server id -> job */
+  for (guint i = 0; i < jobs->len; i++) {
+    kcps_job_t *job = g_ptr_array_index(jobs, i);
+    if ((job->state == KCPS_JOB_STATE_REGISTERED || job->state == KCPS_JOB_STATE_PULLED)
+        && job->server_id != NULL)
+      g_hash_table_insert(waiting, job->server_id, job);
+  }
+  if (g_hash_table_size(waiting) == 0)
+    return;
+  g_autofree char *email = NULL;
+  char *token = NULL;
+  if (!kcps__daemon_session_get(daemon, uid, &email, &token))
+    return;
+  kcps_http_opts_t opts;
+  kcps__daemon_server_opts(daemon, &opts, token, SERVER_TIMEOUT_S);
+  g_autofree char *url = api_url(daemon, "/api/v1/jobs");
+  g_autoptr(JsonNode) response = NULL;
+  long status = 0;
+  kcps_net_status_t net = kcps_http_call_json("GET", url, &opts, NULL, &status, &response,
+                                              &error);
+  kcps__secret_free(token);
+  if (net != KCPS_NET_OK) {
+    g_info("cannot ask the server which jobs of uid %u were printed: %s", (unsigned)uid,
+           error != NULL ? error->message : "?");
+    return;
+  }
+  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
+                      ? json_node_get_object(response) : NULL;
+  JsonNode *list = obj != NULL ? json_object_get_member(obj, "jobs") : NULL;
+  if (list == NULL || !JSON_NODE_HOLDS_ARRAY(list))
+    return;
+  JsonArray *array = json_node_get_array(list);
+  for (guint i = 0; i < json_array_get_length(array); i++) {
+    JsonNode *node = json_array_get_element(array, i);
+    if (!JSON_NODE_HOLDS_OBJECT(node))
+      continue;
+    JsonObject *sj = json_node_get_object(node);
+    const char *id = kcps_json_string(sj, "id");
+    kcps_job_t *job = id != NULL ? g_hash_table_lookup(waiting, id) : NULL;
+    /* The server's job must be this very spool job, and printed. */
+    if (job == NULL || g_strcmp0(kcps_json_string(sj, "state"), "printed") != 0
+        || g_strcmp0(kcps_json_string(sj, "client_job_id"), job->id) != 0)
+      continue;
+    g_autoptr(GError) set_error = NULL;
+    if (kcps_spool_set_state(daemon->spool, job->id, KCPS_JOB_STATE_PRINTED, &set_error))
+      g_info("job %s printed (the server has its job log)", job->id);
+    else
+      g_warning("job %s: printed, but cannot record it: %s", job->id, set_error->message);
+  }
+}
+
 /* --- the worker ------------------------------------------------------------- */
 
 typedef struct worker_s {
@@ -420,6 +485,7 @@ static void handle_user(worker_t *worker, uid_t uid, bool after_login)
 {
   kcps_daemon_t *daemon = worker->daemon;
   g_autoptr(GError) error = NULL;
+  sync_printed(daemon, uid);
   g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
   if (jobs == NULL) {
     g_warning("cannot list the spooled jobs of uid %u: %s", (unsigned)uid, error->message);

@@ -21,6 +21,7 @@ struct kcps_http_server_s {
   kcps_http_handler_t handler;
   void *data;
   size_t max_body;
+  unsigned timeout_s;
   char *cert_pem;
   char *key_pem;
 };
@@ -207,6 +208,7 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
   server->handler = handler;
   server->data = data;
   server->max_body = config->max_body ? config->max_body : DEFAULT_MAX_BODY;
+  server->timeout_s = config->timeout_s ? config->timeout_s : 60;
 
   if (config->cert_path || config->key_path) {
     gsize len;
@@ -237,7 +239,7 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                           MHD_OPTION_CONNECTION_TIMEOUT, server->timeout_s,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
                            MHD_OPTION_HTTPS_MEM_CERT, server->cert_pem,
                            MHD_OPTION_HTTPS_MEM_KEY, server->key_pem,
@@ -246,7 +248,7 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
       d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, server, MHD_OPTION_SOCK_ADDR,
                            (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
                            NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                           MHD_OPTION_CONNECTION_TIMEOUT, server->timeout_s,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
     }
     if (!d) {
@@ -425,15 +427,21 @@ kcps_http_respond_empty(kcps_http_req_t *req, unsigned status)
   set_response(req, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }
 
+/* A streamed file: its fd and the offset of the first byte served. */
+typedef struct {
+  int fd;
+  guint64 offset;
+} fd_stream_t;
+
 /* Reads the next block of a streamed file. */
 static ssize_t
 read_fd_block(void *cls, uint64_t pos, char *buf, size_t max)
 {
-  int fd = (int)(intptr_t)cls;
+  const fd_stream_t *stream = cls;
   ssize_t n;
 
   do
-    n = pread(fd, buf, max, (off_t)pos);
+    n = pread(stream->fd, buf, max, (off_t)(stream->offset + pos));
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -443,23 +451,36 @@ read_fd_block(void *cls, uint64_t pos, char *buf, size_t max)
 static void
 close_fd(void *cls)
 {
-  close((int)(intptr_t)cls);
+  fd_stream_t *stream = cls;
+  close(stream->fd);
+  g_free(stream);
+}
+
+void
+kcps_http_respond_fd_range(kcps_http_req_t *req, unsigned status, const char *content_type,
+                           int fd, guint64 offset, guint64 size)
+{
+  /* 64 KiB blocks: MHD's own fd responses read 4 KiB at a time, and under
+   * TLS each read becomes a record of its own (half nginx's rate measured,
+   * docs/bench.md); 64 KiB brought it to 0.94 of nginx. */
+  fd_stream_t *stream = g_new0(fd_stream_t, 1);
+  stream->fd = fd;
+  stream->offset = offset;
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(size, 64 * 1024, read_fd_block, stream, close_fd);
+  if (!r) {
+    close(fd);
+    g_free(stream);
+    kcps_http_respond_error(req, 500, "internal", "cannot stream the file");
+    return;
+  }
+  MHD_add_response_header(r, "Content-Type", content_type);
+  set_response(req, status, r);
 }
 
 void
 kcps_http_respond_fd(kcps_http_req_t *req, unsigned status, const char *content_type, int fd,
                      guint64 size)
 {
-  /* 64 KiB blocks: MHD's own fd responses read 4 KiB at a time, and under
-   * TLS each read becomes a record of its own (half nginx's rate measured,
-   * docs/bench.md); 64 KiB brought it to 0.94 of nginx. */
-  struct MHD_Response *r = MHD_create_response_from_callback(size, 64 * 1024, read_fd_block,
-                                                             (void *)(intptr_t)fd, close_fd);
-  if (!r) {
-    close(fd);
-    kcps_http_respond_error(req, 500, "internal", "cannot stream the file");
-    return;
-  }
-  MHD_add_response_header(r, "Content-Type", content_type);
-  set_response(req, status, r);
+  kcps_http_respond_fd_range(req, status, content_type, fd, 0, size);
 }

@@ -24,6 +24,10 @@ typedef struct kcps_http_config_s {
   const char *cert_path;     /* PEM certificate: TLS (1.2+) when set */
   const char *key_path;      /* PEM private key */
   size_t max_body;           /* larger bodies get 413 before the handler; 0 = 1 MiB */
+  unsigned timeout_s;        /* a connection idle this long (no byte read or written,
+                                e.g. half a request, or an answer nobody reads) is
+                                closed; 0 = 60 s. Each connection has its own thread,
+                                so a stalled one holds up no other */
 } kcps_http_config_t;
 
 /* Binds every listen address and starts serving. NULL + error (naming the
@@ -67,5 +71,9 @@ void kcps_http_respond_empty(kcps_http_req_t *req, unsigned status);
 /* Streams size bytes from fd (taken: closed by the server). */
 void kcps_http_respond_fd(kcps_http_req_t *req, unsigned status, const char *content_type,
                           int fd, guint64 size);
+/* Streams size bytes of fd starting at byte offset (a Range answer). */
+void kcps_http_respond_fd_range(kcps_http_req_t *req, unsigned status,
+                                const char *content_type, int fd, guint64 offset,
+                                guint64 size);
 
 G_END_DECLS

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <cups/cups.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -475,6 +476,261 @@ START_TEST(test_pull_only_get)
   ck_assert_int_eq(job_state(job->id), KCPS_JOB_STATE_REGISTERED);
   g_autoptr(resp_t) ok = pull_with_ticket(job->id, ticket);
   ck_assert_msg(ok->status == 200, "got HTTP %ld, expected 200", ok->status);
+}
+END_TEST
+
+/* Header value of name in a response's headers, or NULL (caller g_frees). */
+static char *header_value(const resp_t *resp, const char *name)
+{
+  g_auto(GStrv) lines = g_strsplit(resp->headers->str, "\r\n", -1);
+  size_t n = strlen(name);
+  for (char **l = lines; *l != NULL; l++)
+    if (g_ascii_strncasecmp(*l, name, n) == 0 && (*l)[n] == ':')
+      return g_strstrip(g_strdup(*l + n + 1));
+  return NULL;
+}
+
+static resp_t *pull_range(const char *job_id, const char *ticket, const char *range)
+{
+  g_autofree char *url = g_strdup_printf("https://127.0.0.1:%d/jobs/%s/document",
+                                         kcps_daemon_pull_port(dmn), job_id);
+  g_autofree char *auth = g_strdup_printf("Authorization: KCPS-Ticket %s", ticket);
+  g_autofree char *rh = g_strdup_printf("Range: %s", range);
+  const char *headers[] = {auth, rh, NULL};
+  return request("GET", url, headers, NULL, pull_crt);
+}
+
+/* A resumed pull: the first part with one ticket, the rest by Range with a
+ * fresh one; together exactly the document, sha256 as announced. An
+ * impossible range is 416 and does not spend the ticket. */
+START_TEST(test_pull_range_resume)
+{
+  g_autoptr(kcps_job_t) job = spool_registered_testpage();
+  g_autofree char *expected = NULL;
+  gsize size = 0;
+  ck_assert(g_file_get_contents(TESTPAGE, &expected, &size, NULL));
+  ck_assert_uint_gt(size, 100);
+  gsize cut = size / 3;
+
+  kcps_ticket_t t1 = valid_ticket(job->id, "tid-range-1");
+  g_autofree char *ticket1 = sign(server_key, &t1);
+  g_autofree char *r1 = g_strdup_printf("bytes=0-%zu", (size_t)cut - 1);
+  g_autoptr(resp_t) head = pull_range(job->id, ticket1, r1);
+  ck_assert_msg(head->status == 206, "first part: HTTP %ld (%s)", head->status, excerpt(head));
+  ck_assert_uint_eq(head->body->len, cut);
+
+  /* The same ticket again: single use, also for a resume. */
+  g_autofree char *r2 = g_strdup_printf("bytes=%zu-", (size_t)cut);
+  g_autoptr(resp_t) again = pull_range(job->id, ticket1, r2);
+  assert_error(again, 401, "invalid_ticket", "used before");
+
+  /* Past the end: 416 with the size, and the fresh ticket is not spent. */
+  kcps_ticket_t t2 = valid_ticket(job->id, "tid-range-2");
+  g_autofree char *ticket2 = sign(server_key, &t2);
+  g_autofree char *past = g_strdup_printf("bytes=%zu-", (size_t)size);
+  g_autoptr(resp_t) bad = pull_range(job->id, ticket2, past);
+  ck_assert_msg(bad->status == 416, "past the end: HTTP %ld, expected 416", bad->status);
+  g_autofree char *cr_bad = header_value(bad, "Content-Range");
+  g_autofree char *cr_bad_expected = g_strdup_printf("bytes */%zu", (size_t)size);
+  ck_assert_msg(g_strcmp0(cr_bad, cr_bad_expected) == 0, "Content-Range %s", cr_bad);
+
+  g_autoptr(resp_t) tail = pull_range(job->id, ticket2, r2);
+  ck_assert_msg(tail->status == 206, "the rest: HTTP %ld (%s)", tail->status, excerpt(tail));
+  ck_assert_uint_eq(tail->body->len, size - cut);
+  g_autofree char *cr = header_value(tail, "Content-Range");
+  g_autofree char *cr_expected =
+    g_strdup_printf("bytes %zu-%zu/%zu", (size_t)cut, (size_t)size - 1, (size_t)size);
+  ck_assert_msg(g_strcmp0(cr, cr_expected) == 0, "Content-Range %s, expected %s", cr,
+                cr_expected);
+
+  g_autoptr(GString) whole = g_string_new_len(head->body->str, (gssize)head->body->len);
+  g_string_append_len(whole, tail->body->str, (gssize)tail->body->len);
+  ck_assert(whole->len == size && memcmp(whole->str, expected, size) == 0);
+  g_autofree char *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)whole->str,
+                                                     whole->len);
+  ck_assert_str_eq(sha, job->sha256);
+  ck_assert_msg(has_header(tail, "X-KCPS-SHA256", job->sha256), "%s", tail->headers->str);
+
+  /* A suffix range, and junk ignored (the whole document). */
+  kcps_ticket_t t3 = valid_ticket(job->id, "tid-range-3");
+  g_autofree char *ticket3 = sign(server_key, &t3);
+  g_autoptr(resp_t) suffix = pull_range(job->id, ticket3, "bytes=-10");
+  ck_assert_int_eq(suffix->status, 206);
+  ck_assert(suffix->body->len == 10 && memcmp(suffix->body->str, expected + size - 10, 10) == 0);
+  kcps_ticket_t t4 = valid_ticket(job->id, "tid-range-4");
+  g_autofree char *ticket4 = sign(server_key, &t4);
+  g_autoptr(resp_t) junk = pull_range(job->id, ticket4, "bytes=5-2,x");
+  ck_assert_int_eq(junk->status, 200);
+  ck_assert_uint_eq(junk->body->len, size);
+}
+END_TEST
+
+/* A ticket issued to another device (the MFP names itself) is refused and
+ * not spent. */
+START_TEST(test_pull_other_device)
+{
+  g_autoptr(kcps_job_t) job = spool_registered_testpage();
+  kcps_ticket_t t = valid_ticket(job->id, "tid-device");
+  g_autofree char *ticket = sign(server_key, &t);
+  g_autofree char *url = g_strdup_printf("https://127.0.0.1:%d/jobs/%s/document",
+                                         kcps_daemon_pull_port(dmn), job->id);
+  g_autofree char *auth = g_strdup_printf("Authorization: KCPS-Ticket %s", ticket);
+  const char *other[] = {auth, "X-KCPS-Device: MFP-2", NULL};
+  g_autoptr(resp_t) refused = request("GET", url, other, NULL, pull_crt);
+  assert_error(refused, 403, "forbidden_device", "another device");
+  ck_assert_int_eq(job_state(job->id), KCPS_JOB_STATE_REGISTERED);
+  const char *mine[] = {auth, "X-KCPS-Device: MFP-1", NULL};
+  g_autoptr(resp_t) ok = request("GET", url, mine, NULL, pull_crt);
+  ck_assert_msg(ok->status == 200, "own device: HTTP %ld (%s)", ok->status, excerpt(ok));
+}
+END_TEST
+
+/* TLS 1.1 (offered for real: security level 0) is refused; 1.2 works. */
+static CURLcode tls_probe(long version)
+{
+  g_autofree char *url = g_strdup_printf("https://127.0.0.1:%d/", kcps_daemon_pull_port(dmn));
+  CURL *curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CAINFO, pull_crt);
+  curl_easy_setopt(curl, CURLOPT_SSLVERSION, version);
+  curl_easy_setopt(curl, CURLOPT_SSL_CIPHER_LIST, "DEFAULT@SECLEVEL=0");
+  curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  return rc;
+}
+
+START_TEST(test_pull_tls_versions)
+{
+  CURLcode old = tls_probe(CURL_SSLVERSION_TLSv1_1 | CURL_SSLVERSION_MAX_TLSv1_1);
+  ck_assert_msg(old != CURLE_OK, "a TLS 1.1 handshake succeeded");
+  CURLcode v12 = tls_probe(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2);
+  ck_assert_msg(v12 == CURLE_OK, "TLS 1.2: %s", curl_easy_strerror(v12));
+}
+END_TEST
+
+/* Many MFPs at once: 50 pulls in parallel, each with its own ticket. */
+typedef struct {
+  char *job_id;
+  char *ticket;
+  long status;
+  size_t len;
+} parallel_pull_t;
+
+static void *parallel_pull(void *data)
+{
+  parallel_pull_t *p = data;
+  resp_t *resp = pull_with_ticket(p->job_id, p->ticket);
+  p->status = resp->status;
+  p->len = resp->body->len;
+  resp_free(resp);
+  return NULL;
+}
+
+START_TEST(test_pull_many_at_once)
+{
+  enum { N = 50 };
+  g_autoptr(kcps_job_t) job = spool_registered_testpage();
+  parallel_pull_t pulls[N];
+  GThread *threads[N];
+  for (int i = 0; i < N; i++) {
+    g_autofree char *tid = g_strdup_printf("tid-many-%d", i);
+    kcps_ticket_t t = valid_ticket(job->id, tid);
+    pulls[i] = (parallel_pull_t){.job_id = job->id, .ticket = sign(server_key, &t)};
+  }
+  for (int i = 0; i < N; i++)
+    threads[i] = g_thread_new("pull", parallel_pull, &pulls[i]);
+  for (int i = 0; i < N; i++) {
+    g_thread_join(threads[i]);
+    ck_assert_msg(pulls[i].status == 200 && pulls[i].len == (size_t)job->size,
+                  "pull %d: HTTP %ld, %zu bytes", i, pulls[i].status, pulls[i].len);
+    g_free(pulls[i].ticket);
+  }
+}
+END_TEST
+
+/* The CVE-2025-58436 class: clients that stall (connect and send nothing,
+ * half a TLS record, half an HTTP request) hold up no other pull, and are
+ * closed once the pull timeout (2 s here) has passed. */
+static int connect_pull_port(void)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)kcps_daemon_pull_port(dmn)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+  return fd;
+}
+
+/* True once the server closed fd (EOF or reset), within a generous bound. */
+static bool closed_by_server(int fd)
+{
+  struct timeval tv = {.tv_sec = 30}; /* the timeout is 2 s; the default 60 would fail */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+      return true;
+    if (n < 0)
+      return false; /* the bound passed, or another error */
+  }
+}
+
+static void stall_setup(void)
+{
+  g_setenv("KCPSD_PULL_TIMEOUT", "2", TRUE);
+  daemon_setup();
+  g_unsetenv("KCPSD_PULL_TIMEOUT");
+}
+
+START_TEST(test_pull_stalled_clients)
+{
+  g_autoptr(kcps_job_t) job = spool_registered_testpage();
+  int silent = connect_pull_port();
+  int half_tls = connect_pull_port();
+  /* A TLS handshake record header announcing 512 bytes, then 3 of them. */
+  static const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01};
+  ck_assert_int_eq(send(half_tls, hello, sizeof hello, 0), (ssize_t)sizeof hello);
+
+  /* Other pulls complete meanwhile. */
+  for (int i = 0; i < 5; i++) {
+    g_autofree char *tid = g_strdup_printf("tid-stall-%d", i);
+    kcps_ticket_t t = valid_ticket(job->id, tid);
+    g_autofree char *ticket = sign(server_key, &t);
+    g_autoptr(resp_t) resp = pull_with_ticket(job->id, ticket);
+    ck_assert_msg(resp->status == 200, "pull %d beside stalled clients: HTTP %ld", i,
+                  resp->status);
+  }
+
+  /* Half an HTTP request inside TLS: openssl s_client sends it and waits. */
+  g_autoptr(GSubprocess) sclient = NULL;
+  g_autofree char *openssl = g_find_program_in_path("openssl");
+  if (openssl != NULL) {
+    g_autofree char *connect_to = g_strdup_printf("127.0.0.1:%d", kcps_daemon_pull_port(dmn));
+    g_autoptr(GError) error = NULL;
+    sclient = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                 | G_SUBPROCESS_FLAGS_STDERR_MERGE,
+                               &error, openssl, "s_client", "-quiet", "-connect", connect_to,
+                               "-CAfile", pull_crt, NULL);
+    ck_assert_msg(sclient != NULL, "openssl: %s", error != NULL ? error->message : "?");
+    GOutputStream *in = g_subprocess_get_stdin_pipe(sclient);
+    const char half[] = "GET /jobs/x/document HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    ck_assert(g_output_stream_write_all(in, half, strlen(half), NULL, NULL, &error));
+    ck_assert(g_output_stream_flush(in, NULL, &error));
+    /* s_client exits when the server closes the connection. */
+    ck_assert_msg(g_subprocess_wait(sclient, NULL, &error), "s_client did not end");
+  } else {
+    fprintf(stderr, "test_pull_stalled_clients: no openssl program; half-HTTP case skipped\n");
+  }
+
+  ck_assert_msg(closed_by_server(silent), "a silent connection was not closed");
+  ck_assert_msg(closed_by_server(half_tls), "half a TLS record was not closed");
+  close(silent);
+  close(half_tls);
 }
 END_TEST
 
@@ -1329,6 +1585,15 @@ static Suite *client_suite(void)
   tcase_add_test(tc, test_pull_refusals);
   tcase_add_test(tc, test_pull_unregistered_and_unknown);
   tcase_add_test(tc, test_pull_only_get);
+  tcase_add_test(tc, test_pull_range_resume);
+  tcase_add_test(tc, test_pull_other_device);
+  tcase_add_test(tc, test_pull_tls_versions);
+  tcase_add_test(tc, test_pull_many_at_once);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("pull-stalls");
+  tcase_add_checked_fixture(tc, stall_setup, daemon_teardown);
+  tcase_add_test(tc, test_pull_stalled_clients);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("local");

@@ -239,6 +239,23 @@ command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **
     return false;
   }
 
+  /* --to file:PATH: a printer that keeps the document at PATH (0600) and
+   * prints the pages the server lists; for tests without an IPP printer. */
+  if (g_str_has_prefix(o->to, "file:")) {
+    ok = rename(tmp_path, o->to + strlen("file:")) == 0;
+    if (!ok) {
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_IO, "cannot keep the document at %s: %s",
+                  o->to + strlen("file:"), g_strerror(errno));
+      unlink(tmp_path);
+      post_failed_log(mfp, job_id);
+      return false;
+    }
+    if (!kcps__mfp_post_log(mfp, job_id, job->pages, true, error))
+      return false;
+    printf("printed %s pages=%" G_GINT64_FORMAT " sha256=ok printer-job=0\n", job_id, job->pages);
+    return fflush(stdout) == 0;
+  }
+
   /* Print, then tell the server how it went. */
   g_autofree char *user_name = user_name_of(mfp->user_email);
   kcps_mfp_print_result_t result;
@@ -370,7 +387,8 @@ main(int argc, char **argv)
        "File holding the device secret (else env KCPS_DEVICE_SECRET)", "FILE"},
       {"pin", 0, 0, G_OPTION_ARG_STRING, &o.pin, "User PIN at the panel (else env KCPS_PIN)",
        "PIN"},
-      {"to", 0, 0, G_OPTION_ARG_STRING, &o.to, "print: the IPP printer URI", "URI"},
+      {"to", 0, 0, G_OPTION_ARG_STRING, &o.to,
+       "print: the IPP printer URI, or file:PATH (keep the document there)", "URI"},
       {"save-ticket", 0, 0, G_OPTION_ARG_FILENAME, &o.save_ticket,
        "print, ticket: write the ticket (used) to FILE (0600)", "FILE"},
       {"ticket-file", 0, 0, G_OPTION_ARG_FILENAME, &o.ticket_file, "pull: the ticket to present",

@@ -1,0 +1,188 @@
+#!/bin/bash
+# HyPAS pull on 5571 with the real programs (issue 5): kcps-server --demo,
+# kcpsd --user, kcps-mfp-sim as MFP-1.
+#  1. the pull port speaks TLS 1.2+ only: TLS 1.1 (offered for real) is
+#     refused, TLS 1.2 is not;
+#  2. the MFP pins kcpsd's certificate: a pull from a server with another
+#     certificate (openssl s_server) or with another pin is refused before
+#     the ticket is shown, and the ticket is still good after;
+#  3. the MFP pulls and "prints" (kcps-mfp-sim --to file:PATH keeps the
+#     document), posts its job log; at kcpsd's next sync with the server
+#     (here: the next login) the job becomes "printed" in `kcps jobs`.
+# Usage: pull.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail.
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+MFP_BIN=$BUILD/server-stub/mfp/kcps-mfp-sim
+for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$MFP_BIN"; do
+  [ -x "$bin" ] || { echo "pull: FAIL: $bin is not built" >&2; exit 1; }
+done
+for tool in ipptool jq curl openssl sha256sum stat; do
+  command -v "$tool" >/dev/null || { echo "pull: FAIL: $tool is not installed" >&2; exit 1; }
+done
+PDF=/usr/share/cups/data/default-testpage.pdf
+[ -r "$PDF" ] || { echo "pull: FAIL: no $PDF" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/kcps-pull.XXXXXX)
+chmod 0700 "$TMP"
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+abort() {
+  fail "$*"
+  exit 1
+}
+finish() {
+  local rc=$?
+  lib_stop_all
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+    rc=1
+  fi
+  rm -rf "$TMP"
+  echo "pull: $PASSED passed, $FAILED failed"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+
+# --- peers ---------------------------------------------------------------------
+DATA=$TMP/server
+start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" || abort "kcps-server starts"
+SERVER_CA=$DATA/server.crt
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+[ -n "$ALICE_PASSWORD" ] || abort "alice's password in the demo credentials"
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$SERVER_CA" || abort "kcpsd starts"
+pass "kcps-server and kcpsd ready (pull port $KCPSD_PULL_PORT)"
+
+login() {
+  printf '%s\n' "$ALICE_PASSWORD" | "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" login alice@a.test
+}
+kcps_jobs() {
+  "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json | jq -c 'if type == "array" then . else .jobs end'
+}
+spool_field() { kcps_jobs | jq -r ".[0].$1 // empty"; }
+state_is() { [ "$(spool_field state)" = "$1" ]; }
+
+# mfp ARGS...: kcps-mfp-sim as MFP-1.
+mfp() {
+  "$MFP_BIN" --server "$KCPS_SERVER_URL" --server-ca "$SERVER_CA" --device MFP-1 \
+    --secret-file "$DATA/MFP-1.secret" --pin 4321 "$@"
+}
+
+# --- 1. TLS versions ------------------------------------------------------------
+# Security level 0 so that the client really offers TLS 1.1 (OpenSSL 3
+# would not otherwise): the refusal is the pull port's.
+if out=$(openssl s_client -connect "127.0.0.1:$KCPSD_PULL_PORT" -tls1_1 \
+  -cipher 'DEFAULT@SECLEVEL=0' </dev/null 2>&1); then
+  fail "a TLS 1.1 handshake with the pull port succeeded: $(printf '%s' "$out" | grep -m1 Protocol)"
+else
+  pass "TLS 1.1 is refused by the pull port"
+fi
+if out=$(openssl s_client -connect "127.0.0.1:$KCPSD_PULL_PORT" -tls1_2 \
+  -cipher 'DEFAULT@SECLEVEL=0' </dev/null 2>&1); then
+  pass "TLS 1.2 is accepted by the pull port"
+else
+  fail "TLS 1.2 handshake: $(printf '%s' "$out" | tail -n 3)"
+fi
+
+# --- a job, spooled and registered ----------------------------------------------
+out=$(login 2>&1) || abort "kcps login: $out"
+cat >"$TMP/print.test" <<'EOF'
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name $user
+  ATTR name job-name "pull test"
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+}
+EOF
+out=$(ipptool -t -T 30 -f "$PDF" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print.test" 2>&1) || abort "Print-Job to kcpsd: $out"
+wait_for 60 "the job to be registered" state_is registered ||
+  abort "the job is registered (state '$(spool_field state)')"
+SERVER_JOB=$(spool_field server_id)
+SHA=$(sha256sum "$PDF" | cut -d' ' -f1)
+pass "job registered as $SERVER_JOB"
+
+# --- 2. the MFP pins kcpsd's certificate ----------------------------------------
+out=$(mfp ticket "$SERVER_JOB" --save-ticket "$TMP/ticket" 2>&1) || abort "a ticket: $out"
+PULL_URL=$(printf '%s\n' "$out" | sed -n 's/.*(pull_url \(.*\))$/\1/p')
+[ -n "$PULL_URL" ] || abort "the ticket answer names the pull URL: $out"
+PULL_PIN=$(curl -sS --fail --cacert "$SERVER_CA" -H 'Content-Type: application/json' \
+  --data "$(jq -nc --arg e alice@a.test --arg p "$ALICE_PASSWORD" '{email: $e, password: $p}')" \
+  "$KCPS_SERVER_URL/api/v1/login" | jq -r .token | {
+  read -r token
+  curl -sS --fail --cacert "$SERVER_CA" -H "Authorization: Bearer $token" \
+    "$KCPS_SERVER_URL/api/v1/jobs" | jq -r --arg id "$SERVER_JOB" '.jobs[] | select(.id == $id) | .pull_pin'
+})
+case "$PULL_PIN" in
+  sha256//*) pass "the server lists the job's pull pin" ;;
+  *) abort "the job's pull pin: '$PULL_PIN'" ;;
+esac
+
+# Another server, with a certificate of its own, where the pull URL points.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$TMP/other.key" -out "$TMP/other.crt" >/dev/null 2>&1 || abort "openssl req"
+OTHER_PORT=$(free_port) || abort "a free port"
+lib_start other-server "$TMP/other-server.log" openssl s_server -accept "$OTHER_PORT" \
+  -cert "$TMP/other.crt" -key "$TMP/other.key" -www -quiet
+wait_for_port 20 "$OTHER_PORT" || abort "openssl s_server listens"
+OTHER_URL="https://127.0.0.1:$OTHER_PORT${PULL_URL#https://127.0.0.1:"$KCPSD_PULL_PORT"}"
+if out=$(mfp pull "$SERVER_JOB" --ticket-file "$TMP/ticket" --out "$TMP/other.pdf" \
+  --pull-url "$OTHER_URL" --pull-pin "$PULL_PIN" 2>&1); then
+  fail "kcps-mfp-sim pulled from a server with another certificate: $out"
+else
+  pass "another certificate is refused ($out)"
+fi
+[ -e "$TMP/other.pdf" ] && fail "a refused pull left $TMP/other.pdf"
+if out=$(mfp pull "$SERVER_JOB" --ticket-file "$TMP/ticket" --out "$TMP/wrong-pin.pdf" \
+  --pull-url "$PULL_URL" --pull-pin 'sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' 2>&1); then
+  fail "kcps-mfp-sim pulled with a wrong pin: $out"
+else
+  pass "kcpsd's certificate under a wrong pin is refused ($out)"
+fi
+check_eq "the job is untouched by the refused pulls" "$(spool_field state)" registered
+# The ticket was never shown: it still works, once.
+if out=$(mfp pull "$SERVER_JOB" --ticket-file "$TMP/ticket" --out "$TMP/pinned.pdf" \
+  --pull-url "$PULL_URL" --pull-pin "$PULL_PIN" 2>&1); then
+  check_eq "pinned pull: the document's sha256" "$(sha256sum "$TMP/pinned.pdf" | cut -d' ' -f1)" "$SHA"
+else
+  fail "the pull with the right pin: $out"
+fi
+check_eq "the job is pulled" "$(spool_field state)" pulled
+
+# --- 3. printed at the MFP, then printed at kcpsd --------------------------------
+if out=$(mfp print "$SERVER_JOB" --to "file:$TMP/printed.pdf" 2>&1); then
+  check_eq "kcps-mfp-sim print" "$out" "printed $SERVER_JOB pages=1 sha256=ok printer-job=0"
+  check_eq "the printed document's sha256" "$(sha256sum "$TMP/printed.pdf" | cut -d' ' -f1)" "$SHA"
+else
+  fail "kcps-mfp-sim print: $out"
+fi
+# kcpsd asks the server at its next sync: a login is one.
+out=$(login 2>&1) || fail "kcps login again: $out"
+if wait_for 60 "the job to be printed in kcps jobs" state_is printed; then
+  pass "kcpsd marked the job printed after the server's job log"
+else
+  fail "the job's state at kcpsd: '$(spool_field state)', expected printed"
+fi
