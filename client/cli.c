@@ -36,6 +36,9 @@ static const char usage_text[] =
   "                  printer; --wait follows it to its end (exit 1 unless completed)\n"
   "  printer forget URI\n"
   "                  forget the pinned certificate of an IPPS printer\n"
+  "  spool-mode [local|cloud|default]\n"
+  "                  show your spool mode and where it comes from, or choose\n"
+  "                  one (default: follow your organization's)\n"
   "\n"
   "--port N talks to kcpsd's local API on 127.0.0.1:N (default: $KCPS_LOCAL_PORT,\n"
   "else 5572).\n"
@@ -242,6 +245,56 @@ static int cmd_status(call_t *c)
   else
     printf("logged in: no\n");
   printf("server:    %s\n", server != NULL ? server : "(none configured)");
+  const char *mode = kcps_json_string(obj, "spool_mode");
+  const char *source = kcps_json_string(obj, "spool_mode_source");
+  if (mode != NULL)
+    printf("spool:     %s%s%s%s\n", mode, source != NULL ? " (from " : "",
+           source != NULL ? source : "", source != NULL ? ")" : "");
+  return EXIT_OK;
+}
+
+/* Where the effective spool mode comes from, in words. */
+static const char *source_words(const char *source)
+{
+  if (g_strcmp0(source, "user") == 0)
+    return "your own choice";
+  if (g_strcmp0(source, "organization") == 0)
+    return "your organization's default";
+  if (g_strcmp0(source, "kcpsd") == 0)
+    return "this computer's default (kcpsd --spool-mode)";
+  return "?";
+}
+
+/* kcps spool-mode [local|cloud|default]: GET or PUT /v1/settings. */
+static int cmd_spool_mode(call_t *c, const char *choice)
+{
+  int rc;
+  if (choice == NULL) {
+    rc = call(c, "GET", "/v1/settings", NULL);
+  } else {
+    g_autoptr(JsonBuilder) builder = json_builder_new();
+    json_builder_begin_object(builder);
+    json_builder_set_member_name(builder, "spool_mode");
+    if (strcmp(choice, "default") == 0)
+      json_builder_add_null_value(builder);
+    else
+      json_builder_add_string_value(builder, choice);
+    json_builder_end_object(builder);
+    g_autoptr(JsonNode) body = json_builder_get_root(builder);
+    rc = call(c, "PUT", "/v1/settings", body);
+  }
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  const char *mode = obj != NULL ? kcps_json_string(obj, "effective_spool_mode") : NULL;
+  if (mode == NULL) {
+    fprintf(stderr, "kcps: kcpsd's settings answer has no effective_spool_mode\n");
+    return EXIT_REFUSED;
+  }
+  const char *org = kcps_json_string(obj, "organization_spool_mode");
+  printf("spool mode: %s (%s)\n", mode,
+         source_words(kcps_json_string(obj, "spool_mode_source")));
+  printf("organization's default: %s\n", org != NULL ? org : "not known (log in)");
   return EXIT_OK;
 }
 
@@ -298,10 +351,21 @@ static int cmd_jobs(call_t *c, bool as_json)
     const char *rel_state = rel_node != NULL && JSON_NODE_HOLDS_OBJECT(rel_node)
                               ? kcps_json_string(json_node_get_object(rel_node), "state")
                               : NULL;
+    /* Cloud spool: "uploading 45%" while it goes, "(cloud)" otherwise. */
+    JsonNode *up_node = json_object_get_member(job, "upload");
+    gint64 done = 0, total = 0;
+    bool uploading = up_node != NULL && JSON_NODE_HOLDS_OBJECT(up_node)
+                     && kcps_json_int(json_node_get_object(up_node), "done", &done)
+                     && kcps_json_int(json_node_get_object(up_node), "total", &total)
+                     && total > 0 && done < total;
+    bool cloud = g_strcmp0(kcps_json_string(job, "spool"), "cloud") == 0;
+    g_autofree char *where = uploading
+                               ? g_strdup_printf("uploading %d%%", (int)(done * 100 / total))
+                               : g_strdup_printf("%s%s", state != NULL ? state : "?",
+                                                 cloud ? " (cloud)" : "");
     g_autofree char *shown = rel_state != NULL
-                               ? g_strdup_printf("%s (release: %s)", state != NULL ? state : "?",
-                                                 rel_state)
-                               : g_strdup(state);
+                               ? g_strdup_printf("%s (release: %s)", where, rel_state)
+                               : g_strdup(where);
     state = shown;
     printf("%-36s  %s%*s  %5" G_GINT64_FORMAT "  %10" G_GINT64_FORMAT "  %s\n",
            id != NULL ? id : "?", name, (int)MAX(pad, 0), "", pages, size,
@@ -501,6 +565,11 @@ int main(int argc, char **argv)
     rc = cmd_jobs(&c, as_json);
   } else if (strcmp(command, "release") == 0) {
     rc = cmd_release(&c, rest, args);
+  } else if (strcmp(command, "spool-mode") == 0) {
+    if (rest > 1 || (rest == 1 && strcmp(args[0], "local") != 0 &&
+                     strcmp(args[0], "cloud") != 0 && strcmp(args[0], "default") != 0))
+      return usage_error("usage: kcps spool-mode [local|cloud|default]");
+    rc = cmd_spool_mode(&c, rest == 1 ? args[0] : NULL);
   } else if (strcmp(command, "printer") == 0) {
     if (rest != 2 || strcmp(args[0], "forget") != 0)
       return usage_error("usage: kcps printer forget URI");

@@ -82,6 +82,65 @@ static void get_status(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   respond_built(req, 200, builder);
 }
 
+/* The caller's settings: her own choice (null: none), the organization's
+ * default (null: not known), kcpsd's, and the effective mode with its
+ * source. */
+static void respond_settings(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  kcps_spool_mode_source_t source;
+  kcps_spool_mode_t mode = kcps__settings_effective(daemon, uid, &source);
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  add_string_or_null(builder, "spool_mode",
+                     kcps__spool_mode_string(kcps__settings_user_mode(daemon, uid)));
+  add_string_or_null(builder, "effective_spool_mode", kcps__spool_mode_string(mode));
+  add_string_or_null(builder, "spool_mode_source", kcps__spool_mode_source_string(source));
+  add_string_or_null(builder, "organization_spool_mode",
+                     kcps__spool_mode_string(kcps__settings_org_mode(daemon, uid)));
+  add_string_or_null(builder, "kcpsd_spool_mode",
+                     daemon->default_cloud_spool ? "cloud" : "local");
+  json_builder_end_object(builder);
+  respond_built(req, 200, builder);
+}
+
+static void get_settings(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  respond_settings(daemon, req, uid);
+}
+
+/* PUT /v1/settings {"spool_mode": "local"|"cloud"|null}: the caller's own
+ * choice (null: follow the organization). Jobs waiting here go the new way
+ * at once: to the cloud, or registered for pulling. */
+static void put_settings(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  size_t len = 0;
+  const char *body = kcps_http_req_body(req, &len);
+  kcps_spool_mode_t mode = KCPS_SPOOL_MODE_UNSET;
+  g_autoptr(GError) error = NULL;
+  if (!kcps__settings_parse_put(body, len, &mode, &error)) {
+    kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
+    return;
+  }
+  if (mode == KCPS_SPOOL_MODE_CLOUD && daemon->server_url == NULL) {
+    kcps_http_respond_error(req, 409, "conflict",
+                            "the cloud spool needs a server (kcpsd runs without --server)");
+    return;
+  }
+  kcps_spool_mode_t before = kcps__settings_effective(daemon, uid, NULL);
+  if (!kcps__settings_set_user_mode(daemon, uid, mode, &error)) {
+    g_warning("cannot store the settings of uid %u: %s", (unsigned)uid, error->message);
+    kcps_http_respond_error(req, 500, "internal", "the settings cannot be stored");
+    return;
+  }
+  kcps_spool_mode_t after = kcps__settings_effective(daemon, uid, NULL);
+  g_message("uid %u set the spool mode to %s (effective: %s)", (unsigned)uid,
+            mode != KCPS_SPOOL_MODE_UNSET ? kcps__spool_mode_string(mode) : "the organization's",
+            kcps__spool_mode_string(after));
+  if (after != before)
+    kcps__sync_register_user(daemon, uid);
+  respond_settings(daemon, req, uid);
+}
+
 /* A required, non-empty string member no longer than max, or NULL with an
  * error naming it. */
 static const char *required_string(JsonObject *obj, const char *name, size_t max,
@@ -177,6 +236,13 @@ static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   if (old_token != NULL)
     kcps__sync_server_logout(daemon, old_token);
   g_message("uid %u logged in to the server", (unsigned)uid);
+  /* The organization's default spool mode, before any job goes anywhere. */
+  {
+    char *fresh = NULL;
+    if (kcps__daemon_session_get(daemon, uid, NULL, &fresh))
+      kcps__settings_fetch_org_mode(daemon, uid, fresh);
+    kcps__secret_free(fresh);
+  }
   /* Jobs spooled while logged out are registered now, in the background. */
   kcps__sync_prefetch_key(daemon);
   kcps__sync_register_user(daemon, uid);
@@ -207,6 +273,7 @@ static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     kcps_http_respond_error(req, 500, "internal", "the spool cannot be read");
     return;
   }
+  kcps_spool_mode_t mode = kcps__settings_effective(daemon, uid, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new();
   json_builder_begin_object(builder);
   json_builder_set_member_name(builder, "jobs");
@@ -227,12 +294,52 @@ static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     json_builder_set_member_name(builder, "created");
     json_builder_add_int_value(builder, job->created);
     add_string_or_null(builder, "server_id", job->server_id);
+    /* Where the job goes: a job still waiting here follows its owner's mode;
+     * one registered for pulling stays local. */
+    bool cloud = job->state == KCPS_JOB_STATE_SPOOLED && mode == KCPS_SPOOL_MODE_CLOUD;
+    gint64 done = 0, total = 0;
+    bool uploading = kcps__upload_progress(daemon, job->id, &done, &total);
+    add_string_or_null(builder, "spool", cloud || uploading ? "cloud" : "local");
+    if (uploading) {
+      json_builder_set_member_name(builder, "upload");
+      json_builder_begin_object(builder);
+      json_builder_set_member_name(builder, "done");
+      json_builder_add_int_value(builder, done);
+      json_builder_set_member_name(builder, "total");
+      json_builder_add_int_value(builder, total);
+      json_builder_end_object(builder);
+    }
     /* The latest direct-print release of the job, if any (release.c). */
     JsonNode *release = kcps_releaser_latest_for_job(daemon->releaser, job->id);
     if (release != NULL) {
       json_builder_set_member_name(builder, "release");
       json_builder_add_value(builder, release);
     }
+    json_builder_end_object(builder);
+  }
+  /* Jobs uploaded since kcpsd started: gone here, waiting on the server. */
+  g_autoptr(GPtrArray) uploaded = kcps__upload_finished_jobs(daemon, uid);
+  for (guint i = 0; i < uploaded->len; i++) {
+    const kcps_job_t *job = g_ptr_array_index(uploaded, i);
+    json_builder_begin_object(builder);
+    add_string_or_null(builder, "id", job->id);
+    add_string_or_null(builder, "name", job->name);
+    json_builder_set_member_name(builder, "pages");
+    json_builder_add_int_value(builder, job->pages);
+    json_builder_set_member_name(builder, "size");
+    json_builder_add_int_value(builder, job->size);
+    add_string_or_null(builder, "state", "uploaded");
+    json_builder_set_member_name(builder, "created");
+    json_builder_add_int_value(builder, job->created);
+    add_string_or_null(builder, "server_id", job->server_id);
+    add_string_or_null(builder, "spool", "cloud");
+    json_builder_set_member_name(builder, "upload");
+    json_builder_begin_object(builder);
+    json_builder_set_member_name(builder, "done");
+    json_builder_add_int_value(builder, job->size);
+    json_builder_set_member_name(builder, "total");
+    json_builder_add_int_value(builder, job->size);
+    json_builder_end_object(builder);
     json_builder_end_object(builder);
   }
   json_builder_end_array(builder);
@@ -348,6 +455,8 @@ static const struct {
   {"POST", "/v1/login", post_login},
   {"POST", "/v1/logout", post_logout},
   {"GET", "/v1/jobs", get_jobs},
+  {"GET", "/v1/settings", get_settings},
+  {"PUT", "/v1/settings", put_settings},
   {"POST", "/v1/printers/forget", post_printer_forget},
 };
 

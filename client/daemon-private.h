@@ -60,8 +60,17 @@ struct kcps_daemon_s {
 
   kcps_releaser_t *releaser; /* direct printing (release.c) */
 
-  bool cloud_spool;             /* spool mode cloud: upload jobs (daemon-upload.c) */
-  kcps__uploader_t *uploader;   /* NULL in local mode */
+  bool cloud_spool;             /* spool mode cloud: upload jobs (daemon-upload.c); in
+                                   --user mode the served account's effective mode
+                                   (daemon-settings.c writes it atomically) */
+  kcps__uploader_t *uploader;   /* NULL when there is no server */
+
+  /* Spool modes (daemon-settings.c). */
+  bool default_cloud_spool;     /* kcpsd --spool-mode cloud; fixed */
+  GMutex settings_lock;         /* guards user_modes, org_modes */
+  GHashTable *user_modes;       /* GUINT_TO_POINTER(uid) -> GINT_TO_POINTER(mode), cache of
+                                   STATE/users/<uid>.json */
+  GHashTable *org_modes;        /* uid -> mode: the organization's, as read at login */
 };
 
 /* Sessions (daemon.c). set copies its strings and returns the token of the
@@ -129,14 +138,61 @@ typedef enum {
 kcps__uploader_t *kcps__uploader_new(gint64 chunk_size, gint64 max_rate);
 void kcps__uploader_free(kcps__uploader_t *uploader);
 kcps_upload_result_t kcps__upload_job(kcps_daemon_t *daemon, const char *job_id);
-/* Progress of a job's upload as the server confirmed it (for `kcps jobs`,
- * a later step): false when the job is not being uploaded. */
+/* Progress of a job's upload as the server confirmed it (GET /v1/jobs):
+ * false when the job is not being uploaded. */
 bool kcps__upload_progress(kcps_daemon_t *daemon, const char *job_id, gint64 *done,
                            gint64 *total);
 /* Chunk bytes sent since kcpsd started (tests). */
 gint64 kcps__upload_bytes_sent(kcps_daemon_t *daemon);
 /* The idempotency key of a spool job's upload (g_free). */
 char *kcps__upload_key(const char *spool_job_id);
+
+/* Spool modes (daemon-settings.c). Precedence for one OS user: her own
+ * choice (STATE/users/<uid>.json), else her organization's
+ * default_spool_mode (read from the server at login), else kcpsd
+ * --spool-mode; always local without a server. */
+typedef enum {
+  KCPS_SPOOL_MODE_UNSET = 0, /* no choice: follow the next level */
+  KCPS_SPOOL_MODE_LOCAL,
+  KCPS_SPOOL_MODE_CLOUD
+} kcps_spool_mode_t;
+typedef enum {
+  KCPS_SPOOL_MODE_FROM_USER,
+  KCPS_SPOOL_MODE_FROM_ORGANIZATION,
+  KCPS_SPOOL_MODE_FROM_KCPSD
+} kcps_spool_mode_source_t;
+/* "local", "cloud", or NULL for UNSET. */
+const char *kcps__spool_mode_string(kcps_spool_mode_t mode);
+/* "user", "organization" or "kcpsd". */
+const char *kcps__spool_mode_source_string(kcps_spool_mode_source_t source);
+/* The precedence itself (pure; tests): user, else org, else kcpsd. */
+kcps_spool_mode_t kcps__settings_resolve(kcps_spool_mode_t user, kcps_spool_mode_t org,
+                                         bool kcpsd_cloud, kcps_spool_mode_source_t *source);
+/* uid's own choice (UNSET when none) and her organization's (UNSET when not
+ * known), and the effective mode (source may be NULL). */
+kcps_spool_mode_t kcps__settings_user_mode(kcps_daemon_t *daemon, uid_t uid);
+kcps_spool_mode_t kcps__settings_org_mode(kcps_daemon_t *daemon, uid_t uid);
+kcps_spool_mode_t kcps__settings_effective(kcps_daemon_t *daemon, uid_t uid,
+                                           kcps_spool_mode_source_t *source);
+/* Stores uid's choice (UNSET removes it) durably, 0600; false +
+ * KCPS_DAEMON_ERROR_IO naming the file. */
+bool kcps__settings_set_user_mode(kcps_daemon_t *daemon, uid_t uid, kcps_spool_mode_t mode,
+                                  GError **error);
+/* Records the organization's default for uid (UNSET: none). */
+void kcps__settings_set_org_mode(kcps_daemon_t *daemon, uid_t uid, kcps_spool_mode_t mode);
+/* Reads default_spool_mode from GET /api/v1/me/policy with token (blocking;
+ * request threads only); on failure the last known value stays. */
+void kcps__settings_fetch_org_mode(kcps_daemon_t *daemon, uid_t uid, const char *token);
+/* --user mode: makes daemon->cloud_spool the served account's effective mode. */
+void kcps__settings_apply(kcps_daemon_t *daemon);
+/* Parses a PUT /v1/settings body {"spool_mode": "local"|"cloud"|null}
+ * (UNSET for null); false + KCPS_DAEMON_ERROR_BAD_REQUEST naming the field. */
+bool kcps__settings_parse_put(const char *body, size_t len, kcps_spool_mode_t *mode,
+                              GError **error);
+
+/* Uploads that ended with the server's confirmation since kcpsd started:
+ * copies of uid's jobs (kcps_job_t*, server_id set; the array frees them). */
+GPtrArray *kcps__upload_finished_jobs(kcps_daemon_t *daemon, uid_t uid);
 
 /* The pull port (daemon-pull.c) and the local API (daemon-local.c). */
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);

@@ -32,6 +32,8 @@ struct kcps__uploader_s {
   gint64 chunk_size;     /* bytes a PUT (capped by the server's chunk_max) */
   gint64 max_rate;       /* bytes/s of a PUT, 0: no limit */
   gint64 bytes_sent;     /* chunk bytes sent since start (all jobs) */
+  GHashTable *finished;  /* spool job id -> kcps_job_t* (server_id set): uploads the
+                            server confirmed since start, for `kcps jobs` */
 };
 
 kcps__uploader_t *kcps__uploader_new(gint64 chunk_size, gint64 max_rate)
@@ -39,6 +41,8 @@ kcps__uploader_t *kcps__uploader_new(gint64 chunk_size, gint64 max_rate)
   kcps__uploader_t *up = g_new0(kcps__uploader_t, 1);
   g_mutex_init(&up->lock);
   up->progress = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  up->finished = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify)kcps_job_free);
   up->chunk_size = chunk_size > 0 ? chunk_size : KCPS_UPLOAD_CHUNK_DEFAULT;
   up->max_rate = max_rate > 0 ? max_rate : 0;
   return up;
@@ -49,6 +53,7 @@ void kcps__uploader_free(kcps__uploader_t *up)
   if (up == NULL)
     return;
   g_hash_table_destroy(up->progress);
+  g_hash_table_destroy(up->finished);
   g_mutex_clear(&up->lock);
   g_free(up);
 }
@@ -87,6 +92,43 @@ bool kcps__upload_progress(kcps_daemon_t *daemon, const char *job_id, gint64 *do
   }
   g_mutex_unlock(&up->lock);
   return p != NULL;
+}
+
+GPtrArray *kcps__upload_finished_jobs(kcps_daemon_t *daemon, uid_t uid)
+{
+  GPtrArray *jobs = g_ptr_array_new_with_free_func((GDestroyNotify)kcps_job_free);
+  kcps__uploader_t *up = daemon->uploader;
+  if (up == NULL)
+    return jobs;
+  g_mutex_lock(&up->lock);
+  GHashTableIter iter;
+  void *value;
+  g_hash_table_iter_init(&iter, up->finished);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    const kcps_job_t *job = value;
+    if (job->owner_uid == uid)
+      g_ptr_array_add(jobs, kcps_job_copy(job));
+  }
+  g_mutex_unlock(&up->lock);
+  return jobs;
+}
+
+/* Remembers a confirmed upload (memory only) for the job list. */
+static void record_finished(kcps__uploader_t *up, const kcps_job_t *job, const char *server_job)
+{
+  kcps_job_t *copy = kcps_job_copy(job);
+  g_free(copy->server_id);
+  copy->server_id = g_strdup(server_job);
+  g_mutex_lock(&up->lock);
+  g_hash_table_replace(up->finished, g_strdup(job->id), copy);
+  g_mutex_unlock(&up->lock);
+}
+
+/* Whether job's owner still wants the cloud spool (she may switch to local
+ * while an upload runs: no further chunk goes then). */
+static bool owner_wants_cloud(kcps_daemon_t *daemon, const kcps_job_t *job)
+{
+  return kcps__settings_effective(daemon, job->owner_uid, NULL) == KCPS_SPOOL_MODE_CLOUD;
 }
 
 gint64 kcps__upload_bytes_sent(kcps_daemon_t *daemon)
@@ -231,6 +273,7 @@ static kcps_upload_result_t finish(kcps_daemon_t *daemon, const kcps_job_t *job,
     return KCPS_UPLOAD_DONE;
   }
   forget_progress(daemon->uploader, job->id);
+  record_finished(daemon->uploader, job, server_job);
   g_message("job %s uploaded to the cloud spool as %s (sha256 confirmed); local copy deleted",
             job->id, server_job);
   return KCPS_UPLOAD_DONE;
@@ -327,6 +370,15 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
       close(fd);
       return KCPS_UPLOAD_RETRY;
     }
+    /* Switched to local: stop here. What the server has stays until its
+     * retention; the retry registers the job as a local one instead. */
+    if (!owner_wants_cloud(daemon, job)) {
+      close(fd);
+      forget_progress(up, job->id);
+      g_message("job %s: the owner switched to the local spool; upload stopped at byte "
+                "%" G_GINT64_FORMAT, job->id, offset);
+      return KCPS_UPLOAD_RETRY;
+    }
     size_t len = (size_t)MIN(chunk, job->size - offset);
     if (!read_at(fd, buf, len, offset)) {
       g_warning("job %s: cannot read the spooled document at %" G_GINT64_FORMAT, job->id,
@@ -397,8 +449,12 @@ kcps_upload_result_t kcps__upload_job(kcps_daemon_t *daemon, const char *job_id)
       g_warning("job %s: cannot read it from the spool: %s", job_id, error->message);
     return KCPS_UPLOAD_DONE;
   }
-  if (job->state != KCPS_JOB_STATE_SPOOLED || daemon->server_url == NULL)
+  if (job->state != KCPS_JOB_STATE_SPOOLED || daemon->server_url == NULL ||
+      daemon->uploader == NULL)
     return KCPS_UPLOAD_DONE;
+  /* The mode changed between queueing and now: the retry registers it. */
+  if (!owner_wants_cloud(daemon, job))
+    return KCPS_UPLOAD_RETRY;
   g_autofree char *email = NULL;
   char *token = NULL;
   if (!kcps__daemon_session_get(daemon, job->owner_uid, &email, &token))

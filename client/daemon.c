@@ -234,8 +234,14 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
   daemon->releaser = kcps_releaser_new(daemon->spool, daemon->state_dir);
 
   daemon->cloud_spool = config->cloud_spool;
-  if (config->cloud_spool)
+  /* Any user may switch to the cloud spool (daemon-settings.c). */
+  if (daemon->server_url != NULL)
     daemon->uploader = kcps__uploader_new(config->upload_chunk_size, config->upload_max_rate);
+  daemon->default_cloud_spool = config->cloud_spool;
+  g_mutex_init(&daemon->settings_lock);
+  daemon->user_modes = g_hash_table_new(g_direct_hash, g_direct_equal);
+  daemon->org_modes = g_hash_table_new(g_direct_hash, g_direct_equal);
+  kcps__settings_apply(daemon);
 
   /* The worker first: the ports may hand it work as soon as they listen. */
   if (!kcps__sync_start(daemon, error))
@@ -282,6 +288,11 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
     kcps_spool_close(daemon->spool);
 
   g_hash_table_destroy(daemon->sessions);
+  if (daemon->user_modes != NULL) {
+    g_hash_table_destroy(daemon->user_modes);
+    g_hash_table_destroy(daemon->org_modes);
+    g_mutex_clear(&daemon->settings_lock);
+  }
   kcps_ticket_key_free(daemon->ticket_key);
   g_free(daemon->server_url);
   g_free(daemon->server_ca);

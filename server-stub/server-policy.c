@@ -576,8 +576,9 @@ route_me_password(kcps_server_t *server, kcps_http_req_t *req,
     kcps_http_respond_empty(req, 204);
 }
 
-/* GET /api/v1/me/policy: the rules a new password of the caller must meet
- * and the idle and lockout limits of her organization. */
+/* GET /api/v1/me/policy: the rules a new password of the caller must meet,
+ * the idle and lockout limits of her organization and its default spool
+ * mode. */
 static void
 route_me_policy(kcps_server_t *server, kcps_http_req_t *req,
                 const kcps_server_session_t *session, const char *id)
@@ -591,6 +592,8 @@ route_me_policy(kcps_server_t *server, kcps_http_req_t *req,
   gint64 threshold = kcps__server_setting_locked(server, org, "lockout_threshold");
   gint64 minutes = kcps__server_setting_locked(server, org, "lockout_minutes");
   gint64 mfa = kcps__server_setting_locked(server, org, "mfa_email");
+  gint64 spool_mode = kcps__server_setting_locked(server, org, "default_spool_mode");
+  bool spool_mode_set = kcps__server_setting_is_set_locked(server, org, "default_spool_mode");
   g_mutex_unlock(&server->lock);
   bool nist = preset == PRESET_NIST;
 
@@ -626,6 +629,12 @@ route_me_policy(kcps_server_t *server, kcps_http_req_t *req,
   json_builder_add_int_value(b, minutes);
   json_builder_set_member_name(b, "mfa_email");
   json_builder_add_boolean_value(b, mfa != 0);
+  /* The desktop client's spool mode for users who chose none; kcpsd
+   * follows it only when an organization set it (else its --spool-mode). */
+  json_builder_set_member_name(b, "default_spool_mode");
+  json_builder_add_string_value(b, spool_mode == 1 ? "cloud" : "local");
+  json_builder_set_member_name(b, "default_spool_mode_set");
+  json_builder_add_boolean_value(b, spool_mode_set);
   json_builder_end_object(b);
   g_autoptr(JsonNode) root = json_builder_get_root(b);
   kcps_http_respond_json(req, 200, root);

@@ -324,6 +324,8 @@ const kcps_server_setting_t *kcps__server_setting_find(const char *key);
  * Enums give their index. An unknown key is a programming error (0). */
 gint64 kcps__server_setting_locked(kcps_server_t *server, gint64 org, const char *key);
 gint64 kcps__server_setting(kcps_server_t *server, gint64 org, const char *key);
+/* Whether org or an organization above it set key (false: the default applies). */
+bool kcps__server_setting_is_set_locked(kcps_server_t *server, gint64 org, const char *key);
 /* Validates the JSON value for key and stores it on org (no access check;
  * the route does that). False + BAD_REQUEST naming key and rule. Caller
  * holds the lock. */

@@ -9,6 +9,7 @@
 static const char *const password_policies[] = {"kcps", "nist", NULL};
 static const char *const lockout_scopes[] = {"account", "account_source", NULL};
 static const char *const pin_profiles[] = {"other", "kda_g", NULL};
+static const char *const spool_modes[] = {"local", "cloud", NULL};
 
 const kcps_server_setting_t kcps__server_settings[] = {
   {"password_policy", KCPS_SETTING_ENUM, 0, 0, 0, password_policies,
@@ -36,6 +37,9 @@ const kcps_server_setting_t kcps__server_settings[] = {
    "largest document a user may upload to the cloud spool, in MiB (issue 5)"},
   {"cloud_retention_hours", KCPS_SETTING_INT, 24, 1, 8760, NULL,
    "hours a cloud document (or an unfinished upload) is kept before it is deleted (6.1.4)"},
+  {"default_spool_mode", KCPS_SETTING_ENUM, 0, 0, 0, spool_modes,
+   "where the desktop client keeps a user's jobs unless she chose herself: local (on the "
+   "desktop until an MFP pulls them) or cloud (uploaded to this server) (issue 5)"},
   {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -85,6 +89,14 @@ kcps__server_setting_locked(kcps_server_t *server, gint64 org, const char *key)
   bool found;
   gint64 v = stored_locked(server, org, key, &found);
   return found ? v : s->def;
+}
+
+bool
+kcps__server_setting_is_set_locked(kcps_server_t *server, gint64 org, const char *key)
+{
+  bool found;
+  (void)stored_locked(server, org, key, &found);
+  return found;
 }
 
 gint64

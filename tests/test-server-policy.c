@@ -853,6 +853,61 @@ START_TEST(test_settings_refused)
 }
 END_TEST
 
+/* default_spool_mode (issue 5): kcpsd's spool mode for users who chose
+ * none; set on a provider it applies to its customers until they set their
+ * own; every user sees her organization's value in /me/policy. */
+START_TEST(test_default_spool_mode)
+{
+  sfx_add_user("Sales A", "pa@s.test", "provider_admin", "Provider-Admin-1");
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
+  g_autofree char *pa = sfx_login("pa@s.test", "Provider-Admin-1");
+  g_autofree char *org = sfx_org_public_id("Customer A");
+  g_autofree char *sales = sfx_org_public_id("Sales A");
+  g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/settings", org);
+  g_autofree char *sales_path = g_strdup_printf("/api/v1/orgs/%s/settings", sales);
+
+  g_autoptr(JsonNode) p0 = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/me/policy", alice, NULL, &p0), 200);
+  ck_assert_str_eq(sfx_str(p0, "default_spool_mode"), "local");
+  ck_assert(!json_object_get_boolean_member(json_node_get_object(p0), "default_spool_mode_set"));
+
+  /* Inherited from the provider. */
+  ck_assert_int_eq(sfx_call("PATCH", sales_path, pa, "{\"default_spool_mode\":\"cloud\"}", NULL),
+                   200);
+  g_autoptr(JsonNode) p1 = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/me/policy", alice, NULL, &p1), 200);
+  ck_assert_str_eq(sfx_str(p1, "default_spool_mode"), "cloud");
+  ck_assert(json_object_get_boolean_member(json_node_get_object(p1), "default_spool_mode_set"));
+  g_autoptr(JsonNode) s1 = NULL;
+  ck_assert_int_eq(sfx_call("GET", path, admin, NULL, &s1), 200);
+  ck_assert_str_eq(sfx_str(s1, "default_spool_mode"), "cloud");
+
+  /* The customer's own value wins. */
+  ck_assert_int_eq(sfx_call("PATCH", path, admin, "{\"default_spool_mode\":\"local\"}", NULL),
+                   200);
+  g_autoptr(JsonNode) p2 = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/me/policy", alice, NULL, &p2), 200);
+  ck_assert_str_eq(sfx_str(p2, "default_spool_mode"), "local");
+
+  /* Only the two names; a user cannot set it. */
+  static const char *const bad[] = {"{\"default_spool_mode\":\"Cloud\"}",
+                                    "{\"default_spool_mode\":null}",
+                                    "{\"default_spool_mode\":1}"};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(JsonNode) answer = NULL;
+    long status = sfx_call("PATCH", path, admin, bad[i], &answer);
+    sfx_expect_error(status, answer, 400, "bad_request", "default_spool_mode");
+  }
+  g_autoptr(JsonNode) denied = NULL;
+  long status = sfx_call("PATCH", path, alice, "{\"default_spool_mode\":\"cloud\"}", &denied);
+  sfx_expect_error(status, denied, 403, "forbidden", NULL);
+  g_autoptr(JsonNode) p3 = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/me/policy", alice, NULL, &p3), 200);
+  ck_assert_str_eq(sfx_str(p3, "default_spool_mode"), "local");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -868,7 +923,7 @@ main(void)
                  test_storm_writes_nothing, test_account_source}},
     {"sessions", {test_idle_web, test_idle_desktop, test_refresh_rotation,
                   test_refresh_expiry_and_logout, test_refresh_bad_bodies}},
-    {"settings", {test_settings_routes, test_settings_refused}},
+    {"settings", {test_settings_routes, test_settings_refused, test_default_spool_mode}},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     TCase *tc = tcase_create(cases[i].name);

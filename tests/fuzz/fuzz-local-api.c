@@ -1,6 +1,7 @@
 /* Fuzz target: what a local process or a web page controls on 5572 and an
  * MFP on 5571 before any ticket check: the Host and Origin headers, the
- * login body, and the pull path. Input: "host\norigin\npath\nbody". */
+ * login and settings bodies, and the pull path. Input:
+ * "host\norigin\npath\nbody" (the body goes to both body parsers). */
 #include "client/daemon-private.h"
 
 #include <stdint.h>
@@ -44,6 +45,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (*email == '\0' || *password == '\0' || error != NULL)
       __builtin_trap();
   } else if (error == NULL || error->message[0] == '\0') {
+    __builtin_trap();
+  }
+  g_clear_error(&error);
+
+  /* PUT /v1/settings: one of the three modes, or an error that says why. */
+  kcps_spool_mode_t mode = (kcps_spool_mode_t)-1;
+  if (kcps__settings_parse_put(text, (size_t)(end - text), &mode, &error)) {
+    if (error != NULL || (mode != KCPS_SPOOL_MODE_UNSET && mode != KCPS_SPOOL_MODE_LOCAL
+                          && mode != KCPS_SPOOL_MODE_CLOUD))
+      __builtin_trap();
+  } else if (error == NULL || error->message[0] == '\0' || mode != (kcps_spool_mode_t)-1) {
     __builtin_trap();
   }
   g_clear_error(&error);

@@ -11,6 +11,12 @@
 # printed document; the server got the document plus at most one chunk per
 # interruption again (never the whole); the stored file is the document; the
 # local copy is deleted.
+# 3. Per-user spool mode: a kcpsd in local mode (the machine default); the
+#  user switches with `kcps spool-mode cloud`, prints, and the job is
+#  uploaded (`kcps jobs --json` shows its progress or its final state); she
+#  switches back with `kcps spool-mode local` and the next job stays here,
+#  registered for pulling. Then the organization's default_spool_mode
+#  (server setting) applies once she follows it (`kcps spool-mode default`).
 # Usage: cloud-upload.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip.
 set -u
 
@@ -29,7 +35,7 @@ PROXY=$SRC/tests/integration/cut-proxy.py
 for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN"; do
   [ -x "$bin" ] || { echo "cloud-upload: FAIL: $bin is not built" >&2; exit 1; }
 done
-for tool in python3 ipptool qpdf jq curl sha256sum stat; do
+for tool in python3 ipptool qpdf jq curl sha256sum stat sqlite3; do
   command -v "$tool" >/dev/null || { echo "cloud-upload: FAIL: $tool is not installed" >&2; exit 1; }
 done
 PDF=/usr/share/cups/data/default-testpage.pdf
@@ -179,9 +185,10 @@ wait_for 90 "the upload to resume after the cut" resumed_twice &&
 # --- the result -------------------------------------------------------------------------
 server_done() { [ "$(server_field state)" = complete ]; }
 wait_for 90 "the upload to complete" server_done || abort "the upload completes"
+# The job stays listed as "uploaded" (spool cloud); nothing else is left.
 local_gone() {
   [ "$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" jobs --json |
-    jq -r '(if type == "array" then . else .jobs end) | length')" = 0 ]
+    jq -r '[.[] | select(.state != "uploaded" or .spool != "cloud")] | length')" = 0 ]
 }
 wait_for 30 "the local copy to be deleted" local_gone && pass "the local copy is deleted" ||
   fail "the local copy is still listed"
@@ -206,4 +213,131 @@ if [ "$AGAIN" -ge 0 ] && [ "$AGAIN" -le $((2 * CHUNK)) ]; then
 else
   fail "bytes sent again: got $AGAIN, expected 0..$((2 * CHUNK))"
 fi
+
+# --- 3. the user's own spool mode ---------------------------------------------------
+stop_pid "$KCPSD_PID"
+# A kcpsd in local mode (the machine's default), straight to the server; a
+# rate limit so the upload takes a few seconds (progress can be seen; nothing
+# depends on it).
+MDIR=$TMP/kcpsd-mode
+mkdir -p "$MDIR/spool" "$MDIR/state"
+chmod 0700 "$MDIR" "$MDIR/spool" "$MDIR/state"
+lib_start kcpsd-mode "$MDIR/kcpsd.log" "$KCPSD_BIN" --user --server "$KCPS_SERVER_URL" \
+  --server-ca "$SERVER_CA" --spool "$MDIR/spool" --state "$MDIR/state" --ipp-port 0 \
+  --pull-port 0 --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0 \
+  --upload-chunk-size 64K --upload-max-rate 512K
+KCPSD_PID=$LIB_PID
+line=$(wait_for_line 30 "$MDIR/kcpsd.log" 'kcpsd: ready ipp=' "$KCPSD_PID") ||
+  abort "kcpsd (local mode) starts"
+KCPSD_IPP_PORT=$(printf '%s\n' "$line" | sed -n 's/.*ipp=\([0-9]*\).*/\1/p')
+KCPSD_LOCAL_PORT=$(printf '%s\n' "$line" | sed -n 's/.*local=\([0-9]*\).*/\1/p')
+kcps() { "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" "$@"; }
+out=$(login 2>&1) || abort "kcps login (local mode): $out"
+
+out=$(kcps spool-mode 2>&1)
+case $out in
+  *"spool mode: local (this computer's default"*) pass "kcps spool-mode: local, from kcpsd" ;;
+  *) fail "kcps spool-mode before a choice: $out" ;;
+esac
+out=$(kcps spool-mode cloud 2>&1) || fail "kcps spool-mode cloud: $out"
+case $out in
+  *"spool mode: cloud (your own choice)"*) pass "kcps spool-mode cloud" ;;
+  *) fail "kcps spool-mode cloud says: $out" ;;
+esac
+check_eq "GET /v1/settings shows the effective mode" \
+  "$(curl -sS "http://127.0.0.1:$KCPSD_LOCAL_PORT/v1/settings" | jq -r .effective_spool_mode)" cloud
+check_eq "the choice is kept 0600" "$(stat -c %a "$MDIR/state/users/$(id -u).json")" 600
+
+# print_doc NAME: a fresh ~2 MiB one-page PDF printed to kcpsd; sets DOC_SHA,
+# DOC_SIZE and DOC_ID (its spool id, found by name).
+print_doc() {
+  head -c $((2 * 1024 * 1024)) /dev/urandom >"$TMP/docs/blob-$1"
+  qpdf "$PDF" --add-attachment "$TMP/docs/blob-$1" -- "$TMP/docs/$1.pdf" || return 1
+  DOC_SIZE=$(stat -c %s "$TMP/docs/$1.pdf")
+  DOC_SHA=$(sha256sum <"$TMP/docs/$1.pdf" | cut -d' ' -f1)
+  sed "s/\"cloud e2e\"/\"$1\"/" "$TMP/print.test" >"$TMP/print-$1.test"
+  ipptool -t -T 30 -f "$TMP/docs/$1.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+    "$TMP/print-$1.test" >/dev/null 2>&1 || return 1
+  DOC_ID=$(kcps jobs --json | jq -r --arg n "$1" '[.[] | select(.name == $n)][0].id // empty')
+  [ -n "$DOC_ID" ]
+}
+print_doc switched || abort "the job printed after the switch is spooled"
+# Poll its states: progress while it goes (seen or not), then "uploaded".
+SAW_PROGRESS=0
+upload_state() {
+  local j
+  j=$(kcps jobs --json | jq -c --arg id "$DOC_ID" '.[] | select(.id == $id)')
+  if [ "$(printf '%s' "$j" | jq -r '.upload != null and .upload.done < .upload.total')" = true ]; then
+    if [ "$(printf '%s' "$j" | jq -r '.spool == "cloud" and .upload.total == '"$DOC_SIZE"' and .upload.done >= 0')" = true ]; then
+      SAW_PROGRESS=1
+    else
+      echo "# odd progress: $j"
+    fi
+  fi
+  [ "$(printf '%s' "$j" | jq -r '.state')" = uploaded ]
+}
+wait_for 120 "the switched job to be uploaded" upload_state ||
+  abort "the job printed after kcps spool-mode cloud is uploaded"
+J=$(kcps jobs --json | jq -c --arg id "$DOC_ID" '.[] | select(.id == $id)')
+check_eq "the uploaded job: spool, upload done/total" \
+  "$(printf '%s' "$J" | jq -r '"\(.spool) \(.upload.done)/\(.upload.total)"')" \
+  "cloud $DOC_SIZE/$DOC_SIZE"
+echo "# progress seen while uploading: $SAW_PROGRESS (either is fine)"
+case $(kcps jobs) in
+  *"uploaded (cloud)"*) pass "kcps jobs shows the job uploaded to the cloud" ;;
+  *) fail "kcps jobs: $(kcps jobs)" ;;
+esac
+JOBS=$(api GET /api/v1/jobs)
+check_eq "the server has the switched job as a cloud job" \
+  "$(printf '%s' "$JOBS" | jq -r --arg s "$DOC_SHA" '[.jobs[] | select(.sha256 == $s)] | map(.spool) | join(",")')" \
+  cloud
+[ ! -e "$MDIR/spool/$DOC_ID.pdf" ] && [ -z "$(find "$MDIR/spool" -type f -name "*$DOC_ID*")" ] &&
+  pass "its local copy is gone" || fail "its local copy is still in the spool"
+
+# Back to local: the next job stays here, registered for pulling.
+out=$(kcps spool-mode local 2>&1) || fail "kcps spool-mode local: $out"
+case $out in
+  *"spool mode: local (your own choice)"*) pass "kcps spool-mode local" ;;
+  *) fail "kcps spool-mode local says: $out" ;;
+esac
+print_doc back || abort "the job printed after switching back is spooled"
+registered() {
+  [ "$(kcps jobs --json | jq -r --arg id "$DOC_ID" '.[] | select(.id == $id) | .state')" = registered ]
+}
+wait_for 60 "the local job to be registered" registered ||
+  abort "the job printed after kcps spool-mode local is registered"
+J=$(kcps jobs --json | jq -c --arg id "$DOC_ID" '.[] | select(.id == $id)')
+check_eq "the local job: spool local, no upload" \
+  "$(printf '%s' "$J" | jq -r '"\(.spool) \(.upload)"')" "local null"
+JOBS=$(api GET /api/v1/jobs)
+check_eq "the server has it as a local job (to pull)" \
+  "$(printf '%s' "$JOBS" | jq -r --arg s "$DOC_SHA" '[.jobs[] | select(.sha256 == $s)] | map(.spool) | join(",")')" \
+  local
+check_eq "nothing of it was uploaded" \
+  "$(api POST /api/v1/uploads "$(jq -nc --arg k "kcpsd-$DOC_ID" --arg s "$DOC_SHA" \
+    --argjson n "$DOC_SIZE" '{idempotency_key:$k,size:$n,sha256:$s}')" | jq -r '.offset')" 0
+[ -n "$(find "$MDIR/spool" -type f -name '*.pdf')" ] && pass "its document stays in the spool" ||
+  fail "the local job's document is not in the spool"
+
+# The organization's default: the customer admin sets cloud; the user
+# follows it (null) and, after her next login, gets it.
+ADMIN_PASSWORD=$(demo_credential "$DATA" "admin@a.test password")
+ADMIN_TOKEN=$(curl -sS --cacert "$SERVER_CA" -H 'Content-Type: application/json' \
+  --data "$(jq -nc --arg p "$ADMIN_PASSWORD" '{email:"admin@a.test",password:$p}')" \
+  "$KCPS_SERVER_URL/api/v1/login" | jq -r '.token // empty')
+[ -n "$ADMIN_TOKEN" ] || abort "the customer admin logs in"
+ORG=$(sqlite3 -readonly "$DATA/kcps.db" "SELECT public_id FROM orgs WHERE name = 'Customer A'")
+[ -n "$ORG" ] || abort "the id of Customer A"
+check_eq "the admin sets default_spool_mode cloud" \
+  "$(curl -sS --cacert "$SERVER_CA" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' -X PATCH --data '{"default_spool_mode":"cloud"}' \
+    "$KCPS_SERVER_URL/api/v1/orgs/$ORG/settings" | jq -r .default_spool_mode)" cloud
+check_eq "alice's /me/policy names it" "$(api GET /api/v1/me/policy | jq -r .default_spool_mode)" cloud
+out=$(kcps spool-mode default 2>&1) || fail "kcps spool-mode default: $out"
+out=$(login 2>&1) || abort "kcps login again: $out"
+out=$(kcps spool-mode 2>&1)
+case $out in
+  *"spool mode: cloud (your organization's default)"*) pass "the organization's default applies" ;;
+  *) fail "kcps spool-mode after following the organization: $out" ;;
+esac
 exit 0
