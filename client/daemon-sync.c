@@ -19,6 +19,9 @@
 /* Every so often the worker looks again at the spooled jobs of everyone
  * logged in, so nothing waits forever for a trigger that was lost. */
 #define RESCAN_S 300
+/* Pulled jobs wait for the MFP's job log on the server: the worker asks
+ * which were printed this often (one GET per user that has pulled jobs). */
+#define PRINTED_CHECK_S 30
 /* A ticket key that does not verify a ticket is refetched at most this
  * often; with no key at all, at most every KEY_MISSING_REFETCH_S. */
 #define KEY_REFETCH_S 60
@@ -376,10 +379,10 @@ static void server_logout(kcps_daemon_t *daemon, const char *token)
 /* --- printed jobs ------------------------------------------------------------ */
 
 /* Asks the server (GET /api/v1/jobs) which of uid's registered or pulled
- * jobs an MFP logged as printed, and marks them printed here; retention
- * then keeps or deletes them like any other job. Best effort: a failure
- * waits for the next sync. */
-static void sync_printed(kcps_daemon_t *daemon, uid_t uid)
+ * jobs (pulled_only: pulled jobs; none, no call) an MFP logged as printed,
+ * and marks them printed here; retention then keeps or deletes them like
+ * any other job. Best effort: a failure waits for the next sync. */
+static void sync_printed(kcps_daemon_t *daemon, uid_t uid, bool pulled_only)
 {
   if (daemon->server_url == NULL || daemon->cloud_spool)
     return;
@@ -390,7 +393,8 @@ static void sync_printed(kcps_daemon_t *daemon, uid_t uid)
   g_autoptr(GHashTable) waiting = g_hash_table_new(g_str_hash, g_str_equal); /* server id -> job */
   for (guint i = 0; i < jobs->len; i++) {
     kcps_job_t *job = g_ptr_array_index(jobs, i);
-    if ((job->state == KCPS_JOB_STATE_REGISTERED || job->state == KCPS_JOB_STATE_PULLED)
+    if (((job->state == KCPS_JOB_STATE_REGISTERED && !pulled_only)
+         || job->state == KCPS_JOB_STATE_PULLED)
         && job->server_id != NULL)
       g_hash_table_insert(waiting, job->server_id, job);
   }
@@ -485,7 +489,7 @@ static void handle_user(worker_t *worker, uid_t uid, bool after_login)
 {
   kcps_daemon_t *daemon = worker->daemon;
   g_autoptr(GError) error = NULL;
-  sync_printed(daemon, uid);
+  sync_printed(daemon, uid, false);
   g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
   if (jobs == NULL) {
     g_warning("cannot list the spooled jobs of uid %u: %s", (unsigned)uid, error->message);
@@ -502,6 +506,29 @@ static void handle_user(worker_t *worker, uid_t uid, bool after_login)
         && !g_hash_table_contains(worker->refused, job->id))
       handle_job(worker, job->id, 0);
   }
+}
+
+/* The uids with a session (caller frees). */
+static GArray *session_uids(kcps_daemon_t *daemon)
+{
+  GArray *uids = g_array_new(FALSE, FALSE, sizeof(uid_t));
+  g_mutex_lock(&daemon->lock);
+  GHashTableIter iter;
+  void *key;
+  g_hash_table_iter_init(&iter, daemon->sessions);
+  while (g_hash_table_iter_next(&iter, &key, NULL)) {
+    uid_t uid = GPOINTER_TO_UINT(key);
+    g_array_append_val(uids, uid);
+  }
+  g_mutex_unlock(&daemon->lock);
+  return uids;
+}
+
+static void check_pulled(worker_t *worker)
+{
+  g_autoptr(GArray) uids = session_uids(worker->daemon);
+  for (guint i = 0; i < uids->len && !g_atomic_int_get(&worker->daemon->stopping); i++)
+    sync_printed(worker->daemon, g_array_index(uids, uid_t, i), true);
 }
 
 static void rescan(worker_t *worker)
@@ -561,8 +588,9 @@ static void *worker_main(void *data)
   };
   kcps_daemon_t *daemon = worker.daemon;
   gint64 next_rescan = g_get_monotonic_time() + RESCAN_S * G_USEC_PER_SEC;
+  gint64 next_printed = g_get_monotonic_time() + PRINTED_CHECK_S * G_USEC_PER_SEC;
   for (;;) {
-    gint64 wait = next_wakeup(&worker, next_rescan) - g_get_monotonic_time();
+    gint64 wait = next_wakeup(&worker, MIN(next_rescan, next_printed)) - g_get_monotonic_time();
     sync_item_t *item = wait > 0
                           ? g_async_queue_timeout_pop(daemon->sync_queue, (guint64)wait)
                           : g_async_queue_try_pop(daemon->sync_queue);
@@ -598,6 +626,11 @@ static void *worker_main(void *data)
     if (g_get_monotonic_time() >= next_rescan) {
       rescan(&worker);
       next_rescan = g_get_monotonic_time() + RESCAN_S * G_USEC_PER_SEC;
+      next_printed = g_get_monotonic_time() + PRINTED_CHECK_S * G_USEC_PER_SEC;
+    }
+    if (g_get_monotonic_time() >= next_printed) {
+      check_pulled(&worker);
+      next_printed = g_get_monotonic_time() + PRINTED_CHECK_S * G_USEC_PER_SEC;
     }
   }
   g_hash_table_destroy(worker.retries);
