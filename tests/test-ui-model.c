@@ -220,6 +220,18 @@ START_TEST(test_jobs_parse)
   ck_assert_ptr_null(a->server_id);
   ck_assert_ptr_null(b->name);
   ck_assert_str_eq(b->server_id, "s-1");
+  /* spool and expires: absent is fine (kcpsd does not send them yet). */
+  ck_assert_ptr_null(a->spool);
+  ck_assert_int_eq(a->expires, 0);
+  g_autoptr(JsonNode) newer = parse(
+    "{\"jobs\":[{\"id\":\"a\",\"pages\":2,\"size\":100,\"state\":\"spooled\","
+    "\"created\":1,\"spool\":\"cloud\",\"expires\":1764924000,"
+    "\"upload\":{\"state\":\"uploading\",\"sent\":10,\"size\":100}}]}");
+  g_autoptr(GPtrArray) newer_jobs = kcps_tray_jobs_parse(newer, &error);
+  ck_assert_msg(newer_jobs != NULL, "%s", error != NULL ? error->message : "");
+  const kcps_tray_job_info_t *c = g_ptr_array_index(newer_jobs, 0);
+  ck_assert_str_eq(c->spool, "cloud");
+  ck_assert_int_eq(c->expires, 1764924000);
 
   g_autoptr(JsonNode) none = parse("{\"jobs\":[]}");
   g_autoptr(GPtrArray) empty = kcps_tray_jobs_parse(none, NULL);
@@ -245,6 +257,12 @@ START_TEST(test_jobs_parse)
     {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"x\"}]}", "jobs[0]: created"},
     {"{\"jobs\":[{\"id\":\"a\",\"name\":7,\"pages\":1,\"size\":1,\"state\":\"x\","
      "\"created\":1}]}", "jobs[0]: name"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"x\",\"created\":1,"
+     "\"spool\":1}]}", "jobs[0]: spool"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"x\",\"created\":1,"
+     "\"expires\":\"soon\"}]}", "jobs[0]: expires"},
+    {"{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,\"state\":\"x\",\"created\":1,"
+     "\"expires\":-5}]}", "jobs[0]: expires"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autoptr(JsonNode) node = parse(bad[i].json);
@@ -256,6 +274,104 @@ START_TEST(test_jobs_parse)
                   bad[i].error);
   }
   ck_assert_ptr_null(kcps_tray_jobs_parse(NULL, NULL));
+}
+END_TEST
+
+/* --- notifications --------------------------------------------------------- */
+
+static kcps_tray_job_info_t *info(const char *id, const char *name, const char *state,
+                                  gint64 expires)
+{
+  kcps_tray_job_info_t *job = g_new0(kcps_tray_job_info_t, 1);
+  job->id = g_strdup(id);
+  job->name = g_strdup(name);
+  job->state = g_strdup(state);
+  job->pages = 1;
+  job->size = 10;
+  job->created = 1;
+  job->expires = expires;
+  return job;
+}
+
+static GPtrArray *job_list(void)
+{
+  return g_ptr_array_new_with_free_func((GDestroyNotify)kcps_tray_job_info_free);
+}
+
+static const kcps_tray_notice_t *notice_at(GPtrArray *notices, guint i)
+{
+  return g_ptr_array_index(notices, i);
+}
+
+START_TEST(test_notices)
+{
+  g_autoptr(GDateTime) now = test_now();
+  gint64 now_s = g_date_time_to_unix(now);
+  g_autoptr(GHashTable) warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) first = job_list();
+  g_ptr_array_add(first, info("a", "report.pdf", "spooled", 0));
+  g_ptr_array_add(first, info("b", "slides.pdf", "pulled", 0));
+  g_ptr_array_add(first, info("c", "memo", "pulled", 0));
+
+  /* The first read tells nothing (no flood at start). */
+  g_autoptr(GPtrArray) none = kcps_tray_notices(NULL, first, warned, now);
+  ck_assert_uint_eq(none->len, 0);
+  /* Nothing changed: nothing to say. */
+  g_autoptr(GPtrArray) same = kcps_tray_notices(first, first, warned, now);
+  ck_assert_uint_eq(same->len, 0);
+
+  /* One new job, one printed, one failed. */
+  g_autoptr(GPtrArray) second = job_list();
+  g_ptr_array_add(second, info("a", "report.pdf", "spooled", 0));
+  g_ptr_array_add(second, info("b", "slides.pdf", "printed", 0));
+  g_ptr_array_add(second, info("c", "memo", "failed", 0));
+  g_ptr_array_add(second, info("d", "new.pdf", "spooled", 0));
+  g_autoptr(GPtrArray) got = kcps_tray_notices(first, second, warned, now);
+  ck_assert_uint_eq(got->len, 3);
+  ck_assert_int_eq(notice_at(got, 0)->kind, KCPS_TRAY_NOTICE_PRINTED);
+  ck_assert_str_eq(notice_at(got, 0)->title, "Printed");
+  ck_assert_str_eq(notice_at(got, 0)->body, "\u201cslides.pdf\u201d was printed.");
+  ck_assert_str_eq(notice_at(got, 0)->id, "printed-b");
+  ck_assert_int_eq(notice_at(got, 1)->kind, KCPS_TRAY_NOTICE_FAILED);
+  ck_assert_str_eq(notice_at(got, 1)->body, "\u201cmemo\u201d could not be printed.");
+  ck_assert_int_eq(notice_at(got, 2)->kind, KCPS_TRAY_NOTICE_SPOOLED);
+  ck_assert_str_eq(notice_at(got, 2)->title, "Print job received");
+  ck_assert_str_eq(notice_at(got, 2)->body, "\u201cnew.pdf\u201d is waiting to be printed.");
+
+  /* Several new jobs in one read: one notice with the count (a plural). */
+  g_autoptr(GPtrArray) third = job_list();
+  for (int i = 0; i < 3; i++) {
+    g_autofree char *id = g_strdup_printf("n%d", i);
+    g_ptr_array_add(third, info(id, NULL, "registered", 0));
+  }
+  g_autoptr(GPtrArray) many = kcps_tray_notices(second, third, warned, now);
+  ck_assert_uint_eq(many->len, 1);
+  ck_assert_str_eq(notice_at(many, 0)->title, "Print jobs received");
+  ck_assert_str_eq(notice_at(many, 0)->body, "3 jobs are waiting to be printed.");
+  ck_assert_str_eq(notice_at(many, 0)->id, "spooled");
+  /* A new job already printed, or a deleted one: nothing. */
+  g_autoptr(GPtrArray) fourth = job_list();
+  g_ptr_array_add(fourth, info("p", "done", "printed", 0));
+  g_autoptr(GPtrArray) quiet = kcps_tray_notices(third, fourth, warned, now);
+  ck_assert_uint_eq(quiet->len, 0);
+
+  /* Expiry: within a day and still waiting, once per job; printed or far
+   * away: never; no expires (kcpsd does not say): never. */
+  g_autoptr(GPtrArray) expiring = job_list();
+  g_ptr_array_add(expiring, info("e1", "soon", "spooled", now_s + 3600));
+  g_ptr_array_add(expiring, info("e2", "later", "spooled", now_s + 3 * 86400));
+  g_ptr_array_add(expiring, info("e3", "gone", "printed", now_s + 60));
+  g_ptr_array_add(expiring, info("e4", "unknown", "spooled", 0));
+  g_autoptr(GPtrArray) warn = kcps_tray_notices(expiring, expiring, warned, now);
+  ck_assert_uint_eq(warn->len, 1);
+  ck_assert_int_eq(notice_at(warn, 0)->kind, KCPS_TRAY_NOTICE_EXPIRING);
+  ck_assert_str_eq(notice_at(warn, 0)->id, "expiring-e1");
+  ck_assert_str_eq(notice_at(warn, 0)->body,
+                   "\u201csoon\u201d will be deleted if it is not printed (deletion: Today, 13:00).");
+  g_autoptr(GPtrArray) again = kcps_tray_notices(expiring, expiring, warned, now);
+  ck_assert_uint_eq(again->len, 0);
+  g_autoptr(GPtrArray) no_after = kcps_tray_notices(first, NULL, warned, now);
+  ck_assert_uint_eq(no_after->len, 0);
 }
 END_TEST
 
@@ -363,6 +479,9 @@ static Suite *ui_suite(void)
   tc = tcase_create("parse");
   tcase_add_test(tc, test_status_parse);
   tcase_add_test(tc, test_jobs_parse);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("notices");
+  tcase_add_test(tc, test_notices);
   suite_add_tcase(s, tc);
   tc = tcase_create("icon");
   tcase_add_test(tc, test_icon_state);

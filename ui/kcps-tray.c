@@ -7,7 +7,11 @@
 int main(int argc, char **argv)
 {
   setlocale(LC_ALL, "");
-  bindtextdomain(GETTEXT_PACKAGE, KCPS_LOCALEDIR);
+  /* The installed catalogs; KCPS_TRAY_LOCALEDIR points at a build tree's
+   * (BUILD/ui/po), for the tests and for trying a build uninstalled. */
+  const char *localedir = g_getenv("KCPS_TRAY_LOCALEDIR");
+  bindtextdomain(GETTEXT_PACKAGE, localedir != NULL && *localedir != '\0' ? localedir
+                                                                          : KCPS_LOCALEDIR);
   bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
   textdomain(GETTEXT_PACKAGE);
   g_set_application_name(_("KCPS Printing"));

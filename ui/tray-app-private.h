@@ -23,6 +23,13 @@ struct _KcpsTrayApp {
   char *login_message; /* what the login window shows, or NULL */
   bool login_busy;
   guint login_attempts; /* answers to login calls so far (test state) */
+  /* Notifications: the previous jobs read (NULL before the first) to see
+   * what changed, the jobs already warned about expiry, the switch (kept in
+   * ~/.config/kcps/tray.ini) and how many were sent (test state). */
+  GPtrArray *last_jobs;
+  GHashTable *warned;
+  bool notify;
+  guint notices_sent;
   /* The icon; has_host false: no tray, the main window stands in. */
   kcps_tray_sni_t *sni;
   bool has_host;

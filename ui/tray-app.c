@@ -18,6 +18,75 @@
 
 G_DEFINE_FINAL_TYPE(KcpsTrayApp, kcps_tray_app, GTK_TYPE_APPLICATION)
 
+/* --- the tray's own settings -------------------------------------------- */
+
+/* ~/.config/kcps/tray.ini: the tray's own switches (not kcpsd's settings). */
+static char *settings_path(void)
+{
+  return g_build_filename(g_get_user_config_dir(), "kcps", "tray.ini", NULL);
+}
+
+static void settings_load(KcpsTrayApp *app)
+{
+  g_autofree char *path = settings_path();
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  g_autoptr(GError) error = NULL;
+  app->notify = true;
+  if (!g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, &error)) {
+    if (!g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      g_warning("%s is not read: %s", path, error->message);
+    return;
+  }
+  g_clear_error(&error);
+  gboolean notify = g_key_file_get_boolean(file, "tray", "notifications", &error);
+  if (error == NULL)
+    app->notify = notify;
+}
+
+static void settings_save(KcpsTrayApp *app)
+{
+  g_autofree char *path = settings_path();
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  g_autoptr(GError) error = NULL;
+  /* Keep keys another version may have written. */
+  (void)g_key_file_load_from_file(file, path, G_KEY_FILE_KEEP_COMMENTS, NULL);
+  g_key_file_set_boolean(file, "tray", "notifications", app->notify);
+  gsize length = 0;
+  g_autofree char *text = g_key_file_to_data(file, &length, NULL);
+  if (g_mkdir_with_parents(dir, 0700) != 0)
+    g_warning("cannot make %s", dir);
+  else if (!g_file_set_contents_full(path, text, (gssize)length, G_FILE_SET_CONTENTS_CONSISTENT,
+                                     0600, &error))
+    g_warning("%s is not saved: %s", path, error->message);
+}
+
+/* --- notifications ------------------------------------------------------- */
+
+/* What changed between the last read of the jobs and this one, as desktop
+ * notifications (GNotification: the portal, org.gtk.Notifications or
+ * org.freedesktop.Notifications, as GLib finds). */
+static void notify_changes(KcpsTrayApp *app, GPtrArray *jobs)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_local();
+  g_autoptr(GPtrArray) notices = kcps_tray_notices(app->last_jobs, jobs, app->warned, now);
+  g_clear_pointer(&app->last_jobs, g_ptr_array_unref);
+  app->last_jobs = g_ptr_array_ref(jobs);
+  if (!app->notify)
+    return;
+  for (guint i = 0; i < notices->len; i++) {
+    const kcps_tray_notice_t *notice = g_ptr_array_index(notices, i);
+    g_autoptr(GNotification) n = g_notification_new(notice->title);
+    g_notification_set_body(n, notice->body);
+    g_notification_set_default_action(n, "app.jobs");
+    g_notification_set_priority(n, notice->kind == KCPS_TRAY_NOTICE_FAILED
+                                     ? G_NOTIFICATION_PRIORITY_HIGH
+                                     : G_NOTIFICATION_PRIORITY_NORMAL);
+    g_application_send_notification(G_APPLICATION(app), notice->id, n);
+    app->notices_sent++;
+  }
+}
+
 /* --- talking to kcpsd ---------------------------------------------------- */
 
 static void refresh_done(KcpsTrayApp *app)
@@ -45,6 +114,8 @@ static void got_jobs(GObject *source, GAsyncResult *result, gpointer data)
     else
       g_warning("kcpsd did not list the jobs (HTTP %ld)", reply->status);
     jobs = g_ptr_array_new();
+  } else {
+    notify_changes(app, jobs);
   }
   /* Newest first, as people look for what they just printed. */
   g_autoptr(GDateTime) now = g_date_time_new_now_local();
@@ -168,6 +239,22 @@ static GVariant *visible_windows(KcpsTrayApp *app)
   return g_variant_builder_end(&names);
 }
 
+/* "name=title" of every window made so far (the test of the languages). */
+static GVariant *window_titles(KcpsTrayApp *app)
+{
+  GVariantBuilder titles;
+  g_variant_builder_init(&titles, G_VARIANT_TYPE_STRING_ARRAY);
+  for (GList *l = gtk_application_get_windows(GTK_APPLICATION(app)); l != NULL; l = l->next) {
+    const char *name = g_object_get_data(l->data, "kcps-name");
+    if (name != NULL) {
+      const char *title = gtk_window_get_title(l->data);
+      g_autofree char *item = g_strdup_printf("%s=%s", name, title != NULL ? title : "");
+      g_variant_builder_add(&titles, "s", item);
+    }
+  }
+  return g_variant_builder_end(&titles);
+}
+
 static GVariant *job_names(KcpsTrayApp *app)
 {
   GVariantBuilder names;
@@ -201,6 +288,10 @@ static GVariant *state_property(KcpsTrayApp *app, const char *name)
     return g_variant_new_uint32(app->login_attempts);
   if (strcmp(name, "Busy") == 0)
     return g_variant_new_boolean(app->refreshing || app->login_busy);
+  if (strcmp(name, "Titles") == 0)
+    return window_titles(app);
+  if (strcmp(name, "NoticesSent") == 0)
+    return g_variant_new_uint32(app->notices_sent);
   return NULL;
 }
 
@@ -215,6 +306,8 @@ static const char state_xml[] =
   " <property name='LoginMessage' type='s' access='read'/>"
   " <property name='LoginAttempts' type='u' access='read'/>"
   " <property name='Busy' type='b' access='read'/>"
+  " <property name='Titles' type='as' access='read'/>"
+  " <property name='NoticesSent' type='u' access='read'/>"
   "</interface></node>";
 
 static GVariant *state_get_property(GDBusConnection *connection, const char *sender,
@@ -301,6 +394,17 @@ static void on_refresh(GSimpleAction *action, GVariant *param, gpointer data)
 {
   (void)action, (void)param;
   kcps__tray_refresh(data);
+}
+
+/* The notifications switch (settings window): saved at once. */
+static void on_notifications(GSimpleAction *action, GVariant *state, gpointer data)
+{
+  KcpsTrayApp *app = data;
+  app->notify = g_variant_get_boolean(state);
+  g_simple_action_set_state(action, state);
+  settings_save(app);
+  if (!app->notify)
+    g_info("notifications off");
 }
 
 static void on_quit(GSimpleAction *action, GVariant *param, gpointer data)
@@ -415,6 +519,11 @@ static void kcps_tray_app_startup(GApplication *application)
     {"quit", on_quit, NULL, NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
+  settings_load(app);
+  g_autoptr(GSimpleAction) notifications =
+    g_simple_action_new_stateful("notifications", NULL, g_variant_new_boolean(app->notify));
+  g_signal_connect(notifications, "change-state", G_CALLBACK(on_notifications), app);
+  g_action_map_add_action(G_ACTION_MAP(app), G_ACTION(notifications));
   if (app->test_dir != NULL) {
     static const GActionEntry test_actions[] = {
       {"login-with", on_login_with, "(ss)", NULL, NULL, {0}},
@@ -493,6 +602,8 @@ static void kcps_tray_app_finalize(GObject *object)
   KcpsTrayApp *app = KCPS_TRAY_APP(object);
   kcps_tray_status_clear(&app->status);
   g_clear_object(&app->jobs);
+  g_clear_pointer(&app->last_jobs, g_ptr_array_unref);
+  g_clear_pointer(&app->warned, g_hash_table_unref);
   g_clear_pointer(&app->state_info, g_dbus_node_info_unref);
   g_free(app->login_message);
   g_free(app->test_dir);
@@ -514,6 +625,7 @@ static void kcps_tray_app_class_init(KcpsTrayAppClass *klass)
 static void kcps_tray_app_init(KcpsTrayApp *app)
 {
   app->jobs = g_list_store_new(KCPS_TYPE_TRAY_JOB);
+  app->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   app->port = DEFAULT_PORT;
   const char *env = g_getenv("KCPS_LOCAL_PORT");
   gint64 port = env != NULL ? g_ascii_strtoll(env, NULL, 10) : 0;

@@ -76,7 +76,18 @@ void kcps_tray_job_info_free(kcps_tray_job_info_t *job)
   g_free(job->name);
   g_free(job->state);
   g_free(job->server_id);
+  g_free(job->spool);
   g_free(job);
+}
+
+/* A member that is an integer or null (or absent: 0). */
+static bool optional_time(JsonObject *obj, const char *name, gint64 *out)
+{
+  *out = 0;
+  JsonNode *member = json_object_get_member(obj, name);
+  if (member == NULL || JSON_NODE_HOLDS_NULL(member))
+    return true;
+  return kcps_json_int(obj, name, out) && *out >= 0;
 }
 
 /* One job object; NULL with an error naming job index and member. */
@@ -105,6 +116,10 @@ static kcps_tray_job_info_t *parse_job(JsonNode *node, guint index, GError **err
     bad = "size";
   else if (!kcps_json_int(obj, "created", &job->created))
     bad = "created";
+  else if (!optional_string(obj, "spool", &job->spool))
+    bad = "spool";
+  else if (!optional_time(obj, "expires", &job->expires))
+    bad = "expires";
   if (bad != NULL) {
     g_set_error(error, model_error_quark(), 1, "jobs[%u]: %s is missing or mistyped", index,
                 bad);
@@ -302,4 +317,108 @@ const char *kcps_tray_login_message(long http_status)
   if (http_status == 502 || http_status == 503 || http_status == 504)
     return _("The KCPS server cannot be reached. Try again later.");
   return _("Logging in failed. Try again later.");
+}
+
+/* --- notifications ------------------------------------------------------- */
+
+void kcps_tray_notice_free(kcps_tray_notice_t *notice)
+{
+  if (notice == NULL)
+    return;
+  g_free(notice->id);
+  g_free(notice->title);
+  g_free(notice->body);
+  g_free(notice);
+}
+
+static void add_notice(GPtrArray *notices, kcps_tray_notice_kind_t kind, const char *id,
+                       char *title, char *body)
+{
+  kcps_tray_notice_t *notice = g_new0(kcps_tray_notice_t, 1);
+  notice->kind = kind;
+  notice->id = g_strdup(id);
+  notice->title = title;
+  notice->body = body;
+  g_ptr_array_add(notices, notice);
+}
+
+static const kcps_tray_job_info_t *find_job(GPtrArray *jobs, const char *id)
+{
+  for (guint i = 0; i < jobs->len; i++) {
+    const kcps_tray_job_info_t *job = g_ptr_array_index(jobs, i);
+    if (g_strcmp0(job->id, id) == 0)
+      return job;
+  }
+  return NULL;
+}
+
+static bool is_failure(const char *state)
+{
+  return g_strcmp0(state, "failed") == 0 || g_strcmp0(state, "aborted") == 0 ||
+         g_strcmp0(state, "canceled") == 0;
+}
+
+GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *warned,
+                             GDateTime *now)
+{
+  GPtrArray *notices = g_ptr_array_new_with_free_func((GDestroyNotify)kcps_tray_notice_free);
+  if (after == NULL)
+    return notices;
+  gint64 now_s = now != NULL ? g_date_time_to_unix(now) : 0;
+  const kcps_tray_job_info_t *first_new = NULL;
+  guint new_jobs = 0;
+  for (guint i = 0; i < after->len; i++) {
+    const kcps_tray_job_info_t *job = g_ptr_array_index(after, i);
+    const char *name = job->name != NULL && *job->name != '\0' ? job->name : _("Untitled");
+    /* Expiry is the spool's clock, not a change: warn once a job. */
+    if (job->expires > 0 && kcps_tray_job_is_waiting(job->state) && now != NULL &&
+        job->expires - now_s <= KCPS_TRAY_EXPIRY_WARNING && warned != NULL &&
+        !g_hash_table_contains(warned, job->id)) {
+      g_hash_table_add(warned, g_strdup(job->id));
+      g_autofree char *id = g_strconcat("expiring-", job->id, NULL);
+      g_autofree char *when = kcps_tray_format_time(job->expires, now);
+      /* Translators: a job's name, then when it is deleted ("Today, 18:00"). */
+      add_notice(notices, KCPS_TRAY_NOTICE_EXPIRING, id, g_strdup(_("Print job about to expire")),
+                 g_strdup_printf(_("\u201c%s\u201d will be deleted if it is not printed (deletion: %s)."),
+                                 name, when));
+    }
+    if (before == NULL)
+      continue;
+    const kcps_tray_job_info_t *old = find_job(before, job->id);
+    if (old == NULL) {
+      if (kcps_tray_job_is_waiting(job->state)) {
+        if (first_new == NULL)
+          first_new = job;
+        new_jobs++;
+      }
+      continue;
+    }
+    if (g_strcmp0(old->state, job->state) == 0)
+      continue;
+    g_autofree char *id = NULL;
+    if (g_strcmp0(job->state, "printed") == 0) {
+      id = g_strconcat("printed-", job->id, NULL);
+      /* Translators: %s is a job's name. */
+      add_notice(notices, KCPS_TRAY_NOTICE_PRINTED, id, g_strdup(_("Printed")),
+                 g_strdup_printf(_("\u201c%s\u201d was printed."), name));
+    } else if (is_failure(job->state)) {
+      id = g_strconcat("failed-", job->id, NULL);
+      /* Translators: %s is a job's name. */
+      add_notice(notices, KCPS_TRAY_NOTICE_FAILED, id, g_strdup(_("Printing failed")),
+                 g_strdup_printf(_("\u201c%s\u201d could not be printed."), name));
+    }
+  }
+  if (new_jobs == 1) {
+    const char *name =
+      first_new->name != NULL && *first_new->name != '\0' ? first_new->name : _("Untitled");
+    /* Translators: %s is a job's name. */
+    add_notice(notices, KCPS_TRAY_NOTICE_SPOOLED, "spooled", g_strdup(_("Print job received")),
+               g_strdup_printf(_("\u201c%s\u201d is waiting to be printed."), name));
+  } else if (new_jobs > 1) {
+    add_notice(notices, KCPS_TRAY_NOTICE_SPOOLED, "spooled", g_strdup(_("Print jobs received")),
+               g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%u job is waiting to be printed.",
+                                           "%u jobs are waiting to be printed.", new_jobs),
+                               new_jobs));
+  }
+  return notices;
 }

@@ -28,6 +28,9 @@ typedef struct kcps_tray_job_info_s {
   gint64 pages;
   gint64 size;     /* bytes */
   gint64 created;  /* unix seconds */
+  /* Members kcpsd may add (read when present, never required): */
+  char *spool;     /* "local" or "cloud", or NULL */
+  gint64 expires;  /* unix seconds when the spool deletes it, or 0 */
 } kcps_tray_job_info_t;
 
 /* The icon's state, from the status and the jobs. */
@@ -97,5 +100,32 @@ char *kcps_tray_tooltip(const kcps_tray_status_t *status, guint waiting);
  * a wrong password or a locked account (kcpsd's message is not shown, as it
  * comes from the server's wording). Static or translated string. */
 const char *kcps_tray_login_message(long http_status);
+
+/* A desktop notification the tray would show, decided by comparing two
+ * reads of /v1/jobs. */
+typedef enum {
+  KCPS_TRAY_NOTICE_SPOOLED, /* new jobs to print (one notice for all of a read) */
+  KCPS_TRAY_NOTICE_PRINTED,
+  KCPS_TRAY_NOTICE_FAILED,  /* the job's state became failed, aborted or canceled */
+  KCPS_TRAY_NOTICE_EXPIRING /* waiting, and the spool deletes it within a day */
+} kcps_tray_notice_kind_t;
+
+typedef struct kcps_tray_notice_s {
+  kcps_tray_notice_kind_t kind;
+  char *id;    /* stable per job and kind: a repeat replaces, never stacks */
+  char *title; /* translated */
+  char *body;  /* translated */
+} kcps_tray_notice_t;
+
+/* How long before a job's `expires` the tray warns. */
+#define KCPS_TRAY_EXPIRY_WARNING (24 * G_TIME_SPAN_HOUR / G_TIME_SPAN_SECOND)
+
+/* The notices for a change from before to after (arrays of
+ * kcps_tray_job_info_t; before NULL: the first read, which tells nothing).
+ * warned holds the ids of jobs already warned about expiry (updated here).
+ * Returns a GPtrArray of kcps_tray_notice_t (caller unrefs). */
+GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *warned,
+                             GDateTime *now);
+void kcps_tray_notice_free(kcps_tray_notice_t *notice);
 
 G_END_DECLS

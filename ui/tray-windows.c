@@ -357,16 +357,28 @@ GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app)
   ui->server = settings_row(GTK_GRID(grid), 0, _("_Server"));
   ui->user = settings_row(GTK_GRID(grid), 1, _("_Computer account"));
   ui->spool_mode = settings_row(GTK_GRID(grid), 2, _("Spool _mode"));
-  GtkWidget *note = gtk_label_new(_("These settings are shown as the KCPS service reports "
+  /* The tray's own switch (tray.ini), through the app's stateful action. */
+  GtkWidget *notify = gtk_switch_new();
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(notify), "app.notifications");
+  gtk_widget_set_halign(notify, GTK_ALIGN_START);
+  GtkWidget *notify_label = label_for(_("_Notifications"), notify);
+  gtk_widget_add_css_class(notify_label, "dim-label");
+  gtk_accessible_update_property(GTK_ACCESSIBLE(notify), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
+                                 _("Desktop notifications when a job arrives, prints, fails "
+                                   "or is about to expire"),
+                                 -1);
+  gtk_grid_attach(GTK_GRID(grid), notify_label, 0, 3, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), notify, 1, 3, 1, 1);
+  GtkWidget *note = gtk_label_new(_("The other settings are shown as the KCPS service reports "
                                     "them; changing them here comes in a later version."));
   gtk_label_set_wrap(GTK_LABEL(note), TRUE);
   gtk_label_set_xalign(GTK_LABEL(note), 0);
   gtk_widget_add_css_class(note, "dim-label");
-  gtk_grid_attach(GTK_GRID(grid), note, 0, 3, 2, 1);
+  gtk_grid_attach(GTK_GRID(grid), note, 0, 4, 2, 1);
   GtkWidget *close = gtk_button_new_with_mnemonic(_("_Close"));
   gtk_actionable_set_action_name(GTK_ACTIONABLE(close), "window.close");
   gtk_widget_set_halign(close, GTK_ALIGN_END);
-  gtk_grid_attach(GTK_GRID(grid), close, 1, 4, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), close, 1, 5, 1, 1);
   gtk_window_set_child(window, grid);
   gtk_window_set_default_widget(window, close);
   /* Not a selectable value: that would start with all its text selected. */

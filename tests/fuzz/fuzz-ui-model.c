@@ -56,6 +56,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (kcps_tray_job_is_waiting(job->state))
           waiting++;
       }
+      /* The notices: against nothing, itself and an empty read (ids,
+       * names and expiry times from the input). */
+      g_autoptr(GPtrArray) empty = g_ptr_array_new();
+      g_autoptr(GHashTable) warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+      GPtrArray *befores[] = {NULL, jobs, empty};
+      for (size_t b = 0; b < G_N_ELEMENTS(befores); b++) {
+        g_autoptr(GPtrArray) notices = kcps_tray_notices(befores[b], jobs, warned, now);
+        for (guint i = 0; i < notices->len; i++) {
+          const kcps_tray_notice_t *n = g_ptr_array_index(notices, i);
+          if (n->id == NULL || !g_utf8_validate(n->body, -1, NULL))
+            __builtin_trap();
+        }
+      }
       g_ptr_array_unref(jobs);
     }
     json_node_unref(node);

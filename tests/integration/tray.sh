@@ -9,7 +9,13 @@
 #     login window through the app's actions: an unknown account and a wrong
 #     password get the same message, the right one logs in (kcps status
 #     agrees), the icon follows kcpsd's state (logged out, jobs waiting,
-#     error when kcpsd stops).
+#     error when kcpsd stops); a test notification server on the same bus
+#     (org.freedesktop.Notifications) records a "job received" notification
+#     when a job printed meanwhile shows at the next menu open, and none once
+#     the settings' switch is off (kept in ~/.config/kcps/tray.ini, 0600);
+#  C. German and Japanese (LANGUAGE=de / ja with LC_ALL=C.UTF-8, the catalogs
+#     of the build tree): the menu's labels and the window titles come out
+#     translated; a screenshot of each window per language.
 # Screenshots of each window go to BUILD_DIR/ui-screenshots/.
 # Usage: tray.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail.
 set -u
@@ -134,6 +140,7 @@ export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.co
 export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share
 export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
 export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
+unset LANGUAGE KCPS_TRAY_LOCALEDIR
 
 # tray_prop NAME: a property of the tray's test state, as gdbus prints it.
 tray_prop() {
@@ -175,9 +182,14 @@ else
 fi
 kill -0 "$TRAY_PID" 2>/dev/null && pass "the first instance still runs" || fail "the first instance died"
 tray_action quit
-wait_for 20 "kcps-tray to quit" bash -c "! kill -0 $TRAY_PID 2>/dev/null" || fail "Quit did not end kcps-tray"
-wait "$TRAY_PID" 2>/dev/null
-check_eq "kcps-tray's exit status after Quit" "$?" 0
+if wait_for 20 "kcps-tray to quit" bash -c "! kill -0 $TRAY_PID 2>/dev/null"; then
+  wait "$TRAY_PID" 2>/dev/null
+  check_eq "kcps-tray's exit status after Quit" "$?" 0
+else
+  fail "Quit did not end kcps-tray"
+  kill "$TRAY_PID" 2>/dev/null
+  wait "$TRAY_PID" 2>/dev/null
+fi
 
 # --- B. with a tray host ---------------------------------------------------
 lib_log "B: a test StatusNotifierWatcher, then kcps-tray"
@@ -190,7 +202,7 @@ import gi
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib
 
-SHOTS, KCPS, PORT, KCPSD_PID = sys.argv[1:5]
+SHOTS, KCPS, PORT, KCPSD_PID, TMP, IPP_PORT = sys.argv[1:7]
 PASSWORD = os.environ["TRAY_TEST_PASSWORD"]
 bus = Gio.bus_get_sync(Gio.BusType.SESSION)
 ctx = GLib.MainContext.default()
@@ -225,6 +237,38 @@ def get_property(conn, sender, path, iface, name):
     if name == "IsStatusNotifierHostRegistered":
         return GLib.Variant("b", True)
     return GLib.Variant("i", 0)
+
+# A test notification server: records what GNotification sends through
+# GLib's org.freedesktop.Notifications backend.
+NOTIFY_XML = """<node><interface name='org.freedesktop.Notifications'>
+ <method name='Notify'><arg type='s' direction='in'/><arg type='u' direction='in'/>
+  <arg type='s' direction='in'/><arg type='s' direction='in'/><arg type='s' direction='in'/>
+  <arg type='as' direction='in'/><arg type='a{sv}' direction='in'/><arg type='i' direction='in'/>
+  <arg type='u' direction='out'/></method>
+ <method name='CloseNotification'><arg type='u' direction='in'/></method>
+ <method name='GetCapabilities'><arg type='as' direction='out'/></method>
+ <method name='GetServerInformation'><arg type='s' direction='out'/><arg type='s' direction='out'/>
+  <arg type='s' direction='out'/><arg type='s' direction='out'/></method>
+ <signal name='NotificationClosed'><arg type='u'/><arg type='u'/></signal>
+ <signal name='ActionInvoked'><arg type='u'/><arg type='s'/></signal>
+</interface></node>"""
+notices = []        # (app_name, summary, body)
+
+def notify_call(conn, sender, path, iface, method, params, invocation):
+    if method == "Notify":
+        app, _, _, summary, body = params.unpack()[:5]
+        notices.append((app, summary, body))
+        invocation.return_value(GLib.Variant("(u)", (len(notices),)))
+    elif method == "GetCapabilities":
+        invocation.return_value(GLib.Variant("(as)", (["body", "actions"],)))
+    elif method == "GetServerInformation":
+        invocation.return_value(GLib.Variant("(ssss)", ("test", "kcps", "1", "1.2")))
+    else:
+        invocation.return_value(None)
+
+notify_info = Gio.DBusNodeInfo.new_for_xml(NOTIFY_XML)
+bus.register_object("/org/freedesktop/Notifications", notify_info.interfaces[0], notify_call,
+                    None, None)
 
 info = Gio.DBusNodeInfo.new_for_xml(WATCHER_XML)
 bus.register_object("/StatusNotifierWatcher", info.interfaces[0], method_call, get_property, None)
@@ -285,7 +329,22 @@ def kcps_status():
     return subprocess.run([KCPS, "--port", PORT, "status"], capture_output=True,
                           text=True).stdout
 
-wait("the watcher name", lambda: owned)
+Gio.bus_own_name_on_connection(bus, "org.freedesktop.Notifications", Gio.BusNameOwnerFlags.NONE,
+                               lambda *a: owned.append(True), lambda *a: fail("name lost"))
+
+def print_job(name):
+    with open(os.path.join(TMP, "print.test")) as f:
+        test = f.read().replace("tray two", name)
+    path = os.path.join(TMP, "print-%s.test" % name.replace(" ", "-"))
+    with open(path, "w") as f:
+        f.write(test)
+    r = subprocess.run(["ipptool", "-t", "-T", "30", "-f", os.path.join(TMP, "two.pdf"),
+                        "ipp://127.0.0.1:%s/ipp/print" % IPP_PORT, path],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("Print-Job %r: %s" % (name, r.stdout + r.stderr))
+
+wait("the watcher and notification names", lambda: len(owned) == 2)
 print("watcher ready", flush=True)
 
 # 1. The item registers.
@@ -395,11 +454,48 @@ wait("NewIcon", lambda: "NewIcon" in signals)
 ok("icon: jobs waiting (%s), NewIcon signalled" % state("IconState"))
 wait("LayoutUpdated", lambda: "LayoutUpdated" in signals)
 rev2, menu = layout()
-if rev2 <= rev1 or "Logged in as alice@a.test" not in menu:
+# The who line: with the spool mode where kcpsd reports it.
+who = [w for w in ("Logged in as alice@a.test", "alice@a.test \u00b7 local spool",
+                   "alice@a.test \u00b7 cloud spool") if w in menu]
+if rev2 <= rev1 or not who:
     fail("menu after login (revision %d after %d): %r" % (rev2, rev1, sorted(menu)))
 if menu["Log _out"][1].get("visible") is not True or menu["Log _in…"][1].get("visible") is not False:
     fail("logged in, yet: %r / %r" % (menu["Log _in…"], menu["Log _out"]))
-ok("menu (revision %d): 'Logged in as alice@a.test', Log out shown" % rev2)
+ok("menu (revision %d): %r, Log out shown" % (rev2, who[0]))
+
+# 5b. Notifications: a job printed meanwhile shows at the next menu open
+# (no polling), as one notification; with the switch off, none.
+if notices:
+    fail("notifications before any change: %r" % notices)
+print_job("tray three")
+call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
+     GLib.Variant("(isvu)", (0, "opened", GLib.Variant("i", 0), 0)))
+wait("the notification", lambda: notices)
+app, summary, body = notices[0]
+if summary != "Print job received" or body != "\u201ctray three\u201d is waiting to be printed.":
+    fail("notification: got %r" % (notices[0],))
+ok("a job printed meanwhile: notification %r / %r" % (summary, body))
+wait("the third job listed", lambda: "tray three" in (state("JobNames") or []) and settled())
+if state("NoticesSent") != 1 or len(notices) != 1:
+    fail("notifications after one new job: %r (sent %r)" % (notices, state("NoticesSent")))
+call("org.kcps.Tray", "/org/kcps/Tray", "org.gtk.Actions", "SetState",
+     GLib.Variant("(sva{sv})", ("notifications", GLib.Variant("b", False), {})))
+ini = os.path.join(os.environ["XDG_CONFIG_HOME"], "kcps", "tray.ini")
+wait("tray.ini", lambda: os.path.exists(ini) and "notifications=false" in open(ini).read())
+mode = os.stat(ini).st_mode & 0o777
+dmode = os.stat(os.path.dirname(ini)).st_mode & 0o777
+if mode != 0o600 or dmode != 0o700:
+    fail("tray.ini mode %o (folder %o), expected 600 (700)" % (mode, dmode))
+ok("switch off: saved in %s (mode %o, folder %o)" % (ini, mode, dmode))
+print_job("tray four")
+call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
+     GLib.Variant("(isvu)", (0, "opened", GLib.Variant("i", 0), 0)))
+wait("the fourth job listed", lambda: "tray four" in (state("JobNames") or []) and settled())
+# The reply to a Notify would have come on this bus before the jobs' read ended.
+ctx.iteration(False)
+if len(notices) != 1 or state("NoticesSent") != 1:
+    fail("notifications with the switch off: %r" % notices)
+ok("switch off: the fourth job came without a notification")
 
 # 6. Log out from the menu logs kcpsd out.
 event("Log _out")
@@ -431,7 +527,8 @@ ok("menu Quit: kcps-tray left the bus")
 PY
 # The password goes through the environment, not the command line.
 TRAY_TEST_PASSWORD=$ALICE_PASSWORD lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
-  "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID"
+  "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID" "$TMP" \
+  "$KCPSD_IPP_PORT"
 WATCHER_PID=$LIB_PID
 wait_for_line 30 "$TMP/watcher.log" '^watcher ready' "$WATCHER_PID" >/dev/null ||
   abort "the test watcher owns org.kde.StatusNotifierWatcher"
@@ -445,18 +542,82 @@ PASSED=$((PASSED + $(grep -c '^ok ' "$TMP/watcher.log")))
 if [ "$WATCHER_RC" -ne 0 ]; then
   fail "the test tray host (exit $WATCHER_RC): $(grep -v '^ok ' "$TMP/watcher.log" | tail -n 20)"
 fi
-wait_for 20 "kcps-tray to exit" bash -c "! kill -0 $TRAY_PID 2>/dev/null" ||
+if wait_for 20 "kcps-tray to exit" bash -c "! kill -0 $TRAY_PID 2>/dev/null"; then
+  wait "$TRAY_PID" 2>/dev/null
+  check_eq "kcps-tray's exit status after menu Quit" "$?" 0
+else
   fail "kcps-tray still runs after Quit"
-wait "$TRAY_PID" 2>/dev/null
-check_eq "kcps-tray's exit status after menu Quit" "$?" 0
+  kill "$TRAY_PID" 2>/dev/null
+  wait "$TRAY_PID" 2>/dev/null
+fi
+
+# --- C. German and Japanese -------------------------------------------------
+# The labels each language must show (menu items, window titles).
+declare -A LABELS
+LABELS[de]="'_Aufträge…' '_Einstellungen…' 'A_nmelden…' '_Beenden' 'KCPS-Dienst läuft nicht'"
+LABELS[ja]="'ジョブ(_J)…' '設定(_S)…' 'ログイン(_I)…' '終了(_Q)' 'KCPS サービスが実行されていません'"
+declare -A TITLES
+TITLES[de]="'jobs=KCPS-Aufträge' 'settings=KCPS-Einstellungen'"
+TITLES[ja]="'jobs=KCPS ジョブ' 'settings=KCPS の設定'"
+for lang in de ja; do
+  lib_log "C: kcps-tray with LANGUAGE=$lang"
+  LANGUAGE=$lang KCPS_TRAY_LOCALEDIR=$BUILD/ui/po lib_start "kcps-tray-$lang" \
+    "$TMP/tray-$lang.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" --test-dir "$SHOTS"
+  TRAY_PID=$LIB_PID
+  wait_for 30 "the main window ($lang)" tray_prop_is Windows "(<['jobs']>,)" ||
+    fail "$lang: main window: $(tray_prop Windows)"
+  wait_for 30 "kcpsd's answer ($lang)" tray_prop_is IconState "(<'error'>,)" ||
+    fail "$lang: icon state $(tray_prop IconState)"
+  tray_action settings
+  wait_for 20 "the settings window ($lang)" bash -c \
+    "gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test Windows | grep -q settings" ||
+    fail "$lang: the settings window did not open"
+  layout=$(gdbus call --session -d org.kcps.Tray -o /MenuBar -m com.canonical.dbusmenu.GetLayout \
+    0 'int32 -1' '@as []' 2>&1)
+  titles=$(tray_prop Titles)
+  missing=""
+  eval "set -- ${LABELS[$lang]}"
+  for label in "$@"; do
+    grep -qF "'label': <'$label'>" <<<"$layout" || missing="$missing [$label]"
+  done
+  [ -z "$missing" ] && pass "$lang: the menu says $(printf '%s ' "$@")" ||
+    fail "$lang: menu labels missing:$missing in $layout"
+  missing=""
+  eval "set -- ${TITLES[$lang]}"
+  for title in "$@"; do
+    grep -qF "'$title'" <<<"$titles" || missing="$missing [$title]"
+  done
+  [ -z "$missing" ] && pass "$lang: window titles $titles" ||
+    fail "$lang: titles missing:$missing in $titles"
+  for window in jobs settings; do
+    # B's English shots keep their names (set aside while this one is taken).
+    [ -f "$SHOTS/$window.png" ] && mv "$SHOTS/$window.png" "$TMP/$window-en.png"
+    tray_action screenshot "[<'$window'>]"
+    wait_for 20 "the $window screenshot ($lang)" png_ok "$SHOTS/$window.png" &&
+      mv "$SHOTS/$window.png" "$SHOTS/$window-$lang.png" && pass "screenshot $SHOTS/$window-$lang.png" ||
+      fail "no screenshot of $window ($lang)"
+  done
+  tray_action quit
+  if wait_for 20 "kcps-tray ($lang) to quit" bash -c "! kill -0 $TRAY_PID 2>/dev/null"; then
+    wait "$TRAY_PID" 2>/dev/null
+    check_eq "kcps-tray ($lang) exit status after Quit" "$?" 0
+  else
+    fail "Quit did not end kcps-tray ($lang)"
+    kill "$TRAY_PID" 2>/dev/null
+    wait "$TRAY_PID" 2>/dev/null
+  fi
+done
+for window in jobs settings; do
+  [ -f "$TMP/$window-en.png" ] && mv "$TMP/$window-en.png" "$SHOTS/$window.png"
+done
 # Our own warnings and any critical (GTK's theme and focus notes under a bare
 # Xvfb, with no window manager, are the environment's, not ours).
-if grep -E 'kcps-tray-WARNING|CRITICAL' "$TMP/tray-a.log" "$TMP/tray-b.log" >&2; then
+if grep -E 'kcps-tray-WARNING|CRITICAL' "$TMP"/tray-*.log >&2; then
   fail "kcps-tray logged warnings (above)"
 else
   pass "kcps-tray logged no warnings"
 fi
-for shot in main-no-tray jobs settings login; do
+for shot in main-no-tray jobs settings login jobs-de settings-de jobs-ja settings-ja; do
   png_ok "$SHOTS/$shot.png" || fail "screenshot $SHOTS/$shot.png missing"
 done
 pass "screenshots in $SHOTS: $(cd "$SHOTS" && ls | tr '\n' ' ')"
