@@ -59,6 +59,7 @@ struct kcps_daemon_s {
   GThread *sync_thread;
 
   kcps_releaser_t *releaser; /* direct printing (release.c) */
+  kcps_usage_outbox_t *usage_outbox; /* its usage records (release-server.c) */
 
   bool cloud_spool;             /* spool mode cloud: upload jobs (daemon-upload.c); in
                                    --user mode the served account's effective mode
@@ -193,6 +194,12 @@ bool kcps__settings_parse_put(const char *body, size_t len, kcps_spool_mode_t *m
 /* Uploads that ended with the server's confirmation since kcpsd started:
  * copies of uid's jobs (kcps_job_t*, server_id set; the array frees them). */
 GPtrArray *kcps__upload_finished_jobs(kcps_daemon_t *daemon, uid_t uid);
+
+/* Direct printing and the server (release-server.c): the quota check and
+ * the usage outbox with its poster thread; kick after a login. */
+bool kcps__usage_start(kcps_daemon_t *daemon, GError **error);
+void kcps__usage_kick(kcps_daemon_t *daemon);
+void kcps__usage_stop(kcps_daemon_t *daemon);
 
 /* The pull port (daemon-pull.c) and the local API (daemon-local.c). */
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);

@@ -53,6 +53,7 @@ char *kcps__daemon_session_set(kcps_daemon_t *daemon, uid_t uid, const char *ema
   char *old_token = old != NULL ? g_steal_pointer(&old->token) : NULL;
   g_hash_table_replace(daemon->sessions, GUINT_TO_POINTER(uid), session);
   g_mutex_unlock(&daemon->lock);
+  kcps__usage_kick(daemon); /* usage records waiting for this login */
   return old_token;
 }
 
@@ -232,6 +233,8 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
   if (config->max_document_size > 0)
     kcps_spool_set_max_size(daemon->spool, config->max_document_size);
   daemon->releaser = kcps_releaser_new(daemon->spool, daemon->state_dir);
+  if (!kcps__usage_start(daemon, error))
+    goto fail;
 
   daemon->cloud_spool = config->cloud_spool;
   /* Any user may switch to the cloud spool (daemon-settings.c). */
@@ -284,6 +287,7 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
   kcps__sync_stop(daemon);
   kcps__uploader_free(daemon->uploader);
   kcps_releaser_free(daemon->releaser);
+  kcps__usage_stop(daemon);
   if (daemon->spool != NULL)
     kcps_spool_close(daemon->spool);
 

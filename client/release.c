@@ -65,6 +65,7 @@ struct kcps_releaser_s {
   gint stopping;
   int gone_ms;
   int retry_ms;
+  kcps_release_hooks_t hooks; /* set before the first release, then read only */
 };
 
 static void release_free(void *data)
@@ -99,6 +100,11 @@ void kcps_releaser_set_timing(kcps_releaser_t *releaser, int gone_ms, int retry_
 {
   releaser->gone_ms = gone_ms;
   releaser->retry_ms = retry_ms;
+}
+
+void kcps_releaser_set_hooks(kcps_releaser_t *releaser, const kcps_release_hooks_t *hooks)
+{
+  releaser->hooks = *hooks;
 }
 
 void kcps_releaser_free(kcps_releaser_t *releaser)
@@ -370,9 +376,9 @@ static void add_job_template(ipp_t *req, release_t *rel, const kcps_raster_plan_
                  plan->color ? "color" : "monochrome");
 }
 
-/* Appends the usage record of a completed release (0600, one JSON line).
- * Posting it to the server (with the release id as idempotency key) is the
- * next step of issue 5; this file is what that step will read. */
+/* Appends the usage record of a completed release (0600, one JSON line),
+ * and hands it to the usage hook (the outbox that posts it to the server,
+ * with the release id as idempotency key). */
 static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *job,
                          int impressions)
 {
@@ -415,6 +421,20 @@ static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *j
   if (!ok)
     g_warning("cannot record the usage of release %s in %s: %s", rel->id, r->usage_path,
               g_strerror(saved));
+  if (r->hooks.used != NULL) {
+    kcps_usage_record_t rec = {
+      .key = rel->id,
+      .uid = rel->uid,
+      .printer = rel->printer,
+      .job_id = job->server_id != NULL ? job->server_id : job->id,
+      .time = g_get_real_time() / G_USEC_PER_SEC,
+      .pages = MAX(job->pages, 1),
+      .copies = rel->copies,
+      .color = rel->color != KCPS_COLOR_MONO,
+      .duplex = rel->duplex,
+    };
+    r->hooks.used(r->hooks.data, &rec);
+  }
 }
 
 /* --- the worker ------------------------------------------------------------------- */
@@ -620,8 +640,14 @@ static gpointer release_worker(gpointer data)
   p.tls = strcmp(scheme, "ipps") == 0;
 
   int final = 0, impressions = 0;
+  g_autofree char *refusal = NULL;
   if (job == NULL) {
     set_state(r, rel, "failed", "the job is gone from the spool: %s", error->message);
+  } else if (r->hooks.check != NULL
+             && !r->hooks.check(r->hooks.data, rel->uid, job, rel->copies,
+                                rel->color != KCPS_COLOR_MONO, &refusal)) {
+    /* Nothing has gone to the printer: the job stays held, nothing is charged. */
+    set_state(r, rel, "failed", "%s", refusal != NULL ? refusal : "the quota check refused");
   } else {
     kcps_raster_plan_t plan;
     bool sent_whole = false;

@@ -13,6 +13,7 @@
 #include <cups/cups.h>
 #include <cups/raster.h>
 
+#include "client/usage-outbox.h"
 #include "spool/spool.h"
 
 G_BEGIN_DECLS
@@ -128,6 +129,20 @@ JsonNode *kcps_releaser_latest_for_job(kcps_releaser_t *releaser, const char *jo
 /* Forgets the pinned certificate of the printer at uri. */
 bool kcps_releaser_forget_printer(kcps_releaser_t *releaser, const char *uri, bool *removed,
                                   GError **error);
+
+/* What kcpsd's server side does for the releaser (release-server.c; set by
+ * daemon.c). Both run on the release's worker thread. */
+typedef struct kcps_release_hooks_s {
+  /* Before anything goes to the printer: the quota check of pages x copies
+   * (colour or not). False + *message (g_free): the release fails with it. */
+  bool (*check)(void *data, uid_t uid, const kcps_job_t *job, int copies, bool color,
+                char **message);
+  /* The usage record of a completed release (rec->user still NULL). */
+  void (*used)(void *data, kcps_usage_record_t *rec);
+  void *data;
+} kcps_release_hooks_t;
+/* Sets the hooks (copied); call before the first release. */
+void kcps_releaser_set_hooks(kcps_releaser_t *releaser, const kcps_release_hooks_t *hooks);
 
 /* Testing: the printer-gone window (default 15 s) and the first retry delay
  * (default 500 ms), in milliseconds. */

@@ -6,12 +6,9 @@
 
 #include "common/crypto.h"
 #include "common/json-util.h"
+#include "common/quota-statement.h"
 
 #include <string.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #define MAX_IDEMPOTENCY_KEY 128
 #define MAX_PRINTER 512
@@ -21,10 +18,6 @@
 #define USAGE_MAX_AGE (62 * 24 * 3600)
 #define USAGE_MAX_SKEW 300
 #define STATEMENT_TTL (24 * 3600)
-#define STATEMENT_MAX_LEN 4096
-/* Signed before the payload: a quota statement can never pass for a pull
- * ticket (signed over the payload alone) nor the other way round. */
-#define STATEMENT_CONTEXT "kcps-quota-v1."
 
 /* A usage record counts pages x copies pages, all of them colour pages when
  * color is true. job_logs (MFP pulls) and usage_records meet in one view,
@@ -247,27 +240,7 @@ add_quota_members(JsonBuilder *b, const quota_t *q)
 
 /* Signed quota statements ----------------------------------------------- */
 
-/* The server's ticket key (DATA/ticket-key.pem), read for each signing so
- * that no second copy of the private key lives in the server struct. */
-static EVP_PKEY *
-load_signing_key(kcps_server_t *server, GError **error)
-{
-  g_autofree char *path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
-  FILE *fp = fopen(path, "re");
-  EVP_PKEY *pkey = fp ? PEM_read_PrivateKey(fp, NULL, NULL, NULL) : NULL;
-  if (fp)
-    fclose(fp);
-  if (!pkey || EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
-    EVP_PKEY_free(pkey);
-    ERR_clear_error();
-    g_set_error(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                "quota statement: cannot read the Ed25519 key %s", path);
-    return NULL;
-  }
-  return pkey;
-}
-
-/* base64url(payload) "." base64url(Ed25519(STATEMENT_CONTEXT || first part)). */
+/* A statement (common/quota-statement.h) of q for month, signed now. */
 static char *
 statement_sign(kcps_server_t *server, const quota_t *q, const char *month, gint64 start,
                gint64 end, gint64 now, GError **error)
@@ -290,119 +263,35 @@ statement_sign(kcps_server_t *server, const quota_t *q, const char *month, gint6
   json_builder_end_object(b);
   g_autoptr(JsonNode) root = json_builder_get_root(b);
   g_autofree char *payload = kcps_json_to_string(root);
-  g_autofree char *head = kcps_base64url_encode(payload, strlen(payload));
-  g_autofree char *signed_text = g_strconcat(STATEMENT_CONTEXT, head, NULL);
-
-  EVP_PKEY *pkey = load_signing_key(server, error);
-  if (!pkey)
-    return NULL;
-  unsigned char sig[64];
-  size_t siglen = sizeof sig;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-            EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)signed_text,
-                           strlen(signed_text)) == 1;
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(pkey);
-  if (!ok) {
-    ERR_clear_error();
-    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO,
-                        "quota statement: Ed25519 signing failed");
-    return NULL;
-  }
-  g_autofree char *tail = kcps_base64url_encode(sig, siglen);
-  return g_strconcat(head, ".", tail, NULL);
+  /* The server's ticket key (DATA/ticket-key.pem) is read for each signing,
+   * so that no second copy of the private key lives in the server struct. */
+  g_autofree char *path = g_build_filename(server->data_dir, "ticket-key.pem", NULL);
+  g_autoptr(GError) local = NULL;
+  char *text = kcps_quota_statement_sign(path, payload, &local);
+  if (!text)
+    g_set_error_literal(error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_CRYPTO, local->message);
+  return text;
 }
 
-static bool
-statement_int(JsonObject *obj, const char *name, bool nullable, gint64 *out)
-{
-  JsonNode *node = json_object_get_member(obj, name);
-  if (!node)
-    return false;
-  if (JSON_NODE_HOLDS_NULL(node)) {
-    *out = -1;
-    return nullable;
-  }
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64)
-    return false;
-  *out = json_node_get_int(node);
-  return *out >= 0;
-}
-
+/* The one verifier lives in common/ (kcpsd checks statements offline with it). */
 bool
 kcps__server_quota_statement_verify(const char *public_b64, const char *text, gint64 now,
                                     kcps_server_quota_statement_t *out, GError **error)
 {
+  kcps_quota_statement_t st;
+  bool ok = kcps_quota_statement_verify(public_b64, text, now, &st, error);
   memset(out, 0, sizeof *out);
-  const char *dot = text ? strchr(text, '.') : NULL;
-  if (!text || strlen(text) > STATEMENT_MAX_LEN || !dot || strchr(dot + 1, '.')) {
-    g_set_error_literal(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_MALFORMED,
-                        "quota statement is not of the form payload.signature");
-    return false;
-  }
-  size_t keylen = 0, siglen = 0;
-  g_autofree guchar *raw = public_b64 ? kcps_base64url_decode(public_b64, &keylen) : NULL;
-  g_autofree guchar *sig = kcps_base64url_decode(dot + 1, &siglen);
-  EVP_PKEY *pkey = raw && keylen == 32
-                       ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, keylen)
-                       : NULL;
-  if (!pkey || !sig || siglen != 64) {
-    EVP_PKEY_free(pkey);
-    ERR_clear_error();
-    g_set_error_literal(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_MALFORMED,
-                        !pkey ? "public key is not 32 bytes of base64url"
-                              : "quota statement signature is not 64 bytes of base64url");
-    return false;
-  }
-  /* Signature first: nothing of an unsigned payload is parsed. */
-  g_autofree char *head = g_strndup(text, (gsize)(dot - text));
-  g_autofree char *signed_text = g_strconcat(STATEMENT_CONTEXT, head, NULL);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  bool good = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-              EVP_DigestVerify(ctx, sig, siglen, (const unsigned char *)signed_text,
-                               strlen(signed_text)) == 1;
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(pkey);
-  ERR_clear_error();
-  if (!good) {
-    g_set_error_literal(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_SIGNATURE,
-                        "quota statement signature does not verify");
-    return false;
-  }
-
-  size_t plen = 0;
-  g_autofree guchar *payload = kcps_base64url_decode(head, &plen);
-  g_autoptr(JsonNode) root =
-      payload ? kcps_json_parse_object((const char *)payload, (gssize)plen, NULL) : NULL;
-  JsonObject *obj = root ? json_node_get_object(root) : NULL;
-  gint64 v = 0;
-  const char *typ = obj ? kcps_json_string(obj, "typ") : NULL;
-  const char *user = obj ? kcps_json_string(obj, "user") : NULL;
-  const char *month = obj ? kcps_json_string(obj, "month") : NULL;
-  bool ok = obj && statement_int(obj, "v", false, &v) && v == 1 &&
-            g_strcmp0(typ, "kcps-quota") == 0 && user && *user && month &&
-            strlen(month) == 7 && statement_int(obj, "start", false, &out->start) &&
-            statement_int(obj, "end", false, &out->end) && out->start < out->end &&
-            statement_int(obj, "quota_pages", true, &out->quota_pages) &&
-            statement_int(obj, "quota_color_pages", true, &out->quota_color_pages) &&
-            statement_int(obj, "used_pages", false, &out->used_pages) &&
-            statement_int(obj, "used_color_pages", false, &out->used_color_pages) &&
-            statement_int(obj, "iat", false, &out->iat) &&
-            statement_int(obj, "exp", false, &out->exp);
-  if (!ok) {
-    g_set_error_literal(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_MALFORMED,
-                        "quota statement payload is not a version 1 quota statement");
-    return false;
-  }
-  if (now >= out->exp) {
-    g_set_error_literal(error, KCPS_CRYPTO_ERROR, KCPS_CRYPTO_ERROR_EXPIRED,
-                        "quota statement has expired");
-    return false;
-  }
-  g_strlcpy(out->user, user, sizeof out->user);
-  g_strlcpy(out->month, month, sizeof out->month);
-  return true;
+  g_strlcpy(out->user, st.user, sizeof out->user);
+  g_strlcpy(out->month, st.month, sizeof out->month);
+  out->start = st.start;
+  out->end = st.end;
+  out->quota_pages = st.quota_pages;
+  out->quota_color_pages = st.quota_color_pages;
+  out->used_pages = st.used_pages;
+  out->used_color_pages = st.used_color_pages;
+  out->iat = st.iat;
+  out->exp = st.exp;
+  return ok;
 }
 
 /* Routes ----------------------------------------------------------------- */

@@ -448,6 +448,76 @@ START_TEST(test_releaser_unreachable)
 }
 END_TEST
 
+/* The quota hook: a refusal ends the release failed with its message before
+ * the printer is even asked (a closed port: no attempt is made), with the
+ * pages x copies and colour of the request; nothing is recorded. */
+typedef struct hook_calls_s {
+  int checks, used;
+  int pages, copies;
+  bool color;
+} hook_calls_t;
+
+static bool refuse_check(void *data, uid_t uid, const kcps_job_t *job, int copies, bool color,
+                         char **message)
+{
+  hook_calls_t *calls = data;
+  (void)uid;
+  calls->checks++;
+  calls->pages = job->pages;
+  calls->copies = copies;
+  calls->color = color;
+  *message = g_strdup("quota exceeded: this job needs 6 pages and 1 of your monthly 4 pages "
+                      "are left (2026-11)");
+  return false;
+}
+
+static void count_used(void *data, kcps_usage_record_t *rec)
+{
+  (void)rec;
+  ((hook_calls_t *)data)->used++;
+}
+
+START_TEST(test_releaser_quota_refused)
+{
+  fixture_t f;
+  fixture_open(&f);
+  hook_calls_t calls = {0};
+  kcps_release_hooks_t hooks = {.check = refuse_check, .used = count_used, .data = &calls};
+  kcps_releaser_set_hooks(f.releaser, &hooks);
+  g_autofree char *uri = g_strdup_printf("ipp://127.0.0.1:%d/ipp/print", closed_port());
+  kcps_release_opts_t opts = {uri, 2, KCPS_COLOR_MONO, false};
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) started = kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts,
+                                                    &error);
+  ck_assert_ptr_nonnull(started);
+  const char *rid = json_object_get_string_member(json_node_get_object(started), "id");
+  JsonNode *now = NULL;
+  for (;;) {
+    now = kcps_releaser_get(f.releaser, getuid(), rid);
+    if (strcmp(state_of(now), "failed") == 0)
+      break;
+    json_node_unref(now);
+    g_usleep(10 * 1000);
+  }
+  JsonObject *o = json_node_get_object(now);
+  ck_assert_str_eq(json_object_get_string_member(o, "message"),
+                   "quota exceeded: this job needs 6 pages and 1 of your monthly 4 pages "
+                   "are left (2026-11)");
+  ck_assert_int_eq(json_object_get_int_member(o, "attempts"), 0);
+  json_node_unref(now);
+  ck_assert_int_eq(calls.checks, 1);
+  ck_assert_int_eq(calls.copies, 2);
+  ck_assert(!calls.color);
+  ck_assert_int_ge(calls.pages, 1);
+  ck_assert_int_eq(calls.used, 0);
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(f.spool, f.job_id, NULL);
+  ck_assert_int_eq(job->state, KCPS_JOB_STATE_SPOOLED);
+  g_autofree char *usage = g_build_filename(f.dir, "usage.jsonl", NULL);
+  ck_assert(!g_file_test(usage, G_FILE_TEST_EXISTS));
+  fixture_close(&f);
+}
+END_TEST
+
 static Suite *release_suite(void)
 {
   Suite *s = suite_create("release");
@@ -468,6 +538,7 @@ static Suite *release_suite(void)
   tc = tcase_create("releaser");
   tcase_add_test(tc, test_releaser_refusals);
   tcase_add_test(tc, test_releaser_unreachable);
+  tcase_add_test(tc, test_releaser_quota_refused);
   suite_add_tcase(s, tc);
   return s;
 }

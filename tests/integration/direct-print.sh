@@ -235,4 +235,105 @@ wait_for 60 "release 9 ended" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $J9 
 # Nothing counted twice over the whole run: one usage line per printed job.
 n_printed=$("$KCPS" jobs --json | jq '[.[] | select(.state == "printed")] | length')
 [ "$(wc -l <"$USAGE")" = "$n_printed" ] || fail "usage has $(wc -l <"$USAGE") lines for $n_printed printed jobs"
-echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed)"
+
+# 10. Quota and usage with a server: a second kcpsd logged in to kcps-server
+# as alice, whose monthly quota is 4 pages. A 3-page release prints and is
+# counted once by the server, although the server is down when kcpsd posts
+# the record (kept in the outbox, retried, a second post deduplicated); the
+# next 3-page release is refused with what is left, nothing reaching the
+# printer; with the server down, the signed statement refuses it offline.
+SERVER_BIN="$BUILD/server-stub/kcps-server"
+[ -x "$SERVER_BIN" ] || fail "kcps-server not built"
+command -v curl >/dev/null && command -v jq >/dev/null || fail "curl and jq needed (make test installs them)"
+DATA="$D/server"
+start_kcps_server "$SERVER_BIN" "$DATA" "$D/server.log" || fail "kcps-server did not start"
+SERVER_PORT=${KCPS_SERVER_URL##*:}
+SERVER_CA="$DATA/server.crt"
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+ADMIN_PASSWORD=$(demo_credential "$DATA" "admin@a.test password")
+api() { # api METHOD ROUTE TOKEN [BODY]: the answer's body; the status in $D/status
+  local method=$1 route=$2 token=$3 body=${4:-}
+  curl -sS --cacert "$SERVER_CA" -X "$method" -H "Authorization: Bearer $token" \
+    ${body:+-H 'Content-Type: application/json' --data "$body"} -o "$D/answer" \
+    -w '%{http_code}' "$KCPS_SERVER_URL$route" >"$D/status" || echo 000 >"$D/status"
+  cat "$D/answer" 2>/dev/null
+}
+login() { # login EMAIL PASSWORD: the token
+  jq -n --arg e "$1" --arg p "$2" '{email: $e, password: $p}' |
+    curl -sS --cacert "$SERVER_CA" -H 'Content-Type: application/json' --data @- \
+      "$KCPS_SERVER_URL/api/v1/login" | jq -r '.token // empty'
+}
+ADMIN=$(login admin@a.test "$ADMIN_PASSWORD") && [ -n "$ADMIN" ] || fail "admin login"
+ALICE=$(login alice@a.test "$ALICE_PASSWORD") && [ -n "$ALICE" ] || fail "alice login"
+ALICE_ID=$(api GET /api/v1/me "$ALICE" | jq -r '.id // empty')
+[ -n "$ALICE_ID" ] || fail "alice's id: $(cat "$D/answer")"
+api PUT "/api/v1/users/$ALICE_ID/quota" "$ADMIN" '{"pages":4,"color_pages":null}' >/dev/null
+[ "$(cat "$D/status")" = 200 ] || fail "setting alice's quota: $(cat "$D/status") $(cat "$D/answer")"
+used_pages() { api GET /api/v1/me/quota "$ALICE" | jq -r '.used_pages // empty'; }
+[ "$(used_pages)" = 0 ] || fail "alice has used pages before the test"
+
+K2="$D/kcpsd2"
+start_kcpsd "$KCPSD" "$K2" "$KCPS_SERVER_URL" "$SERVER_CA" || fail "kcpsd with a server did not start"
+K2_LOG="$K2/kcpsd.log"
+kcps2() { KCPS_LOCAL_PORT=$KCPSD_LOCAL_PORT "$KCPS" "$@"; }
+IPP_PORT_1=$IPP_PORT
+IPP_PORT=$KCPSD_IPP_PORT
+spool2() { KCPS_LOCAL_PORT=$KCPSD_LOCAL_PORT spool "$@"; }
+job_state2() { kcps2 jobs --json | jq -r --arg id "$1" '.[] | select(.id == $id) | .state'; }
+printf '%s\n' "$ALICE_PASSWORD" | kcps2 login alice@a.test >/dev/null 2>&1 || fail "kcps login alice"
+OUTBOX="$K2/state/usage-outbox.jsonl"
+rm -f "$D/out"/*
+
+# 10a. Within quota; the server goes away before the usage post.
+touch "$D/ctl/block"
+QA=$(spool2 "$D/three.pdf") && [ -n "$QA" ] || fail "spool (quota A)"
+kcps2 release "$QA" --printer "$URI_PDF" >/dev/null || fail "release quota A"
+wait_for 30 "quota A printing" sh -c "KCPS_LOCAL_PORT=$KCPSD_LOCAL_PORT \"$KCPS\" jobs --json | jq -e --arg id $QA '.[] | select(.id == \$id) | .release.state == \"printing\"'" ||
+  fail "quota A never reached printing: $(kcps2 jobs --json)"
+SERVER_PID=$(lib_pid_of kcps-server | tail -n1)
+stop_pid "$SERVER_PID"
+rm -f "$D/ctl/block"
+wait_for 60 "quota A printed" sh -c "[ \"\$(KCPS_LOCAL_PORT=$KCPSD_LOCAL_PORT \"$KCPS\" jobs --json | jq -r --arg id $QA '.[] | select(.id == \$id) | .state')\" = printed ]" ||
+  fail "quota A not printed: $(kcps2 jobs --json)"
+[ "$(stat -c %a "$OUTBOX")" = 600 ] || fail "the usage outbox is not 0600"
+grep -q '"add"' "$OUTBOX" || fail "no usage record in the outbox: $(cat "$OUTBOX")"
+wait_for 60 "a failed usage post" grep -q "cannot post it now" "$K2_LOG" ||
+  fail "kcpsd did not try (and fail) to post while the server was down"
+grep -q '"sent"' "$OUTBOX" && fail "a record was marked sent while the server was down"
+start_kcps_server "$SERVER_BIN" "$DATA" "$D/server2.log" "127.0.0.1:$SERVER_PORT" ||
+  fail "kcps-server did not start again on port $SERVER_PORT"
+wait_for 90 "the usage record sent" grep -q '"sent"' "$OUTBOX" ||
+  fail "the usage record was not sent after the server came back: $(cat "$OUTBOX")"
+[ "$(used_pages)" = 3 ] || fail "the server counts $(used_pages) pages for alice, expected 3"
+# Posted once more (a retry after a lost answer): the same key, 200, not counted again.
+KEY=$(grep '"add"' "$OUTBOX" | head -n1 | jq -r '.add.key')
+BODY=$(grep '"add"' "$OUTBOX" | head -n1 | jq -c '.add | {idempotency_key: .key, printer, time: (.time | todate), job_type: "print", pages, copies, color, duplex, job_id}')
+api POST /api/v1/usage "$ALICE" "$BODY" >/dev/null
+[ "$(cat "$D/status")" = 200 ] || fail "a repeated usage post of $KEY answered $(cat "$D/status") $(cat "$D/answer")"
+[ "$(used_pages)" = 3 ] || fail "after a repeated post the server counts $(used_pages) pages, expected 3"
+[ "$(out_count)" = 1 ] || fail "the printer received $(out_count) documents for quota A, expected 1"
+rm -f "$D/out"/*
+
+# 10b. Over quota (3 pages, 1 left): refused with what is left; nothing printed.
+QB=$(spool2 "$D/three.pdf") && [ -n "$QB" ] || fail "spool (quota B)"
+msg=$(kcps2 release "$QB" --printer "$URI_PDF" --wait 2>&1) && fail "a release over quota succeeded"
+echo "$msg" | grep -q "quota exceeded" || fail "the over-quota refusal does not say so: $msg"
+echo "$msg" | grep -q "1 of your monthly 4 pages are left" || fail "the refusal does not say what is left: $msg"
+[ "$(out_count)" = 0 ] || fail "a release over quota reached the printer"
+held2() { case $(job_state2 "$1") in spooled|registered) return 0 ;; *) return 1 ;; esac; }
+held2 "$QB" || fail "quota B is $(job_state2 "$QB"), expected held (spooled or registered)"
+[ "$(used_pages)" = 3 ] || fail "a refused release was counted"
+ls "$K2"/state/quota-*.statement >/dev/null 2>&1 || fail "no quota statement kept"
+[ "$(stat -c %a "$K2"/state/quota-*.statement)" = 600 ] || fail "the quota statement is not 0600"
+
+# 10c. Offline: the kept statement (4 pages, 3 used) refuses it all the same.
+SERVER_PID=$(lib_pid_of kcps-server | tail -n1)
+stop_pid "$SERVER_PID"
+msg=$(kcps2 release "$QB" --printer "$URI_PDF" --wait 2>&1) && fail "an offline release over quota succeeded"
+echo "$msg" | grep -q "offline figure" || fail "the offline refusal does not say it is the offline figure: $msg"
+echo "$msg" | grep -q "1 pages are left" || fail "the offline refusal does not say what is left: $msg"
+[ "$(out_count)" = 0 ] || fail "an offline release over quota reached the printer"
+held2 "$QB" || fail "quota B is $(job_state2 "$QB") after the offline refusal"
+IPP_PORT=$IPP_PORT_1
+
+echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed; quota: within, usage posted once across a server restart, over quota refused, offline refused by the signed statement)"
