@@ -384,7 +384,9 @@ static void server_logout(kcps_daemon_t *daemon, const char *token)
  * any other job. Best effort: a failure waits for the next sync. */
 static void sync_printed(kcps_daemon_t *daemon, uid_t uid, bool pulled_only)
 {
-  if (daemon->server_url == NULL || daemon->cloud_spool)
+  /* Also in cloud mode: jobs registered for a pull before a switch to
+   * cloud are still pulled from here. */
+  if (daemon->server_url == NULL)
     return;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
