@@ -408,3 +408,15 @@ lib_log "raster to PDF: 20 pages, 300 dpi sRGB, best of 3 runs"
   exit 1
 }
 lib_log "$(cat "$tmp/raster.log")"
+
+# ---- 5. The tray's job list (issue 6) ---------------------------------------
+# 1,000 jobs from a parsed /v1/jobs answer to the first frame drawn, against
+# GTK's own GtkStringList of 1,000 strings in the same window, under Xvfb.
+# The program prints its own bench line and fails unless the list changed in
+# one splice.
+lib_log "tray: listing 1,000 jobs under Xvfb"
+xvfb-run -a "$build/tests/bench/bench-tray-list" 2>"$tmp/tray.log" || {
+  cat "$tmp/tray.log" >&2
+  exit 1
+}
+lib_log "$(cat "$tmp/tray.log")"

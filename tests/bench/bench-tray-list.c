@@ -5,7 +5,7 @@
  * GTK's own listing of 1,000 plain strings (GtkStringList, one splice, one
  * label a row) in the same window. Median of 7 rounds each.
  * Needs a display (make bench runs it under xvfb-run).
- * Prints: bench: tray-list-1000-ms ours=N anchor=N items-changed=N */
+ * Prints: bench: tray-list-1000-ms ours=N anchor=N ratio=R goal=<100 (...) */
 #include <gtk/gtk.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,8 +174,12 @@ int main(void)
   }
   qsort(ours, ROUNDS, sizeof(double), compare);
   qsort(anchor, ROUNDS, sizeof(double), compare);
-  printf("bench: tray-list-1000-ms ours=%.1f anchor=%.1f items-changed=%u\n", ours[ROUNDS / 2],
-         anchor[ROUNDS / 2], changes_per_update);
+  /* Goal: the first frame of 1,000 jobs within 100 ms (fluid to a person);
+   * the anchor is GTK's own list of 1,000 plain strings. */
+  double o = ours[ROUNDS / 2], a = anchor[ROUNDS / 2];
+  printf("bench: tray-list-1000-ms ours=%.1f anchor=%.1f ratio=%.2f goal=<100%s "
+         "(anchor: GtkStringList of 1,000 strings; items-changed=%u)\n",
+         o, a, a > 0 ? o / a : 0.0, o < 100.0 ? "" : " (over goal)", changes_per_update);
   gtk_window_destroy(GTK_WINDOW(b.window));
   return changes_per_update == 1 ? 0 : 1;
 }
