@@ -456,4 +456,17 @@ typedef struct kcps_server_quota_statement_s {
 bool kcps__server_quota_statement_verify(const char *public_b64, const char *text, gint64 now,
                                          kcps_server_quota_statement_t *out, GError **error);
 
+/* server-reports.c: the shared parts of the month's reports. */
+/* The month of ?month= (default: now's), or answers 400 itself. */
+bool kcps__server_month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8]);
+/* Adds the figures of one report row, from its columns at col on. */
+typedef void (*kcps__server_figures_fn)(JsonBuilder *b, sqlite3_stmt *stmt, int col);
+/* Adds member: [rows] of a grouped query bound to (?1 org, ?2 start, ?3 end):
+ * each row's first ncols columns are members named by names (a name starting
+ * with '#' is a limit: its integer, null when negative), then figures. */
+bool kcps__server_report_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
+                                     const char *sql, const char *const *names, int ncols,
+                                     gint64 org, gint64 start, gint64 end,
+                                     kcps__server_figures_fn figures, GError **error);
+
 G_END_DECLS

@@ -152,8 +152,8 @@ query_int(kcps_http_req_t *req, const char *name, gint64 lo, gint64 hi, gint64 d
   return kcps__server_parse_count(name, kcps_http_req_query(req, name), lo, hi, dflt, out, error);
 }
 
-static bool
-month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
+bool
+kcps__server_month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
 {
   g_autoptr(GError) error = NULL;
   if (kcps__server_parse_month(kcps_http_req_query(req, "month"), kcps__server_now(), start, end,
@@ -185,12 +185,11 @@ add_usage(JsonBuilder *b, sqlite3_stmt *stmt, int col)
   kcps__server_json_int(b, "failed_jobs", sqlite3_column_int64(stmt, col + 4));
 }
 
-/* Adds name: [rows...] of a grouped usage query; each row's first ncols
- * columns are string members named by names. */
-static bool
-add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member, const char *sql,
-                      const char *const *names, int ncols, gint64 org, gint64 start, gint64 end,
-                      GError **error)
+bool
+kcps__server_report_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
+                                const char *sql, const char *const *names, int ncols, gint64 org,
+                                gint64 start, gint64 end, kcps__server_figures_fn figures,
+                                GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(server, sql, error);
   if (!stmt)
@@ -203,9 +202,21 @@ add_usage_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
   int rc;
   while ((rc = kcps__server_db_step(server, stmt, error)) == SQLITE_ROW) {
     json_builder_begin_object(b);
-    for (int i = 0; i < ncols; i++)
-      kcps__server_json_string(b, names[i], (const char *)sqlite3_column_text(stmt, i));
-    add_usage(b, stmt, ncols);
+    for (int i = 0; i < ncols; i++) {
+      if (names[i][0] == '#') {
+        /* A limit: -1 (NULL in the table) is unlimited. */
+        gint64 v = sqlite3_column_type(stmt, i) == SQLITE_NULL ? -1
+                                                                : sqlite3_column_int64(stmt, i);
+        json_builder_set_member_name(b, names[i] + 1);
+        if (v < 0)
+          json_builder_add_null_value(b);
+        else
+          json_builder_add_int_value(b, v);
+      } else {
+        kcps__server_json_string(b, names[i], (const char *)sqlite3_column_text(stmt, i));
+      }
+    }
+    figures(b, stmt, ncols);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
@@ -222,7 +233,7 @@ route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
     return;
   gint64 start, end;
   char month[8];
-  if (!month_of_req(req, &start, &end, month))
+  if (!kcps__server_month_of_req(req, &start, &end, month))
     return;
 
   static const char *const user_names[] = {"id", "email", "name"};
@@ -249,17 +260,17 @@ route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   }
   sqlite3_finalize(stmt);
   if (!error)
-    add_usage_rows_locked(server, b, "users",
+    kcps__server_report_rows_locked(server, b, "users",
                           "SELECT u.public_id, u.email, u.name," USAGE_COLUMNS
                           " FROM job_logs l JOIN users u ON u.id = l.user_id" USAGE_WHERE
                           " GROUP BY l.user_id ORDER BY u.email",
-                          user_names, 3, org, start, end, &error);
+                          user_names, 3, org, start, end, add_usage, &error);
   if (!error)
-    add_usage_rows_locked(server, b, "devices",
+    kcps__server_report_rows_locked(server, b, "devices",
                           "SELECT d.name," USAGE_COLUMNS
                           " FROM job_logs l JOIN devices d ON d.id = l.device_id" USAGE_WHERE
                           " GROUP BY l.device_id ORDER BY d.name",
-                          device_names, 1, org, start, end, &error);
+                          device_names, 1, org, start, end, add_usage, &error);
   g_mutex_unlock(&server->lock);
   json_builder_end_object(b);
 
@@ -474,7 +485,7 @@ route_contracts(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
     return;
   gint64 start, end;
   char month[8];
-  if (!month_of_req(req, &start, &end, month))
+  if (!kcps__server_month_of_req(req, &start, &end, month))
     return;
 
   g_autoptr(GError) error = NULL;

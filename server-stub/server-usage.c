@@ -296,18 +296,6 @@ kcps__server_quota_statement_verify(const char *public_b64, const char *text, gi
 
 /* Routes ----------------------------------------------------------------- */
 
-/* The month of ?month= (default: now's), or answers 400 itself. */
-static bool
-month_of_req(kcps_http_req_t *req, gint64 *start, gint64 *end, char out[8])
-{
-  g_autoptr(GError) error = NULL;
-  if (kcps__server_parse_month(kcps_http_req_query(req, "month"), kcps__server_now(), start, end,
-                               out, &error))
-    return true;
-  kcps__server_respond_bad(req, error);
-  return false;
-}
-
 #define RECORD_COLUMNS                                                                             \
   "r.public_id, r.idempotency_key, r.printer, r.time, r.job_type, r.pages, r.copies, r.color,"    \
   " r.duplex, r.job_public_id, r.device_id IS NOT NULL, r.job_id IS NOT NULL"
@@ -506,7 +494,7 @@ route_my_quota(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
   (void)id;
   gint64 start, end;
   char month[8];
-  if (!month_of_req(req, &start, &end, month))
+  if (!kcps__server_month_of_req(req, &start, &end, month))
     return;
   g_autoptr(GError) error = NULL;
   quota_t q = {0};
@@ -618,38 +606,6 @@ add_report_figures(JsonBuilder *b, sqlite3_stmt *stmt, int col)
   kcps__server_json_int(b, "duplex_jobs", sqlite3_column_int64(stmt, col + 3));
 }
 
-/* member: [rows] of a grouped query whose first ncols columns are named by
- * names (integers when the name starts with '#': quota columns, -1 null). */
-static bool
-add_report_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member, const char *sql,
-                       const char *const *names, int ncols, gint64 org, gint64 start, gint64 end,
-                       GError **error)
-{
-  sqlite3_stmt *stmt = kcps__server_db_prepare(server, sql, error);
-  if (!stmt)
-    return false;
-  sqlite3_bind_int64(stmt, 1, org);
-  sqlite3_bind_int64(stmt, 2, start);
-  sqlite3_bind_int64(stmt, 3, end);
-  json_builder_set_member_name(b, member);
-  json_builder_begin_array(b);
-  int rc;
-  while ((rc = kcps__server_db_step(server, stmt, error)) == SQLITE_ROW) {
-    json_builder_begin_object(b);
-    for (int i = 0; i < ncols; i++) {
-      if (names[i][0] == '#')
-        add_limit(b, names[i] + 1, sqlite3_column_int64(stmt, i));
-      else
-        kcps__server_json_string(b, names[i], (const char *)sqlite3_column_text(stmt, i));
-    }
-    add_report_figures(b, stmt, ncols);
-    json_builder_end_object(b);
-  }
-  json_builder_end_array(b);
-  sqlite3_finalize(stmt);
-  return rc == SQLITE_DONE;
-}
-
 static void
 route_org_usage(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
                 const char *id)
@@ -673,7 +629,7 @@ route_org_usage(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
     kcps_http_respond_error(req, 403, "forbidden", "your role may not see this here");
     return;
   }
-  if (!month_of_req(req, &start, &end, month))
+  if (!kcps__server_month_of_req(req, &start, &end, month))
     return;
 
   static const char *const user_names[] = {"id", "email", "name", "#quota_pages",
@@ -700,18 +656,18 @@ route_org_usage(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
   }
   sqlite3_finalize(stmt);
   if (!error)
-    add_report_rows_locked(server, b, "users",
+    kcps__server_report_rows_locked(server, b, "users",
                            "SELECT u.public_id, u.email, u.name, coalesce(u.quota_pages, -1),"
                            " coalesce(u.quota_color_pages, -1)," REPORT_COLUMNS
                            " FROM usage_counted c JOIN users u ON u.id = c.user_id" REPORT_WHERE
                            " GROUP BY c.user_id ORDER BY u.email",
-                           user_names, 5, org, start, end, &error);
+                           user_names, 5, org, start, end, add_report_figures, &error);
   if (!error)
-    add_report_rows_locked(server, b, "printers",
+    kcps__server_report_rows_locked(server, b, "printers",
                            "SELECT c.printer," REPORT_COLUMNS
                            " FROM usage_counted c" REPORT_WHERE
                            " GROUP BY c.printer ORDER BY c.printer",
-                           printer_names, 1, org, start, end, &error);
+                           printer_names, 1, org, start, end, add_report_figures, &error);
   g_mutex_unlock(&server->lock);
   json_builder_end_object(b);
   if (error)
