@@ -458,6 +458,7 @@ static const struct {
   {"GET", "/v1/settings", get_settings},
   {"PUT", "/v1/settings", put_settings},
   {"POST", "/v1/printers/forget", post_printer_forget},
+  {"GET", "/v1/printers", kcps__local_get_printers},
 };
 
 static void handle_local(kcps_http_req_t *req, void *data)

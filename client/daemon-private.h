@@ -213,6 +213,8 @@ bool kcps__local_host_ok(const char *host);
  * KCPS_DAEMON_ERROR_BAD_REQUEST naming the problem. */
 bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
                              GError **error);
+/* GET /v1/printers (daemon-printers.c): discovered printers. */
+void kcps__local_get_printers(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
 /* The job id of a pull path "/jobs/<id>/document" (g_free), or NULL. */
 char *kcps__pull_job_id_from_path(const char *path);
 

@@ -484,3 +484,53 @@ kcps_http_respond_fd(kcps_http_req_t *req, unsigned status, const char *content_
 {
   kcps_http_respond_fd_range(req, status, content_type, fd, 0, size);
 }
+
+/* A stream of unknown length: the caller's reader and its data. */
+typedef struct {
+  kcps_http_stream_fn read_fn;
+  void *data;
+  GDestroyNotify free_fn;
+} user_stream_t;
+
+static ssize_t
+read_user_block(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  user_stream_t *stream = cls;
+  (void)pos;
+  gssize n = stream->read_fn(stream->data, buf, max);
+  if (n < 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void
+free_user_stream(void *cls)
+{
+  user_stream_t *stream = cls;
+  if (stream->free_fn)
+    stream->free_fn(stream->data);
+  g_free(stream);
+}
+
+void
+kcps_http_respond_stream(kcps_http_req_t *req, unsigned status, const char *content_type,
+                         kcps_http_stream_fn read_fn, void *data, GDestroyNotify free_fn)
+{
+  user_stream_t *stream = g_new0(user_stream_t, 1);
+  stream->read_fn = read_fn;
+  stream->data = data;
+  stream->free_fn = free_fn;
+  /* Small blocks: an event is sent as soon as the reader returns it. */
+  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4 * 1024,
+                                                             read_user_block, stream,
+                                                             free_user_stream);
+  if (!r) {
+    free_user_stream(stream);
+    kcps_http_respond_error(req, 500, "internal", "cannot start the stream");
+    return;
+  }
+  /* A quiet stream is not a stalled client: the reader blocks by design. */
+  MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+  MHD_add_response_header(r, "Content-Type", content_type);
+  set_response(req, status, r);
+}

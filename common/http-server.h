@@ -76,4 +76,15 @@ void kcps_http_respond_fd_range(kcps_http_req_t *req, unsigned status,
                                 const char *content_type, int fd, guint64 offset,
                                 guint64 size);
 
+/* A stream of unknown length (chunked), e.g. server-sent events. read_fn is
+ * called on the connection's own thread and MAY BLOCK until it has bytes:
+ * it copies at most max bytes into buf and returns how many (> 0), or
+ * returns 0 to end the stream (a negative value ends it as an error). The
+ * connection's idle timeout is off for it: the handler decides how long it
+ * lives. free_fn(data) runs once when the connection ends (also when the
+ * peer went away). */
+typedef gssize (*kcps_http_stream_fn)(void *data, char *buf, size_t max);
+void kcps_http_respond_stream(kcps_http_req_t *req, unsigned status, const char *content_type,
+                              kcps_http_stream_fn read_fn, void *data, GDestroyNotify free_fn);
+
 G_END_DECLS
