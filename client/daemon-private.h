@@ -213,6 +213,12 @@ bool kcps__local_host_ok(const char *host);
  * KCPS_DAEMON_ERROR_BAD_REQUEST naming the problem. */
 bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
                              GError **error);
+/* Push channel (daemon-events.c): tells uid's subscribers of GET /v1/events
+ * that something changed. type: "job" (added, state, deleted), "upload"
+ * (progress), "release", "session", "settings", "quota"; id: the job or
+ * release id, or NULL. Cheap and non-blocking: call it from any thread,
+ * with or without locks held. */
+void kcps__events_emit(kcps_daemon_t *daemon, uid_t uid, const char *type, const char *id);
 /* GET /v1/printers (daemon-printers.c): discovered printers. */
 void kcps__local_get_printers(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
 /* The job id of a pull path "/jobs/<id>/document" (g_free), or NULL. */
