@@ -63,6 +63,144 @@ static void respond_built(kcps_http_req_t *req, unsigned status, JsonBuilder *bu
   kcps_http_respond_json(req, status, node);
 }
 
+/* --- the quota shown ------------------------------------------------------ */
+
+/* How long to wait for the server's quota before answering without it. */
+#define QUOTA_TIMEOUT_S 5
+/* After a failed read, the next /v1/status tries again no sooner than this
+ * (a login, a release or a "quota" event try at once). */
+#define QUOTA_RETRY_US (60 * G_USEC_PER_SEC)
+
+/* uid's quota as the server last said (daemon->quotas). */
+typedef struct quota_s {
+  bool known;       /* the last read succeeded */
+  bool stale;       /* read again at the next /v1/status */
+  bool unlimited;
+  gint64 pages;     /* the month's limit (all pages) */
+  gint64 left;      /* pages left this month */
+  char month[8];    /* "YYYY-MM" */
+  gint64 tried_at;  /* monotonic us of the last read */
+  guint marks;      /* how often it was marked stale */
+} quota_t;
+
+void kcps__local_quota_stale(kcps_daemon_t *daemon, uid_t uid)
+{
+  g_mutex_lock(&daemon->quota_lock);
+  quota_t *quota = g_hash_table_lookup(daemon->quotas, GUINT_TO_POINTER(uid));
+  if (quota != NULL) {
+    quota->stale = true;
+    quota->marks++;
+  }
+  g_mutex_unlock(&daemon->quota_lock);
+}
+
+static void quota_forget(kcps_daemon_t *daemon, uid_t uid)
+{
+  g_mutex_lock(&daemon->quota_lock);
+  g_hash_table_remove(daemon->quotas, GUINT_TO_POINTER(uid));
+  g_mutex_unlock(&daemon->quota_lock);
+}
+
+/* Reads GET /api/v1/me/quota with token into *quota (blocking). */
+static void quota_fetch(kcps_daemon_t *daemon, uid_t uid, const char *token, quota_t *quota)
+{
+  kcps_http_opts_t opts;
+  kcps__daemon_server_opts(daemon, &opts, token, QUOTA_TIMEOUT_S);
+  g_autofree char *url = g_strconcat(daemon->server_url, "/api/v1/me/quota", NULL);
+  g_autoptr(JsonNode) response = NULL;
+  g_autoptr(GError) error = NULL;
+  long status = 0;
+  quota->known = false;
+  if (kcps_http_call_json("GET", url, &opts, NULL, &status, &response, &error) != KCPS_NET_OK) {
+    g_message("cannot read the quota of uid %u: %s", (unsigned)uid, error->message);
+    return;
+  }
+  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
+                      ? json_node_get_object(response) : NULL;
+  if (obj == NULL || !json_object_has_member(obj, "remaining_pages"))
+    return;
+  JsonNode *left = json_object_get_member(obj, "remaining_pages");
+  JsonNode *pages = json_object_get_member(obj, "quota_pages");
+  const char *month = kcps_json_string(obj, "month");
+  quota->unlimited = JSON_NODE_HOLDS_NULL(left);
+  if (!quota->unlimited) {
+    if (json_node_get_value_type(left) != G_TYPE_INT64 || pages == NULL
+        || json_node_get_value_type(pages) != G_TYPE_INT64)
+      return;
+    quota->left = MAX(json_node_get_int(left), 0);
+    quota->pages = json_node_get_int(pages);
+  }
+  g_strlcpy(quota->month, month != NULL && strlen(month) == 7 ? month : "", sizeof quota->month);
+  quota->known = true;
+}
+
+/* uid's quota for /v1/status: read from the server when stale (or never
+ * read, or a failed read a while ago); false when unknown. */
+static bool quota_get(kcps_daemon_t *daemon, uid_t uid, quota_t *out)
+{
+  if (daemon->server_url == NULL)
+    return false;
+  g_autofree char *token = NULL;
+  if (!kcps__daemon_session_get(daemon, uid, NULL, &token))
+    return false;
+  gint64 now = g_get_monotonic_time();
+  g_mutex_lock(&daemon->quota_lock);
+  quota_t *quota = g_hash_table_lookup(daemon->quotas, GUINT_TO_POINTER(uid));
+  bool read = quota == NULL || quota->stale
+              || (!quota->known && now - quota->tried_at >= QUOTA_RETRY_US);
+  quota_t copy = quota != NULL ? *quota : (quota_t){0};
+  g_mutex_unlock(&daemon->quota_lock);
+  if (read) {
+    /* Two status reads at once may both ask; the answers agree. */
+    quota_fetch(daemon, uid, token, &copy);
+    copy.stale = false;
+    copy.tried_at = now;
+    g_mutex_lock(&daemon->quota_lock);
+    quota_t *stored = g_hash_table_lookup(daemon->quotas, GUINT_TO_POINTER(uid));
+    /* Marked stale again while the server answered: the next read asks
+     * again. */
+    bool marked = stored != NULL && stored->marks != copy.marks;
+    if (stored == NULL) {
+      stored = g_new0(quota_t, 1);
+      g_hash_table_insert(daemon->quotas, GUINT_TO_POINTER(uid), stored);
+    }
+    guint marks = stored->marks;
+    *stored = copy;
+    stored->marks = marks;
+    stored->stale = marked;
+    g_mutex_unlock(&daemon->quota_lock);
+  }
+  kcps__secret_free(g_steal_pointer(&token));
+  *out = copy;
+  return copy.known;
+}
+
+/* "quota": null (unknown: logged out, no server, offline) or
+ * {"month","quota_pages","remaining_pages"}, both null when unlimited. */
+static void add_quota(JsonBuilder *builder, kcps_daemon_t *daemon, uid_t uid)
+{
+  quota_t quota;
+  json_builder_set_member_name(builder, "quota");
+  if (!quota_get(daemon, uid, &quota)) {
+    json_builder_add_null_value(builder);
+    return;
+  }
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "month");
+  json_builder_add_string_value(builder, quota.month);
+  json_builder_set_member_name(builder, "quota_pages");
+  if (quota.unlimited)
+    json_builder_add_null_value(builder);
+  else
+    json_builder_add_int_value(builder, quota.pages);
+  json_builder_set_member_name(builder, "remaining_pages");
+  if (quota.unlimited)
+    json_builder_add_null_value(builder);
+  else
+    json_builder_add_int_value(builder, quota.left);
+  json_builder_end_object(builder);
+}
+
 static void get_status(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
 {
   g_autofree char *user = kcps_platform_user_name(uid);
@@ -78,6 +216,11 @@ static void get_status(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   json_builder_add_boolean_value(builder, logged_in);
   add_string_or_null(builder, "email", email);
   add_string_or_null(builder, "server", daemon->server_url);
+  kcps_spool_mode_source_t source;
+  kcps_spool_mode_t mode = kcps__settings_effective(daemon, uid, &source);
+  add_string_or_null(builder, "spool_mode", kcps__spool_mode_string(mode));
+  add_string_or_null(builder, "spool_mode_source", kcps__spool_mode_source_string(source));
+  add_quota(builder, daemon, uid);
   json_builder_end_object(builder);
   respond_built(req, 200, builder);
 }
@@ -138,6 +281,7 @@ static void put_settings(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
             kcps__spool_mode_string(after));
   if (after != before)
     kcps__sync_register_user(daemon, uid);
+  kcps__events_emit(daemon, uid, "settings", NULL);
   respond_settings(daemon, req, uid);
 }
 
@@ -246,6 +390,8 @@ static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   /* Jobs spooled while logged out are registered now, in the background. */
   kcps__sync_prefetch_key(daemon);
   kcps__sync_register_user(daemon, uid);
+  quota_forget(daemon, uid); /* read afresh for this account */
+  kcps__events_emit(daemon, uid, "session", NULL);
 
   g_autoptr(JsonBuilder) builder = json_builder_new();
   json_builder_begin_object(builder);
@@ -260,6 +406,8 @@ static void post_logout(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
   if (token != NULL) {
     g_message("uid %u logged out", (unsigned)uid);
     kcps__sync_server_logout(daemon, token);
+    quota_forget(daemon, uid);
+    kcps__events_emit(daemon, uid, "session", NULL);
   }
   kcps_http_respond_empty(req, 204);
 }
@@ -401,6 +549,57 @@ static void get_release(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
   kcps_http_respond_json(req, 200, release);
 }
 
+/* DELETE /v1/jobs/<id>: the caller's job goes from the spool (document
+ * removed, row marked deleted). The server has no route to withdraw a
+ * pull registration: a registered job stays listed there until it
+ * expires, and a pull of it gets 404 here. */
+static void delete_job(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
+                       const char *job_id)
+{
+  g_autoptr(GError) error = NULL;
+  kcps_job_t *job = kcps_spool_get_job(daemon->spool, job_id, NULL);
+  bool mine = job != NULL && job->owner_uid == uid && job->state != KCPS_JOB_STATE_DELETED;
+  kcps_job_free(job);
+  if (!mine) {
+    kcps_http_respond_error(req, 404, "not_found", "no such job");
+    return;
+  }
+  g_autoptr(JsonNode) release = kcps_releaser_latest_for_job(daemon->releaser, job_id);
+  const char *state = release != NULL && JSON_NODE_HOLDS_OBJECT(release)
+                        ? kcps_json_string(json_node_get_object(release), "state") : NULL;
+  static const char *const running[] = {"pending", "retrying", "sending", "printing"};
+  for (size_t i = 0; state != NULL && i < G_N_ELEMENTS(running); i++) {
+    if (strcmp(state, running[i]) == 0) {
+      kcps_http_respond_error(req, 409, "conflict", "a release of job %s is running (%s)",
+                              job_id, state);
+      return;
+    }
+  }
+  if (!kcps_spool_set_state(daemon->spool, job_id, KCPS_JOB_STATE_DELETED, &error)) {
+    g_warning("cannot delete job %s of uid %u: %s", job_id, (unsigned)uid, error->message);
+    kcps_http_respond_error(req, 500, "internal", "the job cannot be deleted");
+    return;
+  }
+  g_message("uid %u deleted job %s", (unsigned)uid, job_id);
+  kcps__events_emit(daemon, uid, "job", job_id);
+  kcps_http_respond_empty(req, 204);
+}
+
+/* GET /v1/events: the caller's change events as server-sent events, until
+ * she hangs up or kcpsd stops (daemon-events.c). */
+static void get_events(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  g_autoptr(GError) error = NULL;
+  kcps__events_sub_t *sub = kcps__events_subscribe(daemon->events, uid,
+                                                   kcps_http_req_socket(req), &error);
+  if (sub == NULL) {
+    kcps_http_respond_error(req, 503, "unavailable", "%s", error->message);
+    return;
+  }
+  kcps_http_respond_stream(req, 200, "text/event-stream", kcps__events_read, sub,
+                           (GDestroyNotify)kcps__events_unsubscribe);
+}
+
 /* POST /v1/printers/forget {"printer": URI}: drops the pinned certificate. */
 static void post_printer_forget(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
 {
@@ -459,6 +658,7 @@ static const struct {
   {"PUT", "/v1/settings", put_settings},
   {"POST", "/v1/printers/forget", post_printer_forget},
   {"GET", "/v1/printers", kcps__local_get_printers},
+  {"GET", "/v1/events", get_events},
 };
 
 static void handle_local(kcps_http_req_t *req, void *data)
@@ -502,6 +702,15 @@ static void handle_local(kcps_http_req_t *req, void *data)
   const char *path = kcps_http_req_path(req);
   g_autofree char *job_id = path_id(path, "/v1/jobs/", "/release");
   g_autofree char *release_id = path_id(path, "/v1/releases/", "");
+  g_autofree char *job_only = path_id(path, "/v1/jobs/", "");
+  if (job_only != NULL) {
+    if (g_strcmp0(method, "DELETE") != 0)
+      kcps_http_respond_error(req, 405, "method_not_allowed", "%s is not allowed on %s", method,
+                              path);
+    else
+      delete_job(daemon, req, uid, job_only);
+    return;
+  }
   if (job_id != NULL || release_id != NULL) {
     bool post = job_id != NULL;
     if (g_strcmp0(method, post ? "POST" : "GET") != 0)
@@ -530,8 +739,22 @@ static void handle_local(kcps_http_req_t *req, void *data)
     kcps_http_respond_error(req, 404, "not_found", "no such route: %s", path);
 }
 
+/* A release changed (release.c, on its worker): its job and the release
+ * itself, and the quota after a page count. */
+static void on_release_changed(uid_t uid, const char *job_id, const char *release_id,
+                               const char *state, void *data)
+{
+  kcps_daemon_t *daemon = data;
+  kcps__events_emit(daemon, uid, "release", release_id);
+  kcps__events_emit(daemon, uid, "job", job_id);
+  if (strcmp(state, "completed") == 0)
+    kcps__events_emit(daemon, uid, "quota", NULL);
+}
+
 bool kcps__local_start(kcps_daemon_t *daemon, GError **error)
 {
+  if (daemon->releaser != NULL)
+    kcps_releaser_set_changed(daemon->releaser, on_release_changed, daemon);
   /* Two servers rather than two listen entries of one: with port 0 both
    * families must end up on the same port, which is only known after the
    * first bind. */

@@ -22,6 +22,8 @@ typedef struct kcps__session_s {
 
 /* The cloud spool's uploader (daemon-upload.c). */
 typedef struct kcps__uploader_s kcps__uploader_t;
+/* The push channel's subscribers (daemon-events.c). */
+typedef struct kcps__events_s kcps__events_t;
 #define KCPS_UPLOAD_CHUNK_DEFAULT (4 * 1024 * 1024)
 
 struct kcps_daemon_s {
@@ -72,6 +74,10 @@ struct kcps_daemon_s {
   GHashTable *user_modes;       /* GUINT_TO_POINTER(uid) -> GINT_TO_POINTER(mode), cache of
                                    STATE/users/<uid>.json */
   GHashTable *org_modes;        /* uid -> mode: the organization's, as read at login */
+
+  kcps__events_t *events;       /* GET /v1/events (daemon-events.c) */
+  GMutex quota_lock;            /* guards quotas */
+  GHashTable *quotas;           /* uid -> the server's quota as last read (daemon-local.c) */
 };
 
 /* Sessions (daemon.c). set copies its strings and returns the token of the
@@ -219,6 +225,31 @@ bool kcps__local_parse_login(const char *body, size_t len, char **email, char **
  * release id, or NULL. Cheap and non-blocking: call it from any thread,
  * with or without locks held. */
 void kcps__events_emit(kcps_daemon_t *daemon, uid_t uid, const char *type, const char *id);
+/* The subscribers. Bounds (0: these defaults): events queued per stream
+ * (more collapse into one "resync"), streams per OS user, streams in all. */
+#define KCPS_EVENTS_QUEUE_CAP 32
+#define KCPS_EVENTS_PER_USER_CAP 8
+#define KCPS_EVENTS_TOTAL_CAP 256
+typedef struct kcps__events_sub_s kcps__events_sub_t;
+kcps__events_t *kcps__events_new(guint queue_cap, guint per_user_cap, guint total_cap);
+/* Ends every stream (their readers return 0) and refuses new ones; call
+ * before the local API's servers are freed. */
+void kcps__events_stop(kcps__events_t *events);
+void kcps__events_free(kcps__events_t *events);
+/* A stream for uid watching sock (-1: none) for hang-up; NULL + G_IO_ERROR
+ * BUSY over a cap, CLOSED while stopping. */
+kcps__events_sub_t *kcps__events_subscribe(kcps__events_t *events, uid_t uid, int sock,
+                                           GError **error);
+void kcps__events_unsubscribe(kcps__events_sub_t *sub);
+/* The stream's next bytes (a kcps_http_stream_fn): blocks until an event,
+ * the peer's hang-up or stop (0). The first event is "ready". */
+gssize kcps__events_read(void *sub, char *buf, size_t max);
+/* What is queued, formatted, without blocking (g_free; NULL: nothing). */
+char *kcps__events_next(kcps__events_sub_t *sub);
+/* uid's streams now. */
+guint kcps__events_count(kcps__events_t *events, uid_t uid);
+/* The quota shown in /v1/status is to be read again (daemon-local.c). */
+void kcps__local_quota_stale(kcps_daemon_t *daemon, uid_t uid);
 /* GET /v1/printers (daemon-printers.c): discovered printers. */
 void kcps__local_get_printers(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
 /* The job id of a pull path "/jobs/<id>/document" (g_free), or NULL. */

@@ -138,6 +138,7 @@ static bool make_private_dir(const char *dir, GError **error)
  * hand it to the worker so the IPP answer never waits for the network. */
 static void on_job_spooled(const kcps_job_t *job, void *data)
 {
+  kcps__events_emit(data, job->owner_uid, "job", job->id);
   kcps__sync_register_job(data, job->id);
 }
 
@@ -206,6 +207,9 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
   kcps_daemon_t *daemon = g_new0(kcps_daemon_t, 1);
   g_mutex_init(&daemon->lock);
   g_mutex_init(&daemon->key_lock);
+  daemon->events = kcps__events_new(0, 0, 0);
+  g_mutex_init(&daemon->quota_lock);
+  daemon->quotas = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   daemon->sessions = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, session_free);
   daemon->user_mode = config->user_mode;
   daemon->user_uid = config->user_uid;
@@ -281,6 +285,7 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
   /* Ports first, so no request hands work to a stopped worker; then the
    * worker; the spool last, since all of them use it. */
   kcps_ipp_server_free(daemon->ipp);
+  kcps__events_stop(daemon->events); /* event streams end, so the ports can close */
   kcps_http_server_free(daemon->pull);
   kcps_http_server_free(daemon->local4);
   kcps_http_server_free(daemon->local6);
@@ -292,6 +297,9 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
     kcps_spool_close(daemon->spool);
 
   g_hash_table_destroy(daemon->sessions);
+  kcps__events_free(daemon->events);
+  g_hash_table_destroy(daemon->quotas);
+  g_mutex_clear(&daemon->quota_lock);
   if (daemon->user_modes != NULL) {
     g_hash_table_destroy(daemon->user_modes);
     g_hash_table_destroy(daemon->org_modes);

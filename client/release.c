@@ -66,6 +66,8 @@ struct kcps_releaser_s {
   int gone_ms;
   int retry_ms;
   kcps_release_hooks_t hooks; /* set before the first release, then read only */
+  kcps_release_changed_cb_t changed; /* likewise */
+  void *changed_data;
 };
 
 static void release_free(void *data)
@@ -100,6 +102,13 @@ void kcps_releaser_set_timing(kcps_releaser_t *releaser, int gone_ms, int retry_
 {
   releaser->gone_ms = gone_ms;
   releaser->retry_ms = retry_ms;
+}
+
+void kcps_releaser_set_changed(kcps_releaser_t *releaser, kcps_release_changed_cb_t cb,
+                               void *data)
+{
+  releaser->changed = cb;
+  releaser->changed_data = data;
 }
 
 void kcps_releaser_set_hooks(kcps_releaser_t *releaser, const kcps_release_hooks_t *hooks)
@@ -164,6 +173,8 @@ static void set_state(kcps_releaser_t *r, release_t *rel, const char *state, con
   g_mutex_unlock(&r->lock);
   g_info("release %s of job %s: %s%s%s", rel->id, rel->job_id, state,
          rel->message != NULL ? ": " : "", rel->message != NULL ? rel->message : "");
+  if (r->changed != NULL)
+    r->changed(rel->uid, rel->job_id, rel->id, state, r->changed_data);
 }
 
 /* --- the printer connection ----------------------------------------------------- */
@@ -836,6 +847,9 @@ JsonNode *kcps_releaser_start(kcps_releaser_t *releaser, uid_t uid, const char *
   g_mutex_unlock(&releaser->lock);
   g_message("uid %u released job %s to %s (release %s)", (unsigned)uid, job_id, rel->pin_key,
             rel->id);
+  if (releaser->changed != NULL)
+    releaser->changed(uid, job_id, json_object_get_string_member(json_node_get_object(node), "id"),
+                      "pending", releaser->changed_data);
   return node;
 }
 

@@ -144,6 +144,16 @@ typedef struct kcps_release_hooks_s {
 /* Sets the hooks (copied); call before the first release. */
 void kcps_releaser_set_hooks(kcps_releaser_t *releaser, const kcps_release_hooks_t *hooks);
 
+/* Who is told of each state change of a release (kcpsd's push channel),
+ * on the thread that changed it, with no lock held; ended: the release is
+ * over (completed, aborted, canceled or failed). Call before the first
+ * release. */
+typedef void (*kcps_release_changed_cb_t)(uid_t uid, const char *job_id,
+                                          const char *release_id, const char *state,
+                                          void *data);
+void kcps_releaser_set_changed(kcps_releaser_t *releaser, kcps_release_changed_cb_t cb,
+                               void *data);
+
 /* Testing: the printer-gone window (default 15 s) and the first retry delay
  * (default 500 ms), in milliseconds. */
 void kcps_releaser_set_timing(kcps_releaser_t *releaser, int gone_ms, int retry_ms);

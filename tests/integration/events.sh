@@ -1,0 +1,237 @@
+#!/bin/bash
+# Integration test of kcpsd's push channel (GET /v1/events on the local API,
+# server-sent events), with curl -N against a real kcpsd --user and
+# kcps-server (--demo) on free loopback ports:
+#  - a subscriber first gets "ready"; a job printed to the IPP port brings a
+#    "job" event with its id; DELETE /v1/jobs/{id} brings another, and the job
+#    is gone from /v1/jobs (a second DELETE and another id: 404);
+#  - a login brings "session"; /v1/status then names the spool mode and its
+#    source and the quota (demo alice: a monthly limit, pages left);
+#  - PUT /v1/settings brings "settings";
+#  - another OS account (nobody, as root) is refused (403 forbidden_user);
+#  - more streams than the per-account cap get 503, and closing streams frees
+#    their places (the peer going away unsubscribes);
+#  - stopping kcpsd ends open streams at once (curl exits by itself).
+# Usage: events.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail.
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+for bin in "$SERVER_BIN" "$KCPSD_BIN"; do
+  [ -x "$bin" ] || { echo "events: FAIL: $bin is not built" >&2; exit 1; }
+done
+for tool in curl ipptool qpdf jq; do
+  command -v "$tool" >/dev/null || { echo "events: FAIL: $tool is not installed" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/kcps-events.XXXXXX)
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+abort() {
+  fail "$*"
+  exit 1
+}
+finish() {
+  local rc=$?
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+  fi
+  lib_stop_all
+  echo "events: $PASSED passed, $FAILED failed"
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    echo "events: logs kept in $TMP"
+    exit 1
+  fi
+  rm -rf "$TMP"
+  exit 0
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+
+DATA=$TMP/server
+start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||
+  abort "kcps-server prints its listening line"
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+[ -n "$ALICE_PASSWORD" ] || abort "alice's password in $DATA/demo-credentials.txt"
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$DATA/server.crt" ||
+  abort "kcpsd prints its ready line"
+KCPSD_PID=$(lib_pid_of kcpsd)
+API=http://127.0.0.1:$KCPSD_LOCAL_PORT
+pass "kcpsd ready: local=$KCPSD_LOCAL_PORT"
+
+# subscribe NAME: curl -N on /v1/events into $TMP/NAME.sse, recorded; waits for "ready".
+subscribe() {
+  lib_start "sse-$1" "$TMP/$1.sse" curl -sS -N "$API/v1/events"
+  wait_for_line 20 "$TMP/$1.sse" '^event: ready$' "$LIB_PID" >/dev/null
+}
+# events_of NAME: the data lines received so far.
+events_of() { grep '^data: ' "$TMP/$1.sse" | sed 's/^data: //'; }
+
+subscribe main || abort "GET /v1/events answers with a ready event"
+pass "GET /v1/events: the first event is ready"
+check_eq "the stream is text/event-stream" \
+  "$(curl -sS -m 5 -o /dev/null -D - "$API/v1/events" 2>/dev/null | tr -d '\r' |
+    sed -n 's/^[Cc]ontent-[Tt]ype: //p')" "text/event-stream"
+
+# A job printed to the IPP port.
+qpdf --empty --pages /usr/share/cups/data/default-testpage.pdf -- "$TMP/one.pdf" ||
+  abort "qpdf makes a PDF"
+cat >"$TMP/print.test" <<'EOF'
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name $user
+  ATTR name job-name "events one"
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+}
+EOF
+out=$(ipptool -t -T 30 -f "$TMP/one.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print.test" 2>&1) || abort "Print-Job to kcpsd: $out"
+JOB_ID=$(curl -sS "$API/v1/jobs" | jq -r '.jobs[] | select(.name == "events one") | .id')
+[ -n "$JOB_ID" ] || abort "the job is listed"
+if wait_for_line 20 "$TMP/main.sse" "^data: \\{\"type\":\"job\",\"id\":\"$JOB_ID\"\\}" >/dev/null; then
+  pass "a spooled job brings event job with its id"
+else
+  fail "no job event for $JOB_ID: $(events_of main | tr '\n' ' ')"
+fi
+check_eq "the event line names the type" "$(grep -c '^event: job$' "$TMP/main.sse")" 1
+
+# Deleting it.
+: >"$TMP/main.mark"
+before=$(grep -c '^event: job$' "$TMP/main.sse")
+check_eq "DELETE /v1/jobs/{id}: 204" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE "$API/v1/jobs/$JOB_ID")" 204
+if wait_for 20 "a second job event" test "$(grep -c '^event: job$' "$TMP/main.sse")" -gt "$before"; then
+  pass "a delete brings event job"
+else
+  fail "no job event after the delete: $(events_of main | tr '\n' ' ')"
+fi
+check_eq "the deleted job is not listed" \
+  "$(curl -sS "$API/v1/jobs" | jq -r --arg id "$JOB_ID" '[.jobs[] | select(.id == $id)] | length')" 0
+check_eq "DELETE again: 404" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE "$API/v1/jobs/$JOB_ID")" 404
+check_eq "DELETE of an unknown id: 404" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE "$API/v1/jobs/no-such-job")" 404
+check_eq "GET /v1/jobs/{id}: 405" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' "$API/v1/jobs/$JOB_ID")" 405
+
+# Status before and after a login.
+check_eq "status logged out: quota null, spool mode local from kcpsd" \
+  "$(curl -sS "$API/v1/status" | jq -c '[.quota, .spool_mode, .spool_mode_source]')" \
+  '[null,"local","kcpsd"]'
+code=$(curl -sS -o "$TMP/login.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary @- "$API/v1/login" <<EOF
+{"email":"alice@a.test","password":"$ALICE_PASSWORD"}
+EOF
+)
+check_eq "alice logs in" "$code" 200
+if wait_for 20 "a session event" grep -q '^event: session$' "$TMP/main.sse"; then
+  pass "a login brings event session"
+else
+  fail "no session event: $(events_of main | tr '\n' ' ')"
+fi
+STATUS=$(curl -sS "$API/v1/status")
+check_eq "status names the spool mode and its source" \
+  "$(printf '%s' "$STATUS" | jq -c '[.spool_mode, .spool_mode_source]')" '["local","kcpsd"]'
+# server_login EMAIL PASSWORD: prints the login answer of the server.
+server_login() {
+  jq -n --arg e "$1" --arg p "$2" '{email: $e, password: $p}' |
+    curl -sS --cacert "$DATA/server.crt" -H "Content-Type: application/json" \
+      --data-binary @- "$KCPS_SERVER_URL/api/v1/login"
+}
+ADMIN_PASSWORD=$(demo_credential "$DATA" "admin@a.test password")
+ADMIN_TOKEN=$(server_login admin@a.test "$ADMIN_PASSWORD" | jq -r '.token // empty')
+ALICE_LOGIN=$(server_login alice@a.test "$ALICE_PASSWORD")
+ALICE_TOKEN=$(printf '%s' "$ALICE_LOGIN" | jq -r '.token // empty')
+ALICE_ID=$(printf '%s' "$ALICE_LOGIN" | jq -r '.user.id // empty')
+[ -n "$ADMIN_TOKEN" ] && [ -n "$ALICE_TOKEN" ] && [ -n "$ALICE_ID" ] ||
+  abort "admin and alice log in to the server"
+check_eq "alice's monthly quota set to 40 pages" "$(curl -sS --cacert "$DATA/server.crt" \
+  -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+  -H "Content-Type: application/json" -d '{"pages":40,"color_pages":null}' \
+  "$KCPS_SERVER_URL/api/v1/users/$ALICE_ID/quota")" 200
+MONTH=$(curl -sS --cacert "$DATA/server.crt" -H "Authorization: Bearer $ALICE_TOKEN" \
+  "$KCPS_SERVER_URL/api/v1/me/quota" | jq -r '.month')
+check_eq "status: the quota read at login stays until something changes it (unlimited)" \
+  "$(curl -sS "$API/v1/status" | jq -c '.quota')" \
+  "{\"month\":\"$MONTH\",\"quota_pages\":null,\"remaining_pages\":null}"
+check_eq "alice logs in again" "$(jq -n --arg p "$ALICE_PASSWORD" \
+  '{email: "alice@a.test", password: $p}' | curl -sS -o /dev/null -w '%{http_code}' \
+  -H 'Content-Type: application/json' --data-binary @- "$API/v1/login")" 200
+check_eq "status: alice's quota read afresh at login" \
+  "$(curl -sS "$API/v1/status" | jq -c '.quota')" \
+  "{\"month\":\"$MONTH\",\"quota_pages\":40,\"remaining_pages\":40}"
+
+# Settings.
+check_eq "PUT /v1/settings: 200" "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT \
+  -H 'Content-Type: application/json' -d '{"spool_mode":"local"}' "$API/v1/settings")" 200
+if wait_for 20 "a settings event" grep -q '^event: settings$' "$TMP/main.sse"; then
+  pass "PUT /v1/settings brings event settings"
+else
+  fail "no settings event: $(events_of main | tr '\n' ' ')"
+fi
+check_eq "status: the spool mode is now the user's" \
+  "$(curl -sS "$API/v1/status" | jq -r '.spool_mode_source')" user
+
+# Another OS account.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+  # nobody writes no file: the answer comes back on stdout, the status last.
+  out=$(cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups curl -sS -m 10 \
+    -w '\n%{http_code}' "$API/v1/events" 2>&1)
+  if [ "$(printf '%s' "$out" | tail -n1)" = 403 ] && [[ "$out" == *forbidden_user* ]]; then
+    pass "another OS account cannot subscribe (403 forbidden_user)"
+  else
+    fail "nobody's GET /v1/events: got $out"
+  fi
+else
+  echo "skip - another OS account (needs root, setpriv and nobody)"
+fi
+
+# The per-account cap (8 streams): main + 7 more fill it, the next gets 503.
+for i in 1 2 3 4 5 6 7; do
+  subscribe "extra$i" || abort "stream $i of 8 starts"
+done
+check_eq "a ninth stream: 503" \
+  "$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$API/v1/events")" 503
+for i in 1 2 3 4 5 6 7; do
+  stop_pid "$(lib_pid_of "sse-extra$i")"
+done
+# Closed streams free their places (the peer's hang-up unsubscribes).
+if subscribe again; then
+  pass "streams closed by the peer free their places"
+else
+  fail "no stream after closing seven"
+fi
+
+# kcpsd stops: the open streams end by themselves.
+MAIN_CURL=$(lib_pid_of sse-main)
+AGAIN_CURL=$(lib_pid_of sse-again)
+kill -TERM "$KCPSD_PID"
+if wait_for 20 "kcpsd to exit" bash -c "! kill -0 $KCPSD_PID 2>/dev/null"; then
+  pass "kcpsd stops with event streams open"
+else
+  fail "kcpsd did not exit within 20 s with streams open"
+fi
+if wait_for 10 "the streams to end" bash -c "! kill -0 $MAIN_CURL 2>/dev/null && ! kill -0 $AGAIN_CURL 2>/dev/null"; then
+  pass "kcpsd's shutdown ends the streams"
+else
+  fail "curl still reads a stream after kcpsd stopped"
+fi
