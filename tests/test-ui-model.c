@@ -375,6 +375,91 @@ START_TEST(test_notices)
 }
 END_TEST
 
+/* Uploads and releases: reaching the cloud, a release that failed. */
+START_TEST(test_notices_upload_and_release)
+{
+  g_autoptr(GDateTime) now = test_now();
+  g_autoptr(GPtrArray) before = job_list();
+  g_ptr_array_add(before, info("u", "cloud.pdf", "spooled", 0));
+  g_ptr_array_add(before, info("r", "held.pdf", "spooled", 0));
+  g_autoptr(GPtrArray) after = job_list();
+  g_ptr_array_add(after, info("u", "cloud.pdf", "uploaded", 0));
+  kcps_tray_job_info_t *held = info("r", "held.pdf", "spooled", 0);
+  held->release_state = g_strdup("aborted");
+  g_ptr_array_add(after, held);
+  g_autoptr(GPtrArray) got = kcps_tray_notices(before, after, NULL, now);
+  ck_assert_uint_eq(got->len, 2);
+  ck_assert_int_eq(notice_at(got, 0)->kind, KCPS_TRAY_NOTICE_UPLOADED);
+  ck_assert_str_eq(notice_at(got, 0)->id, "uploaded-u");
+  ck_assert_str_eq(notice_at(got, 0)->title, "Uploaded");
+  ck_assert_int_eq(notice_at(got, 1)->kind, KCPS_TRAY_NOTICE_FAILED);
+  ck_assert_str_eq(notice_at(got, 1)->id, "failed-r");
+  ck_assert_str_eq(notice_at(got, 1)->body, "\u201cheld.pdf\u201d could not be printed.");
+  /* The same failed release read again: nothing new. */
+  g_autoptr(GPtrArray) again = kcps_tray_notices(after, after, NULL, now);
+  ck_assert_uint_eq(again->len, 0);
+}
+END_TEST
+
+/* The quota in /v1/status: parsed, shown, and when it is low. */
+START_TEST(test_quota)
+{
+  static const struct {
+    const char *json;
+    bool ok;
+    const char *line; /* NULL: no line */
+    bool low;
+  } cases[] = {
+    {"{\"logged_in\":true}", true, NULL, false},
+    {"{\"logged_in\":true,\"quota\":null}", true, NULL, false},
+    {"{\"logged_in\":true,\"quota\":{\"month\":\"2026-11\",\"quota_pages\":null,"
+     "\"remaining_pages\":null}}", true, "No page limit this month", false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":500,\"remaining_pages\":120}}", true,
+     "120 pages left this month", false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":500,\"remaining_pages\":50}}", true,
+     "50 pages left this month", true},  /* a tenth */
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40,\"remaining_pages\":10}}", true,
+     "10 pages left this month", true},  /* ten pages */
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40,\"remaining_pages\":11}}", true,
+     "11 pages left this month", false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40,\"remaining_pages\":1}}", true,
+     "1 page left this month", true},
+    {"{\"logged_in\":false,\"quota\":{\"quota_pages\":40,\"remaining_pages\":1}}", true,
+     NULL, false},  /* logged out: not shown */
+    {"{\"logged_in\":true,\"quota\":7}", false, NULL, false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40}}", false, NULL, false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40,\"remaining_pages\":\"x\"}}", false,
+     NULL, false},
+    {"{\"logged_in\":true,\"quota\":{\"quota_pages\":40,\"remaining_pages\":-1}}", false,
+     NULL, false},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(JsonNode) node = parse(cases[i].json);
+    kcps_tray_status_t status;
+    g_autoptr(GError) error = NULL;
+    bool ok = kcps_tray_status_parse(node, &status, &error);
+    ck_assert_msg(ok == cases[i].ok, "%s: parse got %d, expected %d (%s)", cases[i].json, ok,
+                  cases[i].ok, error != NULL ? error->message : "");
+    if (!ok)
+      continue;
+    g_autofree char *line = kcps_tray_quota_line(&status);
+    ck_assert_msg(g_strcmp0(line, cases[i].line) == 0, "%s: line got %s, expected %s",
+                  cases[i].json, line, cases[i].line);
+    ck_assert_msg(kcps_tray_quota_low(&status) == cases[i].low, "%s: low got %d", cases[i].json,
+                  !cases[i].low);
+    kcps_tray_notice_t *notice = kcps_tray_quota_notice(&status);
+    ck_assert_msg((notice != NULL) == cases[i].low, "%s: notice", cases[i].json);
+    if (notice != NULL) {
+      ck_assert_int_eq(notice->kind, KCPS_TRAY_NOTICE_QUOTA_LOW);
+      ck_assert_str_eq(notice->title, "Few pages left");
+      ck_assert_str_eq(notice->body, cases[i].line);
+      kcps_tray_notice_free(notice);
+    }
+    kcps_tray_status_clear(&status);
+  }
+}
+END_TEST
+
 /* --- the icon and the menu ------------------------------------------------ */
 
 START_TEST(test_icon_state)
@@ -482,6 +567,8 @@ static Suite *ui_suite(void)
   suite_add_tcase(s, tc);
   tc = tcase_create("notices");
   tcase_add_test(tc, test_notices);
+  tcase_add_test(tc, test_notices_upload_and_release);
+  tcase_add_test(tc, test_quota);
   suite_add_tcase(s, tc);
   tc = tcase_create("icon");
   tcase_add_test(tc, test_icon_state);

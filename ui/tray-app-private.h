@@ -30,6 +30,17 @@ struct _KcpsTrayApp {
   GHashTable *warned;
   bool notify;
   guint notices_sent;
+  /* kcpsd's push channel: the stream (NULL while waiting to reconnect),
+   * whether it said ready, the reconnect timer and its backoff, how many
+   * streams became ready (test state). */
+  struct kcps_tray_events_s *events;
+  bool events_ready;
+  guint reconnect_source;
+  guint reconnect_delay_s;
+  guint events_readies;
+  bool quota_warned; /* the quota-low notice was sent since the quota was last fine */
+  guint deletes_done; /* DELETE answers so far (test state) */
+  GtkWindow *delete_dialog; /* the open confirmation, or NULL */
   /* The icon; has_host false: no tray, the main window stands in. */
   kcps_tray_sni_t *sni;
   bool has_host;
@@ -54,6 +65,10 @@ void kcps__tray_state_changed(KcpsTrayApp *app);
 GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app);
 GtkWindow *kcps__tray_login_window(KcpsTrayApp *app);
 GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app);
+/* Asks whether to delete job id (name for the question), then deletes it
+ * (tray-windows.c); kcps__tray_delete_job does it without asking. */
+void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name);
+void kcps__tray_delete_job(KcpsTrayApp *app, const char *id);
 /* Brings the windows' texts in line with the app's state. */
 void kcps__tray_windows_update(KcpsTrayApp *app);
 /* Fills the login form and submits it, as a person would (test hook). */

@@ -1,7 +1,8 @@
 /* KcpsTrayApp: one instance per user session (GtkApplication's bus name),
  * the tray icon, the actions its menu and windows use, and the state read
- * from kcpsd. Nothing here polls: the state is read on start, when the menu
- * opens, when a window opens, on Refresh, and after each action. */
+ * from kcpsd. Nothing here polls: the state is read on start, on each event
+ * kcpsd pushes (GET /v1/events), when the menu or a window opens, on
+ * Refresh, and after each action. */
 #define G_LOG_DOMAIN "kcps-tray"
 
 #include "ui/tray-app-private.h"
@@ -63,6 +64,22 @@ static void settings_save(KcpsTrayApp *app)
 
 /* --- notifications ------------------------------------------------------- */
 
+/* One desktop notification, unless they are switched off. */
+static void send_notice(KcpsTrayApp *app, const kcps_tray_notice_t *notice)
+{
+  if (!app->notify)
+    return;
+  g_autoptr(GNotification) n = g_notification_new(notice->title);
+  g_notification_set_body(n, notice->body);
+  g_notification_set_default_action(n, "app.jobs");
+  g_notification_set_priority(n, notice->kind == KCPS_TRAY_NOTICE_FAILED ||
+                                     notice->kind == KCPS_TRAY_NOTICE_QUOTA_LOW
+                                   ? G_NOTIFICATION_PRIORITY_HIGH
+                                   : G_NOTIFICATION_PRIORITY_NORMAL);
+  g_application_send_notification(G_APPLICATION(app), notice->id, n);
+  app->notices_sent++;
+}
+
 /* What changed between the last read of the jobs and this one, as desktop
  * notifications (GNotification: the portal, org.gtk.Notifications or
  * org.freedesktop.Notifications, as GLib finds). */
@@ -72,19 +89,25 @@ static void notify_changes(KcpsTrayApp *app, GPtrArray *jobs)
   g_autoptr(GPtrArray) notices = kcps_tray_notices(app->last_jobs, jobs, app->warned, now);
   g_clear_pointer(&app->last_jobs, g_ptr_array_unref);
   app->last_jobs = g_ptr_array_ref(jobs);
-  if (!app->notify)
+  for (guint i = 0; i < notices->len; i++)
+    send_notice(app, g_ptr_array_index(notices, i));
+}
+
+/* The quota-low notice once each time the quota becomes low. */
+static void notify_quota(KcpsTrayApp *app)
+{
+  kcps_tray_notice_t *notice = kcps_tray_quota_notice(&app->status);
+  if (notice == NULL) {
+    /* Unknown (e.g. kcpsd restarting) is not "fine again". */
+    if (app->status.quota_known)
+      app->quota_warned = false;
     return;
-  for (guint i = 0; i < notices->len; i++) {
-    const kcps_tray_notice_t *notice = g_ptr_array_index(notices, i);
-    g_autoptr(GNotification) n = g_notification_new(notice->title);
-    g_notification_set_body(n, notice->body);
-    g_notification_set_default_action(n, "app.jobs");
-    g_notification_set_priority(n, notice->kind == KCPS_TRAY_NOTICE_FAILED
-                                     ? G_NOTIFICATION_PRIORITY_HIGH
-                                     : G_NOTIFICATION_PRIORITY_NORMAL);
-    g_application_send_notification(G_APPLICATION(app), notice->id, n);
-    app->notices_sent++;
   }
+  if (!app->quota_warned) {
+    app->quota_warned = true;
+    send_notice(app, notice);
+  }
+  kcps_tray_notice_free(notice);
 }
 
 /* --- talking to kcpsd ---------------------------------------------------- */
@@ -148,6 +171,7 @@ static void got_status(GObject *source, GAsyncResult *result, gpointer data)
               error != NULL ? ": " : "", error != NULL ? error->message : "");
     kcps_tray_status_clear(&app->status);
   }
+  notify_quota(app);
   if (!app->status.reachable) {
     g_list_store_remove_all(app->jobs);
     app->waiting = 0;
@@ -225,6 +249,86 @@ static void logout_done(GObject *source, GAsyncResult *result, gpointer data)
   g_application_release(G_APPLICATION(app));
 }
 
+/* --- kcpsd's push channel ------------------------------------------------ */
+
+/* Reconnecting waits 1 s, then twice as long each time, up to this. */
+#define RECONNECT_MAX_S 30
+
+static void events_start(KcpsTrayApp *app);
+
+static gboolean reconnect(gpointer data)
+{
+  KcpsTrayApp *app = data;
+  app->reconnect_source = 0;
+  events_start(app);
+  return G_SOURCE_REMOVE;
+}
+
+/* Each event: read status and jobs again (an event says what changed, not
+ * how; overlapping reads coalesce). */
+static void on_event(const char *type, gpointer data)
+{
+  KcpsTrayApp *app = data;
+  if (type == NULL) {
+    /* The stream ended: kcpsd stopped or restarts. Show that, and try
+     * again later (only while it is away: a running kcpsd costs nothing). */
+    g_clear_pointer(&app->events, kcps_tray_events_free);
+    if (app->events_ready)
+      g_info("kcpsd's event stream ended; reconnecting");
+    app->events_ready = false;
+    app->reconnect_delay_s = app->reconnect_delay_s == 0
+                               ? 1 : MIN(app->reconnect_delay_s * 2, RECONNECT_MAX_S);
+    app->reconnect_source = g_timeout_add_seconds(app->reconnect_delay_s, reconnect, app);
+    kcps__tray_refresh(app);
+    return;
+  }
+  if (strcmp(type, "ready") == 0) {
+    /* Subscribed: whatever happened before is read now. */
+    app->events_ready = true;
+    app->events_readies++;
+    app->reconnect_delay_s = 0;
+  }
+  kcps__tray_refresh(app);
+}
+
+static void events_start(KcpsTrayApp *app)
+{
+  if (app->events != NULL || app->reconnect_source != 0)
+    return;
+  app->events = kcps_tray_events_new(app->port, on_event, app);
+}
+
+static void events_stop(KcpsTrayApp *app)
+{
+  g_clear_pointer(&app->events, kcps_tray_events_free);
+  if (app->reconnect_source != 0)
+    g_source_remove(app->reconnect_source);
+  app->reconnect_source = 0;
+}
+
+/* --- deleting a job ------------------------------------------------------- */
+
+static void delete_done(GObject *source, GAsyncResult *result, gpointer data)
+{
+  (void)source;
+  KcpsTrayApp *app = data;
+  g_autoptr(kcps_tray_reply_t) reply = kcps_tray_call_finish(result);
+  if (reply->status != 204)
+    g_warning("kcpsd did not delete the job (HTTP %ld)", reply->status);
+  app->deletes_done++;
+  kcps__tray_refresh(app);
+  g_application_release(G_APPLICATION(app));
+}
+
+/* Deletes job id at kcpsd (the confirmation was given). */
+void kcps__tray_delete_job(KcpsTrayApp *app, const char *id)
+{
+  g_autofree char *escaped = g_uri_escape_string(id, NULL, FALSE);
+  g_autofree char *path = g_strconcat("/v1/jobs/", escaped, NULL);
+  g_application_hold(G_APPLICATION(app));
+  kcps_tray_call_async(app->port, "DELETE", path, NULL, NULL, delete_done, app);
+}
+
 /* --- what is shown ------------------------------------------------------- */
 
 static GVariant *visible_windows(KcpsTrayApp *app)
@@ -292,6 +396,16 @@ static GVariant *state_property(KcpsTrayApp *app, const char *name)
     return window_titles(app);
   if (strcmp(name, "NoticesSent") == 0)
     return g_variant_new_uint32(app->notices_sent);
+  if (strcmp(name, "EventsReady") == 0)
+    return g_variant_new_uint32(app->events_readies);
+  if (strcmp(name, "DeletesDone") == 0)
+    return g_variant_new_uint32(app->deletes_done);
+  if (strcmp(name, "DeleteAsked") == 0)
+    return g_variant_new_boolean(app->delete_dialog != NULL);
+  if (strcmp(name, "QuotaLine") == 0) {
+    g_autofree char *line = kcps_tray_quota_line(&app->status);
+    return g_variant_new_string(line != NULL ? line : "");
+  }
   return NULL;
 }
 
@@ -308,6 +422,10 @@ static const char state_xml[] =
   " <property name='Busy' type='b' access='read'/>"
   " <property name='Titles' type='as' access='read'/>"
   " <property name='NoticesSent' type='u' access='read'/>"
+  " <property name='EventsReady' type='u' access='read'/>"
+  " <property name='DeletesDone' type='u' access='read'/>"
+  " <property name='DeleteAsked' type='b' access='read'/>"
+  " <property name='QuotaLine' type='s' access='read'/>"
   "</interface></node>";
 
 static GVariant *state_get_property(GDBusConnection *connection, const char *sender,
@@ -343,10 +461,11 @@ void kcps__tray_state_changed(KcpsTrayApp *app)
   kcps_tray_icon_state_t icon = kcps_tray_icon_state(&app->status, app->waiting);
   g_autofree char *who = kcps_tray_who_line(&app->status);
   g_autofree char *tooltip = kcps_tray_tooltip(&app->status, app->waiting);
+  g_autofree char *quota = kcps_tray_quota_line(&app->status);
   /* Before kcpsd's first answer the icon keeps its neutral look. */
   if (app->sni != NULL && app->status_known)
     kcps_tray_sni_update(app->sni, kcps_tray_icon_name(icon), kcps_tray_icon_sni_status(icon),
-                         tooltip, who, app->status.logged_in);
+                         tooltip, who, quota, app->status.logged_in);
   kcps__tray_windows_update(app);
   emit_state(app);
 }
@@ -405,6 +524,35 @@ static void on_notifications(GSimpleAction *action, GVariant *state, gpointer da
   settings_save(app);
   if (!app->notify)
     g_info("notifications off");
+}
+
+/* Delete… of a job row (its id): asks first. */
+static void on_delete_job(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  KcpsTrayApp *app = data;
+  const char *id = g_variant_get_string(param, NULL);
+  const char *name = NULL;
+  guint n = g_list_model_get_n_items(G_LIST_MODEL(app->jobs));
+  for (guint i = 0; i < n && name == NULL; i++) {
+    g_autoptr(KcpsTrayJob) job = g_list_model_get_item(G_LIST_MODEL(app->jobs), i);
+    if (g_strcmp0(kcps_tray_job_get_id(job), id) == 0)
+      name = kcps_tray_job_get_name(job);
+  }
+  if (name == NULL) {
+    g_info("delete: job %s is no longer listed", id);
+    return;
+  }
+  kcps__tray_ask_delete(app, id, name);
+}
+
+/* Test hook: answers the open confirmation as a person would (Delete). */
+static void on_confirm_delete(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action, (void)param;
+  KcpsTrayApp *app = data;
+  if (app->delete_dialog != NULL)
+    gtk_dialog_response(GTK_DIALOG(app->delete_dialog), GTK_RESPONSE_ACCEPT);
 }
 
 static void on_quit(GSimpleAction *action, GVariant *param, gpointer data)
@@ -516,6 +664,7 @@ static void kcps_tray_app_startup(GApplication *application)
     {"settings", on_settings, NULL, NULL, NULL, {0}},
     {"logout", on_logout, NULL, NULL, NULL, {0}},
     {"refresh", on_refresh, NULL, NULL, NULL, {0}},
+    {"delete-job", on_delete_job, "s", NULL, NULL, {0}},
     {"quit", on_quit, NULL, NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
@@ -528,6 +677,7 @@ static void kcps_tray_app_startup(GApplication *application)
     static const GActionEntry test_actions[] = {
       {"login-with", on_login_with, "(ss)", NULL, NULL, {0}},
       {"screenshot", on_screenshot, "s", NULL, NULL, {0}},
+      {"confirm-delete", on_confirm_delete, NULL, NULL, NULL, {0}},
     };
     g_action_map_add_action_entries(G_ACTION_MAP(app), test_actions,
                                     G_N_ELEMENTS(test_actions), app);
@@ -555,6 +705,7 @@ static void kcps_tray_app_startup(GApplication *application)
     sni_host_changed(false, app);
   }
   kcps__tray_refresh(app);
+  events_start(app);
 }
 
 static void kcps_tray_app_activate(GApplication *application)
@@ -571,6 +722,7 @@ static void kcps_tray_app_activate(GApplication *application)
 static void kcps_tray_app_shutdown(GApplication *application)
 {
   KcpsTrayApp *app = KCPS_TRAY_APP(application);
+  events_stop(app);
   g_clear_pointer(&app->sni, kcps_tray_sni_free);
   G_APPLICATION_CLASS(kcps_tray_app_parent_class)->shutdown(application);
 }

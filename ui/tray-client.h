@@ -24,4 +24,14 @@ void kcps_tray_call_async(int port, const char *method, const char *path, JsonNo
 /* The reply of kcps_tray_call_async; caller frees. */
 kcps_tray_reply_t *kcps_tray_call_finish(GAsyncResult *result);
 
+/* kcpsd's push channel (GET /v1/events, server-sent events), read on the
+ * main loop with GIO's async calls: an idle stream costs no wake-up. cb gets
+ * each event's type ("ready" first, then "job", "release", ...) and, once,
+ * NULL when the stream ended (kcpsd stopped, refused or was never there);
+ * free the subscription then (or any time: no callback after free). */
+typedef void (*kcps_tray_event_cb_t)(const char *type, gpointer data);
+typedef struct kcps_tray_events_s kcps_tray_events_t;
+kcps_tray_events_t *kcps_tray_events_new(int port, kcps_tray_event_cb_t cb, gpointer data);
+void kcps_tray_events_free(kcps_tray_events_t *events);
+
 G_END_DECLS

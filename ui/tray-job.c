@@ -11,6 +11,7 @@ struct _KcpsTrayJob {
   char *state_label;
   char *summary;
   gboolean waiting;
+  gboolean deletable; /* kcpsd holds it (an uploaded job is the server's) */
 };
 
 G_DEFINE_FINAL_TYPE(KcpsTrayJob, kcps_tray_job, G_TYPE_OBJECT)
@@ -49,6 +50,7 @@ KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now)
   job->state_label = g_strdup(kcps_tray_state_label(info->state));
   job->summary = kcps_tray_job_summary(info, now);
   job->waiting = kcps_tray_job_is_waiting(info->state);
+  job->deletable = g_strcmp0(info->state, "uploaded") != 0;
   return job;
 }
 
@@ -58,3 +60,4 @@ const char *kcps_tray_job_get_details(KcpsTrayJob *job) { return job->details; }
 const char *kcps_tray_job_get_state_label(KcpsTrayJob *job) { return job->state_label; }
 const char *kcps_tray_job_get_summary(KcpsTrayJob *job) { return job->summary; }
 gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job) { return job->waiting; }
+gboolean kcps_tray_job_get_deletable(KcpsTrayJob *job) { return job->deletable; }

@@ -22,5 +22,7 @@ const char *kcps_tray_job_get_state_label(KcpsTrayJob *job);
 /* All of it in one sentence, for screen readers. */
 const char *kcps_tray_job_get_summary(KcpsTrayJob *job);
 gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job);
+/* Whether kcpsd can delete it (DELETE /v1/jobs/{id}): not once uploaded. */
+gboolean kcps_tray_job_get_deletable(KcpsTrayJob *job);
 
 G_END_DECLS

@@ -52,6 +52,29 @@ bool kcps_tray_status_parse(JsonNode *node, kcps_tray_status_t *status, GError *
       return false;
     }
   }
+  /* The quota: null or absent when kcpsd does not know it. */
+  JsonNode *quota = json_object_get_member(obj, "quota");
+  if (quota != NULL && !JSON_NODE_HOLDS_NULL(quota)) {
+    JsonObject *q = JSON_NODE_HOLDS_OBJECT(quota) ? json_node_get_object(quota) : NULL;
+    JsonNode *left = q != NULL ? json_object_get_member(q, "remaining_pages") : NULL;
+    if (left == NULL) {
+      g_set_error_literal(error, model_error_quark(), 1,
+                          "status: quota is not an object with remaining_pages");
+      kcps_tray_status_clear(status);
+      return false;
+    }
+    if (JSON_NODE_HOLDS_NULL(left)) {
+      status->quota_unlimited = true;
+    } else if (!kcps_json_int(q, "remaining_pages", &status->quota_left) ||
+               !kcps_json_int(q, "quota_pages", &status->quota_pages) ||
+               status->quota_left < 0 || status->quota_pages < 0) {
+      g_set_error_literal(error, model_error_quark(), 1,
+                          "status: quota's remaining_pages or quota_pages is mistyped");
+      kcps_tray_status_clear(status);
+      return false;
+    }
+    status->quota_known = true;
+  }
   status->reachable = true;
   status->logged_in = logged_in;
   return true;
@@ -77,6 +100,7 @@ void kcps_tray_job_info_free(kcps_tray_job_info_t *job)
   g_free(job->state);
   g_free(job->server_id);
   g_free(job->spool);
+  g_free(job->release_state);
   g_free(job);
 }
 
@@ -120,6 +144,12 @@ static kcps_tray_job_info_t *parse_job(JsonNode *node, guint index, GError **err
     bad = "spool";
   else if (!optional_time(obj, "expires", &job->expires))
     bad = "expires";
+  JsonNode *release = bad == NULL ? json_object_get_member(obj, "release") : NULL;
+  if (release != NULL && !JSON_NODE_HOLDS_NULL(release)) {
+    if (!JSON_NODE_HOLDS_OBJECT(release) ||
+        !optional_string(json_node_get_object(release), "state", &job->release_state))
+      bad = "release";
+  }
   if (bad != NULL) {
     g_set_error(error, model_error_quark(), 1, "jobs[%u]: %s is missing or mistyped", index,
                 bad);
@@ -393,6 +423,12 @@ GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *wa
       }
       continue;
     }
+    /* A release that ended badly: the job itself stays held. */
+    if (is_failure(job->release_state) && g_strcmp0(old->release_state, job->release_state) != 0) {
+      g_autofree char *fid = g_strconcat("failed-", job->id, NULL);
+      add_notice(notices, KCPS_TRAY_NOTICE_FAILED, fid, g_strdup(_("Printing failed")),
+                 g_strdup_printf(_("\u201c%s\u201d could not be printed."), name));
+    }
     if (g_strcmp0(old->state, job->state) == 0)
       continue;
     g_autofree char *id = NULL;
@@ -401,6 +437,12 @@ GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *wa
       /* Translators: %s is a job's name. */
       add_notice(notices, KCPS_TRAY_NOTICE_PRINTED, id, g_strdup(_("Printed")),
                  g_strdup_printf(_("\u201c%s\u201d was printed."), name));
+    } else if (g_strcmp0(job->state, "uploaded") == 0) {
+      id = g_strconcat("uploaded-", job->id, NULL);
+      /* Translators: %s is a job's name. */
+      add_notice(notices, KCPS_TRAY_NOTICE_UPLOADED, id, g_strdup(_("Uploaded")),
+                 g_strdup_printf(_("\u201c%s\u201d is in the cloud, ready to print at any "
+                                   "printer."), name));
     } else if (is_failure(job->state)) {
       id = g_strconcat("failed-", job->id, NULL);
       /* Translators: %s is a job's name. */
@@ -421,4 +463,37 @@ GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *wa
                                new_jobs));
   }
   return notices;
+}
+
+char *kcps_tray_quota_line(const kcps_tray_status_t *status)
+{
+  if (status == NULL || !status->reachable || !status->logged_in || !status->quota_known)
+    return NULL;
+  if (status->quota_unlimited)
+    return g_strdup(_("No page limit this month"));
+  unsigned long left = (unsigned long)status->quota_left;
+  return g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%lu page left this month",
+                                     "%lu pages left this month", left),
+                         left);
+}
+
+bool kcps_tray_quota_low(const kcps_tray_status_t *status)
+{
+  if (status == NULL || !status->reachable || !status->logged_in || !status->quota_known ||
+      status->quota_unlimited)
+    return false;
+  return status->quota_left <= KCPS_TRAY_QUOTA_LOW_PAGES ||
+         status->quota_left * 10 <= status->quota_pages;
+}
+
+kcps_tray_notice_t *kcps_tray_quota_notice(const kcps_tray_status_t *status)
+{
+  if (!kcps_tray_quota_low(status))
+    return NULL;
+  kcps_tray_notice_t *notice = g_new0(kcps_tray_notice_t, 1);
+  notice->kind = KCPS_TRAY_NOTICE_QUOTA_LOW;
+  notice->id = g_strdup("quota-low");
+  notice->title = g_strdup(_("Few pages left"));
+  notice->body = kcps_tray_quota_line(status);
+  return notice;
 }

@@ -16,7 +16,12 @@ typedef struct kcps_tray_status_s {
   char *user;       /* OS account, or NULL */
   char *email;      /* server account, or NULL */
   char *server;     /* server URL, or NULL */
-  char *spool_mode; /* "local"/"cloud" when kcpsd says so (it does not yet), or NULL */
+  char *spool_mode; /* "local"/"cloud" when kcpsd says so, or NULL */
+  /* "quota" (absent or null: not known): unlimited, or pages left of a limit. */
+  bool quota_known;
+  bool quota_unlimited;
+  gint64 quota_pages; /* the month's limit */
+  gint64 quota_left;  /* pages left this month */
 } kcps_tray_status_t;
 
 /* One job of GET /v1/jobs. */
@@ -31,6 +36,7 @@ typedef struct kcps_tray_job_info_s {
   /* Members kcpsd may add (read when present, never required): */
   char *spool;     /* "local" or "cloud", or NULL */
   gint64 expires;  /* unix seconds when the spool deletes it, or 0 */
+  char *release_state; /* the state of the job's latest release, or NULL */
 } kcps_tray_job_info_t;
 
 /* The icon's state, from the status and the jobs. */
@@ -106,8 +112,11 @@ const char *kcps_tray_login_message(long http_status);
 typedef enum {
   KCPS_TRAY_NOTICE_SPOOLED, /* new jobs to print (one notice for all of a read) */
   KCPS_TRAY_NOTICE_PRINTED,
-  KCPS_TRAY_NOTICE_FAILED,  /* the job's state became failed, aborted or canceled */
-  KCPS_TRAY_NOTICE_EXPIRING /* waiting, and the spool deletes it within a day */
+  KCPS_TRAY_NOTICE_FAILED,  /* the job's (or its release's) state became failed, aborted
+                               or canceled */
+  KCPS_TRAY_NOTICE_EXPIRING, /* waiting, and the spool deletes it within a day */
+  KCPS_TRAY_NOTICE_UPLOADED, /* the job reached the cloud spool */
+  KCPS_TRAY_NOTICE_QUOTA_LOW /* few pages left this month */
 } kcps_tray_notice_kind_t;
 
 typedef struct kcps_tray_notice_s {
@@ -127,5 +136,16 @@ typedef struct kcps_tray_notice_s {
 GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *warned,
                              GDateTime *now);
 void kcps_tray_notice_free(kcps_tray_notice_t *notice);
+
+/* The menu's quota line: "12 pages left this month", "No page limit this
+ * month", or NULL when the quota is not known. Caller g_frees. */
+char *kcps_tray_quota_line(const kcps_tray_status_t *status);
+/* Whether few pages are left: at most KCPS_TRAY_QUOTA_LOW_PAGES, or at most
+ * a tenth of the limit. False when unknown or unlimited. */
+#define KCPS_TRAY_QUOTA_LOW_PAGES 10
+bool kcps_tray_quota_low(const kcps_tray_status_t *status);
+/* The quota-low notice for status (caller frees), or NULL when the quota
+ * is not low. */
+kcps_tray_notice_t *kcps_tray_quota_notice(const kcps_tray_status_t *status);
 
 G_END_DECLS

@@ -110,6 +110,7 @@ static const char menu_xml[] =
 enum {
   MENU_ROOT = 0,
   MENU_WHO,
+  MENU_QUOTA,
   MENU_SEP1,
   MENU_JOBS,
   MENU_SETTINGS,
@@ -123,10 +124,11 @@ enum {
 
 static const struct {
   int id;
-  const char *label;  /* NULL: a separator, or the who line (MENU_WHO) */
+  const char *label;  /* NULL: a separator, or the who or quota line */
   const char *action; /* what a click does, or NULL */
 } menu_items[] = {
   {MENU_WHO, NULL, NULL},
+  {MENU_QUOTA, NULL, NULL},
   {MENU_SEP1, NULL, NULL},
   {MENU_JOBS, N_("_Jobs…"), "jobs"},
   {MENU_SETTINGS, N_("_Settings…"), "settings"},
@@ -156,6 +158,7 @@ struct kcps_tray_sni_s {
   char *status;
   char *tooltip;
   char *who_line;
+  char *quota_line; /* "" when the quota is not known */
   bool logged_in;
   guint revision;
 };
@@ -229,6 +232,8 @@ static const char *item_label(kcps_tray_sni_t *sni, size_t index)
 {
   if (menu_items[index].id == MENU_WHO)
     return sni->who_line;
+  if (menu_items[index].id == MENU_QUOTA)
+    return sni->quota_line;
   return _(menu_items[index].label);
 }
 
@@ -238,6 +243,8 @@ static bool item_visible(kcps_tray_sni_t *sni, int id)
     return !sni->logged_in;
   if (id == MENU_LOGOUT)
     return sni->logged_in;
+  if (id == MENU_QUOTA)
+    return *sni->quota_line != '\0';
   return true;
 }
 
@@ -247,7 +254,8 @@ static GVariant *item_properties(kcps_tray_sni_t *sni, size_t index, const char 
   GVariantBuilder props;
   g_variant_builder_init(&props, G_VARIANT_TYPE("a{sv}"));
   int id = menu_items[index].id;
-  bool separator = menu_items[index].label == NULL && id != MENU_WHO;
+  bool info = id == MENU_WHO || id == MENU_QUOTA; /* lines to read, not to click */
+  bool separator = menu_items[index].label == NULL && !info;
   if (separator) {
     if (wants(names, "type"))
       g_variant_builder_add(&props, "{sv}", "type", g_variant_new_string("separator"));
@@ -255,7 +263,7 @@ static GVariant *item_properties(kcps_tray_sni_t *sni, size_t index, const char 
     if (wants(names, "label"))
       g_variant_builder_add(&props, "{sv}", "label",
                             g_variant_new_string(item_label(sni, index)));
-    if (id == MENU_WHO && wants(names, "enabled"))
+    if (info && wants(names, "enabled"))
       g_variant_builder_add(&props, "{sv}", "enabled", g_variant_new_boolean(FALSE));
     if (wants(names, "visible"))
       g_variant_builder_add(&props, "{sv}", "visible",
@@ -482,6 +490,7 @@ kcps_tray_sni_t *kcps_tray_sni_new(GDBusConnection *connection,
   sni->status = g_strdup("Active");
   sni->tooltip = g_strdup("");
   sni->who_line = g_strdup("");
+  sni->quota_line = g_strdup("");
   sni->revision = 1;
   sni->item_info = g_dbus_node_info_new_for_xml(item_xml, error);
   sni->menu_info = sni->item_info != NULL ? g_dbus_node_info_new_for_xml(menu_xml, error) : NULL;
@@ -537,6 +546,7 @@ void kcps_tray_sni_free(kcps_tray_sni_t *sni)
   g_free(sni->status);
   g_free(sni->tooltip);
   g_free(sni->who_line);
+  g_free(sni->quota_line);
   g_free(sni);
 }
 
@@ -557,7 +567,8 @@ static void emit(kcps_tray_sni_t *sni, const char *path, const char *interface,
 }
 
 void kcps_tray_sni_update(kcps_tray_sni_t *sni, const char *icon_name, const char *status,
-                          const char *tooltip, const char *who_line, bool logged_in)
+                          const char *tooltip, const char *who_line, const char *quota_line,
+                          bool logged_in)
 {
   static const char item_iface[] = "org.kde.StatusNotifierItem";
   if (replace(&sni->icon_name, icon_name))
@@ -567,6 +578,7 @@ void kcps_tray_sni_update(kcps_tray_sni_t *sni, const char *icon_name, const cha
   if (replace(&sni->tooltip, tooltip))
     emit(sni, ITEM_PATH, item_iface, "NewToolTip", NULL);
   bool menu_changed = replace(&sni->who_line, who_line);
+  menu_changed |= replace(&sni->quota_line, quota_line != NULL ? quota_line : "");
   if (sni->logged_in != logged_in) {
     sni->logged_in = logged_in;
     menu_changed = true;

@@ -36,7 +36,8 @@ void kcps_tray_sni_free(kcps_tray_sni_t *sni);
 /* New icon, SNI status ("Active"/"NeedsAttention"), tooltip and first menu
  * line; logged_in picks "Log in…" or "Log out". Signals only what changed. */
 void kcps_tray_sni_update(kcps_tray_sni_t *sni, const char *icon_name, const char *status,
-                          const char *tooltip, const char *who_line, bool logged_in);
+                          const char *tooltip, const char *who_line, const char *quota_line,
+                          bool logged_in);
 
 /* True while a watcher accepted the item. */
 bool kcps_tray_sni_has_host(const kcps_tray_sni_t *sni);

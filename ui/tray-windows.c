@@ -97,8 +97,15 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   gtk_label_set_xalign(GTK_LABEL(state), 1);
   gtk_box_append(GTK_BOX(texts), name);
   gtk_box_append(GTK_BOX(texts), details);
+  /* Delete…: a button of the row, reached with Tab, asks first. */
+  GtkWidget *remove = gtk_button_new_from_icon_name("user-trash-symbolic");
+  gtk_widget_set_valign(remove, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class(remove, "flat");
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(remove), "app.delete-job");
   gtk_box_append(GTK_BOX(row), texts);
   gtk_box_append(GTK_BOX(row), state);
+  gtk_box_append(GTK_BOX(row), remove);
+  g_object_set_data(G_OBJECT(row), "delete", remove);
   g_object_set_data(G_OBJECT(row), "name", name);
   g_object_set_data(G_OBJECT(row), "details", details);
   g_object_set_data(G_OBJECT(row), "state", state);
@@ -117,6 +124,55 @@ static void row_bind(GtkSignalListItemFactory *factory, GtkListItem *item, gpoin
                      kcps_tray_job_get_state_label(job));
   /* One sentence per row for screen readers, rather than three fragments. */
   set_label(row, kcps_tray_job_get_summary(job));
+  GtkWidget *remove = g_object_get_data(G_OBJECT(row), "delete");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(remove), "s", kcps_tray_job_get_id(job));
+  gtk_widget_set_visible(remove, kcps_tray_job_get_deletable(job));
+  /* Translators: %s is a job's name; the label of its Delete button. */
+  g_autofree char *what = g_strdup_printf(_("Delete \u201c%s\u201d"),
+                                          kcps_tray_job_get_name(job));
+  set_label(remove, what);
+  gtk_widget_set_tooltip_text(remove, what);
+}
+
+/* --- deleting a job ------------------------------------------------------ */
+
+static void delete_response(GtkDialog *dialog, int response, gpointer data)
+{
+  KcpsTrayApp *app = data;
+  const char *id = g_object_get_data(G_OBJECT(dialog), "job-id");
+  if (response == GTK_RESPONSE_ACCEPT && id != NULL)
+    kcps__tray_delete_job(app, id);
+  app->delete_dialog = NULL;
+  gtk_window_destroy(GTK_WINDOW(dialog));
+  kcps__tray_state_changed(app);
+}
+
+void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name)
+{
+  if (app->delete_dialog != NULL)
+    gtk_window_destroy(app->delete_dialog);
+  GtkWindow *parent = app->jobs_window;
+  /* Translators: %s is a job's name. */
+  GtkWidget *dialog = gtk_message_dialog_new(parent, GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                             GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
+                                             _("Delete \u201c%s\u201d?"), name);
+  gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(dialog), "%s",
+                                           _("The job is removed and cannot be printed any "
+                                             "more."));
+  gtk_dialog_add_button(GTK_DIALOG(dialog), _("_Cancel"), GTK_RESPONSE_CANCEL);
+  GtkWidget *confirm = gtk_dialog_add_button(GTK_DIALOG(dialog), _("_Delete"),
+                                             GTK_RESPONSE_ACCEPT);
+  gtk_widget_add_css_class(confirm, "destructive-action");
+  /* Enter keeps the job: deleting takes a deliberate choice. */
+  gtk_dialog_set_default_response(GTK_DIALOG(dialog), GTK_RESPONSE_CANCEL);
+  gtk_window_set_title(GTK_WINDOW(dialog), _("Delete Job"));
+  g_object_set_data_full(G_OBJECT(dialog), "job-id", g_strdup(id), g_free);
+  g_object_set_data(G_OBJECT(dialog), "kcps-name", (gpointer)"delete");
+  gtk_window_set_application(GTK_WINDOW(dialog), GTK_APPLICATION(app));
+  g_signal_connect(dialog, "response", G_CALLBACK(delete_response), app);
+  app->delete_dialog = GTK_WINDOW(dialog);
+  gtk_window_present(GTK_WINDOW(dialog));
+  kcps__tray_state_changed(app);
 }
 
 static gboolean jobs_close_request(GtkWindow *window, gpointer data)
@@ -211,7 +267,10 @@ static void jobs_update(KcpsTrayApp *app)
   jobs_ui_t *ui = g_object_get_data(G_OBJECT(app->jobs_window), "ui");
   gtk_widget_set_visible(ui->banner, !app->has_host);
   g_autofree char *who = kcps_tray_who_line(&app->status);
-  gtk_label_set_text(GTK_LABEL(ui->who), who);
+  g_autofree char *quota = kcps_tray_quota_line(&app->status);
+  g_autofree char *line = quota != NULL ? g_strdup_printf("%s \u00b7 %s", who, quota)
+                                        : g_strdup(who);
+  gtk_label_set_text(GTK_LABEL(ui->who), line);
   bool logged_in = app->status.logged_in;
   gtk_button_set_label(GTK_BUTTON(ui->account), logged_in ? _("Log _out") : _("Log _in…"));
   gtk_button_set_use_underline(GTK_BUTTON(ui->account), TRUE);

@@ -13,6 +13,10 @@
 #     (org.freedesktop.Notifications) records a "job received" notification
 #     when a job printed meanwhile shows at the next menu open, and none once
 #     the settings' switch is off (kept in ~/.config/kcps/tray.ini, 0600);
+#     kcpsd's event stream (GET /v1/events): a job printed to kcpsd shows in
+#     the list with no action at all; Delete asks (a screenshot of the
+#     question), then deletes at kcpsd; kcpsd stopping shows the error icon
+#     by itself, and when it comes back on the same port the tray reconnects;
 #  C. German and Japanese (LANGUAGE=de / ja with LC_ALL=C.UTF-8, the catalogs
 #     of the build tree): the menu's labels and the window titles come out
 #     translated; a screenshot of each window per language.
@@ -197,7 +201,7 @@ cat >"$TMP/watcher.py" <<'PY'
 # A test tray host: owns org.kde.StatusNotifierWatcher on the session bus,
 # waits for kcps-tray's item, and checks it through the SNI, dbusmenu and
 # the tray's test state. One line per check; exit 1 at the first failure.
-import os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 import gi
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib
@@ -497,6 +501,35 @@ if len(notices) != 1 or state("NoticesSent") != 1:
     fail("notifications with the switch off: %r" % notices)
 ok("switch off: the fourth job came without a notification")
 
+# 5c. Pushed changes: a job printed now shows in the jobs list with no
+# action at all (kcpsd's event stream), and Delete (with its confirmation)
+# removes it.
+if not state("EventsReady"):
+    fail("the tray has no event stream from kcpsd")
+print_job("tray five")
+wait("the fifth job listed without any action",
+     lambda: "tray five" in (state("JobNames") or []) and settled())
+ok("a job printed to kcpsd shows in the tray's list by itself (event stream)")
+five = [j for j in json.loads(subprocess.run([KCPS, "--port", PORT, "jobs", "--json"],
+                                             capture_output=True, text=True).stdout)
+        if j.get("name") == "tray five"]
+if len(five) != 1:
+    fail("kcps jobs --json lists 'tray five' %d times" % len(five))
+deletes = state("DeletesDone")
+action("delete-job", GLib.Variant("s", five[0]["id"]))
+wait("the confirmation", lambda: state("DeleteAsked") is True)
+screenshot("delete")
+if state("DeletesDone") != deletes:
+    fail("deleted before the confirmation")
+action("confirm-delete")
+wait("the delete", lambda: state("DeletesDone") == deletes + 1 and state("DeleteAsked") is False)
+wait("the fifth job gone", lambda: "tray five" not in (state("JobNames") or []) and settled())
+left = subprocess.run([KCPS, "--port", PORT, "jobs", "--json"], capture_output=True,
+                      text=True).stdout
+if "tray five" in left:
+    fail("kcpsd still lists the deleted job: %s" % left)
+ok("Delete asked first, then deleted the job at kcpsd; the list followed")
+
 # 6. Log out from the menu logs kcpsd out.
 event("Log _out")
 wait("the logout", lambda: state("LoggedIn") is False and settled())
@@ -505,17 +538,34 @@ if "logged in: no" not in kcps_status():
     fail("kcps status after the tray's logout: %r" % kcps_status())
 ok("menu Log out: kcpsd logged out, the icon shows it")
 
-# 7. kcpsd gone: the icon asks for attention when the menu is next opened.
+# 7. kcpsd gone: its event stream ends and the icon asks for attention by
+# itself (no menu opened, no polling).
+readies = state("EventsReady")
 os.kill(int(KCPSD_PID), signal.SIGTERM)
 wait("kcpsd to stop", lambda: subprocess.run([KCPS, "--port", PORT, "status"],
                                              capture_output=True).returncode == 3)
-call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
-     GLib.Variant("(isvu)", (0, "opened", GLib.Variant("i", 0), 0)))
 wait("the error icon", lambda: item_props()["Status"] == "NeedsAttention")
 props = item_props()
 if props["IconName"] != "printer-error-symbolic" or state("IconState") != "error":
     fail("kcpsd stopped: icon %r, state %r" % (props["IconName"], state("IconState")))
-ok("kcpsd stopped: menu opened -> error icon, Status NeedsAttention")
+ok("kcpsd stopped: the stream's end shows the error icon, Status NeedsAttention")
+
+# 7b. kcpsd back on the same port: the tray reconnects (backoff from 1 s) and
+# shows it without any action; then it stops again for part C.
+restarted = subprocess.Popen(["bash", os.path.join(TMP, "kcpsd-restart.sh")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with open(os.path.join(TMP, "kcpsd2.pid"), "w") as f:
+    f.write(str(restarted.pid))
+try:
+    wait("the tray to reconnect", lambda: (state("EventsReady") or 0) > readies, timeout=60)
+    wait("the logged-out icon again", lambda: state("IconState") == "logged-out" and settled())
+    ok("kcpsd restarted: the tray reconnected by itself (ready %d after %d), icon %s"
+       % (state("EventsReady"), readies, state("IconState")))
+finally:
+    restarted.terminate()
+    restarted.wait(timeout=20)
+wait("the error icon after the second stop", lambda: state("IconState") == "error")
+ok("kcpsd stopped again: error icon")
 
 # 8. Quit.
 event("_Quit")
@@ -525,6 +575,13 @@ def tray_gone():
 wait("kcps-tray to leave the bus", tray_gone)
 ok("menu Quit: kcps-tray left the bus")
 PY
+# How the watcher starts kcpsd again (same folders and ports) in step 7b.
+cat >"$TMP/kcpsd-restart.sh" <<EOF
+exec "$KCPSD_BIN" --user --server "$KCPS_SERVER_URL" --server-ca "$DATA/server.crt" \\
+  --spool "$TMP/kcpsd/spool" --state "$TMP/kcpsd/state" --ipp-port "$KCPSD_IPP_PORT" \\
+  --pull-port "$KCPSD_PULL_PORT" --pull-listen 127.0.0.1 --pull-host 127.0.0.1 \\
+  --local-port "$KCPSD_LOCAL_PORT" >>"$TMP/kcpsd/kcpsd-restarted.log" 2>&1
+EOF
 # The password goes through the environment, not the command line.
 TRAY_TEST_PASSWORD=$ALICE_PASSWORD lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
   "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID" "$TMP" \
@@ -537,6 +594,10 @@ lib_start kcps-tray-b "$TMP/tray-b.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_P
 TRAY_PID=$LIB_PID
 wait "$WATCHER_PID" 2>/dev/null
 WATCHER_RC=$?
+# The kcpsd of step 7b is stopped by the watcher, also when it failed.
+if [ -s "$TMP/kcpsd2.pid" ]; then
+  stop_pid "$(cat "$TMP/kcpsd2.pid")"
+fi
 grep -E '^(ok|FAIL) ' "$TMP/watcher.log" | while IFS= read -r line; do echo "$line"; done
 PASSED=$((PASSED + $(grep -c '^ok ' "$TMP/watcher.log")))
 if [ "$WATCHER_RC" -ne 0 ]; then
