@@ -129,6 +129,7 @@ static const struct {
   {"devices", kcps__server_schema_devices}, {"oidc", kcps__server_schema_oidc},
   {"uploads", kcps__server_schema_uploads},
   {"usage", kcps__server_schema_usage},
+  {"groups", kcps__server_schema_groups},
 };
 
 static void

@@ -129,6 +129,7 @@ extern const char kcps__server_schema_devices[];
 extern const char kcps__server_schema_oidc[];
 extern const char kcps__server_schema_uploads[];
 extern const char kcps__server_schema_usage[];
+extern const char kcps__server_schema_groups[];
 
 void kcps__server_session_free(kcps_server_session_t *session);
 /* The caller's address as text ("127.0.0.1", "::1"), into buf. */
@@ -455,6 +456,27 @@ typedef struct kcps_server_quota_statement_s {
 } kcps_server_quota_statement_t;
 bool kcps__server_quota_statement_verify(const char *public_b64, const char *text, gint64 now,
                                          kcps_server_quota_statement_t *out, GError **error);
+
+/* server-groups.c: user groups of a customer organization (users data of
+ * Table 2-1). The body check of a create or rename ({"name"}), pure; and
+ * the route handlers, listed in server-usage.c's table. */
+bool kcps__server_check_group(JsonObject *obj, const char **name, GError **error);
+void kcps__server_route_list_groups(kcps_server_t *server, kcps_http_req_t *req,
+                                    const kcps_server_session_t *session, const char *id);
+void kcps__server_route_create_group(kcps_server_t *server, kcps_http_req_t *req,
+                                     const kcps_server_session_t *session, const char *id);
+void kcps__server_route_get_group(kcps_server_t *server, kcps_http_req_t *req,
+                                  const kcps_server_session_t *session, const char *id);
+void kcps__server_route_rename_group(kcps_server_t *server, kcps_http_req_t *req,
+                                     const kcps_server_session_t *session, const char *id);
+void kcps__server_route_delete_group(kcps_server_t *server, kcps_http_req_t *req,
+                                     const kcps_server_session_t *session, const char *id);
+void kcps__server_route_list_members(kcps_server_t *server, kcps_http_req_t *req,
+                                     const kcps_server_session_t *session, const char *id);
+void kcps__server_route_add_member(kcps_server_t *server, kcps_http_req_t *req,
+                                   const kcps_server_session_t *session, const char *id);
+void kcps__server_route_remove_member(kcps_server_t *server, kcps_http_req_t *req,
+                                      const kcps_server_session_t *session, const char *id);
 
 /* server-reports.c: the shared parts of the month's reports. */
 /* The month of ?month= (default: now's), or answers 400 itself. */

@@ -271,6 +271,19 @@ route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
                           " FROM job_logs l JOIN devices d ON d.id = l.device_id" USAGE_WHERE
                           " GROUP BY l.device_id ORDER BY d.name",
                           device_names, 1, org, start, end, add_usage, &error);
+  /* Each user group (server-groups.c) with its present members' job logs:
+   * a log once per group; groups may overlap. */
+  static const char *const group_names[] = {"id", "name", "#members"};
+  if (!error)
+    kcps__server_report_rows_locked(server, b, "groups",
+                          "SELECT g.public_id, g.name,"
+                          " (SELECT count(*) FROM group_members m2 WHERE m2.group_id = g.id),"
+                          USAGE_COLUMNS
+                          " FROM user_groups g LEFT JOIN group_members m ON m.group_id = g.id"
+                          " LEFT JOIN job_logs l ON l.user_id = m.user_id AND l.org_id = g.org_id"
+                          "  AND l.created >= ?2 AND l.created < ?3"
+                          " WHERE g.org_id = ?1 GROUP BY g.id ORDER BY g.name, g.id",
+                          group_names, 3, org, start, end, add_usage, &error);
   g_mutex_unlock(&server->lock);
   json_builder_end_object(b);
 

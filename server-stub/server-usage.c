@@ -668,6 +668,21 @@ route_org_usage(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
                            " FROM usage_counted c" REPORT_WHERE
                            " GROUP BY c.printer ORDER BY c.printer",
                            printer_names, 1, org, start, end, add_report_figures, &error);
+  /* Every group of the organization (server-groups.c), with what its
+   * present members printed that month: each record once per group, the
+   * same record in every group its user is in (groups may overlap). */
+  static const char *const group_names[] = {"id", "name", "#members"};
+  if (!error)
+    kcps__server_report_rows_locked(server, b, "groups",
+                           "SELECT g.public_id, g.name,"
+                           " (SELECT count(*) FROM group_members m2 WHERE m2.group_id = g.id),"
+                           " count(c.user_id), coalesce(sum(c.pages), 0),"
+                           " coalesce(sum(c.color_pages), 0), coalesce(sum(c.duplex <> 0), 0)"
+                           " FROM user_groups g LEFT JOIN group_members m ON m.group_id = g.id"
+                           " LEFT JOIN usage_counted c ON c.user_id = m.user_id"
+                           "  AND c.org_id = g.org_id AND c.time >= ?2 AND c.time < ?3"
+                           " WHERE g.org_id = ?1 GROUP BY g.id ORDER BY g.name, g.id",
+                           group_names, 3, org, start, end, add_report_figures, &error);
   g_mutex_unlock(&server->lock);
   json_builder_end_object(b);
   if (error)
@@ -681,5 +696,14 @@ const kcps_server_route_t kcps__server_routes_usage[] = {
     {"GET", "/api/v1/me/quota", KCPS_NEED_USER, route_my_quota},
     {"POST", "/api/v1/me/quota/check", KCPS_NEED_USER, route_quota_check},
     {"GET", "/api/v1/orgs/*/usage", KCPS_NEED_USER, route_org_usage},
+    /* User groups (server-groups.c), the report's "groups". */
+    {"GET", "/api/v1/orgs/*/groups", KCPS_NEED_USER, kcps__server_route_list_groups},
+    {"POST", "/api/v1/orgs/*/groups", KCPS_NEED_USER, kcps__server_route_create_group},
+    {"GET", "/api/v1/groups/*", KCPS_NEED_USER, kcps__server_route_get_group},
+    {"PATCH", "/api/v1/groups/*", KCPS_NEED_USER, kcps__server_route_rename_group},
+    {"DELETE", "/api/v1/groups/*", KCPS_NEED_USER, kcps__server_route_delete_group},
+    {"GET", "/api/v1/groups/*/members", KCPS_NEED_USER, kcps__server_route_list_members},
+    {"POST", "/api/v1/groups/*/members", KCPS_NEED_USER, kcps__server_route_add_member},
+    {"DELETE", "/api/v1/groups/*/members/*", KCPS_NEED_USER, kcps__server_route_remove_member},
     {NULL, NULL, KCPS_NEED_NONE, NULL},
 };

@@ -77,6 +77,9 @@ enum {
  *   "new-org:PARENT"   a fresh customer organization under PARENT, each cell
  *   "job:EMAIL"        the job registered for that user before the walk
  *   "key:"             a fresh API key of Customer C's admin, each cell
+ *   "new-group:ORG"    a fresh user group of ORG (a customer), each cell
+ *   "new-member:ORG"   a fresh group of ORG with a fresh member: fills the
+ *                      two ids of DELETE .../members/{user} in turn
  *   "bad:"             a well-formed id that names nothing
  * body may hold {uniq} (a number new for each cell), {role} (the role of a
  * new user that fits the target organization) and {name} (the target
@@ -108,6 +111,9 @@ typedef struct {
   "\"client_secret\":\"s3cret\"}"
 /* The white paper's value again: changes nothing that matters here. */
 #define SETTINGS_BODY "{\"idle_logout_minutes\":30}"
+#define GROUP_BODY "{\"name\":\"G{uniq}\"}"
+/* {cu}: the public id of cu@c.test (a user of Customer C). */
+#define MEMBER_BODY "{\"user\":\"{cu}\"}"
 #define USER_BODY                                                                                  \
   "{\"email\":\"m{uniq}@m.test\",\"name\":\"M\",\"role\":\"{role}\",\"password\":\"" PW "\"}"
 
@@ -320,6 +326,81 @@ static const row_t rows[] = {
   {"users", "DELETE", "/api/v1/users/*", "new-user:Customer C", NULL,
    W(USER_ONLY,          403, 403, 403, 204, 403, 403, 403), 0},
   {"users", "DELETE", "/api/v1/users/*", "new-user:Customer D", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  /* User groups (server-groups.c): users data of a customer organization,
+   * so its customer admin's only; providers' organizations hold none (409
+   * for the provider admin who manages her own staff). */
+  {"users", "GET", "/api/v1/orgs/*/groups", "org:RHQ", NULL,
+   W(USER_ONLY,          200, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/orgs/*/groups", "org:Sales B", NULL,
+   W(USER_ONLY,          403, 200, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/orgs/*/groups", "org:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/orgs/*/groups", "org:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "GET", "/api/v1/orgs/*/groups", "org:Customer D", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/orgs/*/groups", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:RHQ", GROUP_BODY,
+   W(USER_ONLY,          409, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:Customer A", GROUP_BODY,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:Sales B", GROUP_BODY,
+   W(USER_ONLY,          403, 409, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:Customer B", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:Customer C", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 201, 403, 403, 403), 0},
+  {"users", "POST", "/api/v1/orgs/*/groups", "org:Customer D", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*", "new-group:Customer A", NULL,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*", "new-group:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*", "new-group:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "GET", "/api/v1/groups/*", "new-group:Customer D", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "PATCH", "/api/v1/groups/*", "new-group:Customer A", GROUP_BODY,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "PATCH", "/api/v1/groups/*", "new-group:Customer B", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "PATCH", "/api/v1/groups/*", "new-group:Customer C", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "PATCH", "/api/v1/groups/*", "new-group:Customer D", GROUP_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*", "new-group:Customer A", NULL,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*", "new-group:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*", "new-group:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 204, 403, 403, 403), 0},
+  {"users", "DELETE", "/api/v1/groups/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*/members", "new-group:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "GET", "/api/v1/groups/*/members", "new-group:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 200, 403, 403, 403), 0},
+  {"users", "GET", "/api/v1/groups/*/members", "new-group:Customer D", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/groups/*/members", "new-group:Customer A", MEMBER_BODY,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/groups/*/members", "new-group:Customer B", MEMBER_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "POST", "/api/v1/groups/*/members", "new-group:Customer C", MEMBER_BODY,
+   W(USER_ONLY,          403, 403, 403, 201, 403, 403, 403), 0},
+  {"users", "POST", "/api/v1/groups/*/members", "new-group:Customer D", MEMBER_BODY,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*/members/*", "new-member:Customer A", NULL,
+   W(USER_ONLY,          403, 404, 404, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*/members/*", "new-member:Customer B", NULL,
+   W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
+  {"users", "DELETE", "/api/v1/groups/*/members/*", "new-member:Customer C", NULL,
+   W(USER_ONLY,          403, 403, 403, 204, 403, 403, 403), 0},
+  {"users", "DELETE", "/api/v1/groups/*/members/*", "new-member:Customer D", NULL,
    W(USER_ONLY,          403, 403, 403, 404, 404, 404, 404), 0},
   /* Print quotas: the customer admin and the print manager (all a print
    * manager may touch). */
@@ -963,6 +1044,46 @@ fresh_user(const char *org, bool admin)
   return public_id;
 }
 
+/* A group inserted directly into org, with member (a user public id) in it
+ * unless NULL; its public id (g_free). */
+static char *
+fresh_group(const char *org, const char *member)
+{
+  char *public_id = g_uuid_string_random();
+  g_autofree char *name = g_strdup_printf("fresh-group-%u", ++world.uniq);
+  gint64 org_id = sfx_org_id(org);
+  g_mutex_lock(&sfx.server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      sfx.server,
+      "INSERT INTO user_groups (public_id, org_id, name, created) VALUES (?, ?, ?, 0)", NULL);
+  bool ok = false;
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, org_id);
+    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_STATIC);
+    ok = kcps__server_db_step(sfx.server, stmt, NULL) == SQLITE_DONE;
+  }
+  sqlite3_finalize(stmt);
+  if (ok && member) {
+    stmt = kcps__server_db_prepare(
+        sfx.server,
+        "INSERT INTO group_members (group_id, user_id, added) SELECT g.id, u.id, 0"
+        " FROM user_groups g, users u WHERE g.public_id = ? AND u.public_id = ?",
+        NULL);
+    ok = stmt != NULL;
+    if (stmt) {
+      sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
+      sqlite3_bind_text(stmt, 2, member, -1, SQLITE_STATIC);
+      ok = kcps__server_db_step(sfx.server, stmt, NULL) == SQLITE_DONE &&
+           sqlite3_changes(sfx.server->db) == 1;
+    }
+    sqlite3_finalize(stmt);
+  }
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_msg(ok, "fresh group in %s", org);
+  return public_id;
+}
+
 /* The public id target names (fresh ones made now); g_free. */
 static char *
 resolve(const char *target)
@@ -1009,6 +1130,13 @@ resolve(const char *target)
   if (strcmp(target, "key:") == 0)
     return expect_created("fresh API key", "POST", "/api/v1/api-keys", world.tokens[A_CA],
                           "{\"name\":\"fresh\"}", "id");
+  if (g_str_has_prefix(target, "new-group:"))
+    return fresh_group(target + 10, NULL);
+  if (g_str_has_prefix(target, "new-member:")) {
+    g_autofree char *member = fresh_user(target + 11, false);
+    g_autofree char *group = fresh_group(target + 11, member);
+    return g_strconcat(group, "|", member, NULL);
+  }
   if (strcmp(target, "bad:") == 0)
     return g_uuid_string_random();
   ck_abort_msg("unknown target %s", target);
@@ -1050,6 +1178,12 @@ fill_body(const row_t *row)
     g_free(body);
     body = next;
   }
+  if (strstr(body, "{cu}")) {
+    g_autofree char *cu = user_public_id("cu@c.test");
+    char *next = replace(body, "{cu}", cu);
+    g_free(body);
+    body = next;
+  }
   if (strstr(body, "{now}")) {
     g_autofree char *now = kcps__server_iso_time(kcps__server_now());
     char *next = replace(body, "{now}", now);
@@ -1057,6 +1191,23 @@ fill_body(const row_t *row)
     body = next;
   }
   return body;
+}
+
+/* The pattern with its "*" filled: one id for all, or "A|B" for two in
+ * turn (a group and its member). */
+static char *
+fill_stars(const char *pattern, const char *id)
+{
+  if (!strchr(id, '|'))
+    return replace(pattern, "*", id);
+  g_auto(GStrv) ids = g_strsplit(id, "|", -1);
+  g_auto(GStrv) parts = g_strsplit(pattern, "*", -1);
+  GString *out = g_string_new(parts[0]);
+  for (guint i = 1; parts[i]; i++) {
+    g_string_append(out, ids[i - 1] ? ids[i - 1] : "");
+    g_string_append(out, parts[i]);
+  }
+  return g_string_free(out, FALSE);
 }
 
 static char *
@@ -1127,7 +1278,7 @@ walk_row(size_t index, const row_t *row, GString *failures, unsigned *cells)
     if (want == SKIP)
       continue;
     g_autofree char *id = *row->target ? resolve(row->target) : NULL;
-    g_autofree char *path = id ? replace(row->pattern, "*", id) : g_strdup(row->pattern);
+    g_autofree char *path = id ? fill_stars(row->pattern, id) : g_strdup(row->pattern);
     g_autofree char *body = fill_body(row);
     g_autofree char *token = (row->flags & F_FRESH) ? fresh_token(a) : g_strdup(world.tokens[a]);
     g_autoptr(JsonNode) answer = NULL;
