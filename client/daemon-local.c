@@ -740,15 +740,15 @@ static void handle_local(kcps_http_req_t *req, void *data)
 }
 
 /* A release changed (release.c, on its worker): its job and the release
- * itself, and the quota after a page count. */
+ * itself. (The quota follows when the server took the usage record:
+ * release-server.c.) */
 static void on_release_changed(uid_t uid, const char *job_id, const char *release_id,
                                const char *state, void *data)
 {
   kcps_daemon_t *daemon = data;
   kcps__events_emit(daemon, uid, "release", release_id);
   kcps__events_emit(daemon, uid, "job", job_id);
-  if (strcmp(state, "completed") == 0)
-    kcps__events_emit(daemon, uid, "quota", NULL);
+  (void)state;
 }
 
 bool kcps__local_start(kcps_daemon_t *daemon, GError **error)

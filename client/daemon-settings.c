@@ -176,9 +176,13 @@ bool kcps__settings_set_user_mode(kcps_daemon_t *daemon, uid_t uid, kcps_spool_m
 void kcps__settings_set_org_mode(kcps_daemon_t *daemon, uid_t uid, kcps_spool_mode_t mode)
 {
   g_mutex_lock(&daemon->settings_lock);
+  gpointer old = NULL;
+  bool known = g_hash_table_lookup_extended(daemon->org_modes, GUINT_TO_POINTER(uid), NULL, &old);
   g_hash_table_insert(daemon->org_modes, GUINT_TO_POINTER(uid), GINT_TO_POINTER(mode));
   g_mutex_unlock(&daemon->settings_lock);
   kcps__settings_apply(daemon);
+  if (!known || GPOINTER_TO_INT(old) != (int)mode)
+    kcps__events_emit(daemon, uid, "settings", NULL);
 }
 
 void kcps__settings_fetch_org_mode(kcps_daemon_t *daemon, uid_t uid, const char *token)

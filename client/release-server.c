@@ -243,6 +243,7 @@ static kcps_usage_post_t usage_post(void *data, const kcps_usage_record_t *rec)
   kcps_usage_post_t result;
   if (status == 200 || status == 201) {
     g_info("usage record %s taken by the server (%ld)", rec->key, status);
+    kcps__events_emit(daemon, rec->uid, "quota", NULL); /* the server counted it */
     result = KCPS_USAGE_POST_DONE;
   } else if (net == KCPS_NET_AUTH) {
     kcps__secret_free(kcps__daemon_session_drop(daemon, rec->uid, token));

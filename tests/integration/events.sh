@@ -6,7 +6,10 @@
 #    "job" event with its id; DELETE /v1/jobs/{id} brings another, and the job
 #    is gone from /v1/jobs (a second DELETE and another id: 404);
 #  - a login brings "session"; /v1/status then names the spool mode and its
-#    source and the quota (demo alice: a monthly limit, pages left);
+#    source and the quota (alice given 40 pages: read again at a login);
+#  - a release (ippeveprinter) brings "release" events and, once the server
+#    took its usage record, "quota"; the status then shows 39 pages left; a
+#    DELETE while a release of the job runs gets 409;
 #  - PUT /v1/settings brings "settings";
 #  - another OS account (nobody, as root) is refused (403 forbidden_user);
 #  - more streams than the per-account cap get 503, and closing streams frees
@@ -31,6 +34,14 @@ done
 for tool in curl ipptool qpdf jq; do
   command -v "$tool" >/dev/null || { echo "events: FAIL: $tool is not installed" >&2; exit 1; }
 done
+# The release part needs ippeveprinter, which needs a system D-Bus and avahi:
+# as root, in a private /run of our own (as direct-print.sh).
+CAN_PRINT=0
+if [ "$(id -u)" = 0 ] && command -v ippeveprinter >/dev/null &&
+  command -v avahi-daemon >/dev/null && command -v dbus-daemon >/dev/null; then
+  lib_isolate_run "$0" "$@" || { echo "events: FAIL: cannot isolate /run" >&2; exit 1; }
+  CAN_PRINT=1
+fi
 
 TMP=$(mktemp -d /tmp/kcps-events.XXXXXX)
 PASSED=0
@@ -179,6 +190,67 @@ check_eq "alice logs in again" "$(jq -n --arg p "$ALICE_PASSWORD" \
 check_eq "status: alice's quota read afresh at login" \
   "$(curl -sS "$API/v1/status" | jq -c '.quota')" \
   "{\"month\":\"$MONTH\",\"quota_pages\":40,\"remaining_pages\":40}"
+
+# Releases: a release of a job is refused a delete while it runs (409); one
+# that reaches the printer brings "release" events, and "quota" once the
+# server counted its page, after which the status shows one page less.
+if [ "$CAN_PRINT" = 1 ]; then
+start_dbus_avahi "$TMP" || abort "D-Bus and avahi for ippeveprinter"
+DEAD_PORT=$(free_port) || abort "a free port"
+PRINTER_PORT=$(free_port) || abort "a free port"
+start_ippeveprinter "$TMP/printer" "$PRINTER_PORT" events-pdf || abort "ippeveprinter starts"
+sed 's/"events one"/"events two"/' "$TMP/print.test" >"$TMP/print2.test"
+out=$(ipptool -t -T 30 -f "$TMP/one.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print2.test" 2>&1) || abort "Print-Job 2 to kcpsd: $out"
+JOB2=$(curl -sS "$API/v1/jobs" | jq -r '.jobs[] | select(.name == "events two") | .id')
+[ -n "$JOB2" ] || abort "the second job is listed"
+# release JOB URI: prints the release id.
+release() {
+  jq -n --arg p "$2" '{printer: $p}' | curl -sS -H 'Content-Type: application/json' \
+    --data-binary @- "$API/v1/jobs/$1/release" | jq -r '.id // empty'
+}
+# A printer nobody listens on: kcpsd retries for its printer-gone window (15 s;
+# the DELETE comes right after the 202, and the state read after it says
+# whether the release still ran).
+REL1=$(release "$JOB2" "ipp://127.0.0.1:$DEAD_PORT/ipp/print")
+[ -n "$REL1" ] || abort "a release to an absent printer starts"
+code=$(curl -sS -o "$TMP/del.json" -w '%{http_code}' -X DELETE "$API/v1/jobs/$JOB2")
+state=$(curl -sS "$API/v1/releases/$REL1" | jq -r '.state')
+case "$code:$state" in
+  409:*) pass "DELETE while a release of the job runs: 409 ($(jq -r .message "$TMP/del.json"))" ;;
+  *) fail "DELETE during the release (now $state): got $code $(cat "$TMP/del.json")" ;;
+esac
+if wait_for_line 20 "$TMP/main.sse" "^data: \\{\"type\":\"release\",\"id\":\"$REL1\"\\}" >/dev/null; then
+  pass "a release brings event release with its id"
+else
+  fail "no release event for $REL1: $(events_of main | tr '\n' ' ')"
+fi
+# The real release: a third job (the second stays held by its retrying release).
+sed 's/"events one"/"events three"/' "$TMP/print.test" >"$TMP/print3.test"
+out=$(ipptool -t -T 30 -f "$TMP/one.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print3.test" 2>&1) || abort "Print-Job 3 to kcpsd: $out"
+JOB3=$(curl -sS "$API/v1/jobs" | jq -r '.jobs[] | select(.name == "events three") | .id')
+[ -n "$JOB3" ] || abort "the third job is listed"
+quotas=$(grep -c '^event: quota$' "$TMP/main.sse")
+REL2=$(release "$JOB3" "$IPPEVE_URI")
+[ -n "$REL2" ] || abort "a release to ippeveprinter starts"
+if wait_for 90 "the release to complete" bash -c \
+  "curl -sS '$API/v1/releases/$REL2' | jq -e '.state == \"completed\"'"; then
+  pass "the release to ippeveprinter completed"
+else
+  fail "the release to ippeveprinter: $(curl -sS "$API/v1/releases/$REL2")"
+fi
+if wait_for 60 "a quota event" bash -c \
+  "[ \"\$(grep -c '^event: quota\$' '$TMP/main.sse')\" -gt $quotas ]"; then
+  pass "the server's count of the release brings event quota"
+else
+  fail "no quota event after the release: $(events_of main | tr '\n' ' ')"
+fi
+check_eq "status: one page less left after the release" \
+  "$(curl -sS "$API/v1/status" | jq -c '[.quota.quota_pages, .quota.remaining_pages]')" '[40,39]'
+else
+  echo "skip - releases (need root, ippeveprinter, avahi-daemon and dbus-daemon)"
+fi
 
 # Settings.
 check_eq "PUT /v1/settings: 200" "$(curl -sS -o /dev/null -w '%{http_code}' -X PUT \
