@@ -155,29 +155,39 @@ static size_t collect(char *data, size_t size, size_t n, void *user)
   return size * n;
 }
 
-/* PUT data at offset. KCPS_NET_* as kcps_http_call_json says; *status the
- * HTTP status, *response the JSON answer when there is one. */
-static kcps_net_status_t put_chunk(kcps_daemon_t *daemon, const char *url, const char *token,
-                                   const void *data, size_t len, gint64 offset, long *status,
-                                   JsonNode **response, GError **error)
+/* The body of one chunk, read from the spooled document as curl asks for
+ * it (no copy of the chunk in memory). */
+typedef struct {
+  int fd;
+  gint64 at;    /* next byte of the document */
+  gint64 left;  /* bytes of the chunk still to send */
+} chunk_src_t;
+
+static size_t read_chunk(char *buf, size_t size, size_t n, void *user)
 {
-  kcps__uploader_t *up = daemon->uploader;
-  g_autofree char *full = g_strdup_printf("%s?offset=%" G_GINT64_FORMAT, url, offset);
-  g_autofree char *auth = g_strconcat("Authorization: Bearer ", token, NULL);
-  g_autoptr(GString) answer = g_string_new(NULL);
+  chunk_src_t *src = user;
+  size_t want = (size_t)MIN((gint64)(size * n), src->left);
+  if (want == 0)
+    return 0;
+  ssize_t got;
+  do
+    got = pread(src->fd, buf, want, (off_t)src->at);
+  while (got < 0 && errno == EINTR);
+  if (got <= 0)
+    return CURL_READFUNC_ABORT;
+  src->at += got;
+  src->left -= got;
+  return (size_t)got;
+}
+
+/* One curl handle for all chunks of a job: the connection is kept. */
+static CURL *chunk_handle(kcps_daemon_t *daemon)
+{
   CURL *curl = curl_easy_init();
-  if (curl == NULL) {
-    g_set_error_literal(error, KCPS_NET_ERROR, KCPS_NET_RETRY, "no curl handle");
-    return KCPS_NET_RETRY;
-  }
-  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-  headers = curl_slist_append(headers, auth);
-  headers = curl_slist_append(headers, "Expect:");
-  curl_easy_setopt(curl, CURLOPT_URL, full);
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, data);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  if (curl == NULL)
+    return NULL;
+  curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_chunk);
   curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -187,20 +197,53 @@ static kcps_net_status_t put_chunk(kcps_daemon_t *daemon, const char *url, const
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)CHUNK_TIMEOUT_S);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-  if (up->max_rate > 0)
-    curl_easy_setopt(curl, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)up->max_rate);
+  /* Large reads from the file and large TLS writes. */
+  curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+  if (daemon->uploader->max_rate > 0)
+    curl_easy_setopt(curl, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)daemon->uploader->max_rate);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  return curl;
+}
+
+/* PUT len bytes of fd at offset, streamed from the file. KCPS_NET_* as
+ * kcps_http_call_json says; *status the HTTP status, *response the JSON
+ * answer when there is one, *sent the body bytes that went out. */
+static kcps_net_status_t put_chunk(kcps_daemon_t *daemon, CURL *curl, const char *url,
+                                   const char *token, int fd, gint64 len, gint64 offset,
+                                   long *status, JsonNode **response, gint64 *sent,
+                                   GError **error)
+{
+  kcps__uploader_t *up = daemon->uploader;
+  g_autofree char *full = g_strdup_printf("%s?offset=%" G_GINT64_FORMAT, url, offset);
+  g_autofree char *auth = g_strconcat("Authorization: Bearer ", token, NULL);
+  g_autoptr(GString) answer = g_string_new(NULL);
+  chunk_src_t src = {fd, offset, len};
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+  headers = curl_slist_append(headers, auth);
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(curl, CURLOPT_URL, full);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_READDATA, &src);
+  curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
+  *status = 0;
   CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-  curl_off_t sent = 0;
-  curl_easy_getinfo(curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(curl, CURLOPT_READDATA, NULL);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  gint64 out = len - src.left;
+  *sent += out;
   g_mutex_lock(&up->lock);
-  up->bytes_sent += (gint64)sent;
+  up->bytes_sent += out;
   g_mutex_unlock(&up->lock);
 
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    g_set_error(error, KCPS_NET_ERROR, KCPS_NET_FATAL,
+                "cannot read the spooled document at byte %" G_GINT64_FORMAT, offset);
+    return KCPS_NET_FATAL;
+  }
   if (rc != CURLE_OK) {
     bool tls = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
                rc == CURLE_SSL_CERTPROBLEM;
@@ -298,22 +341,6 @@ static JsonNode *create_body(const kcps_job_t *job)
   return json_builder_get_root(b);
 }
 
-static bool read_at(int fd, void *buf, size_t len, gint64 at)
-{
-  char *p = buf;
-  while (len > 0) {
-    ssize_t n = pread(fd, p, len, (off_t)at);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    p += n;
-    len -= (size_t)n;
-    at += n;
-  }
-  return true;
-}
-
 static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t *job,
                                         const char *email, const char *token)
 {
@@ -337,8 +364,12 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
   }
   JsonObject *obj = object_of(created);
   const char *upload_id = obj != NULL ? kcps_json_string(obj, "id") : NULL;
-  if (obj != NULL && g_strcmp0(kcps_json_string(obj, "state"), "complete") == 0)
-    return finish(daemon, job, email, obj);
+  if (obj != NULL && g_strcmp0(kcps_json_string(obj, "state"), "complete") == 0) {
+    kcps_upload_result_t r = finish(daemon, job, email, obj);
+    if (r == KCPS_UPLOAD_DONE)
+      kcps__events_emit(daemon, job->owner_uid, "job", job->id);
+    return r;
+  }
   if (upload_id == NULL) {
     g_warning("job %s: the server's upload answer has no id", job->id);
     return KCPS_UPLOAD_RETRY;
@@ -363,39 +394,41 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
     g_warning("job %s: cannot open the spooled document: %s", job->id, error->message);
     return KCPS_UPLOAD_REFUSED;
   }
-  g_autofree char *buf = g_malloc((gsize)chunk);
+  CURL *curl = chunk_handle(daemon);
+  if (curl == NULL) {
+    close(fd);
+    return KCPS_UPLOAD_RETRY;
+  }
+  gint64 sent = 0, from = offset;
+  kcps_upload_result_t result = KCPS_UPLOAD_DONE;
   int resyncs = 0;
   while (offset < job->size) {
     if (g_atomic_int_get(&daemon->stopping)) {
-      close(fd);
-      return KCPS_UPLOAD_RETRY;
+      result = KCPS_UPLOAD_RETRY;
+      break;
     }
     /* Switched to local: stop here. What the server has stays until its
      * retention; the retry registers the job as a local one instead. */
     if (!owner_wants_cloud(daemon, job)) {
-      close(fd);
       forget_progress(up, job->id);
       g_message("job %s: the owner switched to the local spool; upload stopped at byte "
                 "%" G_GINT64_FORMAT, job->id, offset);
-      return KCPS_UPLOAD_RETRY;
+      result = KCPS_UPLOAD_RETRY;
+      break;
     }
-    size_t len = (size_t)MIN(chunk, job->size - offset);
-    if (!read_at(fd, buf, len, offset)) {
-      g_warning("job %s: cannot read the spooled document at %" G_GINT64_FORMAT, job->id,
-                offset);
-      close(fd);
-      return KCPS_UPLOAD_REFUSED;
-    }
+    gint64 len = MIN(chunk, job->size - offset);
     g_autoptr(JsonNode) answer = NULL;
     g_clear_error(&error);
-    net = put_chunk(daemon, url, token, buf, len, offset, &status, &answer, &error);
+    net = put_chunk(daemon, curl, url, token, fd, len, offset, &status, &answer, &sent, &error);
     JsonObject *a = object_of(answer);
     if (net == KCPS_NET_OK) {
-      gint64 next = int_member(a, "offset", offset + (gint64)len);
+      gint64 next = int_member(a, "offset", offset + len);
       offset = next;
       set_progress(up, job->id, offset, job->size);
+      kcps__events_emit(daemon, job->owner_uid, "upload", job->id);
       continue;
     }
+
     /* The server has another offset than we thought (a chunk it stored whose
      * answer was lost): ask it, and go on from there, a few times. */
     if (status == 409 && resyncs++ < 3) {
@@ -412,16 +445,24 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
         continue;
       }
     }
-    close(fd);
     if (net == KCPS_NET_RETRY)
       g_info("job %s: upload interrupted at byte %" G_GINT64_FORMAT " (%s); will resume",
              job->id, offset, error->message);
     else
       g_warning("job %s: upload refused at byte %" G_GINT64_FORMAT ": %s", job->id, offset,
                 error->message);
-    return result_of(net);
+    result = result_of(net);
+    break;
   }
+  curl_easy_cleanup(curl);
   close(fd);
+  /* What this attempt put on the wire (tests and the bench count what is
+   * sent again after an interruption). */
+  g_message("job %s: %" G_GINT64_FORMAT " chunk bytes sent from byte %" G_GINT64_FORMAT
+            " (the server has %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT ")",
+            job->id, sent, from, offset, job->size);
+  if (result != KCPS_UPLOAD_DONE)
+    return result;
 
   /* 3. Finish: the server checks size and sha256 and makes the job. */
   g_autofree char *complete_url = g_strconcat(url, "/complete", NULL);
@@ -437,7 +478,10 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
       g_info("job %s: cannot finish the upload now (%s)", job->id, error->message);
     return result_of(net);
   }
-  return finish(daemon, job, email, object_of(done));
+  kcps_upload_result_t r = finish(daemon, job, email, object_of(done));
+  if (r == KCPS_UPLOAD_DONE)
+    kcps__events_emit(daemon, job->owner_uid, "job", job->id);
+  return r;
 }
 
 kcps_upload_result_t kcps__upload_job(kcps_daemon_t *daemon, const char *job_id)

@@ -1,5 +1,6 @@
 /* JSON/file HTTP(S) servers on libmicrohttpd: one thread a connection, the
- * handler sees each request once, whole and bounded. */
+ * handler sees each request once, whole and bounded, or with its body
+ * streamed to a sink the headers_fn chose. */
 #include "common/http-server.h"
 #include "common/json-util.h"
 
@@ -19,6 +20,7 @@ struct kcps_http_server_s {
   GPtrArray *daemons;          /* struct MHD_Daemon * */
   GArray *ports;               /* int, one per daemon */
   kcps_http_handler_t handler;
+  kcps_http_headers_fn headers_fn;
   void *data;
   size_t max_body;
   unsigned timeout_s;
@@ -33,6 +35,13 @@ struct kcps_http_req_s {
   char *path;
   GString *body;
   bool too_large;
+  kcps_http_sink_fn sink_fn;   /* the body goes here instead of body */
+  void *sink;
+  GDestroyNotify sink_free;
+  guint64 sink_max;
+  guint64 sink_received;
+  bool sink_stopped;
+  bool answered_early;         /* answered from the headers_fn */
   JsonNode *json;              /* parsed body, owned */
   GPtrArray *headers;          /* name, value pairs for the response */
   struct MHD_Response *response;
@@ -44,6 +53,8 @@ req_free(kcps_http_req_t *req)
 {
   if (!req)
     return;
+  if (req->sink_free)
+    req->sink_free(req->sink);
   g_free(req->method);
   g_free(req->path);
   g_string_free(req->body, TRUE);
@@ -137,6 +148,18 @@ unescape(void *cls, struct MHD_Connection *conn, char *s)
   return (size_t)(out - s);
 }
 
+/* Queues the answer the handler (or headers_fn) gave, with its headers. */
+static enum MHD_Result
+queue_answer(kcps_http_req_t *req)
+{
+  if (!req->response)
+    return queue_plain(req->conn, 500, "internal", "the request was not answered");
+  for (guint i = 0; i + 1 < req->headers->len; i += 2)
+    MHD_add_response_header(req->response, g_ptr_array_index(req->headers, i),
+                            g_ptr_array_index(req->headers, i + 1));
+  return MHD_queue_response(req->conn, req->status, req->response);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size,
@@ -146,12 +169,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
   kcps_http_req_t *req = *con_cls;
   (void)version;
 
-  /* First call: headers only. Refuse oversize bodies before reading them. */
+  /* First call: headers only. The headers_fn may answer or choose a sink;
+   * oversize bodies are refused before they are read. */
   if (!req) {
-    const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (clen && g_ascii_strtoull(clen, NULL, 10) > server->max_body)
-      return queue_plain(conn, 413, "too_large", "request body is too large");
-
     req = g_new0(kcps_http_req_t, 1);
     req->server = server;
     req->conn = conn;
@@ -160,16 +180,39 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     req->body = g_string_new(NULL);
     req->headers = g_ptr_array_new_with_free_func(g_free);
     *con_cls = req;
+
+    if (server->headers_fn) {
+      server->headers_fn(req, server->data);
+      if (req->response) {
+        req->answered_early = true;
+        return queue_answer(req);
+      }
+    }
+    guint64 limit = req->sink_fn ? req->sink_max : (guint64)server->max_body;
+    const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (clen && g_ascii_strtoull(clen, NULL, 10) > limit)
+      return queue_plain(conn, 413, "too_large", "request body is too large");
     return MHD_YES;
   }
 
   /* Middle calls: the body, in pieces. */
   if (*upload_data_size > 0) {
-    if (req->body->len + *upload_data_size > server->max_body)
-      req->too_large = true;
-    else
-      g_string_append_len(req->body, upload_data, (gssize)*upload_data_size);
+    size_t n = *upload_data_size;
     *upload_data_size = 0;
+    if (req->sink_fn) {
+      if (req->sink_received + n > req->sink_max)
+        req->too_large = true;
+      else if (!req->too_large && !req->sink_stopped) {
+        if (req->sink_fn(req->sink, upload_data, n))
+          req->sink_received += n;
+        else
+          req->sink_stopped = true;
+      }
+    } else if (req->body->len + n > server->max_body) {
+      req->too_large = true;
+    } else {
+      g_string_append_len(req->body, upload_data, (gssize)n);
+    }
     return MHD_YES;
   }
 
@@ -178,13 +221,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     return queue_plain(conn, 413, "too_large", "request body is too large");
 
   server->handler(req, server->data);
-
-  if (!req->response)
-    return queue_plain(conn, 500, "internal", "the request was not answered");
-  for (guint i = 0; i + 1 < req->headers->len; i += 2)
-    MHD_add_response_header(req->response, g_ptr_array_index(req->headers, i),
-                            g_ptr_array_index(req->headers, i + 1));
-  return MHD_queue_response(conn, req->status, req->response);
+  return queue_answer(req);
 }
 
 static void
@@ -206,6 +243,7 @@ kcps_http_server_new(const kcps_http_config_t *config, kcps_http_handler_t handl
   server->daemons = g_ptr_array_new();
   server->ports = g_array_new(FALSE, FALSE, sizeof(int));
   server->handler = handler;
+  server->headers_fn = config->headers_fn;
   server->data = data;
   server->max_body = config->max_body ? config->max_body : DEFAULT_MAX_BODY;
   server->timeout_s = config->timeout_s ? config->timeout_s : 60;
@@ -351,6 +389,42 @@ kcps_http_req_peer(const kcps_http_req_t *req)
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   return info ? info->client_addr : NULL;
+}
+
+void
+kcps_http_req_sink(kcps_http_req_t *req, guint64 max, kcps_http_sink_fn write_fn, void *sink,
+                   GDestroyNotify free_fn)
+{
+  if (req->sink_free)
+    req->sink_free(req->sink);
+  req->sink_fn = write_fn;
+  req->sink = sink;
+  req->sink_free = free_fn;
+  req->sink_max = max;
+}
+
+void *
+kcps_http_req_sink_data(const kcps_http_req_t *req)
+{
+  return req->sink;
+}
+
+guint64
+kcps_http_req_sink_received(const kcps_http_req_t *req)
+{
+  return req->sink_received;
+}
+
+bool
+kcps_http_req_sink_stopped(const kcps_http_req_t *req)
+{
+  return req->sink_stopped;
+}
+
+bool
+kcps_http_req_answered(const kcps_http_req_t *req)
+{
+  return req->answered_early || req->response != NULL;
 }
 
 JsonObject *

@@ -1,7 +1,9 @@
 /* A small HTTP(S) server over libmicrohttpd for JSON APIs and file pulls:
  * kcps-server, the 5571 pull port and the 5572 local API all use it.
  * The handler runs once per request with the whole (bounded) body, on a
- * thread of its own; it may block. */
+ * thread of its own; it may block. A route may instead take its body as a
+ * stream (config.headers_fn and kcps_http_req_sink()): large uploads with
+ * bounded memory, refused or accepted on their headers alone. */
 #pragma once
 
 #include <glib.h>
@@ -18,6 +20,18 @@ typedef struct kcps_http_req_s kcps_http_req_t;
  * kcps_http_respond_*(); a handler that does not gets a 500. */
 typedef void (*kcps_http_handler_t)(kcps_http_req_t *req, void *data);
 
+/* Optional: called once per request as soon as its headers are in, before
+ * any body byte is read (method, path, query and headers are there; the
+ * body is not). It may:
+ *  - answer at once with a kcps_http_respond_*(): the handler does not run,
+ *    the body is never read (a client that sent "Expect: 100-continue" is
+ *    not asked for it) and the connection closes after the answer, e.g. an
+ *    unauthenticated upload refused before one byte of it is stored;
+ *  - call kcps_http_req_sink(): the body goes to the sink as it arrives,
+ *    then the handler runs as usual (kcps_http_req_body() is empty);
+ *  - do neither: the body is buffered, up to max_body, as for any route. */
+typedef void (*kcps_http_headers_fn)(kcps_http_req_t *req, void *data);
+
 typedef struct kcps_http_config_s {
   const char *const *listen; /* NULL-terminated: "127.0.0.1:5572", "[::1]:5572",
                                 "0.0.0.0:5571"; port 0 picks a free port */
@@ -28,6 +42,7 @@ typedef struct kcps_http_config_s {
                                 e.g. half a request, or an answer nobody reads) is
                                 closed; 0 = 60 s. Each connection has its own thread,
                                 so a stalled one holds up no other */
+  kcps_http_headers_fn headers_fn; /* NULL: every body is buffered */
 } kcps_http_config_t;
 
 /* Binds every listen address and starts serving. NULL + error (naming the
@@ -53,6 +68,28 @@ const char *kcps_http_req_bearer(const kcps_http_req_t *req);
 /* The connection's socket (for the kernel's view of who is calling). */
 int kcps_http_req_socket(const kcps_http_req_t *req);
 const struct sockaddr *kcps_http_req_peer(const kcps_http_req_t *req);
+
+/* A body sink, set from the headers_fn. write_fn gets the body in order, a
+ * piece at a time (never more than the connection's buffer, so memory stays
+ * bounded), on the connection's thread; it may block (disk). It returns
+ * false to refuse the rest: further bytes are read and dropped (the client
+ * gets the handler's answer on a connection that stays usable) and
+ * kcps_http_req_sink_stopped() says so. Bodies over max bytes (by
+ * Content-Length, or counted for a chunked one) get 413 from the server:
+ * before the first byte when the length is declared. free_fn(sink) runs
+ * once when the request ends: after the handler answered, or when the
+ * connection broke mid-body (then the handler never runs). */
+typedef bool (*kcps_http_sink_fn)(void *sink, const char *buf, size_t len);
+void kcps_http_req_sink(kcps_http_req_t *req, guint64 max, kcps_http_sink_fn write_fn,
+                        void *sink, GDestroyNotify free_fn);
+/* The sink given to kcps_http_req_sink(), or NULL (in the handler). */
+void *kcps_http_req_sink_data(const kcps_http_req_t *req);
+/* Body bytes the sink took (not counting those after a refusal). */
+guint64 kcps_http_req_sink_received(const kcps_http_req_t *req);
+/* Whether write_fn refused (returned false). */
+bool kcps_http_req_sink_stopped(const kcps_http_req_t *req);
+/* Whether the request answered in its headers_fn already. */
+bool kcps_http_req_answered(const kcps_http_req_t *req);
 
 /* Parses the body as a JSON object. NULL + error naming the problem
  * ("body is not JSON: <parser message>", "body is not a JSON object").

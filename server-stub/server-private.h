@@ -422,6 +422,11 @@ bool kcps__server_check_upload(JsonObject *obj, const char **key, const char **n
                                gint64 *pages, gint64 *size, char sha256[65], GError **error);
 gint64 kcps__server_chunk_offset(const char *query, const char *range, gint64 len, gint64 size);
 bool kcps__server_parse_range(const char *value, gint64 size, gint64 *start, gint64 *end);
+/* The headers of PUT /api/v1/uploads/{id} (http-server's headers_fn, before
+ * any body byte): authenticates, checks the chunk, and streams its body to
+ * the upload's file, or answers at once. */
+void kcps__server_upload_chunk_headers(kcps_server_t *server, kcps_http_req_t *req,
+                                       const char *id);
 
 /* server-usage.c: usage records and quotas. The pure parsers of untrusted
  * input (also the fuzz target's): a usage record's body (unknown fields

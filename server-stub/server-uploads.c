@@ -6,15 +6,20 @@
 #include "common/crypto.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The largest chunk a PUT may carry: the server's request body bound
- * (server.c MAX_BODY); the create answer tells the client. */
-#define CHUNK_MAX (64 * 1024)
+/* The largest chunk a PUT may carry; the create answer tells the client.
+ * Its body is streamed to the upload's file (bounded memory), not buffered. */
+#define CHUNK_MAX (8 * 1024 * 1024)
+/* How long a chunk waits for another PUT of the same upload to end (e.g.
+ * the one of a killed client whose connection the server has not seen
+ * close yet) before it is refused with 409. */
+#define CLAIM_WAIT_S 15
 #define MAX_IDEMPOTENCY_KEY 128
 #define MB (G_GINT64_CONSTANT(1024) * 1024)
 
@@ -88,6 +93,39 @@ part_size(const char *path)
 {
   struct stat st;
   return stat(path, &st) == 0 ? (gint64)st.st_size : 0;
+}
+
+/* A chunk being received (its body streams to the upload's file). */
+typedef struct {
+  kcps_server_t *server;
+  char *id;         /* upload public id */
+  gint64 row;       /* uploads.id */
+  int fd;           /* the part file */
+  gint64 have;      /* bytes accepted before this chunk */
+  gint64 off, len;  /* the chunk */
+  gint64 pos;       /* bytes of it received */
+  bool differs;     /* a byte sent again is not the one held */
+  int write_errno;  /* writing failed (errno) */
+  bool done;        /* the handler accepted or refused it; else it broke off */
+} put_t;
+
+/* Chunks being received, one at a time per upload: upload public id ->
+ * put_t. While one runs, the upload's file may hold more bytes than are
+ * accepted; the offset answered is the one from before it. Lock order:
+ * server->lock, then claims_lock. */
+static GMutex claims_lock;
+static GCond claims_cond;
+static GHashTable *claims;
+
+/* Bytes the server holds and accepted of an upload. */
+static gint64
+committed_size(const char *upload_id, const char *path)
+{
+  g_mutex_lock(&claims_lock);
+  const put_t *put = claims ? g_hash_table_lookup(claims, upload_id) : NULL;
+  gint64 have = put ? put->have : part_size(path);
+  g_mutex_unlock(&claims_lock);
+  return have;
 }
 
 static void
@@ -409,7 +447,7 @@ route_create(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sess
     bool same = g_strcmp0(u.sha256, in.sha256) == 0 && u.size == in.size;
     status = same ? 200 : 409;
     g_autofree char *path = part_path(server, u.public_id);
-    offset = part_size(path);
+    offset = committed_size(u.public_id, path);
     goto out;
   }
 
@@ -494,7 +532,7 @@ route_status(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sess
   if (found) {
     job_id = find_job_locked(server, session->user_id, u.key, &job_sha, &job_size, &error);
     g_autofree char *path = part_path(server, id);
-    offset = job_id ? u.size : part_size(path);
+    offset = job_id ? u.size : committed_size(id, path);
   }
   g_mutex_unlock(&server->lock);
   if (error)
@@ -574,103 +612,308 @@ same_at(int fd, const char *data, gint64 len, gint64 at)
   return true;
 }
 
+/* Parses a Content-Length: digits only, at most 19 of them; -1 otherwise. */
+static gint64
+content_length(const char *value)
+{
+  if (!value || !*value || strlen(value) > 18)
+    return -1;
+  for (const char *p = value; *p; p++)
+    if (!g_ascii_isdigit(*p))
+      return -1;
+  return g_ascii_strtoll(value, NULL, 10);
+}
+
+/* Waits (at most CLAIM_WAIT_S) until no other chunk of the upload is being
+ * received, then makes put the one. False when the other did not end. */
+static bool
+claim(put_t *put)
+{
+  gint64 until = g_get_monotonic_time() + CLAIM_WAIT_S * G_USEC_PER_SEC;
+  bool ok = true;
+  g_mutex_lock(&claims_lock);
+  if (!claims)
+    claims = g_hash_table_new(g_str_hash, g_str_equal);
+  while (ok && g_hash_table_contains(claims, put->id))
+    ok = g_cond_wait_until(&claims_cond, &claims_lock, until);
+  if (ok && !g_hash_table_contains(claims, put->id))
+    g_hash_table_insert(claims, put->id, put);
+  else
+    ok = false;
+  g_mutex_unlock(&claims_lock);
+  return ok;
+}
+
 static void
-route_put_chunk(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
-                const char *id)
+unclaim(put_t *put)
+{
+  g_mutex_lock(&claims_lock);
+  if (claims && g_hash_table_lookup(claims, put->id) == put) {
+    g_hash_table_remove(claims, put->id);
+    g_cond_broadcast(&claims_cond);
+  }
+  g_mutex_unlock(&claims_lock);
+}
+
+/* The sink: bytes the server has must come again the same; the rest is
+ * written at its place. False stops taking the body. */
+static bool
+put_write(void *data, const char *buf, size_t n)
+{
+  put_t *put = data;
+  gint64 at = put->off + put->pos;
+  gint64 same = at < put->have ? MIN((gint64)n, put->have - at) : 0;
+  if (same > 0 && !same_at(put->fd, buf, same, at)) {
+    put->differs = true;
+    return false;
+  }
+  if ((gint64)n > same && !write_all_at(put->fd, buf + same, (gint64)n - same, at + same)) {
+    put->write_errno = errno ? errno : EIO;
+    return false;
+  }
+  put->pos += (gint64)n;
+  return true;
+}
+
+/* Puts the file back to the bytes accepted before the chunk (durable). */
+static void
+put_cut_back(put_t *put)
+{
+  struct stat st;
+  if (fstat(put->fd, &st) == 0 && st.st_size > put->have) {
+    if (ftruncate(put->fd, (off_t)put->have) != 0 || fdatasync(put->fd) != 0)
+      g_warning("kcps-server: cannot cut back upload %s: %s", put->id, g_strerror(errno));
+  }
+}
+
+static void
+add_received_locked(kcps_server_t *server, gint64 row, gint64 n, GError **error)
+{
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server, "UPDATE uploads SET received = received + ? WHERE id = ?", error);
+  if (stmt) {
+    sqlite3_bind_int64(stmt, 1, n);
+    sqlite3_bind_int64(stmt, 2, row);
+    kcps__server_db_step(server, stmt, error);
+  }
+  sqlite3_finalize(stmt);
+}
+
+/* The end of a request that carried a chunk. When it broke off mid-body
+ * (the handler never ran), the bytes of it are cut off again: the upload
+ * stays at its last whole, fsync'd offset, and they count as received. */
+static void
+put_free(void *data)
+{
+  put_t *put = data;
+  if (!put->done) {
+    g_message("kcps-server: upload %s: a chunk broke off after %" G_GINT64_FORMAT " of %"
+              G_GINT64_FORMAT " bytes; the upload stays at %" G_GINT64_FORMAT " bytes",
+              put->id, put->pos, put->len, put->have);
+    put_cut_back(put);
+    if (put->pos > 0) {
+      g_autoptr(GError) error = NULL;
+      g_mutex_lock(&put->server->lock);
+      add_received_locked(put->server, put->row, put->pos, &error);
+      g_mutex_unlock(&put->server->lock);
+      if (error)
+        g_warning("kcps-server: upload %s: %s", put->id, error->message);
+    }
+  }
+  unclaim(put);
+  close(put->fd);
+  g_free(put->id);
+  g_free(put);
+}
+
+static void
+refuse_chunk(kcps_http_req_t *req, unsigned status, gint64 have, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+static void
+refuse_chunk(kcps_http_req_t *req, unsigned status, gint64 have, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *text = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_autofree char *offset = g_strdup_printf("%" G_GINT64_FORMAT, have);
+  kcps_http_req_add_header(req, "Upload-Offset", offset);
+  kcps_http_respond_error(req, status,
+                          status == 409   ? "conflict"
+                          : status == 413 ? "too_large"
+                          : status == 411 ? "length_required"
+                                          : "bad_request",
+                          "%s (the server has %" G_GINT64_FORMAT " bytes)", text, have);
+}
+
+void
+kcps__server_upload_chunk_headers(kcps_server_t *server, kcps_http_req_t *req, const char *id)
 {
   if (!kcps__server_is_uuid(id)) {
     kcps_http_respond_error(req, 404, "not_found", "no such upload");
     return;
   }
-  size_t len = 0;
-  const char *body = kcps_http_req_body(req, &len);
+  /* Who is asking, before one byte of the body is read. */
+  g_autoptr(kcps_server_session_t) session = kcps__server_authenticate(server, req);
+  if (!session)
+    return;
+  if (session->kind != KCPS_SESSION_USER) {
+    kcps_http_respond_error(req, 403, "forbidden", "this route needs a user session");
+    return;
+  }
+  gint64 len = content_length(kcps_http_req_header(req, "Content-Length"));
+
+  put_t *put = g_new0(put_t, 1);
+  put->server = server;
+  put->id = g_strdup(id);
+  put->fd = -1;
+  put->len = len;
   g_autoptr(GError) error = NULL;
   upload_t u = {0};
   g_autofree char *job_id = NULL;
   g_autofree char *job_sha = NULL;
-  gint64 job_size = 0, have = 0, off = -1;
+  gint64 job_size = 0;
+  unsigned status = 0;
   const char *refusal = NULL;
-  unsigned status = 200;
+  bool claimed = false;
+  g_autofree char *path = part_path(server, id);
+
+  g_mutex_lock(&server->lock);
+  bool found = find_upload_locked(server, session, id, &u, &error);
+  g_mutex_unlock(&server->lock);
+  if (!found || error)
+    goto out;
+  if (!claim(put)) {
+    status = 409;
+    refusal = "another chunk of this upload is still being received; ask for the offset "
+              "and send again";
+    put->have = committed_size(id, path);
+    goto out;
+  }
+  claimed = true;
+  g_mutex_lock(&server->lock);
+  upload_clear(&u);
+  found = find_upload_locked(server, session, id, &u, &error);
+  if (found)
+    job_id = find_job_locked(server, session->user_id, u.key, &job_sha, &job_size, &error);
+  put->have = part_size(path);
+  g_mutex_unlock(&server->lock);
+  if (!found || error)
+    goto out;
+  put->row = u.id;
+  if (job_id) {
+    put->have = u.size;
+    status = 409;
+    refusal = "the upload is complete already";
+    goto out;
+  }
+  put->off = kcps__server_chunk_offset(kcps_http_req_query(req, "offset"),
+                                       kcps_http_req_header(req, "Content-Range"), len, u.size);
+  if (len < 0) {
+    status = 411;
+    refusal = "send the chunk with a Content-Length";
+  } else if (put->off < 0) {
+    status = 400;
+    refusal = "give the chunk's offset: ?offset=N or Content-Range: bytes N-M/SIZE";
+  } else if (len == 0) {
+    status = 400;
+    refusal = "the chunk is empty";
+  } else if (len > CHUNK_MAX) {
+    status = 413;
+    refusal = "the chunk is larger than chunk_max (8388608 bytes)";
+  } else if (put->off + len > u.size) {
+    status = 400;
+    refusal = "the chunk ends beyond the declared size";
+  } else if (put->off > put->have) {
+    status = 409;
+    refusal = "the chunk leaves a gap: send from the offset the server has";
+  }
+  if (refusal)
+    goto out;
+  if (!ensure_dirs(server, &error))
+    goto out;
+  put->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (put->fd < 0) {
+    g_set_error(&error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "cannot open %s: %s", path,
+                g_strerror(errno));
+    goto out;
+  }
+  /* The body goes to the file as it arrives; route_put_chunk answers. */
+  upload_clear(&u);
+  kcps_http_req_sink(req, (guint64)len, put_write, put, put_free);
+  return;
+
+out:
+  if (claimed)
+    unclaim(put);
+  if (error)
+    kcps__server_respond_internal(req, error);
+  else if (!found)
+    kcps_http_respond_error(req, 404, "not_found", "no such upload");
+  else
+    refuse_chunk(req, status, put->have, "%s", refusal);
+  g_free(put->id);
+  g_free(put);
+  upload_clear(&u);
+}
+
+/* The chunk's body is in (the sink of kcps__server_upload_chunk_headers):
+ * durable first, then counted and answered. */
+static void
+route_put_chunk(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+                const char *id)
+{
+  put_t *put = kcps_http_req_sink_data(req);
+  if (!put || g_strcmp0(put->id, id) != 0) {
+    kcps_http_respond_error(req, 500, "internal", "the chunk was not streamed");
+    return;
+  }
+  put->done = true;
+  if (put->differs) {
+    refuse_chunk(req, 409, put->have, "the chunk differs from the bytes the server has at that "
+                                      "offset");
+    return;
+  }
+  g_autoptr(GError) error = NULL;
+  if (put->write_errno || put->pos != put->len || fdatasync(put->fd) != 0) {
+    g_set_error(&error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO,
+                "cannot write upload %s: %s", id,
+                g_strerror(put->write_errno ? put->write_errno : errno ? errno : EIO));
+    put_cut_back(put);
+    kcps__server_respond_internal(req, error);
+    return;
+  }
+  upload_t u = {0};
+  g_autofree char *job_id = NULL;
+  g_autofree char *job_sha = NULL;
+  gint64 job_size = 0;
+  gint64 have = MAX(put->have, put->off + put->len);
   g_mutex_lock(&server->lock);
   bool found = find_upload_locked(server, session, id, &u, &error);
   if (found)
     job_id = find_job_locked(server, session->user_id, u.key, &job_sha, &job_size, &error);
-  g_autofree char *path = found ? part_path(server, id) : NULL;
-  if (found && !error && job_id) {
-    have = u.size;
-    status = 409;
-    refusal = "the upload is complete already";
-  } else if (found && !error) {
-    have = part_size(path);
-    off = kcps__server_chunk_offset(kcps_http_req_query(req, "offset"),
-                                    kcps_http_req_header(req, "Content-Range"), (gint64)len,
-                                    u.size);
-    if (off < 0) {
-      status = 400;
-      refusal = "give the chunk's offset: ?offset=N or Content-Range: bytes N-M/SIZE";
-    } else if (len == 0) {
-      status = 400;
-      refusal = "the chunk is empty";
-    } else if (off + (gint64)len > u.size) {
-      status = 400;
-      refusal = "the chunk ends beyond the declared size";
-    } else if (off > have) {
-      status = 409;
-      refusal = "the chunk leaves a gap: send from the offset the server has";
-    }
+  if (found && !error && !job_id) {
+    add_received_locked(server, u.id, put->len, &error);
+    u.received += put->len;
   }
-  /* Bytes the server has must be sent again the same; the rest is added
-   * and made durable before the answer counts it. */
-  if (found && !error && !refusal) {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-      g_set_error(&error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "cannot open %s: %s", path,
-                  g_strerror(errno));
-    } else {
-      gint64 overlap = MIN(have - off, (gint64)len);
-      if (overlap > 0 && !same_at(fd, body, overlap, off)) {
-        status = 409;
-        refusal = "the chunk differs from the bytes the server has at that offset";
-      } else if ((gint64)len > overlap) {
-        if (!write_all_at(fd, body + overlap, (gint64)len - overlap, off + overlap) ||
-            fdatasync(fd) != 0) {
-          g_set_error(&error, KCPS_SERVER_ERROR, KCPS_SERVER_ERROR_IO, "cannot write %s: %s",
-                      path, g_strerror(errno));
-          (void)ftruncate(fd, (off_t)have);
-        } else {
-          have = off + (gint64)len;
-        }
-      }
-      close(fd);
-    }
-    sqlite3_stmt *stmt = error || refusal ? NULL
-                               : kcps__server_db_prepare(
-                                     server, "UPDATE uploads SET received = received + ? WHERE id = ?",
-                                     &error);
-    if (stmt) {
-      sqlite3_bind_int64(stmt, 1, (gint64)len);
-      sqlite3_bind_int64(stmt, 2, u.id);
-      kcps__server_db_step(server, stmt, &error);
-      u.received += (gint64)len;
-    }
-    sqlite3_finalize(stmt);
-  }
+  /* Accepted: the offset answered from now on is the file's. */
+  if (!error)
+    put->have = have;
+  unclaim(put);
   g_mutex_unlock(&server->lock);
 
   if (error)
     kcps__server_respond_internal(req, error);
   else if (!found)
     kcps_http_respond_error(req, 404, "not_found", "no such upload");
+  else if (job_id)
+    refuse_chunk(req, 409, u.size, "the upload is complete already");
   else {
     g_autofree char *text = g_strdup_printf("%" G_GINT64_FORMAT, have);
     kcps_http_req_add_header(req, "Upload-Offset", text);
-    if (refusal)
-      kcps_http_respond_error(req, status, status == 409 ? "conflict" : "bad_request",
-                              "%s (the server has %" G_GINT64_FORMAT " bytes)", refusal, have);
-    else {
-      g_autoptr(JsonNode) node = upload_node(&u, have, NULL);
-      kcps_http_respond_json(req, 200, node);
-    }
+    g_autoptr(JsonNode) node = upload_node(&u, have, NULL);
+    kcps_http_respond_json(req, 200, node);
   }
   upload_clear(&u);
 }
@@ -713,7 +956,7 @@ route_complete(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
     job_id = find_job_locked(server, session->user_id, u.key, &job_sha, &job_size, &error);
   g_autofree char *path = found ? part_path(server, id) : NULL;
   if (found && !error && !job_id) {
-    have = part_size(path);
+    have = committed_size(id, path);
     if (have != u.size) {
       status = 409;
       refusal = "the upload is not whole yet";

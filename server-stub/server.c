@@ -282,6 +282,20 @@ handle_request(kcps_http_req_t *req, void *data)
   route->fn(server, req, session, strchr(route->pattern, '*') ? id : NULL);
 }
 
+/* Before any body byte: the one route whose body is streamed (a chunk of an
+ * upload, up to chunk_max) is authenticated and checked on its headers and
+ * written to disk as it arrives; every other body is buffered (MAX_BODY). */
+static void
+handle_headers(kcps_http_req_t *req, void *data)
+{
+  kcps_server_t *server = data;
+  char id[128];
+  if (g_strcmp0(kcps_http_req_method(req), "PUT") == 0 &&
+      match("/api/v1/uploads/*", kcps_http_req_path(req) ? kcps_http_req_path(req) : "", id,
+            sizeof id))
+    kcps__server_upload_chunk_headers(server, req, id);
+}
+
 JsonObject *
 kcps__server_req_object(kcps_http_req_t *req)
 {
@@ -384,6 +398,7 @@ kcps_server_new(const kcps_server_config_t *config, GError **error)
     .cert_path = server->cert_path,
     .key_path = server->key_path,
     .max_body = MAX_BODY,
+    .headers_fn = handle_headers,
   };
   server->http = kcps_http_server_new(&http, handle_request, server, error);
   if (!server->http)

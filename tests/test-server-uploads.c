@@ -11,6 +11,7 @@
 #include "common/crypto.h"
 
 #define CHUNK (64 * 1024)
+#define CHUNK_MAX (8 * 1024 * 1024) /* the server's chunk_max */
 
 /* A document of n pseudo-random bytes (seeded: the same n, the same bytes). */
 static GBytes *
@@ -128,7 +129,7 @@ START_TEST(test_create_idempotent)
   ck_assert_int_eq(create(alice, "job-1", (gint64)g_bytes_get_size(doc), sha, &b), 200);
   ck_assert_str_eq(sfx_str(a, "id"), sfx_str(b, "id"));
   ck_assert_int_eq(sfx_int(b, "offset"), 0);
-  ck_assert_int_eq(sfx_int(b, "chunk_max"), CHUNK);
+  ck_assert_int_eq(sfx_int(b, "chunk_max"), CHUNK_MAX);
   /* The same key for another document is a conflict, not a second upload. */
   long st = create(alice, "job-1", 5, sha, &c);
   sfx_expect_error(st, c, 409, "conflict", "idempotency_key");
@@ -436,6 +437,241 @@ START_TEST(test_retention)
 }
 END_TEST
 
+/* A streamed PUT of [off, off+len) of doc by curl's read callback: stops
+ * (aborts the transfer, the connection breaks) after abort_after bytes when
+ * that is >= 0; expect sends "Expect: 100-continue". *read is how many body
+ * bytes curl took. Returns the status (0 when the transfer broke). */
+typedef struct {
+  const char *data;
+  gint64 len, pos, abort_after;
+} feed_t;
+
+static size_t
+feed(char *buf, size_t size, size_t n, void *user)
+{
+  feed_t *f = user;
+  if (f->abort_after >= 0 && f->pos >= f->abort_after)
+    return CURL_READFUNC_ABORT;
+  gint64 want = MIN((gint64)(size * n), f->len - f->pos);
+  if (f->abort_after >= 0)
+    want = MIN(want, f->abort_after - f->pos);
+  memcpy(buf, f->data + f->pos, (size_t)want);
+  f->pos += want;
+  return (size_t)want;
+}
+
+static size_t
+collect_answer(char *data, size_t size, size_t n, void *user)
+{
+  g_string_append_len(user, data, (gssize)(size * n));
+  return size * n;
+}
+
+static long
+put_streamed(const char *token, const char *upload, GBytes *doc, gint64 off, gint64 len,
+             gint64 abort_after, bool expect, gint64 *read, JsonNode **out)
+{
+  g_autofree char *url = g_strdup_printf("%s/api/v1/uploads/%s?offset=%" G_GINT64_FORMAT,
+                                         kcps_server_get_url(sfx.server), upload, off);
+  g_autofree char *auth = token ? g_strconcat("Authorization: Bearer ", token, NULL) : NULL;
+  feed_t f = {(const char *)g_bytes_get_data(doc, NULL) + off, len, 0, abort_after};
+  g_autoptr(GString) answer = g_string_new(NULL);
+  CURL *curl = curl_easy_init();
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+  headers = curl_slist_append(headers, expect ? "Expect: 100-continue" : "Expect:");
+  if (auth)
+    headers = curl_slist_append(headers, auth);
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CAINFO, sfx.ca);
+  curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+  curl_easy_setopt(curl, CURLOPT_READFUNCTION, feed);
+  curl_easy_setopt(curl, CURLOPT_READDATA, &f);
+  /* Long enough that the server's early answer always comes first. */
+  curl_easy_setopt(curl, CURLOPT_EXPECT_100_TIMEOUT_MS, 60000L);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_answer);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, answer);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (read)
+    *read = f.pos;
+  if (abort_after >= 0) {
+    ck_assert_msg(rc == CURLE_ABORTED_BY_CALLBACK, "the transfer was to break: %s",
+                  curl_easy_strerror(rc));
+    return 0;
+  }
+  ck_assert_msg(rc == CURLE_OK, "PUT: %s", curl_easy_strerror(rc));
+  if (out)
+    *out = answer->len ? json_from_string(answer->str, NULL) : NULL;
+  return status;
+}
+
+static gint64
+part_file_size(const char *upload)
+{
+  g_autofree char *name = g_strconcat(upload, ".part", NULL);
+  g_autofree char *path = g_build_filename(sfx.data, "cloud", "uploads", name, NULL);
+  struct stat st;
+  return stat(path, &st) == 0 ? (gint64)st.st_size : 0;
+}
+
+static JsonNode *
+status_of(const char *token, const char *upload)
+{
+  g_autofree char *path = g_strdup_printf("/api/v1/uploads/%s", upload);
+  JsonNode *s = NULL;
+  ck_assert_int_eq(sfx_call("GET", path, token, NULL, &s), 200);
+  return s;
+}
+
+/* Chunks far above the former 64 KiB bound go in whole, streamed to the
+ * file; offset, size and chunk_max are checked on the headers. */
+START_TEST(test_streamed_chunks)
+{
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  const gint64 big = 3 * 1024 * 1024;
+  g_autoptr(GBytes) doc = make_doc((gsize)(2 * big + 12345), 11);
+  const gint64 size = (gint64)g_bytes_get_size(doc);
+  char sha[65];
+  hex_of(doc, sha);
+  g_autoptr(JsonNode) a = NULL;
+  ck_assert_int_eq(create(alice, "big-1", size, sha, &a), 201);
+  const char *id = sfx_str(a, "id");
+
+  g_autoptr(JsonNode) p1 = NULL;
+  ck_assert_int_eq(put_streamed(alice, id, doc, 0, big, -1, false, NULL, &p1), 200);
+  ck_assert_int_eq(sfx_int(p1, "offset"), big);
+  ck_assert_int_eq(part_file_size(id), big);
+  /* A gap: refused on the headers, nothing written. */
+  g_autoptr(JsonNode) gap = NULL;
+  long st = put_streamed(alice, id, doc, big + 1, 1000, -1, false, NULL, &gap);
+  sfx_expect_error(st, gap, 409, "conflict", "gap");
+  /* Past the declared size; above chunk_max (its body is never stored). */
+  g_autoptr(GBytes) huge = make_doc((gsize)CHUNK_MAX + 1, 12);
+  g_autoptr(JsonNode) past = NULL;
+  st = put_streamed(alice, id, huge, big, size - big + 1, -1, true, NULL, &past);
+  sfx_expect_error(st, past, 400, "bad_request", "beyond the declared size");
+  g_autoptr(JsonNode) toobig = NULL;
+  gint64 took = -1;
+  st = put_streamed(alice, id, huge, 0, CHUNK_MAX + 1, -1, true, &took, &toobig);
+  sfx_expect_error(st, toobig, 413, "too_large", "chunk_max");
+  ck_assert_int_eq(took, 0);
+  ck_assert_int_eq(part_file_size(id), big);
+  /* Bytes held sent again must be the same: a differing one is refused
+   * and nothing beyond is kept. */
+  g_autoptr(GBytes) other = make_doc((gsize)size, 13);
+  g_autoptr(JsonNode) diff = NULL;
+  st = put_streamed(alice, id, other, big - 100, 200, -1, false, NULL, &diff);
+  sfx_expect_error(st, diff, 409, "conflict", "differs");
+  ck_assert_int_eq(part_file_size(id), big);
+
+  g_autoptr(JsonNode) p2 = NULL, p3 = NULL;
+  ck_assert_int_eq(put_streamed(alice, id, doc, big - 100, big + 100, -1, true, NULL, &p2), 200);
+  ck_assert_int_eq(sfx_int(p2, "offset"), 2 * big);
+  ck_assert_int_eq(put_streamed(alice, id, doc, 2 * big, size - 2 * big, -1, false, NULL, &p3),
+                   200);
+  ck_assert_int_eq(sfx_int(p3, "offset"), size);
+  ck_assert_int_eq(sfx_int(p3, "received"), size + 100);
+  g_autoptr(JsonNode) done = NULL;
+  ck_assert_int_eq(complete(alice, id, &done), 201);
+  ck_assert_str_eq(sfx_str(done, "sha256"), sha);
+  g_autofree char *doc_path = g_strdup_printf("%s/cloud/documents/%s.pdf", sfx.data,
+                                              sfx_str(done, "job_id"));
+  struct stat sb;
+  ck_assert_int_eq(stat(doc_path, &sb), 0);
+  ck_assert_int_eq(sb.st_mode & 0777, 0600);
+}
+END_TEST
+
+/* Without a valid session the body is never taken: the answer comes on the
+ * headers ("Expect: 100-continue": curl sends no body byte), nothing is
+ * stored, and another user's upload is not found the same way. */
+START_TEST(test_streamed_unauthenticated)
+{
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
+  const gint64 len = 2 * 1024 * 1024;
+  g_autoptr(GBytes) doc = make_doc((gsize)len, 14);
+  char sha[65];
+  hex_of(doc, sha);
+  g_autoptr(JsonNode) a = NULL;
+  ck_assert_int_eq(create(alice, "auth-1", len, sha, &a), 201);
+  const char *id = sfx_str(a, "id");
+
+  struct {
+    const char *token;
+    long status;
+  } cases[] = {{NULL, 401}, {"not-a-token", 401}, {admin, 404}};
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    gint64 took = -1;
+    g_autoptr(JsonNode) r = NULL;
+    long st = put_streamed(cases[i].token, id, doc, 0, len, -1, true, &took, &r);
+    ck_assert_msg(st == cases[i].status, "case %zu: got %ld, expected %ld", i, st,
+                  cases[i].status);
+    ck_assert_msg(took == 0, "case %zu: the client was asked for %" G_GINT64_FORMAT
+                  " body bytes", i, took);
+    ck_assert_int_eq(part_file_size(id), 0);
+  }
+  /* Without Expect the client sends the body anyway: still refused, still
+   * nothing stored. */
+  g_autoptr(JsonNode) r = NULL;
+  long st = put_streamed(NULL, id, doc, 0, 1000, -1, false, NULL, &r);
+  ck_assert_int_eq(st, 401);
+  ck_assert_int_eq(part_file_size(id), 0);
+  g_autoptr(JsonNode) s = status_of(alice, id);
+  ck_assert_int_eq(sfx_int(s, "offset"), 0);
+  ck_assert_int_eq(sfx_int(s, "received"), 0);
+}
+END_TEST
+
+/* A connection that breaks mid-chunk: the server stays at its last whole,
+ * fsync'd offset (the partial bytes are cut off again, and counted in
+ * received), and the chunk is sent again from there. */
+START_TEST(test_streamed_cut_mid_chunk)
+{
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  const gint64 piece = 2 * 1024 * 1024;
+  g_autoptr(GBytes) doc = make_doc((gsize)(2 * piece), 15);
+  const gint64 size = (gint64)g_bytes_get_size(doc);
+  char sha[65];
+  hex_of(doc, sha);
+  g_autoptr(JsonNode) a = NULL;
+  ck_assert_int_eq(create(alice, "cut-1", size, sha, &a), 201);
+  const char *id = sfx_str(a, "id");
+  g_autoptr(JsonNode) p1 = NULL;
+  ck_assert_int_eq(put_streamed(alice, id, doc, 0, piece, -1, false, NULL, &p1), 200);
+
+  gint64 took = 0;
+  put_streamed(alice, id, doc, piece, piece, piece / 2, false, &took, NULL);
+  ck_assert_int_eq(took, piece / 2);
+  /* Whenever asked, the offset is the last whole one. */
+  g_autoptr(JsonNode) s1 = status_of(alice, id);
+  ck_assert_int_eq(sfx_int(s1, "offset"), piece);
+  /* A chunk of the same upload waits until the broken one is cut back
+   * (one at a time), here one that leaves a gap, so is refused. */
+  g_autoptr(JsonNode) gap = NULL;
+  long st = put_streamed(alice, id, doc, piece + 1, 10, -1, false, NULL, &gap);
+  sfx_expect_error(st, gap, 409, "conflict", "gap");
+  ck_assert_int_eq(part_file_size(id), piece);
+  g_autoptr(JsonNode) s2 = status_of(alice, id);
+  ck_assert_int_eq(sfx_int(s2, "offset"), piece);
+  gint64 partial = sfx_int(s2, "received") - piece;
+  ck_assert_msg(partial >= 0 && partial <= piece / 2, "received counts %" G_GINT64_FORMAT
+                " bytes of the broken chunk", partial);
+
+  g_autoptr(JsonNode) p2 = NULL;
+  ck_assert_int_eq(put_streamed(alice, id, doc, piece, piece, -1, false, NULL, &p2), 200);
+  ck_assert_int_eq(sfx_int(p2, "offset"), size);
+  g_autoptr(JsonNode) done = NULL;
+  ck_assert_int_eq(complete(alice, id, &done), 201);
+  ck_assert_str_eq(sfx_str(done, "sha256"), sha);
+}
+END_TEST
+
 START_TEST(test_parsers)
 {
   gint64 s = 0, e = 0;
@@ -485,6 +721,9 @@ main(void)
   tcase_add_test(tc, test_other_user_not_found);
   tcase_add_test(tc, test_device_fetch);
   tcase_add_test(tc, test_retention);
+  tcase_add_test(tc, test_streamed_chunks);
+  tcase_add_test(tc, test_streamed_unauthenticated);
+  tcase_add_test(tc, test_streamed_cut_mid_chunk);
   suite_add_tcase(s, tc);
   TCase *tp = tcase_create("parsers");
   tcase_add_test(tp, test_parsers);

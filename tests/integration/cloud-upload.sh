@@ -1,11 +1,15 @@
 #!/bin/bash
 # Cloud spool end to end (issue 5): kcpsd --spool-mode cloud uploads a
-# spooled job to a real kcps-server in chunks, through a proxy
+# spooled job to a real kcps-server in chunks (256 KiB here, streamed from
+# the spool file and into the server's file), through a proxy
 # (cut-proxy.py) that interrupts it twice at fixed byte counts, so no step
 # depends on timing:
-#  1. the upload stalls at ~35%: kcpsd is killed (SIGKILL) and started again;
-#     after the login it asks the server what it has and resumes there;
-#  2. at ~70% every connection to the server is cut: kcpsd retries and
+#  1. the upload stalls at ~50%, mid-chunk: kcpsd is killed (SIGKILL) and
+#     started again; the server cuts the broken chunk back to its last whole
+#     offset; after the login kcpsd asks the server what it has and resumes
+#     there: at most one chunk is sent again (asserted from the server's
+#     byte counter and from kcpsd's own count of bytes sent);
+#  2. at ~75% every connection to the server is cut: kcpsd retries and
 #     resumes again.
 # Then: exactly one job on the server, spool "cloud", the sha256 of the
 # printed document; the server got the document plus at most one chunk per
@@ -85,8 +89,8 @@ SIZE=$(stat -c %s "$TMP/docs/doc.pdf")
 SHA=$(sha256sum <"$TMP/docs/doc.pdf" | cut -d' ' -f1)
 
 mkdir -p "$TMP/proxy"
-lib_start cut-proxy "$TMP/proxy.log" python3 "$PROXY" "$SERVER_PORT" $((SIZE * 35 / 100)) \
-  $((SIZE * 70 / 100)) "$TMP/proxy"
+lib_start cut-proxy "$TMP/proxy.log" python3 "$PROXY" "$SERVER_PORT" $((SIZE * 50 / 100)) \
+  $((SIZE * 75 / 100)) "$TMP/proxy"
 wait_for 20 "the proxy's port" test -s "$TMP/proxy/port" || abort "cut-proxy starts"
 PROXY_URL=https://127.0.0.1:$(cat "$TMP/proxy/port")
 
@@ -98,7 +102,8 @@ start_cloud_kcpsd() {
   chmod 0700 "$dir" "$dir/spool" "$dir/state"
   lib_start "kcpsd$1" "$dir/kcpsd$1.log" "$KCPSD_BIN" --user --server "$PROXY_URL" \
     --server-ca "$SERVER_CA" --spool-mode cloud --spool "$dir/spool" --state "$dir/state" \
-    --ipp-port 0 --pull-port 0 --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0
+    --ipp-port 0 --pull-port 0 --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0 \
+    --upload-chunk-size 256K
   KCPSD_PID=$LIB_PID
   line=$(wait_for_line 30 "$dir/kcpsd$1.log" 'kcpsd: ready ipp=' "$LIB_PID") || return 1
   KCPSD_IPP_PORT=$(printf '%s\n' "$line" | sed -n 's/.*ipp=\([0-9]*\).*/\1/p')
@@ -164,6 +169,25 @@ if [ -n "$HAD" ] && [ "$HAD" -gt 0 ] && [ "$HAD" -lt "$SIZE" ]; then
 else
   abort "server offset at the kill: got '$HAD', expected between 0 and $SIZE"
 fi
+CHUNK=$((256 * 1024))
+# A chunk that leaves a gap waits on the server until the broken one is cut
+# back (one chunk of an upload at a time), then is refused: after it, what
+# the server counts of the broken chunk is final.
+UPLOAD_ID=$(server_field id)
+head -c 1 /dev/zero >"$TMP/one-byte"
+GAP=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$SERVER_CA" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/octet-stream' -H 'Expect:' -X PUT --data-binary @"$TMP/one-byte" \
+  "$KCPS_SERVER_URL/api/v1/uploads/$UPLOAD_ID?offset=$((HAD + 1))")
+check_eq "a chunk with a gap is refused once the broken one is cut back" "$GAP" 409
+check_eq "the server stays at its last whole offset after the kill" "$(server_field offset)" "$HAD"
+KILL_RECEIVED=$(server_field received)
+KILL_AGAIN=$((KILL_RECEIVED - HAD))
+echo "# figures: kill at $HAD of $SIZE; the server got $KILL_AGAIN bytes of the broken chunk"
+if [ "$KILL_AGAIN" -ge 0 ] && [ "$KILL_AGAIN" -le "$CHUNK" ]; then
+  pass "the kill loses at most one chunk ($KILL_AGAIN bytes of the broken one reached the server)"
+else
+  fail "bytes of the broken chunk at the kill: got $KILL_AGAIN, expected 0..$CHUNK"
+fi
 
 start_cloud_kcpsd 2 || abort "kcpsd starts again"
 out=$(login 2>&1) || abort "kcps login after the restart: $out"
@@ -205,13 +229,22 @@ check_eq "the stored document is the printed one" "$(sha256sum <"$STORED" | cut 
 check_eq "the stored document is 0600" "$(stat -c %a "$STORED")" 600
 
 RECEIVED=$(server_field received)
-CHUNK=$(server_field chunk_max)
 AGAIN=$((RECEIVED - SIZE))
 echo "# figures: size=$SIZE received=$RECEIVED sent again=$AGAIN chunk=$CHUNK (2 interruptions)"
 if [ "$AGAIN" -ge 0 ] && [ "$AGAIN" -le $((2 * CHUNK)) ]; then
   pass "resumed, not restarted: $AGAIN bytes sent again (at most one chunk per interruption)"
 else
   fail "bytes sent again: got $AGAIN, expected 0..$((2 * CHUNK))"
+fi
+# kcpsd's own count: after its restart it sent the rest from the server's
+# offset plus at most the chunk broken by the cut, never more.
+SENT2=$(sed -n "s/.*job $SPOOL_ID: \([0-9]*\) chunk bytes sent from byte.*/\1/p" \
+  "$TMP/kcpsd/kcpsd2.log" | awk '{ s += $1 } END { print s + 0 }')
+echo "# figures: kcpsd sent $SENT2 bytes after its restart at $HAD (rest: $((SIZE - HAD)))"
+if [ "$SENT2" -ge $((SIZE - HAD)) ] && [ "$SENT2" -le $((SIZE - HAD + CHUNK)) ]; then
+  pass "after the restart kcpsd sent the rest plus at most one chunk again ($SENT2 bytes)"
+else
+  fail "kcpsd sent $SENT2 bytes after its restart, expected $((SIZE - HAD))..$((SIZE - HAD + CHUNK))"
 fi
 
 # --- 3. the user's own spool mode ---------------------------------------------------
