@@ -13,6 +13,8 @@
 #     (org.freedesktop.Notifications) records a "job received" notification
 #     when a job printed meanwhile shows at the next menu open, and none once
 #     the settings' switch is off (kept in ~/.config/kcps/tray.ini, 0600);
+#     alice, given 10 pages a month, sees "10 pages left this month" in the
+#     menu and one quota-low notification;
 #     kcpsd's event stream (GET /v1/events): a job printed to kcpsd shows in
 #     the list with no action at all; Delete asks (a screenshot of the
 #     question), then deletes at kcpsd; kcpsd stopping shows the error icon
@@ -43,7 +45,7 @@ for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$TRAY_BIN"; do
     exit 1
   fi
 done
-for tool in Xvfb dbus-daemon gdbus ipptool qpdf "$PYTHON"; do
+for tool in Xvfb dbus-daemon gdbus ipptool qpdf curl "$PYTHON"; do
   if ! command -v "$tool" >/dev/null; then
     echo "tray: FAIL: $tool is not installed" >&2
     exit 1
@@ -466,6 +468,20 @@ if rev2 <= rev1 or not who:
 if menu["Log _out"][1].get("visible") is not True or menu["Log _in…"][1].get("visible") is not False:
     fail("logged in, yet: %r / %r" % (menu["Log _in…"], menu["Log _out"]))
 ok("menu (revision %d): %r, Log out shown" % (rev2, who[0]))
+# Pages left: alice was given 10 a month (below), shown under the who line,
+# and as few are left, one quota-low notification came with the login.
+wait("the quota line", lambda: state("QuotaLine") == "10 pages left this month")
+rev3, menu = layout()
+if "10 pages left this month" not in menu or menu["10 pages left this month"][1].get("enabled") is not False:
+    fail("menu quota line: %r" % sorted(menu))
+ok("menu shows the quota: '10 pages left this month' (not clickable)")
+wait("the quota-low notification", lambda: notices)
+if notices != [("kcps-tray", "Few pages left", "10 pages left this month")] and \
+        [n[1:] for n in notices] != [("Few pages left", "10 pages left this month")]:
+    fail("quota-low notification: got %r" % notices)
+ok("quota low: notification %r / %r" % notices[0][1:])
+del notices[:]
+quota_notices = state("NoticesSent")
 
 # 5b. Notifications: a job printed meanwhile shows at the next menu open
 # (no polling), as one notification; with the switch off, none.
@@ -480,7 +496,7 @@ if summary != "Print job received" or body != "\u201ctray three\u201d is waiting
     fail("notification: got %r" % (notices[0],))
 ok("a job printed meanwhile: notification %r / %r" % (summary, body))
 wait("the third job listed", lambda: "tray three" in (state("JobNames") or []) and settled())
-if state("NoticesSent") != 1 or len(notices) != 1:
+if state("NoticesSent") != quota_notices + 1 or len(notices) != 1:
     fail("notifications after one new job: %r (sent %r)" % (notices, state("NoticesSent")))
 call("org.kcps.Tray", "/org/kcps/Tray", "org.gtk.Actions", "SetState",
      GLib.Variant("(sva{sv})", ("notifications", GLib.Variant("b", False), {})))
@@ -497,7 +513,7 @@ call(item_name, "/MenuBar", "com.canonical.dbusmenu", "Event",
 wait("the fourth job listed", lambda: "tray four" in (state("JobNames") or []) and settled())
 # The reply to a Notify would have come on this bus before the jobs' read ended.
 ctx.iteration(False)
-if len(notices) != 1 or state("NoticesSent") != 1:
+if len(notices) != 1 or state("NoticesSent") != quota_notices + 1:
     fail("notifications with the switch off: %r" % notices)
 ok("switch off: the fourth job came without a notification")
 
@@ -575,6 +591,22 @@ def tray_gone():
 wait("kcps-tray to leave the bus", tray_gone)
 ok("menu Quit: kcps-tray left the bus")
 PY
+# alice gets a monthly limit of 10 pages (few: the tray warns once).
+ADMIN_PASSWORD=$(demo_credential "$DATA" "admin@a.test password")
+server_login() {
+  "$PYTHON" -c 'import json, sys; print(json.dumps({"email": sys.argv[1], "password": sys.argv[2]}))' \
+    "$1" "$2" | curl -sS --cacert "$DATA/server.crt" -H 'Content-Type: application/json' \
+    --data-binary @- "$KCPS_SERVER_URL/api/v1/login"
+}
+json_get() { "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin)
+for k in sys.argv[1].split("."): d = (d or {}).get(k)
+print(d if d is not None else "")' "$1"; }
+ADMIN_TOKEN=$(server_login admin@a.test "$ADMIN_PASSWORD" | json_get token)
+ALICE_ID=$(server_login alice@a.test "$ALICE_PASSWORD" | json_get user.id)
+code=$(curl -sS --cacert "$DATA/server.crt" -o /dev/null -w '%{http_code}' -X PUT \
+  -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"pages":10,"color_pages":null}' "$KCPS_SERVER_URL/api/v1/users/$ALICE_ID/quota")
+check_eq "alice's monthly quota set to 10 pages" "$code" 200
 # How the watcher starts kcpsd again (same folders and ports) in step 7b.
 cat >"$TMP/kcpsd-restart.sh" <<EOF
 exec "$KCPSD_BIN" --user --server "$KCPS_SERVER_URL" --server-ca "$DATA/server.crt" \\
