@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -394,6 +395,10 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
     g_warning("job %s: cannot open the spooled document: %s", job->id, error->message);
     return KCPS_UPLOAD_REFUSED;
   }
+  /* The spool leaves big documents out of the page cache: read ahead, the
+   * next chunk while the current one goes out. */
+  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  (void)posix_fadvise(fd, (off_t)offset, (off_t)chunk, POSIX_FADV_WILLNEED);
   CURL *curl = chunk_handle(daemon);
   if (curl == NULL) {
     close(fd);
@@ -417,6 +422,8 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
       break;
     }
     gint64 len = MIN(chunk, job->size - offset);
+    if (offset + len < job->size)
+      (void)posix_fadvise(fd, (off_t)(offset + len), (off_t)chunk, POSIX_FADV_WILLNEED);
     g_autoptr(JsonNode) answer = NULL;
     g_clear_error(&error);
     net = put_chunk(daemon, curl, url, token, fd, len, offset, &status, &answer, &sent, &error);
