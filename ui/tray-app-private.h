@@ -71,6 +71,16 @@ void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name);
 void kcps__tray_delete_job(KcpsTrayApp *app, const char *id);
 /* Brings the windows' texts in line with the app's state. */
 void kcps__tray_windows_update(KcpsTrayApp *app);
+/* Each window's part of kcps__tray_windows_update (tray-jobs.c, tray-login.c). */
+void kcps__tray_jobs_update(KcpsTrayApp *app);
+void kcps__tray_login_update(KcpsTrayApp *app);
+/* Shared by the windows (tray-windows.c): an accessible label; a window of
+ * the app, hidden (not destroyed) on close, named for the tests, Escape
+ * closes it; a text label with a mnemonic for widget, naming it to screen
+ * readers. */
+void kcps__tray_set_label(GtkWidget *widget, const char *label);
+GtkWindow *kcps__tray_new_window(KcpsTrayApp *app, const char *name, const char *title);
+GtkWidget *kcps__tray_label_for(const char *text, GtkWidget *widget);
 /* Fills the login form and submits it, as a person would (test hook). */
 void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password);
 /* Saves window as a PNG at path once it has been drawn (test hook). */

@@ -1,0 +1,113 @@
+/* The login window. */
+#define G_LOG_DOMAIN "kcps-tray"
+
+#include "ui/tray-app-private.h"
+
+#include <glib/gi18n-lib.h>
+
+typedef struct login_ui_s {
+  GtkWidget *email;
+  GtkWidget *password;
+  GtkWidget *message;
+  GtkWidget *submit;
+  GtkWidget *spinner;
+} login_ui_t;
+
+/* --- login --------------------------------------------------------------- */
+
+static void login_submit(GtkButton *button, gpointer data)
+{
+  (void)button;
+  KcpsTrayApp *app = data;
+  login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
+  g_autofree char *email = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->email))));
+  /* The password leaves the field for the call only. */
+  kcps__tray_login(app, email, gtk_editable_get_text(GTK_EDITABLE(ui->password)));
+  gtk_editable_set_text(GTK_EDITABLE(ui->password), "");
+}
+
+GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
+{
+  if (app->login_window != NULL)
+    return app->login_window;
+  GtkWindow *window = kcps__tray_new_window(app, "login", _("Log in to KCPS"));
+  gtk_window_set_resizable(window, FALSE);
+  login_ui_t *ui = g_new0(login_ui_t, 1);
+  g_object_set_data_full(G_OBJECT(window), "ui", ui, g_free);
+
+  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+  gtk_widget_set_margin_start(box, 24);
+  gtk_widget_set_margin_end(box, 24);
+  gtk_widget_set_margin_top(box, 24);
+  gtk_widget_set_margin_bottom(box, 24);
+  gtk_widget_set_size_request(box, 360, -1);
+  GtkWidget *heading = gtk_label_new(_("Log in with your KCPS account"));
+  gtk_widget_add_css_class(heading, "title-4");
+  gtk_label_set_xalign(GTK_LABEL(heading), 0);
+  gtk_box_append(GTK_BOX(box), heading);
+
+  ui->email = gtk_entry_new();
+  gtk_entry_set_input_purpose(GTK_ENTRY(ui->email), GTK_INPUT_PURPOSE_EMAIL);
+  gtk_entry_set_activates_default(GTK_ENTRY(ui->email), TRUE);
+  gtk_box_append(GTK_BOX(box), kcps__tray_label_for(_("_Email address"), ui->email));
+  gtk_box_append(GTK_BOX(box), ui->email);
+  ui->password = gtk_password_entry_new();
+  gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(ui->password), TRUE);
+  g_object_set(ui->password, "activates-default", TRUE, NULL);
+  gtk_box_append(GTK_BOX(box), kcps__tray_label_for(_("_Password"), ui->password));
+  gtk_box_append(GTK_BOX(box), ui->password);
+
+  ui->message = gtk_label_new(NULL);
+  gtk_label_set_wrap(GTK_LABEL(ui->message), TRUE);
+  gtk_label_set_max_width_chars(GTK_LABEL(ui->message), 40);
+  gtk_label_set_xalign(GTK_LABEL(ui->message), 0);
+  gtk_widget_add_css_class(ui->message, "error");
+  gtk_accessible_update_relation(GTK_ACCESSIBLE(ui->password),
+                                 GTK_ACCESSIBLE_RELATION_DESCRIBED_BY, ui->message, NULL, -1);
+  gtk_box_append(GTK_BOX(box), ui->message);
+
+  GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_widget_set_halign(buttons, GTK_ALIGN_END);
+  gtk_widget_set_margin_top(buttons, 12);
+  ui->spinner = gtk_spinner_new();
+  kcps__tray_set_label(ui->spinner, _("Logging in"));
+  gtk_box_append(GTK_BOX(buttons), ui->spinner);
+  GtkWidget *cancel = gtk_button_new_with_mnemonic(_("_Cancel"));
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(cancel), "window.close");
+  gtk_box_append(GTK_BOX(buttons), cancel);
+  ui->submit = gtk_button_new_with_mnemonic(_("_Log in"));
+  gtk_widget_add_css_class(ui->submit, "suggested-action");
+  g_signal_connect(ui->submit, "clicked", G_CALLBACK(login_submit), app);
+  gtk_box_append(GTK_BOX(buttons), ui->submit);
+  gtk_box_append(GTK_BOX(box), buttons);
+  gtk_window_set_child(window, box);
+  gtk_window_set_default_widget(window, ui->submit);
+  gtk_window_set_focus(window, ui->email);
+
+  app->login_window = window;
+  kcps__tray_windows_update(app);
+  return window;
+}
+
+void kcps__tray_login_update(KcpsTrayApp *app)
+{
+  if (app->login_window == NULL)
+    return;
+  login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
+  const char *message = app->login_message != NULL ? app->login_message : "";
+  gtk_label_set_text(GTK_LABEL(ui->message), message);
+  gtk_widget_set_visible(ui->message, *message != '\0');
+  gtk_widget_set_sensitive(ui->email, !app->login_busy);
+  gtk_widget_set_sensitive(ui->password, !app->login_busy);
+  gtk_widget_set_sensitive(ui->submit, !app->login_busy);
+  gtk_spinner_set_spinning(GTK_SPINNER(ui->spinner), app->login_busy);
+  gtk_widget_set_visible(ui->spinner, app->login_busy);
+}
+
+void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password)
+{
+  login_ui_t *ui = g_object_get_data(G_OBJECT(kcps__tray_login_window(app)), "ui");
+  gtk_editable_set_text(GTK_EDITABLE(ui->email), email);
+  gtk_editable_set_text(GTK_EDITABLE(ui->password), password);
+  gtk_widget_activate(ui->submit);
+}
