@@ -34,6 +34,10 @@ static const char usage_text[] =
   "  release JOB --printer URI [--copies N] [--color|--mono] [--duplex] [--wait]\n"
   "                  print JOB directly on an IPP (ipp://) or IPPS (ipps://)\n"
   "                  printer; --wait follows it to its end (exit 1 unless completed)\n"
+  "  printers [--json]\n"
+  "                  list the IPP/IPPS printers found on the network (DNS-SD)\n"
+  "  printer show URI [--json]\n"
+  "                  ask a printer (found or not) what it can do\n"
   "  printer forget URI\n"
   "                  forget the pinned certificate of an IPPS printer\n"
   "  spool-mode [local|cloud|default]\n"
@@ -482,6 +486,129 @@ static int cmd_release(call_t *c, int argc, char **argv)
   }
 }
 
+/* "yes"/"no" for boolean member name of obj, "?" when absent. */
+static const char *yes_no(JsonObject *obj, const char *name)
+{
+  bool value = false;
+  if (obj == NULL || !kcps_json_bool(obj, name, &value))
+    return "?";
+  return value ? "yes" : "no";
+}
+
+static int cmd_printers(call_t *c, bool as_json)
+{
+  int rc = call(c, "GET", "/v1/printers", NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  JsonNode *list_node = obj != NULL ? json_object_get_member(obj, "printers") : NULL;
+  if (list_node == NULL || !JSON_NODE_HOLDS_ARRAY(list_node)) {
+    fprintf(stderr, "kcps: kcpsd's printers answer has no printers array\n");
+    return EXIT_REFUSED;
+  }
+  if (as_json) {
+    g_autofree char *text = kcps_json_to_string(c->response);
+    printf("%s\n", text);
+    return EXIT_OK;
+  }
+  const char *discovery = kcps_json_string(obj, "discovery");
+  if (g_strcmp0(discovery, "available") != 0) {
+    const char *reason = kcps_json_string(obj, "reason");
+    g_autofree char *shown = fit(reason != NULL ? reason : "discovery is unavailable", 200);
+    fprintf(stderr, "kcps: %s\n", shown);
+  }
+  JsonArray *list = json_node_get_array(list_node);
+  guint n = json_array_get_length(list);
+  if (n == 0) {
+    printf("No printers found.\n");
+    return EXIT_OK;
+  }
+  printf("%-30s  %-30s  %s\n", "NAME", "MAKE AND MODEL", "URI");
+  for (guint i = 0; i < n; i++) {
+    JsonNode *node = json_array_get_element(list, i);
+    if (!JSON_NODE_HOLDS_OBJECT(node))
+      continue;
+    JsonObject *p = json_node_get_object(node);
+    g_autofree char *name = fit(kcps_json_string(p, "name"), 30);
+    g_autofree char *model = fit(kcps_json_string(p, "make_and_model"), 30);
+    g_autofree char *uri = fit(kcps_json_string(p, "uri"), 200);
+    glong pad1 = 30 - g_utf8_strlen(name, -1), pad2 = 30 - g_utf8_strlen(model, -1);
+    printf("%s%*s  %s%*s  %s\n", name, (int)MAX(pad1, 0), "", model, (int)MAX(pad2, 0), "",
+           uri);
+  }
+  return EXIT_OK;
+}
+
+/* The strings of array member name of obj, comma separated (g_free). */
+static char *joined(JsonObject *obj, const char *name)
+{
+  JsonNode *node = obj != NULL ? json_object_get_member(obj, name) : NULL;
+  GString *out = g_string_new(NULL);
+  if (node != NULL && JSON_NODE_HOLDS_ARRAY(node)) {
+    JsonArray *a = json_node_get_array(node);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+      JsonNode *e = json_array_get_element(a, i);
+      if (JSON_NODE_HOLDS_VALUE(e)) {
+        if (out->len > 0)
+          g_string_append(out, ", ");
+        if (json_node_get_value_type(e) == G_TYPE_INT64)
+          g_string_append_printf(out, "%" G_GINT64_FORMAT, json_node_get_int(e));
+        else if (json_node_get_value_type(e) == G_TYPE_STRING)
+          g_string_append(out, json_node_get_string(e));
+      }
+    }
+  }
+  return g_string_free(out, FALSE);
+}
+
+static int cmd_printer_show(call_t *c, const char *uri, bool as_json)
+{
+  g_autofree char *escaped = g_uri_escape_string(uri, NULL, FALSE);
+  g_autofree char *path = g_strdup_printf("/v1/printers?uri=%s", escaped);
+  int rc = call(c, "GET", path, NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  JsonNode *pnode = obj != NULL ? json_object_get_member(obj, "printer") : NULL;
+  if (pnode == NULL || !JSON_NODE_HOLDS_OBJECT(pnode)) {
+    fprintf(stderr, "kcps: kcpsd's answer has no printer\n");
+    return EXIT_REFUSED;
+  }
+  if (as_json) {
+    g_autofree char *text = kcps_json_to_string(pnode);
+    printf("%s\n", text);
+    return EXIT_OK;
+  }
+  JsonObject *p = json_node_get_object(pnode);
+  JsonNode *cnode = json_object_get_member(p, "capabilities");
+  JsonObject *caps = cnode != NULL && JSON_NODE_HOLDS_OBJECT(cnode)
+                       ? json_node_get_object(cnode) : NULL;
+  g_autofree char *name = fit(kcps_json_string(p, "name"), 80);
+  g_autofree char *model = fit(kcps_json_string(p, "make_and_model"), 80);
+  g_autofree char *location = fit(kcps_json_string(p, "location"), 80);
+  g_autofree char *formats = joined(caps, "formats");
+  g_autofree char *res = joined(caps, "resolutions");
+  gint64 copies_max = 1;
+  JsonNode *copies = caps != NULL ? json_object_get_member(caps, "copies") : NULL;
+  if (copies != NULL && JSON_NODE_HOLDS_OBJECT(copies))
+    kcps_json_int(json_node_get_object(copies), "max", &copies_max);
+  printf("Printer:      %s\n", name);
+  printf("URI:          %s\n", uri);
+  printf("Make/model:   %s\n", model);
+  printf("Location:     %s\n", location);
+  const char *cert = kcps_json_string(p, "certificate");
+  if (cert != NULL)
+    printf("Certificate:  %s\n", cert);
+  printf("Formats:      %s\n", formats);
+  printf("Colour:       %s\n", yes_no(caps, "color"));
+  printf("Two-sided:    %s\n", yes_no(caps, "duplex"));
+  printf("Copies:       1 to %" G_GINT64_FORMAT "\n", copies_max);
+  printf("Resolutions:  %s\n", res[0] != '\0' ? res : "-");
+  const char *sends = caps != NULL ? kcps_json_string(caps, "sends") : NULL;
+  printf("kcpsd sends:  %s\n", sends != NULL ? sends : "nothing it can print");
+  return EXIT_OK;
+}
+
 static int cmd_printer_forget(call_t *c, const char *uri)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new();
@@ -571,9 +698,17 @@ int main(int argc, char **argv)
       return usage_error("usage: kcps spool-mode [local|cloud|default]");
     rc = cmd_spool_mode(&c, rest == 1 ? args[0] : NULL);
   } else if (strcmp(command, "printer") == 0) {
-    if (rest != 2 || strcmp(args[0], "forget") != 0)
-      return usage_error("usage: kcps printer forget URI");
-    rc = cmd_printer_forget(&c, args[1]);
+    bool show_json = rest == 3 && strcmp(args[0], "show") == 0 && strcmp(args[2], "--json") == 0;
+    if (rest == 2 && strcmp(args[0], "forget") == 0)
+      rc = cmd_printer_forget(&c, args[1]);
+    else if ((rest == 2 || show_json) && strcmp(args[0], "show") == 0)
+      rc = cmd_printer_show(&c, args[1], show_json);
+    else
+      return usage_error("usage: kcps printer show URI [--json] | kcps printer forget URI");
+  } else if (strcmp(command, "printers") == 0) {
+    if (rest > 1 || (rest == 1 && strcmp(args[0], "--json") != 0))
+      return usage_error("usage: kcps printers [--json]");
+    rc = cmd_printers(&c, rest == 1);
   } else {
     return usage_error("unknown command %s", command);
   }

@@ -351,3 +351,18 @@ bool kcps_release_pin_forget(const char *path, const char *key, bool *removed, G
   }
   return !*removed || write_pins(path, text, error);
 }
+
+bool kcps_release_pin_lookup(const char *path, const char *key, char **fingerprint,
+                             GError **error)
+{
+  *fingerprint = NULL;
+  g_auto(GStrv) lines = read_pins(path, error);
+  if (lines == NULL)
+    return false;
+  for (size_t i = 0; lines[i] != NULL && *fingerprint == NULL; i++) {
+    const char *pin = line_pin(lines[i], key);
+    if (pin != NULL)
+      *fingerprint = g_strdup(pin);
+  }
+  return true;
+}

@@ -108,6 +108,10 @@ typedef enum {
  * written. */
 bool kcps_release_pin_check(const char *path, const char *key, const char *fingerprint,
                             kcps_pin_result_t *result, GError **error);
+/* The pinned fingerprint of key (g_free), *fingerprint NULL when none;
+ * reads only. False + KCPS_RELEASE_ERROR_IO when the file cannot be read. */
+bool kcps_release_pin_lookup(const char *path, const char *key, char **fingerprint,
+                             GError **error);
 /* Removes key's pin; *removed tells whether there was one. */
 bool kcps_release_pin_forget(const char *path, const char *key, bool *removed, GError **error);
 
