@@ -245,9 +245,12 @@ static void handle_pull(kcps_http_req_t *req, void *data)
   } else {
     kcps_http_respond_fd(req, 200, "application/pdf", fd, size);
   }
-  if (job->state == KCPS_JOB_STATE_REGISTERED
-      && !kcps_spool_set_state(daemon->spool, job_id, KCPS_JOB_STATE_PULLED, &error))
-    g_warning("job %s: pulled, but cannot record it: %s", job_id, error->message);
+  if (job->state == KCPS_JOB_STATE_REGISTERED) {
+    if (kcps_spool_set_state(daemon->spool, job_id, KCPS_JOB_STATE_PULLED, &error))
+      kcps__events_emit(daemon, job->owner_uid, "job", job_id);
+    else
+      g_warning("job %s: pulled, but cannot record it: %s", job_id, error->message);
+  }
   g_info("job %s pulled by device %s", job_id, ticket->device != NULL ? ticket->device : "?");
 }
 

@@ -337,8 +337,10 @@ static reg_result_t register_job(kcps_daemon_t *daemon, const char *job_id)
     if (!kcps_spool_set_registered(daemon->spool, job->id, server_id, email, &error))
       g_warning("job %s: registered as %s but cannot record it: %s", job->id, server_id,
                 error->message);
-    else
+    else {
       g_info("job %s registered with the server as %s", job->id, server_id);
+      kcps__events_emit(daemon, job->owner_uid, "job", job->id);
+    }
     break;
   }
   case KCPS_NET_RETRY:
@@ -437,9 +439,10 @@ static void sync_printed(kcps_daemon_t *daemon, uid_t uid, bool pulled_only)
         || g_strcmp0(kcps_json_string(sj, "client_job_id"), job->id) != 0)
       continue;
     g_autoptr(GError) set_error = NULL;
-    if (kcps_spool_set_state(daemon->spool, job->id, KCPS_JOB_STATE_PRINTED, &set_error))
+    if (kcps_spool_set_state(daemon->spool, job->id, KCPS_JOB_STATE_PRINTED, &set_error)) {
       g_info("job %s printed (the server has its job log)", job->id);
-    else
+      kcps__events_emit(daemon, uid, "job", job->id);
+    } else
       g_warning("job %s: printed, but cannot record it: %s", job->id, set_error->message);
   }
 }
@@ -452,12 +455,25 @@ typedef struct worker_s {
   GHashTable *refused; /* job ids the server refused (a set) */
 } worker_t;
 
+/* Upload or registration: by the effective spool mode of the job's owner
+ * (her choice, else her organization's default, else kcpsd's), so that two
+ * users of one kcpsd may spool differently. A job that cannot be read is
+ * left to register_job, which says why. */
+static bool job_goes_to_cloud(kcps_daemon_t *daemon, const char *job_id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(daemon->spool, job_id, &error);
+  if (job == NULL)
+    return false;
+  return kcps__settings_effective(daemon, job->owner_uid, NULL) == KCPS_SPOOL_MODE_CLOUD;
+}
+
 static void handle_job(worker_t *worker, const char *job_id, int attempts)
 {
   if (g_atomic_int_get(&worker->daemon->stopping))
     return;
   reg_result_t result;
-  if (worker->daemon->cloud_spool) {
+  if (job_goes_to_cloud(worker->daemon, job_id)) {
     /* Cloud spool: the document goes to the server (daemon-upload.c). */
     kcps_upload_result_t up = kcps__upload_job(worker->daemon, job_id);
     result = up == KCPS_UPLOAD_RETRY ? REG_RETRY : up == KCPS_UPLOAD_REFUSED ? REG_REFUSED

@@ -331,6 +331,10 @@ bool kcps_usage_outbox_add(kcps_usage_outbox_t *outbox, const kcps_usage_record_
     if (ok)
       insert_locked(outbox, &copy);
   }
+  /* A new record is due now: the poster may be asleep until another
+   * record's retry (up to max_ms), and a plain wake-up would go back to
+   * sleep until then. */
+  outbox->kicked = true;
   g_cond_broadcast(&outbox->wake);
   g_mutex_unlock(&outbox->lock);
   return ok;

@@ -241,7 +241,9 @@ n_printed=$("$KCPS" jobs --json | jq '[.[] | select(.state == "printed")] | leng
 # counted once by the server, although the server is down when kcpsd posts
 # the record (kept in the outbox, retried, a second post deduplicated); the
 # next 3-page release is refused with what is left, nothing reaching the
-# printer; with the server down, the signed statement refuses it offline.
+# printer; with the server down, the signed statement refuses it offline,
+# and allows one that fits, whose record is posted once when the server is
+# back (also across a SIGKILL and restart of kcpsd).
 SERVER_BIN="$BUILD/server-stub/kcps-server"
 [ -x "$SERVER_BIN" ] || fail "kcps-server not built"
 command -v curl >/dev/null && command -v jq >/dev/null || fail "curl and jq needed (make test installs them)"
@@ -334,6 +336,48 @@ echo "$msg" | grep -q "offline figure" || fail "the offline refusal does not say
 echo "$msg" | grep -q "1 pages are left" || fail "the offline refusal does not say what is left: $msg"
 [ "$(out_count)" = 0 ] || fail "an offline release over quota reached the printer"
 held2 "$QB" || fail "quota B is $(job_state2 "$QB") after the offline refusal"
+
+# 10d. The server unreachable just before and during a release (it is still
+# down from 10c): the 1-page release fits the signed statement (4 pages, 3
+# used), prints once, and its usage record waits in the outbox; kcpsd is
+# killed (SIGKILL) and started again meanwhile; when the server is back and
+# alice logs in, the record is posted exactly once.
+rm -f "$D/out"/*
+[ "$(qpdf --show-npages "$PDF")" = 1 ] || fail "$PDF is not a 1-page document"
+QD=$(spool2 "$PDF") && [ -n "$QD" ] || fail "spool (quota D)"
+kcps2 release "$QD" --printer "$URI_PDF" --wait >/dev/null 2>&1 ||
+  fail "the offline release within the statement failed: $(kcps2 jobs --json)"
+[ "$(job_state2 "$QD")" = printed ] || fail "quota D is $(job_state2 "$QD") after the offline release"
+[ "$(out_count)" = 1 ] || fail "the printer received $(out_count) documents for quota D, expected 1"
+grep -q "offline figure.*: allowed" "$K2_LOG" || fail "kcpsd did not say the offline figure allowed it"
+KEY_D=$(jq -r 'select(.add != null and .add.pages == 1) | .add.key' "$OUTBOX" | tail -n1)
+[ -n "$KEY_D" ] || fail "no usage record of quota D in the outbox: $(cat "$OUTBOX")"
+key_lines() { grep -c -F "\"$KEY_D\"" "$OUTBOX"; }
+wait_for 60 "a failed post of quota D" grep -q "usage record $KEY_D: cannot post it now" "$K2_LOG" ||
+  fail "kcpsd did not try (and fail) to post quota D while the server was down"
+[ "$(key_lines)" = 1 ] || fail "quota D's record settled while the server was down: $(cat "$OUTBOX")"
+K2_PID=$(lib_pid_of kcpsd | tail -n1)
+kill -KILL "$K2_PID"
+wait "$K2_PID" 2>/dev/null
+start_kcpsd "$KCPSD" "$K2" "$KCPS_SERVER_URL" "$SERVER_CA" "$KCPSD_IPP_PORT" "$KCPSD_PULL_PORT" \
+  "$KCPSD_LOCAL_PORT" || fail "kcpsd with a server did not start again after SIGKILL"
+[ "$(key_lines)" = 1 ] || fail "quota D's record is not waiting after the restart: $(cat "$OUTBOX")"
+start_kcps_server "$SERVER_BIN" "$DATA" "$D/server3.log" "127.0.0.1:$SERVER_PORT" ||
+  fail "kcps-server did not start again on port $SERVER_PORT"
+printf '%s\n' "$ALICE_PASSWORD" | kcps2 login alice@a.test >/dev/null 2>&1 ||
+  fail "kcps login alice after the restarts"
+sent_d() { [ "$(key_lines)" -ge 2 ]; }
+wait_for 90 "quota D's record sent" sent_d ||
+  fail "quota D's record was not sent after the server came back: $(cat "$OUTBOX")"
+[ "$(used_pages)" = 4 ] || fail "the server counts $(used_pages) pages for alice, expected 4"
+ORG_A=$(api GET /api/v1/me/org "$ADMIN" | jq -r '.id // empty')
+jobs_a() { api GET "/api/v1/orgs/$ORG_A/usage" "$ADMIN" | jq -r '.users[] | select(.email == "alice@a.test") | "\(.jobs) \(.pages)"'; }
+[ "$(jobs_a)" = "2 4" ] || fail "the server's usage report has alice at '$(jobs_a)', expected '2 4' (jobs, pages)"
+# Another login (a kick of the outbox) posts nothing again.
+printf '%s\n' "$ALICE_PASSWORD" | kcps2 login alice@a.test >/dev/null 2>&1 || fail "kcps login alice again"
+[ "$(key_lines)" = 2 ] || fail "quota D's record changed after it was sent: $(cat "$OUTBOX")"
+[ "$(jobs_a)" = "2 4" ] || fail "after a second login the report has alice at '$(jobs_a)'"
+[ "$(out_count)" = 1 ] || fail "quota D reached the printer $(out_count) times"
 IPP_PORT=$IPP_PORT_1
 
-echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed; quota: within, usage posted once across a server restart, over quota refused, offline refused by the signed statement)"
+echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed; quota: within, usage posted once across a server restart, over quota refused, offline refused by the signed statement; server unreachable before and during a release: printed once, posted once after a kcpsd kill and the server's return)"

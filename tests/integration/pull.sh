@@ -8,7 +8,11 @@
 #     the ticket is shown, and the ticket is still good after;
 #  3. the MFP pulls and "prints" (kcps-mfp-sim --to file:PATH keeps the
 #     document), posts its job log; at kcpsd's next sync with the server
-#     (pulled jobs: every 30 s) the job becomes "printed" in `kcps jobs`.
+#     (pulled jobs: every 30 s) the job becomes "printed" in `kcps jobs`;
+#  4. kcpsd is killed (SIGKILL) in the middle of a pull of an ~8 MiB job:
+#     after its restart the MFP asks for a fresh ticket and the rest of the
+#     document (Range), gets it whole (sha256), prints it once (one job log,
+#     its page counted once), and a second print is refused.
 # Usage: pull.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail.
 set -u
 
@@ -27,7 +31,7 @@ MFP_BIN=$BUILD/server-stub/mfp/kcps-mfp-sim
 for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$MFP_BIN"; do
   [ -x "$bin" ] || { echo "pull: FAIL: $bin is not built" >&2; exit 1; }
 done
-for tool in ipptool jq curl openssl sha256sum stat; do
+for tool in ipptool jq curl openssl sha256sum stat qpdf head; do
   command -v "$tool" >/dev/null || { echo "pull: FAIL: $tool is not installed" >&2; exit 1; }
 done
 PDF=/usr/share/cups/data/default-testpage.pdf
@@ -185,4 +189,109 @@ if wait_for 100 "the job to be printed in kcps jobs" state_is printed; then
   pass "kcpsd marked the job printed after the server's job log (its next sync)"
 else
   fail "the job's state at kcpsd: '$(spool_field state)', expected printed"
+fi
+
+# --- 4. kcpsd killed in the middle of a pull -------------------------------------
+# An ~8 MiB one-page document (random bytes attached), printed to kcpsd.
+head -c $((8 * 1024 * 1024)) /dev/urandom >"$TMP/blob" || abort "random bytes"
+qpdf "$PDF" --add-attachment "$TMP/blob" -- "$TMP/big.pdf" || abort "qpdf makes the big document"
+BIG_SHA=$(sha256sum "$TMP/big.pdf" | cut -d' ' -f1)
+BIG_SIZE=$(stat -c %s "$TMP/big.pdf")
+out=$(ipptool -t -T 60 -f "$TMP/big.pdf" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+  "$TMP/print.test" 2>&1) || abort "Print-Job of the big document: $out"
+big_field() {
+  kcps_jobs | jq -r --arg s "$BIG_SHA" --arg n "$BIG_SIZE" \
+    "[.[] | select(.size == (\$n | tonumber))][0].$1 // empty"
+}
+big_state_is() { [ "$(big_field state)" = "$1" ]; }
+wait_for 60 "the big job to be registered" big_state_is registered ||
+  abort "the big job is registered (state '$(big_field state)')"
+BIG_JOB=$(big_field server_id)
+[ -n "$BIG_JOB" ] || abort "the big job's server id"
+
+# The MFP's ticket (kcps-mfp-sim) and the pull itself with curl, slowed down
+# like a busy MFP, so that kcpsd can be killed while it sends. curl pins the
+# pull port's key as the MFP does (the certificate is self-signed).
+ticket_for() {
+  rm -f "$TMP/ticket"
+  mfp ticket "$BIG_JOB" --save-ticket "$TMP/ticket" 2>&1
+}
+out=$(ticket_for) || abort "a ticket for the big job: $out"
+BIG_URL=$(printf '%s\n' "$out" | sed -n 's/.*(pull_url \(.*\))$/\1/p')
+pull_curl() { # pull_curl OUT [RANGE-START] [RATE]: prints the HTTP status
+  local range=() rate=()
+  [ -n "${2:-}" ] && range=(-H "Range: bytes=$2-")
+  [ -n "${3:-}" ] && rate=(--limit-rate "$3")
+  curl -sS -k --pinnedpubkey "$PULL_PIN" --tlsv1.2 -o "$1" -w '%{http_code}' \
+    -H "Authorization: KCPS-Ticket $(cat "$TMP/ticket")" -H "X-KCPS-Device: MFP-1" \
+    "${range[@]}" "${rate[@]}" "$BIG_URL"
+}
+partial_size() { stat -c %s "$TMP/partial.pdf" 2>/dev/null || echo 0; }
+has_a_part() { [ "$(partial_size)" -ge $((1024 * 1024)) ]; }
+pull_curl "$TMP/partial.pdf" "" 256K >"$TMP/pull1.status" 2>"$TMP/pull1.err" &
+CURL_PID=$!
+if wait_for 60 "1 MiB of the pull" has_a_part; then
+  KCPSD_PID=$(lib_pid_of kcpsd | tail -n1)
+  kill -KILL "$KCPSD_PID"
+  wait "$KCPSD_PID" 2>/dev/null
+  pass "kcpsd killed (SIGKILL) after $(partial_size) of $BIG_SIZE bytes were sent"
+else
+  kill "$CURL_PID" 2>/dev/null
+  abort "the pull did not start"
+fi
+wait "$CURL_PID"
+rc=$?
+[ "$rc" -ne 0 ] || abort "the interrupted pull ended well (curl exit 0, $(partial_size) bytes)"
+GOT=$(partial_size)
+[ "$GOT" -lt "$BIG_SIZE" ] || abort "the whole document arrived before the kill"
+pass "the MFP's pull broke off (curl exit $rc) with $GOT of $BIG_SIZE bytes"
+
+# Restart on the same ports and state; the spool and the pull key survive.
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$SERVER_CA" \
+  "$KCPSD_IPP_PORT" "$KCPSD_PULL_PORT" "$KCPSD_LOCAL_PORT" || abort "kcpsd starts again"
+pass "kcpsd restarted (pull port $KCPSD_PULL_PORT)"
+# Sessions live in memory: alice logs in again (her jobs need no session to
+# be pulled; the printed check does).
+out=$(login 2>&1) || abort "kcps login after the restart: $out"
+check_eq "the big job is still waiting at kcpsd" "$(big_field state)" pulled
+
+# The old ticket is spent; a fresh one and the rest of the document.
+status=$(pull_curl "$TMP/replay.pdf" "$GOT")
+check_eq "the spent ticket again after the restart" "$status" 401
+out=$(ticket_for) || abort "a fresh ticket: $out"
+status=$(pull_curl "$TMP/rest.pdf" "$GOT") || fail "the resumed pull: curl failed"
+check_eq "the resumed pull answers 206" "$status" 206
+cat "$TMP/rest.pdf" >>"$TMP/partial.pdf"
+check_eq "the resumed document is whole (sha256)" "$(sha256sum "$TMP/partial.pdf" | cut -d' ' -f1)" "$BIG_SHA"
+
+# Printed once: the MFP prints it (its own pull, its job log); then it is
+# no longer waiting, and a second print is refused.
+if out=$(mfp print "$BIG_JOB" --to "file:$TMP/big-printed.pdf" 2>&1); then
+  check_eq "kcps-mfp-sim prints the big job" "$out" "printed $BIG_JOB pages=1 sha256=ok printer-job=0"
+else
+  fail "kcps-mfp-sim print of the big job: $out"
+fi
+if out=$(mfp print "$BIG_JOB" --to "file:$TMP/big-twice.pdf" 2>&1); then
+  fail "the big job was printed a second time: $out"
+else
+  pass "a second print of the big job is refused ($out)"
+fi
+[ -e "$TMP/big-twice.pdf" ] && fail "a refused print left $TMP/big-twice.pdf"
+
+# One job log each for the two jobs: two pages in alice's month, once.
+TOKEN=$(curl -sS --fail --cacert "$SERVER_CA" -H 'Content-Type: application/json' \
+  --data "$(jq -nc --arg e alice@a.test --arg p "$ALICE_PASSWORD" '{email: $e, password: $p}')" \
+  "$KCPS_SERVER_URL/api/v1/login" | jq -r .token)
+USED=$(curl -sS --fail --cacert "$SERVER_CA" -H "Authorization: Bearer $TOKEN" \
+  "$KCPS_SERVER_URL/api/v1/me/quota" | jq -r .used_pages)
+check_eq "alice's pages this month (two one-page jobs, each counted once)" "$USED" 2
+JOBS=$(curl -sS --fail --cacert "$SERVER_CA" -H "Authorization: Bearer $TOKEN" \
+  "$KCPS_SERVER_URL/api/v1/jobs" | jq -r --arg id "$BIG_JOB" '[.jobs[] | select(.id == $id)][0].state')
+check_eq "the big job at the server" "$JOBS" printed
+# A login makes kcpsd ask the server at once (else its next 30 s sync).
+out=$(login 2>&1) || fail "kcps login: $out"
+if wait_for 100 "the big job to be printed in kcps jobs" big_state_is printed; then
+  pass "the restarted kcpsd marked the big job printed"
+else
+  fail "the big job's state at kcpsd: '$(big_field state)', expected printed"
 fi
