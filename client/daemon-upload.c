@@ -485,6 +485,9 @@ static kcps_upload_result_t upload_with(kcps_daemon_t *daemon, const kcps_job_t 
       g_info("job %s: cannot finish the upload now (%s)", job->id, error->message);
     return result_of(net);
   }
+  /* The upload is confirmed here (the bench times spooled to this line). */
+  g_message("job %s: the server confirmed the upload (%" G_GINT64_FORMAT " bytes)", job->id,
+            job->size);
   kcps_upload_result_t r = finish(daemon, job, email, object_of(done));
   if (r == KCPS_UPLOAD_DONE)
     kcps__events_emit(daemon, job->owner_uid, "job", job->id);

@@ -2,10 +2,12 @@
 # The `upload` benchmark (issue 5): cloud upload of a 200 MiB PDF.
 #   ours:   kcps-server (real TLS on loopback) and kcpsd --spool-mode cloud;
 #           a Print-Job of the PDF to kcpsd, timed from the job spooled
-#           (Print-Job answered) to the upload confirmed (kcpsd's log line
-#           "uploaded to the cloud spool", millisecond time stamp): create,
-#           PUT chunks streamed from the spool file, complete (sha256 checked
-#           by the server).
+#           (Print-Job answered) to the upload confirmed by the server
+#           (kcpsd's log line "the server confirmed the upload", millisecond
+#           time stamp): create, PUT chunks streamed from the spool file,
+#           complete (sha256 checked by the server). kcpsd's own bookkeeping
+#           after it (the local copy deleted) is not in the figure, as the
+#           anchor has none.
 #   anchor: curl uploading the same file to the same server and route, the
 #           same chunk size, one curl invocation for all chunks and the
 #           complete (--next: one connection), after a curl create; the file
@@ -147,7 +149,7 @@ start_kcpsd_cloud() {
 }
 start_kcpsd_cloud 1
 
-uploaded_count() { grep -c 'uploaded to the cloud spool as' "$KLOG" || true; }
+uploaded_count() { grep -c 'the server confirmed the upload' "$KLOG" || true; }
 uploaded_more() { [ "$(uploaded_count)" -gt "$1" ]; }
 # Stored documents of earlier rounds go: the disk holds one at a time.
 drop_documents() { rm -f "$DATA"/cloud/documents/*.pdf; }
@@ -160,7 +162,7 @@ ours() {
   t0=$(now_hms)
   lib_log "  ours: spooled at $t0"
   wait_for 300 "the upload to be confirmed" uploaded_more "$before"
-  line=$(grep 'uploaded to the cloud spool as' "$KLOG" | tail -n1)
+  line=$(grep 'the server confirmed the upload' "$KLOG" | tail -n1)
   t1=$(printf '%s\n' "$line" | grep -Eo '[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}' | head -n1)
   [ -n "$t1" ] || { echo "tools/bench-upload.sh: no time stamp in: $line" >&2; return 1; }
   s=$(elapsed_s "$t0" "$t1")
