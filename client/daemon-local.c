@@ -700,6 +700,8 @@ static void handle_local(kcps_http_req_t *req, void *data)
   /* 3. The route. */
   const char *method = kcps_http_req_method(req);
   const char *path = kcps_http_req_path(req);
+  if (kcps__local_document(daemon, req, uid))
+    return;
   g_autofree char *job_id = path_id(path, "/v1/jobs/", "/release");
   g_autofree char *release_id = path_id(path, "/v1/releases/", "");
   g_autofree char *job_only = path_id(path, "/v1/jobs/", "");

@@ -210,6 +210,9 @@ void kcps__usage_stop(kcps_daemon_t *daemon);
 /* The pull port (daemon-pull.c) and the local API (daemon-local.c). */
 bool kcps__pull_start(kcps_daemon_t *daemon, GError **error);
 bool kcps__local_start(kcps_daemon_t *daemon, GError **error);
+/* GET /v1/jobs/<id>/document (daemon-document.c): true when the path was
+ * that route (answered), false to try the others. */
+bool kcps__local_document(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
 
 /* Whether a Host header value names loopback (localhost, 127.0.0.1 or
  * [::1], any port); exposed for tests. */
