@@ -24,7 +24,7 @@ typedef struct kcps__session_s {
 typedef struct kcps__uploader_s kcps__uploader_t;
 /* The push channel's subscribers (daemon-events.c). */
 typedef struct kcps__events_s kcps__events_t;
-#define KCPS_UPLOAD_CHUNK_DEFAULT (4 * 1024 * 1024)
+#define KCPS_UPLOAD_CHUNK_DEFAULT (8 * 1024 * 1024) /* the server's chunk_max */
 
 struct kcps_daemon_s {
   GMutex lock;             /* guards sessions */

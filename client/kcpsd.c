@@ -141,7 +141,7 @@ int main(int argc, char **argv)
      "local: documents stay here until an MFP pulls them; cloud: each job is uploaded to "
      "the server (resumable) and deleted here once the server confirmed it", "local"},
     {"upload-chunk-size", 0, 0, G_OPTION_ARG_STRING, &upload_chunk,
-     "Cloud spool: bytes a chunk (K, M allowed; the server may ask for less)", "4M"},
+     "Cloud spool: bytes a chunk (K, M allowed; the server may ask for less)", "8M"},
     {"upload-max-rate", 0, 0, G_OPTION_ARG_STRING, &upload_rate,
      "Cloud spool: at most this many bytes a second (K, M allowed; default: no limit)", "RATE"},
     {"install-queue", 0, 0, G_OPTION_ARG_NONE, &install_queue,
