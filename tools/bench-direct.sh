@@ -87,11 +87,19 @@ lib_start ippeveprinter "$tmp/printer/log" ippeveprinter -f application/pdf,imag
   -c "$tmp/print.sh" -K "$tmp/printer/keys" -p "$PP" -d "$tmp/printer" -n localhost kcps-bench
 URI="ipp://127.0.0.1:$PP/ipp/print"
 wait_for 30 "ippeveprinter" ipp_printer_ready "$URI" || die "ippeveprinter not ready"
+# A second one that takes PWG raster only: both sides must rasterize.
+PR=$(free_port) || die "no free port"
+mkdir -p "$tmp/raster/keys"
+lib_start ippeveprinter-raster "$tmp/raster/log" ippeveprinter -f image/pwg-raster \
+  -c "$tmp/print.sh" -K "$tmp/raster/keys" -p "$PR" -d "$tmp/raster" -n localhost kcps-bench-raster
+URI_R="ipp://127.0.0.1:$PR/ipp/print"
+wait_for 30 "raster ippeveprinter" ipp_printer_ready "$URI_R" || die "raster ippeveprinter not ready"
 
 # The anchor: a private cupsd with a driverless queue to it.
 CP=$(free_port) || die "no free port"
 start_cupsd "$tmp" "$CP" || die "cupsd did not start"
 lpadmin -p BENCH -E -v "$URI" -m everywhere || die "lpadmin -m everywhere"
+lpadmin -p BENCHR -E -v "$URI_R" -m everywhere || die "lpadmin -m everywhere (raster)"
 
 # Ours: kcpsd without a server (direct printing needs none).
 mkdir -p "$tmp/kcpsd/spool" "$tmp/kcpsd/state"
@@ -115,7 +123,7 @@ poll_until() {
   done
 }
 
-# round_ours: prints the seconds of one release (the job is held first, untimed).
+# round_ours URI: prints the seconds of one release (the job is held first, untimed).
 round_ours() {
   local before id t0 t1
   before=$("$KCPS" jobs --json | jq -r '.[].id' | sort)
@@ -124,36 +132,43 @@ round_ours() {
   id=$(comm -13 <(echo "$before") <(sort <("$KCPS" jobs --json | jq -r '.[].id')) | head -n1)
   [ -n "$id" ] || return 1
   t0=$(now_ns)
-  "$KCPS" release "$id" --printer "$URI" >/dev/null || return 1
+  "$KCPS" release "$id" --printer "$1" >/dev/null || return 1
   poll_until 300 sh -c "[ \"\$(\"$KCPS\" jobs --json | jq -r --arg id $id '.[] | select(.id == \$id) | .state')\" = printed ]" ||
     return 1
   t1=$(now_ns)
   secs "$t0" "$t1"
 }
 
-# round_anchor: prints the seconds of one `lp` to completed.
+# round_anchor QUEUE: prints the seconds of one `lp` to completed.
 round_anchor() {
   local t0 t1 req
   t0=$(now_ns)
-  req=$(lp -d BENCH "$tmp/ten.pdf" | sed -n 's/^request id is \([^ ]*\).*/\1/p') || return 1
+  req=$(lp -d "$1" "$tmp/ten.pdf" | sed -n 's/^request id is \([^ ]*\).*/\1/p') || return 1
   [ -n "$req" ] || return 1
-  poll_until 300 sh -c "lpstat -W completed -o BENCH | grep -q '^$req '" || return 1
+  poll_until 300 sh -c "lpstat -W completed -o $1 | grep -q '^$req '" || return 1
   t1=$(now_ns)
   secs "$t0" "$t1"
 }
 
-# One of each first, not counted (filters loaded, connections made).
-round_ours >/dev/null || die "warm-up release failed (see $tmp/kcpsd/log)"
-round_anchor >/dev/null || die "warm-up lp failed (see $tmp/cups/logs/error_log)"
-ours="" anchor=""
-for ((i = 1; i <= ROUNDS; i++)); do
-  o=$(round_ours) || die "release round $i failed"
-  a=$(round_anchor) || die "lp round $i failed"
-  lib_log "direct-print round $i: ours ${o}s anchor ${a}s"
-  ours=$(least "$ours" "$o")
-  anchor=$(least "$anchor" "$a")
-done
-r=$(awk -v a="$ours" -v b="$anchor" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }')
-note=""
-awk -v r="$r" 'BEGIN { exit !(r + 0 > 0.8) }' && note=" (over goal)"
-echo "bench: direct-print-10-pages-s ours=$ours anchor=$anchor ratio=$r goal=<=0.8$note"
+# measure NAME URI QUEUE: one of each first, not counted (filters loaded,
+# connections made), then ROUNDS alternating; prints the bench line.
+measure() {
+  local name=$1 uri=$2 queue=$3 ours="" anchor="" o a r note="" i
+  round_ours "$uri" >/dev/null || die "warm-up release to $uri failed (see $tmp/kcpsd/log)"
+  round_anchor "$queue" >/dev/null || die "warm-up lp to $queue failed (see $tmp/cups/logs/error_log)"
+  for ((i = 1; i <= ROUNDS; i++)); do
+    o=$(round_ours "$uri") || die "release round $i to $uri failed"
+    a=$(round_anchor "$queue") || die "lp round $i to $queue failed"
+    lib_log "$name round $i: ours ${o}s anchor ${a}s"
+    ours=$(least "$ours" "$o")
+    anchor=$(least "$anchor" "$a")
+  done
+  r=$(awk -v a="$ours" -v b="$anchor" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }')
+  awk -v r="$r" 'BEGIN { exit !(r + 0 > 0.8) }' && note=" (over goal)"
+  echo "bench: $name ours=$ours anchor=$anchor ratio=$r goal=<=0.8$note"
+}
+# The figure of the issue: a PDF printer (PDF goes as PDF on both sides;
+# CUPS runs pdftopdf). Then, for information, a raster-only printer: we
+# render with poppler + cairo, CUPS with cups-filters.
+measure direct-print-10-pages-s "$URI" BENCH
+measure direct-print-raster-10-pages-s "$URI_R" BENCHR
