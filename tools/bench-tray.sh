@@ -9,6 +9,8 @@
 #     (default 20), per minute.
 #     Anchor: a GTK4 hello-world window (python3-gi, Gtk 4) measured the same
 #     way, i.e. what GTK itself costs at rest.
+#   bench: tray-idle-rss-MiB ours=… anchor=… ratio=… goal=<60
+#     VmRSS of the idle tray at the end of that time; anchor: the hello-world's.
 #   bench: tray-start-to-icon-ms ours=… anchor=… ratio=… goal=<1000
 #     from exec to the item's RegisterStatusNotifierItem at the test host.
 #     Anchor: the GTK4 hello-world from exec to its window's first map.
@@ -166,6 +168,8 @@ wait_for 30 "the tray to settle" bash -c \
   exit 1
 settle "$TRAY_PID"
 OURS=$(idle_rate "$TRAY_PID")
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+OURS_RSS=$(rss_mib "$TRAY_PID")
 
 start=$(date +%s%N)
 lib_start hello "$TMP/hello.log" "$PYTHON" -u "$TMP/hello.py"
@@ -174,6 +178,8 @@ line=$(wait_for_line 60 "$TMP/hello.log" '^mapped ' "$HELLO_PID") || exit 1
 HELLO_MS=$(( (${line#mapped } - start) / 1000000 ))
 settle "$HELLO_PID"
 ANCHOR=$(idle_rate "$HELLO_PID")
+HELLO_RSS=$(rss_mib "$HELLO_PID")
 
 echo "bench: tray-idle-wakeups-per-min ours=$OURS anchor=$ANCHOR ratio=$(ratio "$OURS" "$ANCHOR") goal=0 (over ${SECONDS_IDLE} s; anchor: GTK4 hello-world window in python3-gi)"
+echo "bench: tray-idle-rss-MiB ours=$OURS_RSS anchor=$HELLO_RSS ratio=$(ratio "$OURS_RSS" "$HELLO_RSS") goal=<60 (idle, icon registered, no window; anchor: the GTK4 hello-world window, GTK's defaults)"
 echo "bench: tray-start-to-icon-ms ours=$ICON_MS anchor=$HELLO_MS ratio=$(ratio "$ICON_MS" "$HELLO_MS") goal=<1000 (anchor: GTK4 hello-world, start to first map)"

@@ -9,10 +9,12 @@ int main(int argc, char **argv)
   /* No OpenGL: a tray sits idle nearly all its life, and initializing GL
    * maps the driver (with Mesa, LLVM: 44 MiB measured; idle RSS went from
    * 90 to 30 MiB). Its small windows draw fine with cairo. A user's own
-   * GSK_RENDERER / GDK_DEBUG choice wins. */
-  if (g_getenv("GSK_RENDERER") == NULL && g_getenv("GDK_DEBUG") == NULL) {
+   * choice of another renderer, or of GDK_DEBUG, wins. */
+  const char *renderer = g_getenv("GSK_RENDERER");
+  if (renderer == NULL || g_ascii_strcasecmp(renderer, "cairo") == 0) {
     g_setenv("GSK_RENDERER", "cairo", TRUE);
-    g_setenv("GDK_DEBUG", "gl-disable", TRUE);
+    if (g_getenv("GDK_DEBUG") == NULL)
+      g_setenv("GDK_DEBUG", "gl-disable", TRUE);
   }
   setlocale(LC_ALL, "");
   /* The installed catalogs; KCPS_TRAY_LOCALEDIR points at a build tree's
