@@ -420,3 +420,33 @@ xvfb-run -a "$build/tests/bench/bench-tray-list" 2>"$tmp/tray.log" || {
   exit 1
 }
 lib_log "$(cat "$tmp/tray.log")"
+
+# ---- 6. Cloud upload (issue 5) ----------------------------------------------
+# A 200 MiB PDF spooled to kcpsd --spool-mode cloud, timed to the server's
+# confirmation, against curl on the same route with the same 8 MiB chunks
+# over one connection; then the bytes sent again after a SIGKILL of kcpsd at
+# 50%. Its own servers and folders; prints its own bench lines.
+lib_log "upload: 200 MiB to kcps-server over TLS, against curl; resend after a kill"
+"$src/tools/bench-upload.sh" "$build" 2>"$tmp/upload.log" || {
+  cat "$tmp/upload.log" >&2
+  exit 1
+}
+
+# ---- 7. Direct printing (issue 5) -------------------------------------------
+# A 10-page PDF released through kcpsd to ippeveprinter, to completed,
+# against lp through a private cupsd's driverless queue to the same printer;
+# in network and mount namespaces of its own.
+lib_log "direct print: 10 pages to ippeveprinter, against lp through CUPS"
+"$src/tools/bench-direct.sh" "$build" 2>"$tmp/direct.log" || {
+  cat "$tmp/direct.log" >&2
+  exit 1
+}
+
+# ---- 8. The idle tray (issue 6) ---------------------------------------------
+# Wake-ups and RSS of an idle kcps-tray (icon registered, event stream open)
+# against a GTK4 hello-world window, and its start to icon registered.
+lib_log "tray: idle wake-ups, idle RSS, start to icon"
+"$src/tools/bench-tray.sh" "$build" 2>"$tmp/tray-idle.log" || {
+  cat "$tmp/tray-idle.log" >&2
+  exit 1
+}
