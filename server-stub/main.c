@@ -8,10 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#define EXPIRY_PERIOD_S 300
+
 static gboolean
 on_signal(gpointer data)
 {
   g_main_loop_quit(data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_expiry(gpointer data)
+{
+  kcps_server_expire(data);
   return G_SOURCE_CONTINUE;
 }
 
@@ -80,6 +89,10 @@ main(int argc, char **argv)
   }
 
   g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+  /* Retention does not wait for a request: a document past its period is
+   * deleted within 5 minutes even when nobody asks for anything. */
+  kcps_server_expire(server);
+  guint expiry = g_timeout_add_seconds(EXPIRY_PERIOD_S, on_expiry, server);
   guint sigint = g_unix_signal_add(SIGINT, on_signal, loop);
   guint sigterm = g_unix_signal_add(SIGTERM, on_signal, loop);
 
@@ -91,6 +104,7 @@ main(int argc, char **argv)
 
   g_main_loop_run(loop);
 
+  g_source_remove(expiry);
   g_source_remove(sigint);
   g_source_remove(sigterm);
   kcps_server_free(server);

@@ -216,6 +216,12 @@ kcps__server_uploads_expire(kcps_server_t *server, gint64 now)
   g_mutex_unlock(&server->lock);
 }
 
+void
+kcps_server_expire(kcps_server_t *server)
+{
+  kcps__server_uploads_expire(server, kcps__server_now());
+}
+
 /* Uploads ------------------------------------------------------------------ */
 
 typedef struct {

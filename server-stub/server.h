@@ -55,4 +55,9 @@ const char *kcps_server_get_demo_credentials(const kcps_server_t *server);
  * frees. NULL is a no-op. */
 void kcps_server_free(kcps_server_t *server);
 
+/* Housekeeping that must not wait for a request: deletes cloud documents and
+ * unfinished uploads past their organization's cloud_retention_hours (white
+ * paper 6.1.4). kcps-server runs it at start and every few minutes. */
+void kcps_server_expire(kcps_server_t *server);
+
 G_END_DECLS
