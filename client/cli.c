@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "client/keyring.h"
 #include "common/http-client.h"
 #include "common/json-util.h"
 
@@ -27,8 +28,11 @@ static const char usage_text[] =
   "\n"
   "Commands:\n"
   "  login EMAIL     log in to the KCPS server (the password is read from the\n"
-  "                  terminal, or one line from standard input)\n"
-  "  logout          log out\n"
+  "                  terminal, or one line from standard input; then the mailed\n"
+  "                  code when the organization asks for one); the session is\n"
+  "                  kept in your keyring, shared with the tray\n"
+  "  login --resume  log in again with the session kept in your keyring\n"
+  "  logout          log out (on the server too) and forget the kept session\n"
   "  status          show who is logged in and to which server\n"
   "  jobs [--json]   list your spooled jobs (--json: a JSON array)\n"
   "  release JOB --printer URI [--copies N] [--color|--mono] [--duplex] [--wait]\n"
@@ -131,10 +135,10 @@ static void strip_newline(char *line)
   line[strcspn(line, "\r\n")] = '\0';
 }
 
-/* Reads the password with echo off from the terminal, or one line from a
- * non-terminal stdin. NULL with a message printed on failure. The caller
- * wipes and frees the result. */
-static char *read_password(const char *email)
+/* Reads a line after prompt from the terminal (echo off unless echo), or
+ * one line from a non-terminal stdin. NULL with a message printed on
+ * failure (what names it). The caller wipes and frees the result. */
+static char *read_line(const char *prompt, bool echo, const char *what)
 {
   char *line = NULL;
   size_t cap = 0;
@@ -151,11 +155,11 @@ static char *read_password(const char *email)
         close(fd);
       return NULL;
     }
-    fprintf(tty, "Password for %s: ", email);
+    fputs(prompt, tty);
     fflush(tty);
     struct termios quiet;
     bool changed = false;
-    if (tcgetattr(fd, &saved_termios) == 0) {
+    if (!echo && tcgetattr(fd, &saved_termios) == 0) {
       quiet = saved_termios;
       quiet.c_lflag &= ~(tcflag_t)ECHO;
       quiet.c_lflag |= ECHONL;
@@ -178,25 +182,145 @@ static char *read_password(const char *email)
     if (line != NULL)
       explicit_bzero(line, cap);
     free(line);
-    fprintf(stderr, "kcps: no password given\n");
+    fprintf(stderr, "kcps: no %s given\n", what);
     return NULL;
   }
   strip_newline(line);
-  char *password = g_strdup(line);
+  char *text = g_strdup(line);
   explicit_bzero(line, cap);
   free(line);
-  if (*password == '\0') {
-    g_free(password);
-    fprintf(stderr, "kcps: the password is empty\n");
+  if (*text == '\0') {
+    g_free(text);
+    fprintf(stderr, "kcps: the %s is empty\n", what);
     return NULL;
   }
-  return password;
+  return text;
+}
+
+static char *read_password(const char *email)
+{
+  g_autofree char *prompt = g_strdup_printf("Password for %s: ", email);
+  return read_line(prompt, false, "password");
+}
+
+static void wipe_free(char *secret)
+{
+  if (secret != NULL) {
+    explicit_bzero(secret, strlen(secret));
+    g_free(secret);
+  }
+}
+
+/* --- the session in the keyring ------------------------------------------------ */
+
+/* kcpsd's server URL (GET /v1/status), the keyring item's "server"; NULL
+ * when kcpsd has none. *logged_in: whether kcpsd holds a session for us. */
+static int server_of_kcpsd(call_t *c, char **server, bool *logged_in)
+{
+  g_clear_pointer(&c->response, json_node_unref);
+  int rc = call(c, "GET", "/v1/status", NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  const char *url = obj != NULL ? kcps_json_string(obj, "server") : NULL;
+  *server = g_strdup(url);
+  *logged_in = obj != NULL && json_object_has_member(obj, "logged_in")
+               && JSON_NODE_HOLDS_VALUE(json_object_get_member(obj, "logged_in"))
+               && json_object_get_boolean_member(obj, "logged_in");
+  return EXIT_OK;
+}
+
+static void say_no_keyring(const char *why)
+{
+  fprintf(stderr,
+          "kcps: no keyring (%s): the session is kept only in kcpsd's memory and ends "
+          "when kcpsd restarts or its access token expires (1 hour)\n",
+          why);
+}
+
+/* Keeps the refresh token of kcpsd's answer in the keyring, and wipes it
+ * from the answer. */
+static void keep_session(call_t *c, const char *server)
+{
+  JsonObject *obj = response_object(c);
+  const char *refresh = obj != NULL ? kcps_json_string(obj, "refresh_token") : NULL;
+  const char *email = obj != NULL ? kcps_json_string(obj, "email") : NULL;
+  if (refresh == NULL || email == NULL || server == NULL)
+    return;
+  if (!kcps_keyring_available()) {
+    say_no_keyring("no session D-Bus or no Secret Service on it");
+  } else {
+    g_autoptr(GError) error = NULL;
+    if (!kcps_keyring_store(server, email, refresh, &error))
+      say_no_keyring(error->message);
+  }
+  explicit_bzero((char *)refresh, strlen(refresh));
+}
+
+/* POST /v1/session with the refresh token kept for server. EXIT_REFUSED
+ * (and the item deleted) when the server ended that login. */
+static int resume_session(call_t *c, const char *server, bool quiet)
+{
+  if (!kcps_keyring_available()) {
+    if (!quiet)
+      fprintf(stderr, "kcps: no keyring (no session D-Bus or no Secret Service on it): log in "
+                      "with kcps login EMAIL\n");
+    return EXIT_REFUSED;
+  }
+  g_autoptr(GError) error = NULL;
+  char *token = kcps_keyring_lookup(server, NULL, &error);
+  if (token == NULL) {
+    if (!quiet)
+      fprintf(stderr, "kcps: %s%s: log in with kcps login EMAIL\n",
+              error != NULL ? "cannot read the keyring: " : "no session is kept in the keyring",
+              error != NULL ? error->message : "");
+    return EXIT_REFUSED;
+  }
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "refresh_token");
+  json_builder_add_string_value(builder, token);
+  json_builder_end_object(builder);
+  kcps_keyring_free(token);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  g_clear_pointer(&c->response, json_node_unref);
+  int rc = call(c, "POST", "/v1/session", body);
+  json_object_set_string_member(json_node_get_object(body), "refresh_token", "");
+  if (rc == EXIT_REFUSED && c->status == 401) {
+    /* Used up, expired or ended: it is of no use any more. */
+    g_autoptr(GError) clear_error = NULL;
+    kcps_keyring_clear(server, &clear_error);
+    if (!quiet)
+      fprintf(stderr, "kcps: the kept session has ended: log in with kcps login EMAIL\n");
+  }
+  if (rc == EXIT_OK)
+    keep_session(c, server); /* the token was rotated */
+  return rc;
 }
 
 /* --- commands ----------------------------------------------------------------- */
 
 static int cmd_login(call_t *c, const char *email)
 {
+  g_autofree char *server = NULL;
+  bool logged_in = false;
+  int rc = server_of_kcpsd(c, &server, &logged_in);
+  if (rc != EXIT_OK)
+    return rc;
+  if (email == NULL) { /* --resume */
+    if (server == NULL) {
+      fprintf(stderr, "kcps: kcpsd has no server, so no session to resume\n");
+      return EXIT_REFUSED;
+    }
+    rc = resume_session(c, server, false);
+    if (rc != EXIT_OK)
+      return rc;
+    JsonObject *obj = response_object(c);
+    const char *logged = obj != NULL ? kcps_json_string(obj, "email") : NULL;
+    printf("Logged in as %s (session resumed from the keyring)\n", logged != NULL ? logged : "?");
+    return EXIT_OK;
+  }
+
   char *password = read_password(email);
   if (password == NULL)
     return EXIT_REFUSED;
@@ -207,14 +331,46 @@ static int cmd_login(call_t *c, const char *email)
   json_builder_set_member_name(builder, "password");
   json_builder_add_string_value(builder, password);
   json_builder_end_object(builder);
-  explicit_bzero(password, strlen(password));
-  g_free(password);
+  wipe_free(password);
   g_autoptr(JsonNode) body = json_builder_get_root(builder);
-  int rc = call(c, "POST", "/v1/login", body);
+  g_clear_pointer(&c->response, json_node_unref);
+  rc = call(c, "POST", "/v1/login", body);
   json_object_set_string_member(json_node_get_object(body), "password", "");
   if (rc != EXIT_OK)
     return rc;
   JsonObject *obj = response_object(c);
+  if (obj != NULL && json_object_has_member(obj, "mfa_required")) {
+    /* The organization asks for the code mailed to the account. */
+    g_autofree char *mfa_token = g_strdup(kcps_json_string(obj, "mfa_token"));
+    if (mfa_token == NULL) {
+      fprintf(stderr, "kcps: kcpsd asked for a code but gave no mfa_token\n");
+      return EXIT_REFUSED;
+    }
+    g_autofree char *prompt =
+      g_strdup_printf("A sign-in code was mailed to %s. Code: ", email);
+    char *code = read_line(prompt, true, "code");
+    if (code == NULL) {
+      explicit_bzero(mfa_token, strlen(mfa_token));
+      return EXIT_REFUSED;
+    }
+    g_autoptr(JsonBuilder) mfa = json_builder_new();
+    json_builder_begin_object(mfa);
+    json_builder_set_member_name(mfa, "mfa_token");
+    json_builder_add_string_value(mfa, mfa_token);
+    json_builder_set_member_name(mfa, "code");
+    json_builder_add_string_value(mfa, code);
+    json_builder_end_object(mfa);
+    explicit_bzero(mfa_token, strlen(mfa_token));
+    wipe_free(code);
+    g_autoptr(JsonNode) mfa_body = json_builder_get_root(mfa);
+    g_clear_pointer(&c->response, json_node_unref);
+    rc = call(c, "POST", "/v1/login/mfa", mfa_body);
+    json_object_set_string_member(json_node_get_object(mfa_body), "mfa_token", "");
+    if (rc != EXIT_OK)
+      return rc;
+    obj = response_object(c);
+  }
+  keep_session(c, server);
   const char *logged = obj != NULL ? kcps_json_string(obj, "email") : NULL;
   printf("Logged in as %s\n", logged != NULL ? logged : email);
   return EXIT_OK;
@@ -222,10 +378,28 @@ static int cmd_login(call_t *c, const char *email)
 
 static int cmd_logout(call_t *c)
 {
-  int rc = call(c, "POST", "/v1/logout", NULL);
-  if (rc == EXIT_OK)
-    printf("Logged out\n");
-  return rc;
+  g_autofree char *server = NULL;
+  bool logged_in = false;
+  int rc = server_of_kcpsd(c, &server, &logged_in);
+  if (rc != EXIT_OK)
+    return rc;
+  /* A login kept in the keyring but not in kcpsd (restarted) is ended on
+   * the server too: resumed, then logged out. */
+  if (!logged_in && server != NULL && kcps_keyring_available())
+    resume_session(c, server, true);
+  g_clear_pointer(&c->response, json_node_unref);
+  rc = call(c, "POST", "/v1/logout", NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  if (server != NULL && kcps_keyring_available()) {
+    g_autoptr(GError) error = NULL;
+    if (!kcps_keyring_clear(server, &error)) {
+      fprintf(stderr, "kcps: logged out, but the keyring item stays: %s\n", error->message);
+      return EXIT_REFUSED;
+    }
+  }
+  printf("Logged out\n");
+  return EXIT_OK;
 }
 
 static int cmd_status(call_t *c)
@@ -668,11 +842,14 @@ int main(int argc, char **argv)
 
   int rc;
   if (strcmp(command, "login") == 0) {
-    if (rest != 1 || args[0][0] == '-' || strchr(args[0], '@') == NULL)
+    if (rest == 1 && strcmp(args[0], "--resume") == 0)
+      rc = cmd_login(&c, NULL);
+    else if (rest != 1 || args[0][0] == '-' || strchr(args[0], '@') == NULL)
       return usage_error(rest == 0 ? "login needs the account's email: kcps login EMAIL"
-                                   : "usage: kcps login EMAIL (the password is never an "
-                                     "argument; it is asked for)");
-    rc = cmd_login(&c, args[0]);
+                                   : "usage: kcps login EMAIL | kcps login --resume (the "
+                                     "password is never an argument; it is asked for)");
+    else
+      rc = cmd_login(&c, args[0]);
   } else if (strcmp(command, "logout") == 0) {
     if (rest != 0)
       return usage_error("logout takes no arguments");

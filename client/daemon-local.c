@@ -304,8 +304,8 @@ static const char *required_string(JsonObject *obj, const char *name, size_t max
   return value;
 }
 
-bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
-                             GError **error)
+bool kcps__local_parse_fields(const char *body, size_t len, const char *const *names,
+                              const size_t *max, char **values, GError **error)
 {
   if (body == NULL || len == 0) {
     g_set_error_literal(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST,
@@ -320,84 +320,244 @@ bool kcps__local_parse_login(const char *body, size_t len, char **email, char **
     return false;
   }
   JsonObject *obj = json_node_get_object(node);
-  const char *e = required_string(obj, "email", EMAIL_MAX_LEN, error);
-  const char *p = e != NULL ? required_string(obj, "password", PASSWORD_MAX_LEN, error) : NULL;
-  if (p == NULL)
+  size_t n = 0;
+  bool ok = true;
+  for (; names[n] != NULL; n++)
+    values[n] = NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    const char *value = required_string(obj, names[i], max[i], error);
+    if (value == NULL)
+      ok = false;
+    else
+      values[i] = g_strdup(value);
+  }
+  /* Unknown fields are refused: a typo must not pass silently. */
+  g_autoptr(GList) members = json_object_get_members(obj);
+  for (GList *m = members; ok && m != NULL; m = m->next) {
+    bool known = false;
+    for (size_t i = 0; i < n; i++)
+      known = known || strcmp(m->data, names[i]) == 0;
+    if (!known) {
+      g_set_error(error, KCPS_DAEMON_ERROR, KCPS_DAEMON_ERROR_BAD_REQUEST, "unknown field: %s",
+                  (const char *)m->data);
+      ok = false;
+    }
+  }
+  /* Do not leave the secrets in the parsed tree's freed memory. */
+  for (size_t i = 0; i < n; i++) {
+    const char *value = kcps_json_string(obj, names[i]);
+    if (value != NULL)
+      explicit_bzero((char *)value, strlen(value));
+  }
+  if (!ok) {
+    for (size_t i = 0; i < n; i++)
+      g_clear_pointer(&values[i], kcps__secret_free);
+  }
+  return ok;
+}
+
+bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
+                             GError **error)
+{
+  static const char *const names[] = {"email", "password", NULL};
+  static const size_t max[] = {EMAIL_MAX_LEN, PASSWORD_MAX_LEN};
+  char *values[2];
+  if (!kcps__local_parse_fields(body, len, names, max, values, error))
     return false;
-  *email = g_strdup(e);
-  *password = g_strdup(p);
-  /* Do not leave the password in the parsed tree's freed memory. */
-  explicit_bzero((char *)p, strlen(p));
+  *email = values[0];
+  *password = values[1];
   return true;
 }
 
-static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+/* Reads the request's fields and wipes the raw body (it holds secrets); on
+ * a bad body answers 400 and returns false. */
+static bool read_fields(kcps_http_req_t *req, const char *const *names, const size_t *max,
+                        char **values)
 {
   g_autoptr(GError) error = NULL;
   size_t len = 0;
   const char *body = kcps_http_req_body(req, &len);
-  g_autofree char *email = NULL;
-  char *password = NULL;
-  bool parsed = kcps__local_parse_login(body, len, &email, &password, &error);
-  /* The raw body holds the password too; the request's buffer is ours to
-   * wipe until the handler returns. */
+  bool parsed = kcps__local_parse_fields(body, len, names, max, values, &error);
+  /* The request's buffer is ours to wipe until the handler returns. */
   if (body != NULL)
     explicit_bzero((char *)body, len);
-  if (!parsed) {
+  if (!parsed)
     kcps_http_respond_error(req, 400, "bad_request", "%s", error->message);
-    return;
-  }
+  return parsed;
+}
 
+/* A JSON object of names[i] = values[i] for the server; the values are
+ * wiped and freed. */
+static JsonNode *server_body(const char *const *names, char **values, bool desktop)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  for (size_t i = 0; names[i] != NULL; i++) {
+    json_builder_set_member_name(builder, names[i]);
+    json_builder_add_string_value(builder, values[i]);
+    g_clear_pointer(&values[i], kcps__secret_free);
+  }
+  if (desktop) {
+    json_builder_set_member_name(builder, "client");
+    json_builder_add_string_value(builder, "desktop");
+  }
+  json_builder_end_object(builder);
+  return json_builder_get_root(builder);
+}
+
+/* Wipes the string members of a body sent to the server. */
+static void wipe_body(JsonNode *body)
+{
+  JsonObject *obj = json_node_get_object(body);
+  g_autoptr(GList) members = json_object_get_members(obj);
+  for (GList *m = members; m != NULL; m = m->next) {
+    const char *value = kcps_json_string(obj, m->data);
+    if (value != NULL)
+      explicit_bzero((char *)value, strlen(value));
+  }
+}
+
+typedef enum {
+  AUTH_LOGIN,   /* password or code: 401 invalid_credentials / invalid_code */
+  AUTH_REFRESH, /* 401 invalid_grant: the caller forgets its refresh token */
+  AUTH_SSO,     /* 400 from the exchange names the step */
+} auth_kind_t;
+
+/* Sends body to the server's route and answers the caller: the MFA step,
+ * or the session (kcpsd keeps the access token; the refresh token goes to
+ * the caller, once, and is not kept here). */
+static void authenticate(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
+                         const char *route, JsonNode *body, auth_kind_t kind,
+                         const char *auth_error)
+{
+  g_autoptr(GError) error = NULL;
   long status = 0;
-  g_autofree char *server_email = NULL;
-  char *token = NULL;
-  kcps_net_status_t net = kcps__sync_login(daemon, email, password, &status, &server_email,
-                                           &token, &error);
-  kcps__secret_free(password);
+  kcps__auth_t auth;
+  kcps_net_status_t net = kcps__sync_auth(daemon, route, body, &status, &auth, &error);
+  wipe_body(body);
   switch (net) {
   case KCPS_NET_OK:
     break;
   case KCPS_NET_AUTH:
-    kcps_http_respond_error(req, 401, "invalid_credentials",
-                            "the server refused the email or password (%s)", error->message);
+    /* The server's words never say whether the account exists (nor do
+     * ours); a lock is refused as a wrong password is. */
+    if (kind == AUTH_REFRESH)
+      kcps_http_respond_error(req, 401, "invalid_grant",
+                              "the session has ended: log in again (%s)", error->message);
+    else
+      kcps_http_respond_error(req, status == 403 ? 403 : 401, auth_error, "%s", error->message);
     return;
   case KCPS_NET_FATAL:
-    if (status == 400) {
+    if (status >= 400 && status < 500) {
       kcps_http_respond_error(req, 400, "bad_request", "the server refused the login: %s",
                               error->message);
       return;
     }
     G_GNUC_FALLTHROUGH;
   case KCPS_NET_RETRY:
+    if (status == 503 || status == 429) {
+      /* e.g. mail_unavailable: the server's message says to try later. */
+      kcps_http_respond_error(req, (unsigned)status,
+                              status == 503 ? "unavailable" : "too_many_requests",
+                              "the server cannot log you in now: %s", error->message);
+      return;
+    }
     kcps_http_respond_error(req, 502, "server_unreachable", "cannot log in to the server: %s",
                             error->message);
     return;
   }
 
-  char *old_token = kcps__daemon_session_set(daemon, uid, server_email, token);
-  kcps__secret_free(token);
-  /* A second login replaces the first: end the old session on the server. */
-  if (old_token != NULL)
-    kcps__sync_server_logout(daemon, old_token);
-  g_message("uid %u logged in to the server", (unsigned)uid);
-  /* The organization's default spool mode, before any job goes anywhere. */
-  {
-    char *fresh = NULL;
-    if (kcps__daemon_session_get(daemon, uid, NULL, &fresh))
-      kcps__settings_fetch_org_mode(daemon, uid, fresh);
-    kcps__secret_free(fresh);
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  if (auth.mfa_token != NULL) {
+    json_builder_set_member_name(builder, "mfa_required");
+    json_builder_add_boolean_value(builder, TRUE);
+    json_builder_set_member_name(builder, "mfa_token");
+    json_builder_add_string_value(builder, auth.mfa_token);
+    json_builder_set_member_name(builder, "expires_in");
+    json_builder_add_int_value(builder, auth.mfa_expires_in);
+    json_builder_end_object(builder);
+    kcps__auth_clear(&auth);
+    respond_built(req, 200, builder);
+    return;
   }
+
+  char *old_token = kcps__daemon_session_set(daemon, uid, auth.email, auth.token);
+  /* A new login replaces the one before: end that one on the server. A
+   * refresh continues the same login (ending the old access token would end
+   * its whole family, the new one too): the old token just expires. */
+  if (old_token != NULL && kind != AUTH_REFRESH)
+    kcps__sync_server_logout(daemon, old_token);
+  else
+    kcps__secret_free(old_token);
+  g_message("uid %u %s the server", (unsigned)uid,
+            kind == AUTH_REFRESH ? "resumed its session with" : "logged in to");
+  /* The organization's default spool mode, before any job goes anywhere. */
+  kcps__settings_fetch_org_mode(daemon, uid, auth.token);
   /* Jobs spooled while logged out are registered now, in the background. */
   kcps__sync_prefetch_key(daemon);
   kcps__sync_register_user(daemon, uid);
   quota_forget(daemon, uid); /* read afresh for this account */
   kcps__events_emit(daemon, uid, "session", NULL);
 
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  json_builder_begin_object(builder);
-  add_string_or_null(builder, "email", server_email);
+  add_string_or_null(builder, "email", auth.email);
+  json_builder_set_member_name(builder, "refresh_token");
+  json_builder_add_string_value(builder, auth.refresh_token);
+  json_builder_set_member_name(builder, "refresh_expires_in");
+  json_builder_add_int_value(builder, auth.refresh_expires_in);
   json_builder_end_object(builder);
+  kcps__auth_clear(&auth);
   respond_built(req, 200, builder);
+}
+
+/* POST /v1/login {"email","password"}: a desktop login. */
+static void post_login(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  static const char *const names[] = {"email", "password", NULL};
+  static const size_t max[] = {EMAIL_MAX_LEN, PASSWORD_MAX_LEN};
+  char *values[2];
+  if (!read_fields(req, names, max, values))
+    return;
+  g_autoptr(JsonNode) body = server_body(names, values, true);
+  authenticate(daemon, req, uid, "/api/v1/login", body, AUTH_LOGIN, "invalid_credentials");
+}
+
+/* POST /v1/login/mfa {"mfa_token","code"}: the email code step. */
+static void post_login_mfa(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  static const char *const names[] = {"mfa_token", "code", NULL};
+  static const size_t max[] = {128, 16};
+  char *values[2];
+  if (!read_fields(req, names, max, values))
+    return;
+  g_autoptr(JsonNode) body = server_body(names, values, false);
+  authenticate(daemon, req, uid, "/api/v1/login/mfa", body, AUTH_LOGIN, "invalid_code");
+}
+
+/* POST /v1/session {"refresh_token"}: resumes a login kept in the caller's
+ * keyring; answers the rotated refresh token. */
+static void post_session(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  static const char *const names[] = {"refresh_token", NULL};
+  static const size_t max[] = {256};
+  char *values[1];
+  if (!read_fields(req, names, max, values))
+    return;
+  g_autoptr(JsonNode) body = server_body(names, values, false);
+  authenticate(daemon, req, uid, "/api/v1/token/refresh", body, AUTH_REFRESH, "invalid_grant");
+}
+
+/* POST /v1/login/sso {"code","code_verifier"}: the one-time code the
+ * server's SSO callback sent to the caller's loopback redirect. */
+static void post_login_sso(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
+{
+  static const char *const names[] = {"code", "code_verifier", NULL};
+  static const size_t max[] = {512, 128};
+  char *values[2];
+  if (!read_fields(req, names, max, values))
+    return;
+  g_autoptr(JsonNode) body = server_body(names, values, false);
+  authenticate(daemon, req, uid, "/api/v1/sso/exchange", body, AUTH_SSO, "sso_failed");
 }
 
 static void post_logout(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
@@ -653,6 +813,9 @@ static const struct {
   {"GET", "/v1/status", get_status},
   {"POST", "/v1/login", post_login},
   {"POST", "/v1/logout", post_logout},
+  {"POST", "/v1/login/mfa", post_login_mfa},
+  {"POST", "/v1/login/sso", post_login_sso},
+  {"POST", "/v1/session", post_session},
   {"GET", "/v1/jobs", get_jobs},
   {"GET", "/v1/settings", get_settings},
   {"PUT", "/v1/settings", put_settings},

@@ -112,12 +112,24 @@ void kcps__sync_register_user(kcps_daemon_t *daemon, uid_t uid);
 void kcps__sync_prefetch_key(kcps_daemon_t *daemon);
 /* Ends token's session on the server, in the background; token is taken. */
 void kcps__sync_server_logout(kcps_daemon_t *daemon, char *token);
-/* Logs in to the server (blocking; call from a request thread). On
- * KCPS_NET_OK *email_out and *token_out get the server's spelling of the
- * account and the token (g_free / kcps__secret_free). */
-kcps_net_status_t kcps__sync_login(kcps_daemon_t *daemon, const char *email,
-                                   const char *password, long *status, char **email_out,
-                                   char **token_out, GError **error);
+/* What a login, an MFA step, a refresh or an SSO exchange gave: either a
+ * session (email, token, refresh_token, refresh_expires_in) or an MFA step
+ * (mfa_token, mfa_expires_in). Secrets wiped by kcps__auth_clear. */
+typedef struct {
+  char *email;
+  char *token;
+  char *refresh_token;
+  gint64 refresh_expires_in;
+  char *mfa_token;
+  gint64 mfa_expires_in;
+} kcps__auth_t;
+void kcps__auth_clear(kcps__auth_t *auth);
+/* POSTs body to the server's route (/api/v1/login, /api/v1/login/mfa,
+ * /api/v1/token/refresh, /api/v1/sso/exchange) and reads the session it
+ * gives (blocking; call from a request thread). */
+kcps_net_status_t kcps__sync_auth(kcps_daemon_t *daemon, const char *route, JsonNode *body,
+                                  long *status, kcps__auth_t *out,
+                                  GError **error);
 /* Verifies a pull ticket with the server's key, fetching the key when it is
  * not known yet, and once more (at most once a minute) when a signature
  * does not verify, in case the server changed its key. Errors are
@@ -220,6 +232,11 @@ bool kcps__local_host_ok(const char *host);
 /* Parses a POST /v1/login body: true with *email and *password (g_free;
  * the password with kcps__secret_free), or false with
  * KCPS_DAEMON_ERROR_BAD_REQUEST naming the problem. */
+/* Reads a JSON object of exactly the string fields names (NULL-ended),
+ * each 1 to max[i] bytes, into values (kcps__secret_free each); the parsed
+ * copies are wiped. false with a message for anything else. */
+bool kcps__local_parse_fields(const char *body, size_t len, const char *const *names,
+                              const size_t *max, char **values, GError **error);
 bool kcps__local_parse_login(const char *body, size_t len, char **email, char **password,
                              GError **error);
 /* Push channel (daemon-events.c): tells uid's subscribers of GET /v1/events

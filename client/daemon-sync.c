@@ -94,50 +94,95 @@ static void set_no_server(GError **error)
 
 /* --- login ------------------------------------------------------------- */
 
-kcps_net_status_t kcps__sync_login(kcps_daemon_t *daemon, const char *email,
-                                   const char *password, long *status, char **email_out,
-                                   char **token_out, GError **error)
+void kcps__auth_clear(kcps__auth_t *auth)
+{
+  g_free(auth->email);
+  kcps__secret_free(auth->token);
+  kcps__secret_free(auth->refresh_token);
+  kcps__secret_free(auth->mfa_token);
+  memset(auth, 0, sizeof(*auth));
+}
+
+/* The email of the account token belongs to (GET /api/v1/me). */
+static char *fetch_email(kcps_daemon_t *daemon, const char *token, GError **error)
+{
+  kcps_http_opts_t opts;
+  kcps__daemon_server_opts(daemon, &opts, token, SERVER_TIMEOUT_S);
+  g_autofree char *url = api_url(daemon, "/api/v1/me");
+  g_autoptr(JsonNode) response = NULL;
+  long status = 0;
+  if (kcps_http_call_json("GET", url, &opts, NULL, &status, &response, error) != KCPS_NET_OK)
+    return NULL;
+  const char *email = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
+                        ? kcps_json_string(json_node_get_object(response), "email") : NULL;
+  if (email == NULL) {
+    g_set_error_literal(error, KCPS_NET_ERROR, KCPS_NET_FATAL,
+                        "the server's answer to /api/v1/me has no email");
+    return NULL;
+  }
+  return g_strdup(email);
+}
+
+kcps_net_status_t kcps__sync_auth(kcps_daemon_t *daemon, const char *route, JsonNode *body,
+                                  long *status, kcps__auth_t *out,
+                                  GError **error)
 {
   *status = 0;
+  memset(out, 0, sizeof(*out));
   if (daemon->server_url == NULL) {
     set_no_server(error);
     return KCPS_NET_FATAL;
   }
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  json_builder_begin_object(builder);
-  json_builder_set_member_name(builder, "email");
-  json_builder_add_string_value(builder, email);
-  json_builder_set_member_name(builder, "password");
-  json_builder_add_string_value(builder, password);
-  json_builder_end_object(builder);
-  g_autoptr(JsonNode) body = json_builder_get_root(builder);
-
   kcps_http_opts_t opts;
   kcps__daemon_server_opts(daemon, &opts, NULL, SERVER_TIMEOUT_S);
-  g_autofree char *url = api_url(daemon, "/api/v1/login");
+  g_autofree char *url = api_url(daemon, route);
   g_autoptr(JsonNode) response = NULL;
   kcps_net_status_t net = kcps_http_call_json("POST", url, &opts, body, status, &response, error);
-  /* The body held the password: do not leave it in freed memory longer
-   * than needed. */
-  json_object_set_string_member(json_node_get_object(body), "password", "");
   if (net != KCPS_NET_OK)
     return net;
 
   JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
                       ? json_node_get_object(response) : NULL;
+  if (obj != NULL && json_object_has_member(obj, "mfa_required")
+      && JSON_NODE_HOLDS_VALUE(json_object_get_member(obj, "mfa_required"))
+      && json_object_get_boolean_member(obj, "mfa_required")) {
+    const char *mfa = kcps_json_string(obj, "mfa_token");
+    if (mfa == NULL || *mfa == '\0') {
+      g_set_error_literal(error, KCPS_NET_ERROR, KCPS_NET_FATAL,
+                          "the server asked for a code but sent no mfa_token");
+      return KCPS_NET_FATAL;
+    }
+    out->mfa_token = g_strdup(mfa);
+    out->mfa_expires_in = json_object_has_member(obj, "expires_in")
+                            ? json_object_get_int_member(obj, "expires_in") : 300;
+    return KCPS_NET_OK;
+  }
   const char *token = obj != NULL ? kcps_json_string(obj, "token") : NULL;
-  if (token == NULL || *token == '\0') {
+  const char *refresh = obj != NULL ? kcps_json_string(obj, "refresh_token") : NULL;
+  if (token == NULL || *token == '\0' || refresh == NULL || *refresh == '\0') {
     g_set_error_literal(error, KCPS_NET_ERROR, KCPS_NET_FATAL,
-                        "the server's login answer has no token");
+                        "the server's login answer has no token or refresh token");
     return KCPS_NET_FATAL;
   }
+  out->token = g_strdup(token);
+  out->refresh_token = g_strdup(refresh);
+  out->refresh_expires_in = json_object_has_member(obj, "refresh_expires_in")
+                              ? json_object_get_int_member(obj, "refresh_expires_in") : 0;
   /* Tickets name the owner as the server spells the account. */
   const char *server_email = NULL;
-  if (obj != NULL && json_object_has_member(obj, "user")
+  if (json_object_has_member(obj, "user")
       && JSON_NODE_HOLDS_OBJECT(json_object_get_member(obj, "user")))
     server_email = kcps_json_string(json_object_get_object_member(obj, "user"), "email");
-  *email_out = g_strdup(server_email != NULL ? server_email : email);
-  *token_out = g_strdup(token);
+  if (server_email != NULL) {
+    out->email = g_strdup(server_email);
+  } else {
+    /* A refresh answer names nobody: ask whose session it is. */
+    out->email = fetch_email(daemon, out->token, error);
+    if (out->email == NULL) {
+      kcps__auth_clear(out);
+      return KCPS_NET_RETRY;
+    }
+  }
   return KCPS_NET_OK;
 }
 

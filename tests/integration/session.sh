@@ -1,0 +1,265 @@
+#!/bin/bash
+# Integration test of sessions and secrets (issue 6): the desktop login of
+# kcpsd (1 h access token in kcpsd's memory, rotating refresh token handed
+# to the caller) and the CLI's keyring item (libsecret, schema
+# org.kcps.Session, attributes server + email), with a private session D-Bus,
+# gnome-keyring, kcps-server --demo (mail relay: tests/smtp/sink.py) and
+# kcpsd --user on free loopback ports:
+#  - kcps login stores the refresh token in the keyring (secret-tool finds
+#    it); it is nowhere in clear: not in the keyring's files, kcpsd's spool,
+#    state or log, the server's data or log;
+#  - after a kcpsd restart kcps login --resume logs in again from the
+#    keyring and stores the rotated token; the old one is refused by the
+#    server (and, being reused, ends the login: --resume then says so and
+#    deletes the item);
+#  - kcps logout deletes the item and ends the login on the server (also
+#    when kcpsd was restarted in between);
+#  - without a session bus kcps login works and says no session is kept;
+#  - the local routes refuse bad bodies (400), a bad refresh token (401
+#    invalid_grant), and answer a wrong password and an unknown account alike;
+#  - with email MFA on for the organization, kcps login asks for the code
+#    mailed by the server (a real SMTP server) and stores the session after it.
+# Usage: session.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skipped.
+set -u
+
+if [ $# -ne 2 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2
+  exit 1
+fi
+BUILD=$(realpath "$1")
+SRC=$(realpath "$2")
+. "$SRC/tests/integration/lib.sh"
+
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN"; do
+  [ -x "$bin" ] || { echo "session: FAIL: $bin is not built" >&2; exit 1; }
+done
+for tool in curl jq sqlite3 dbus-daemon gdbus gnome-keyring-daemon secret-tool; do
+  command -v "$tool" >/dev/null || { echo "session: FAIL: $tool is not installed" >&2; exit 1; }
+done
+PYTHON=/usr/bin/python3
+"$PYTHON" -c 'import aiosmtpd' 2>/dev/null ||
+  { echo "session: FAIL: python3-aiosmtpd is not installed" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/kcps-session.XXXXXX)
+chmod 0700 "$TMP"
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+}
+abort() {
+  fail "$*"
+  exit 1
+}
+finish() {
+  local rc=$?
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    lib_dump_logs all
+  fi
+  exec 7>&- 2>/dev/null
+  lib_stop_all
+  echo "session: $PASSED passed, $FAILED failed"
+  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+    echo "session: logs kept in $TMP"
+    exit 1
+  fi
+  rm -rf "$TMP"
+  exit 0
+}
+trap finish EXIT
+trap 'exit 1' INT TERM
+
+# A session bus and a keyring of our own, in private folders.
+export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run XDG_DATA_HOME=$TMP/home/.local/share
+export XDG_CONFIG_HOME=$TMP/home/.config XDG_CACHE_HOME=$TMP/home/.cache
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
+chmod 0700 "$HOME" "$XDG_RUNTIME_DIR"
+unset DISPLAY WAYLAND_DISPLAY GNOME_KEYRING_CONTROL SSH_AUTH_SOCK
+dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
+  2>"$TMP/dbus.log" || abort "dbus-daemon --session starts: $(cat "$TMP/dbus.log")"
+lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus.log"
+export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
+wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
+  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId || abort "the session bus answers"
+printf 'keyring-password' | gnome-keyring-daemon --daemonize --login >"$TMP/keyring.out" \
+  2>"$TMP/keyring.log" || abort "gnome-keyring-daemon --login: $(cat "$TMP/keyring.log")"
+eval "$(gnome-keyring-daemon --start --components=secrets 2>>"$TMP/keyring.log")"
+secrets_pid() {
+  gdbus call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus \
+    -m org.freedesktop.DBus.GetConnectionUnixProcessID org.freedesktop.secrets |
+    sed -n 's/^(uint32 \([0-9][0-9]*\),)$/\1/p'
+}
+wait_for 10 "the Secret Service on the bus" test -n "$(secrets_pid)" || abort "gnome-keyring serves secrets"
+lib_record gnome-keyring "$(secrets_pid)" "$TMP/keyring.log"
+pass "a private session bus with gnome-keyring (pid $(secrets_pid))"
+
+# The mail relay for the MFA part: it lives while fd 7 (its stdin) is open.
+mkdir -p "$TMP/mail"
+mkfifo "$TMP/sink.in"
+"$PYTHON" "$SRC/tests/smtp/sink.py" --dir "$TMP/mail" <"$TMP/sink.in" >"$TMP/sink.log" 2>&1 &
+lib_record smtp-sink $! "$TMP/sink.log"
+exec 7>"$TMP/sink.in"
+SMTP_PORT=$(wait_for_line 20 "$TMP/sink.log" '^ready [0-9]+' "$(lib_pid_of smtp-sink)" |
+  awk '{print $2}') || abort "the SMTP sink is ready"
+
+DATA=$TMP/server
+mkdir -p "$DATA"
+lib_start kcps-server "$TMP/kcps-server.log" "$SERVER_BIN" --demo --data "$DATA" \
+  --listen 127.0.0.1:0 --smtp-url "smtp://127.0.0.1:$SMTP_PORT"
+line=$(wait_for_line 30 "$TMP/kcps-server.log" 'kcps-server: listening on https://' \
+  "$LIB_PID") || abort "kcps-server prints its listening line"
+SERVER=$(printf '%s\n' "$line" | grep -Eo 'https://[^ ]+' | head -n1)
+SERVER=${SERVER%/}
+ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
+ADMIN_PASSWORD=$(demo_credential "$DATA" "admin@a.test password")
+[ -n "$ALICE_PASSWORD" ] && [ -n "$ADMIN_PASSWORD" ] || abort "demo passwords"
+
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$SERVER" "$DATA/server.crt" ||
+  abort "kcpsd prints its ready line"
+pass "kcps-server and kcpsd ready"
+
+kcps() { "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" "$@"; }
+api() { echo "http://127.0.0.1:$KCPSD_LOCAL_PORT$1"; }
+logged_in() { curl -sS "$(api /v1/status)" | jq -r .logged_in; }
+kept() { secret-tool lookup server "$SERVER" email alice@a.test 2>/dev/null; }
+# refresh_status TOKEN: the server's HTTP status for POST /api/v1/token/refresh.
+refresh_status() {
+  jq -cn --arg t "$1" '{refresh_token: $t}' |
+    curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/server.crt" \
+      -H 'Content-Type: application/json' --data-binary @- "$SERVER/api/v1/token/refresh"
+}
+restart_kcpsd() {
+  stop_pid "$(lib_pid_of kcpsd | tail -n1)"
+  start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$SERVER" "$DATA/server.crt"
+}
+
+# 1. Login: the refresh token goes to the keyring, nowhere else.
+out=$(printf '%s\n' "$ALICE_PASSWORD" | kcps login alice@a.test 2>&1)
+check_eq "kcps login: exit 0" "$?" 0
+check_eq "kcps login says who" "$out" "Logged in as alice@a.test"
+T1=$(kept)
+if [ ${#T1} -ge 40 ]; then pass "secret-tool finds the item (server, email)"; else
+  fail "no refresh token in the keyring: '${T1:0:4}...' (${#T1} chars)"; fi
+check_eq "the item's schema" \
+  "$(secret-tool search --all server "$SERVER" 2>&1 | sed -n 's/^schema = //p')" \
+  org.kcps.Session
+check_eq "kcpsd is logged in" "$(logged_in)" true
+if [ -n "$T1" ] && grep -rqF -- "$T1" "$HOME" "$TMP/kcpsd" "$DATA" "$TMP"/*.log 2>/dev/null; then
+  fail "the refresh token is in clear in: $(grep -rlF -- "$T1" "$HOME" "$TMP/kcpsd" "$DATA" "$TMP"/*.log)"
+else
+  pass "the refresh token is in no file in clear (keyring files, kcpsd, server)"
+fi
+[ -n "$(find "$XDG_DATA_HOME/keyrings" -type f 2>/dev/null)" ] &&
+  pass "the keyring is on disk (encrypted)" || fail "no keyring files under $XDG_DATA_HOME"
+
+# 2. A kcpsd restart forgets the session; --resume brings it back (rotated).
+restart_kcpsd || abort "kcpsd restarts"
+check_eq "after a restart kcpsd is logged out" "$(logged_in)" false
+out=$(kcps login --resume 2>&1)
+check_eq "kcps login --resume: exit 0" "$?" 0
+check_eq "kcps login --resume says who" "$out" \
+  "Logged in as alice@a.test (session resumed from the keyring)"
+check_eq "kcpsd is logged in again" "$(logged_in)" true
+T2=$(kept)
+if [ ${#T2} -ge 40 ] && [ "$T2" != "$T1" ]; then pass "the keyring holds the rotated token"; else
+  fail "the token was not rotated (${#T2} chars)"; fi
+check_eq "kcps status after resume" "$(kcps status 2>&1 | grep -c alice@a.test)" 1
+
+# 3. The old token is refused; as a copy, it ends the login (refresh family).
+check_eq "the old refresh token is refused by the server" "$(refresh_status "$T1")" 401
+out=$(kcps login --resume 2>&1)
+check_eq "--resume after the login ended: exit 1" "$?" 1
+case "$out" in *"has ended"*) pass "--resume says the session ended" ;;
+  *) fail "--resume's message: $out" ;; esac
+check_eq "the ended item is deleted" "$(kept)" ""
+out=$(kcps login --resume 2>&1)
+check_eq "--resume with no item: exit 1" "$?" 1
+
+# 4. Logout deletes the item and ends the login on the server.
+printf '%s\n' "$ALICE_PASSWORD" | kcps login alice@a.test >/dev/null 2>&1
+T3=$(kept)
+[ -n "$T3" ] || fail "login again: no item"
+out=$(kcps logout 2>&1)
+check_eq "kcps logout: exit 0" "$?" 0
+check_eq "kcps logout deletes the item" "$(kept)" ""
+check_eq "kcpsd is logged out" "$(logged_in)" false
+check_eq "the logged-out login's refresh token is refused" "$(refresh_status "$T3")" 401
+
+# ... also when kcpsd restarted in between (it holds nothing then).
+printf '%s\n' "$ALICE_PASSWORD" | kcps login alice@a.test >/dev/null 2>&1
+T4=$(kept)
+restart_kcpsd || abort "kcpsd restarts"
+kcps logout >/dev/null 2>&1
+check_eq "logout after a restart: exit 0" "$?" 0
+check_eq "logout after a restart deletes the item" "$(kept)" ""
+check_eq "logout after a restart ends the login on the server" "$(refresh_status "$T4")" 401
+
+# 5. No session bus: no keyring, said so; the login itself works.
+out=$(printf '%s\n' "$ALICE_PASSWORD" |
+  env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR="$TMP/none" "$KCPS_BIN" \
+    --port "$KCPSD_LOCAL_PORT" login alice@a.test 2>&1)
+check_eq "login without a keyring: exit 0" "$?" 0
+case "$out" in *"no keyring"*"kcpsd's memory"*) pass "login without a keyring says so" ;;
+  *) fail "login without a keyring: $out" ;; esac
+check_eq "nothing stored without a keyring" "$(kept)" ""
+kcps logout >/dev/null 2>&1
+
+# 6. The local routes' answers.
+post() { curl -sS -o "$TMP/answer" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "$2" "$(api "$1")"; }
+check_eq "POST /v1/session {}: 400" "$(post /v1/session '{}')" 400
+check_eq "POST /v1/session with an unknown field: 400" \
+  "$(post /v1/session '{"refresh_token":"x","extra":1}')" 400
+check_eq "POST /v1/session with a bad token: 401" \
+  "$(post /v1/session '{"refresh_token":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}')" 401
+check_eq "... invalid_grant" "$(jq -r .error "$TMP/answer")" invalid_grant
+check_eq "POST /v1/login/mfa with an unknown token: 401" \
+  "$(post /v1/login/mfa '{"mfa_token":"AAAAAAAAAAAAAAAAAAAAAA","code":"123456"}')" 401
+check_eq "POST /v1/login/sso with an unknown code: 400" \
+  "$(post /v1/login/sso '{"code":"nothing","code_verifier":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}')" 400
+check_eq "a wrong password: 401" \
+  "$(post /v1/login '{"email":"alice@a.test","password":"Wrong-passw0rd!"}')" 401
+wrong=$(jq -c . "$TMP/answer")
+check_eq "an unknown account: 401" \
+  "$(post /v1/login '{"email":"nobody@a.test","password":"Wrong-passw0rd!"}')" 401
+check_eq "the same answer for a wrong password and an unknown account" \
+  "$(jq -c . "$TMP/answer")" "$wrong"
+
+# 7. Email MFA: the code comes by mail (the sink), then the session is kept.
+ADMIN_TOKEN=$(jq -cn --arg p "$ADMIN_PASSWORD" '{email: "admin@a.test", password: $p}' |
+  curl -sS --cacert "$DATA/server.crt" -H 'Content-Type: application/json' \
+    --data-binary @- "$SERVER/api/v1/login" | jq -r .token)
+ORG=$(sqlite3 -readonly "$DATA/kcps.db" "SELECT public_id FROM orgs WHERE name = 'Customer A'")
+check_eq "the admin switches email MFA on" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/server.crt" -X PATCH \
+    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    --data-binary '{"mfa_email":true}' "$SERVER/api/v1/orgs/$ORG/settings")" 200
+mkfifo "$TMP/login.in"
+kcps login alice@a.test <"$TMP/login.in" >"$TMP/login.out" 2>&1 &
+LOGIN_PID=$!
+exec 8>"$TMP/login.in"
+printf '%s\n' "$ALICE_PASSWORD" >&8
+if wait_for 30 "the code mail" test -s "$TMP/mail/1.eml"; then
+  pass "the server mailed a code"
+  CODE=$(grep -Eo '\b[0-9]{6}\b' "$TMP/mail/1.eml" | head -n1)
+  printf '%s\n' "$CODE" >&8
+else
+  fail "no mail came"
+fi
+exec 8>&-
+wait "$LOGIN_PID"
+check_eq "kcps login with the mailed code: exit 0" "$?" 0
+check_eq "kcps login with MFA says who" "$(tail -n1 "$TMP/login.out")" "Logged in as alice@a.test"
+case "$(cat "$TMP/login.out")" in *"Code:"*) fail "the prompt went to a non-terminal" ;;
+  *) pass "no prompt on a non-terminal" ;; esac
+T5=$(kept)
+if [ ${#T5} -ge 40 ]; then pass "the MFA login's session is in the keyring"; else
+  fail "no item after the MFA login"; fi
+check_eq "kcpsd is logged in after MFA" "$(logged_in)" true
+kcps logout >/dev/null 2>&1
+check_eq "logout after MFA deletes the item" "$(kept)" ""
