@@ -226,6 +226,13 @@ kcps_http_download(const char *url, const kcps_http_opts_t *opts, int fd, long *
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  char range[32] = "";
+  if (opts && opts->range_from > 0) {
+    g_snprintf(range, sizeof range, "%" G_GUINT64_FORMAT "-", opts->range_from);
+    curl_easy_setopt(curl, CURLOPT_RANGE, range);
+  }
+  if (opts && opts->max_recv_rate > 0)
+    curl_easy_setopt(curl, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)opts->max_recv_rate);
 
   CURLcode rc = curl_easy_perform(curl);
   long code = 0;

@@ -23,6 +23,8 @@ typedef struct kcps_http_opts_s {
   const char *bearer;        /* Authorization: Bearer <bearer> */
   const char *authorization; /* a whole Authorization value (wins over bearer) */
   long timeout_s;            /* whole-transfer timeout; 0 = 30 s */
+  guint64 range_from;        /* download: ask for bytes range_from- (Range); 0 = all */
+  gint64 max_recv_rate;      /* download: bytes a second at most; 0 = no limit */
 } kcps_http_opts_t;
 
 #define KCPS_NET_ERROR (kcps_net_error_quark())

@@ -305,19 +305,31 @@ error_body_message(int fd)
 
 bool
 kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *ticket, int fd,
-               long timeout_s, GError **error)
+               guint64 from, gint64 max_rate, long timeout_s, long *status_out,
+               GError **error)
 {
   g_autofree char *authorization = g_strconcat("KCPS-Ticket ", ticket, NULL);
   kcps_http_opts_t opts = {
       .pinned_key = pull_pin,
       .authorization = authorization,
       .timeout_s = timeout_s,
+      .range_from = from,
+      .max_recv_rate = max_rate,
   };
   long status = 0;
   GError *local = NULL;
   kcps_net_status_t net = kcps_http_download(pull_url, &opts, fd, &status, &local);
 
   explicit_bzero(authorization, strlen(authorization));
+  if (status_out)
+    *status_out = status;
+  if (net == KCPS_NET_OK && from > 0 && status != 206) {
+    /* Whole document again after our part: the file is no longer one PDF. */
+    g_clear_error(&local);
+    g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_PULL,
+                "the desktop answered HTTP %ld to a resumed pull (Range), not 206", status);
+    return false;
+  }
   if (net == KCPS_NET_OK && status >= 200 && status < 300) {
     g_clear_error(&local);
     return true;

@@ -66,9 +66,14 @@ bool kcps__mfp_post_log(kcps_mfp_t *mfp, const char *job_id, gint64 pages, bool 
                         GError **error);
 
 /* Pulls a document from a desktop's pull port into fd, pinning pull_pin and
- * presenting ticket. A refusal's error carries the desktop's message. */
+ * presenting ticket; from byte `from` on (Range; the answer must then be
+ * 206) when from > 0, at most max_rate bytes a second when > 0. The bytes
+ * are appended at fd's position. A refusal's error carries the desktop's
+ * message; *status is the HTTP status (0: the connection failed or broke
+ * off, worth a retry). */
 bool kcps__mfp_pull(const char *pull_url, const char *pull_pin, const char *ticket, int fd,
-                    long timeout_s, GError **error);
+                    guint64 from, gint64 max_rate, long timeout_s, long *status,
+                    GError **error);
 
 /* What the printer said about a job it printed. */
 typedef struct kcps_mfp_print_result_s {

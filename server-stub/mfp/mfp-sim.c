@@ -26,6 +26,8 @@ typedef struct options_s {
   char *pull_url;
   char *pull_pin;
   int timeout_s;
+  int pull_attempts;
+  gint64 pull_rate;
 } options_t;
 
 static void
@@ -179,6 +181,57 @@ post_failed_log(kcps_mfp_t *mfp, const char *job_id)
     g_printerr("kcps-mfp-sim: also could not post the failed job log: %s\n", error->message);
 }
 
+/* Pulls into fd (empty) with *ticket; when the connection fails or breaks
+ * off (the desktop restarting, a network cut), asks the server for a fresh
+ * ticket and continues with Range from the bytes already held, up to
+ * --pull-attempts times, waiting 1, 2, 4, 8, 8 … s in between. A refusal
+ * (HTTP 4xx/5xx) ends it at once. Every ticket is wiped after use. */
+static bool
+pull_resuming(kcps_mfp_t *mfp, const options_t *o, const char *job_id, char **ticket,
+              const char *pull_url, const char *pull_pin, int fd, GError **error)
+{
+  int attempts = o->pull_attempts > 0 ? o->pull_attempts : 5;
+  unsigned wait_s = 1;
+  for (int attempt = 1;; attempt++) {
+    if (*ticket == NULL) {
+      g_autofree char *url = NULL, *pin = NULL;
+      if (!kcps__mfp_get_ticket(mfp, job_id, ticket, &url, &pin, error))
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || lseek(fd, 0, SEEK_END) < 0) {
+      g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_IO, "the pulled file: %s",
+                  g_strerror(errno));
+      return false;
+    }
+    guint64 have = (guint64)st.st_size;
+    if (have > 0)
+      fprintf(stderr, "kcps-mfp-sim: resuming the pull at byte %" G_GUINT64_FORMAT
+                      " with a fresh ticket\n", have);
+    long status = 0;
+    g_autoptr(GError) local = NULL;
+    bool ok = kcps__mfp_pull(pull_url, pull_pin, *ticket, fd, have, o->pull_rate, 300, &status,
+                             &local);
+    explicit_bzero(*ticket, strlen(*ticket));
+    g_clear_pointer(ticket, g_free);
+    if (ok) {
+      if (have > 0)
+        fprintf(stderr, "kcps-mfp-sim: resumed pull done (HTTP %ld)\n", status);
+      return true;
+    }
+    if (status != 0 || attempt >= attempts) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return false;
+    }
+    if (fstat(fd, &st) == 0)
+      fprintf(stderr, "kcps-mfp-sim: the pull broke off with %" G_GINT64_FORMAT
+                      " bytes (%s); trying again in %u s\n", (gint64)st.st_size, local->message,
+              wait_s);
+    g_usleep((gulong)wait_s * G_USEC_PER_SEC);
+    wait_s = MIN(wait_s * 2, 8u);
+  }
+}
+
 /* print: ticket, pull, checksum, Print-Job, follow, job log. */
 static bool
 command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **error)
@@ -218,8 +271,7 @@ command_print(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **
   int fd = g_file_open_tmp("kcps-mfp-XXXXXX.pdf", &tmp_path, error);
   if (fd < 0)
     return false;
-  bool ok = kcps__mfp_pull(pull_url, pull_pin, ticket, fd, 300, error);
-  explicit_bzero(ticket, strlen(ticket));
+  bool ok = pull_resuming(mfp, o, job_id, &ticket, pull_url, pull_pin, fd, error);
   close(fd);
 
   /* The bytes must be those the desktop registered. */
@@ -344,7 +396,7 @@ command_pull(kcps_mfp_t *mfp, const options_t *o, const char *job_id, GError **e
                 g_strerror(errno));
     return false;
   }
-  bool ok = kcps__mfp_pull(pull_url, pull_pin, ticket, fd, 300, error);
+  bool ok = kcps__mfp_pull(pull_url, pull_pin, ticket, fd, 0, 0, 300, NULL, error);
   explicit_bzero(ticket, strlen(ticket));
   if (ok && fsync(fd) != 0) {
     g_set_error(error, KCPS_MFP_ERROR, KCPS_MFP_ERROR_IO, "cannot write %s: %s", tmp_path,
@@ -400,6 +452,11 @@ main(int argc, char **argv)
        "pull: the pull port's key pin, sha256//...", "PIN"},
       {"timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
        "print: give up after this many seconds (default 120)", "SECONDS"},
+      {"pull-attempts", 0, 0, G_OPTION_ARG_INT, &o.pull_attempts,
+       "print: tries of a pull that breaks off, each with a fresh ticket and Range (default 5)",
+       "N"},
+      {"pull-rate", 0, 0, G_OPTION_ARG_INT64, &o.pull_rate,
+       "print: pull at most this many bytes a second (a slow MFP; default no limit)", "BYTES"},
       G_OPTION_ENTRY_NULL,
   };
   g_autoptr(GOptionContext) context =
