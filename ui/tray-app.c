@@ -12,6 +12,7 @@
 
 #include "ui/tray-client.h"
 #include "ui/tray-job.h"
+#include "ui/tray-session.h"
 
 #define DEFAULT_PORT 5572
 #define STATE_PATH "/org/kcps/Tray/Test"
@@ -134,6 +135,10 @@ static void got_jobs(GObject *source, GAsyncResult *result, gpointer data)
   if (jobs == NULL) {
     if (error != NULL)
       g_warning("kcpsd's job list is not understood: %s", error->message);
+    else if (reply->status == 0)
+      /* kcpsd went away between the two calls: its event stream's end
+       * shows it. */
+      g_info("kcpsd did not answer for the jobs");
     else
       g_warning("kcpsd did not list the jobs (HTTP %ld)", reply->status);
     jobs = g_ptr_array_new();
@@ -172,6 +177,7 @@ static void got_status(GObject *source, GAsyncResult *result, gpointer data)
     kcps_tray_status_clear(&app->status);
   }
   notify_quota(app);
+  kcps__tray_session_status(app); /* resume from the keyring when logged out */
   if (!app->status.reachable) {
     g_list_store_remove_all(app->jobs);
     app->waiting = 0;
@@ -203,15 +209,37 @@ static void login_done(GObject *source, GAsyncResult *result, gpointer data)
   app->login_busy = false;
   app->login_attempts++;
   g_clear_pointer(&app->login_message, g_free);
-  if (reply->status == 200) {
+  bool code_step = kcps__tray_session_code_pending(app);
+  if (kcps__tray_session_login_reply(app, reply->status, reply->body)) {
+    /* The organization asks for the mailed code (or it was not right). */
+    app->login_message = g_strdup(
+      reply->status == 200 ? _("A sign-in code was mailed to you. Enter it to log in.")
+      : reply->status == 400 ? _("Enter the 6-digit code from the email.")
+      : reply->status == 401 ? _("The code is not right or no longer valid. Check it, or go "
+                                 "back and log in again for a new code.")
+                             : kcps_tray_login_message(reply->status));
+  } else if (reply->status == 200) {
     g_info("logged in");
     if (app->login_window != NULL)
       gtk_window_close(app->login_window);
   } else {
-    app->login_message = g_strdup(kcps_tray_login_message(reply->status));
+    const char *sso = kcps__tray_session_failure(app, reply->status);
+    app->login_message =
+      g_strdup(sso != NULL ? sso : kcps_tray_login_message(code_step ? 401 : reply->status));
   }
   kcps__tray_refresh(app);
   g_application_release(G_APPLICATION(app));
+}
+
+void kcps__tray_login_post(KcpsTrayApp *app, const char *path, JsonNode *body)
+{
+  if (app->login_busy)
+    return;
+  g_clear_pointer(&app->login_message, g_free);
+  app->login_busy = true;
+  g_application_hold(G_APPLICATION(app));
+  kcps_tray_call_async(app->port, "POST", path, body, NULL, login_done, app);
+  kcps__tray_state_changed(app);
 }
 
 void kcps__tray_login(KcpsTrayApp *app, const char *email, const char *password)
@@ -245,6 +273,7 @@ static void logout_done(GObject *source, GAsyncResult *result, gpointer data)
   g_autoptr(kcps_tray_reply_t) reply = kcps_tray_call_finish(result);
   if (reply->status != 204)
     g_warning("kcpsd did not log out (HTTP %ld)", reply->status);
+  kcps__tray_session_forget(app); /* the CLI's session too: the same item */
   kcps__tray_refresh(app);
   g_application_release(G_APPLICATION(app));
 }

@@ -5,9 +5,18 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "ui/tray-session.h"
+
 typedef struct login_ui_s {
   GtkWidget *email;
   GtkWidget *password;
+  GtkWidget *credentials; /* the email and password rows */
+  GtkWidget *code_row;    /* the mailed code's label and field */
+  GtkWidget *code;
+  GtkWidget *back;
+  GtkWidget *sso_box; /* organization ID and the SSO button */
+  GtkWidget *org;
+  GtkWidget *sso;
   GtkWidget *message;
   GtkWidget *submit;
   GtkWidget *spinner;
@@ -20,10 +29,36 @@ static void login_submit(GtkButton *button, gpointer data)
   (void)button;
   KcpsTrayApp *app = data;
   login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
+  if (kcps__tray_session_code_pending(app)) {
+    g_autofree char *code = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->code))));
+    kcps__tray_session_send_code(app, code);
+    gtk_editable_set_text(GTK_EDITABLE(ui->code), "");
+    return;
+  }
   g_autofree char *email = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->email))));
   /* The password leaves the field for the call only. */
   kcps__tray_login(app, email, gtk_editable_get_text(GTK_EDITABLE(ui->password)));
   gtk_editable_set_text(GTK_EDITABLE(ui->password), "");
+}
+
+/* Sign in with the organization's identity provider, in the browser. */
+static void login_sso(GtkButton *button, gpointer data)
+{
+  (void)button;
+  KcpsTrayApp *app = data;
+  login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
+  g_autofree char *org = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->org))));
+  kcps__tray_session_sso(app, org);
+}
+
+/* Back from the code step to the email and password. */
+static void login_back(GtkButton *button, gpointer data)
+{
+  (void)button;
+  KcpsTrayApp *app = data;
+  kcps__tray_session_cancel_code(app);
+  g_clear_pointer(&app->login_message, g_free);
+  kcps__tray_state_changed(app);
 }
 
 GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
@@ -46,16 +81,44 @@ GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
   gtk_label_set_xalign(GTK_LABEL(heading), 0);
   gtk_box_append(GTK_BOX(box), heading);
 
+  ui->credentials = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
   ui->email = gtk_entry_new();
   gtk_entry_set_input_purpose(GTK_ENTRY(ui->email), GTK_INPUT_PURPOSE_EMAIL);
   gtk_entry_set_activates_default(GTK_ENTRY(ui->email), TRUE);
-  gtk_box_append(GTK_BOX(box), kcps__tray_label_for(_("_Email address"), ui->email));
-  gtk_box_append(GTK_BOX(box), ui->email);
+  gtk_box_append(GTK_BOX(ui->credentials),
+                 kcps__tray_label_for(_("_Email address"), ui->email));
+  gtk_box_append(GTK_BOX(ui->credentials), ui->email);
   ui->password = gtk_password_entry_new();
   gtk_password_entry_set_show_peek_icon(GTK_PASSWORD_ENTRY(ui->password), TRUE);
   g_object_set(ui->password, "activates-default", TRUE, NULL);
-  gtk_box_append(GTK_BOX(box), kcps__tray_label_for(_("_Password"), ui->password));
-  gtk_box_append(GTK_BOX(box), ui->password);
+  gtk_box_append(GTK_BOX(ui->credentials), kcps__tray_label_for(_("_Password"), ui->password));
+  gtk_box_append(GTK_BOX(ui->credentials), ui->password);
+  gtk_box_append(GTK_BOX(box), ui->credentials);
+
+  /* The code step (email MFA): shown instead of the password. */
+  ui->code_row = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+  ui->code = gtk_entry_new();
+  gtk_entry_set_input_purpose(GTK_ENTRY(ui->code), GTK_INPUT_PURPOSE_DIGITS);
+  gtk_entry_set_max_length(GTK_ENTRY(ui->code), 6);
+  gtk_entry_set_activates_default(GTK_ENTRY(ui->code), TRUE);
+  gtk_box_append(GTK_BOX(ui->code_row), kcps__tray_label_for(_("_Code from the email"), ui->code));
+  gtk_box_append(GTK_BOX(ui->code_row), ui->code);
+  gtk_widget_set_visible(ui->code_row, FALSE);
+  gtk_box_append(GTK_BOX(box), ui->code_row);
+
+  /* Or: the organization's own sign-in (Microsoft, Google, ...). */
+  ui->sso_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+  gtk_widget_set_margin_top(ui->sso_box, 12);
+  gtk_box_append(GTK_BOX(ui->sso_box), gtk_separator_new(GTK_ORIENTATION_HORIZONTAL));
+  ui->org = gtk_entry_new();
+  gtk_box_append(GTK_BOX(ui->sso_box), kcps__tray_label_for(_("Organization _ID"), ui->org));
+  gtk_box_append(GTK_BOX(ui->sso_box), ui->org);
+  ui->sso = gtk_button_new_with_mnemonic(_("Sign in with your _organization (SSO)"));
+  gtk_widget_set_tooltip_text(ui->sso, _("Opens your web browser at your organization's "
+                                         "sign-in page (for example Microsoft or Google)"));
+  g_signal_connect(ui->sso, "clicked", G_CALLBACK(login_sso), app);
+  gtk_box_append(GTK_BOX(ui->sso_box), ui->sso);
+  gtk_box_append(GTK_BOX(box), ui->sso_box);
 
   ui->message = gtk_label_new(NULL);
   gtk_label_set_wrap(GTK_LABEL(ui->message), TRUE);
@@ -72,6 +135,10 @@ GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
   ui->spinner = gtk_spinner_new();
   kcps__tray_set_label(ui->spinner, _("Logging in"));
   gtk_box_append(GTK_BOX(buttons), ui->spinner);
+  ui->back = gtk_button_new_with_mnemonic(_("_Back"));
+  g_signal_connect(ui->back, "clicked", G_CALLBACK(login_back), app);
+  gtk_widget_set_visible(ui->back, FALSE);
+  gtk_box_append(GTK_BOX(buttons), ui->back);
   GtkWidget *cancel = gtk_button_new_with_mnemonic(_("_Cancel"));
   gtk_actionable_set_action_name(GTK_ACTIONABLE(cancel), "window.close");
   gtk_box_append(GTK_BOX(buttons), cancel);
@@ -97,8 +164,19 @@ void kcps__tray_login_update(KcpsTrayApp *app)
   const char *message = app->login_message != NULL ? app->login_message : "";
   gtk_label_set_text(GTK_LABEL(ui->message), message);
   gtk_widget_set_visible(ui->message, *message != '\0');
+  bool code_step = kcps__tray_session_code_pending(app);
+  bool was_code_step = gtk_widget_get_visible(ui->code_row);
+  gtk_widget_set_visible(ui->credentials, !code_step);
+  gtk_widget_set_visible(ui->code_row, code_step);
+  gtk_widget_set_visible(ui->back, code_step);
+  gtk_widget_set_visible(ui->sso_box, !code_step);
+  gtk_widget_set_sensitive(ui->sso_box, !app->login_busy);
+  if (code_step && !was_code_step)
+    gtk_window_set_focus(app->login_window, ui->code);
   gtk_widget_set_sensitive(ui->email, !app->login_busy);
   gtk_widget_set_sensitive(ui->password, !app->login_busy);
+  gtk_widget_set_sensitive(ui->code, !app->login_busy);
+  gtk_widget_set_sensitive(ui->back, !app->login_busy);
   gtk_widget_set_sensitive(ui->submit, !app->login_busy);
   gtk_spinner_set_spinning(GTK_SPINNER(ui->spinner), app->login_busy);
   gtk_widget_set_visible(ui->spinner, app->login_busy);
@@ -107,6 +185,18 @@ void kcps__tray_login_update(KcpsTrayApp *app)
 void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password)
 {
   login_ui_t *ui = g_object_get_data(G_OBJECT(kcps__tray_login_window(app)), "ui");
+  if (g_str_has_prefix(email, "sso:")) {
+    /* SSO: the test gives the organization's ID as "sso:ID". */
+    gtk_editable_set_text(GTK_EDITABLE(ui->org), email + 4);
+    gtk_widget_activate(ui->sso);
+    return;
+  }
+  if (kcps__tray_session_code_pending(app)) {
+    /* The code step: the test types the code as the "password". */
+    gtk_editable_set_text(GTK_EDITABLE(ui->code), password);
+    gtk_widget_activate(ui->submit);
+    return;
+  }
   gtk_editable_set_text(GTK_EDITABLE(ui->email), email);
   gtk_editable_set_text(GTK_EDITABLE(ui->password), password);
   gtk_widget_activate(ui->submit);

@@ -18,7 +18,12 @@
 #  - the local routes refuse bad bodies (400), a bad refresh token (401
 #    invalid_grant), and answer a wrong password and an unknown account alike;
 #  - with email MFA on for the organization, kcps login asks for the code
-#    mailed by the server (a real SMTP server) and stores the session after it.
+#    mailed by the server (a real SMTP server) and stores the session after it;
+#  - single sign-on through a real OpenID provider (tests/oidc, oidc-provider
+#    on Node.js; its login form driven as a browser would): the server's
+#    /start with a loopback redirect and PKCE S256, the one-time code to
+#    kcpsd's POST /v1/login/sso, which answers a desktop refresh token (the
+#    server's exchange gives one) and is logged in; the code works once.
 # Usage: session.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skipped.
 set -u
 
@@ -36,7 +41,7 @@ KCPS_BIN=$BUILD/client/kcps
 for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN"; do
   [ -x "$bin" ] || { echo "session: FAIL: $bin is not built" >&2; exit 1; }
 done
-for tool in curl jq sqlite3 dbus-daemon gdbus gnome-keyring-daemon secret-tool; do
+for tool in curl jq sqlite3 openssl dbus-daemon gdbus gnome-keyring-daemon secret-tool; do
   command -v "$tool" >/dev/null || { echo "session: FAIL: $tool is not installed" >&2; exit 1; }
 done
 PYTHON=/usr/bin/python3
@@ -107,10 +112,21 @@ exec 7>"$TMP/sink.in"
 SMTP_PORT=$(wait_for_line 20 "$TMP/sink.log" '^ready [0-9]+' "$(lib_pid_of smtp-sink)" |
   awk '{print $2}') || abort "the SMTP sink is ready"
 
+# The OpenID provider's CA and certificate (for 127.0.0.1).
+(cd "$TMP" &&
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj /CN=kcps-test-oidc-ca -addext basicConstraints=critical,CA:true \
+    -addext keyUsage=critical,keyCertSign 2>/dev/null &&
+  openssl req -newkey rsa:2048 -nodes -keyout idp.key -out idp.csr -subj /CN=127.0.0.1 \
+    2>/dev/null &&
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext.cnf &&
+  openssl x509 -req -in idp.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile ext.cnf -out idp.pem 2>/dev/null) || abort "openssl makes the provider's CA"
+
 DATA=$TMP/server
 mkdir -p "$DATA"
 lib_start kcps-server "$TMP/kcps-server.log" "$SERVER_BIN" --demo --data "$DATA" \
-  --listen 127.0.0.1:0 --smtp-url "smtp://127.0.0.1:$SMTP_PORT"
+  --listen 127.0.0.1:0 --smtp-url "smtp://127.0.0.1:$SMTP_PORT" --oidc-ca "$TMP/ca.pem"
 line=$(wait_for_line 30 "$TMP/kcps-server.log" 'kcps-server: listening on https://' \
   "$LIB_PID") || abort "kcps-server prints its listening line"
 SERVER=$(printf '%s\n' "$line" | grep -Eo 'https://[^ ]+' | head -n1)
@@ -263,3 +279,87 @@ if [ ${#T5} -ge 40 ]; then pass "the MFA login's session is in the keyring"; els
 check_eq "kcpsd is logged in after MFA" "$(logged_in)" true
 kcps logout >/dev/null 2>&1
 check_eq "logout after MFA deletes the item" "$(kept)" ""
+
+# 8. Single sign-on through a real OpenID provider.
+OIDC_DIR=$BUILD/tests/oidc-provider
+"$SRC/tests/oidc/setup.sh" "$OIDC_DIR" >"$TMP/oidc-setup.log" 2>&1 ||
+  abort "tests/oidc/setup.sh installs the provider: $(tail -n 5 "$TMP/oidc-setup.log")"
+CLIENT_SECRET=Idp-Secret-$(openssl rand -hex 16)
+OIDC_CERT=$TMP/idp.pem OIDC_KEY=$TMP/idp.key OIDC_CLIENT_ID=kcps-test \
+  OIDC_CLIENT_SECRET=$CLIENT_SECRET OIDC_REDIRECT_URI=$SERVER/api/v1/sso/callback \
+  lib_start oidc-provider "$TMP/provider.log" "${KCPS_TEST_NODE:-node}" "$OIDC_DIR/provider.mjs"
+IDP_PORT=$(wait_for_line 60 "$TMP/provider.log" '^READY [0-9]+' "$LIB_PID" |
+  awk '{print $2}') || abort "the OpenID provider is ready"
+# (The admin's web session from part 7: with MFA on, a new login would need a code.)
+check_eq "the admin configures the provider for Customer A" \
+  "$(jq -cn --arg i "https://127.0.0.1:$IDP_PORT" --arg s "$CLIENT_SECRET" \
+    '{preset: "generic", issuer: $i, client_id: "kcps-test", client_secret: $s}' |
+    curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/server.crt" -X PUT \
+      -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+      --data-binary @- "$SERVER/api/v1/orgs/$ORG/sso")" 200
+cat "$TMP/ca.pem" "$DATA/server.crt" >"$TMP/bundle.pem"
+# The desktop client's part: PKCE S256 and a loopback redirect (nobody
+# listens there: the "browser" below stops at it and hands us the code).
+VERIFIER=$(openssl rand 32 | basenc --base64url | tr -d '=\n')
+CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -sha256 -binary | basenc --base64url |
+  tr -d '=\n')
+LOOPBACK_PORT=$(free_port)
+REDIRECT="http://127.0.0.1:$LOOPBACK_PORT/kcps-sso?state=test-state"
+START="$SERVER/api/v1/sso/$ORG/start?redirect_uri=$(jq -rn --arg r "$REDIRECT" '$r|@uri')"
+START="$START&code_challenge=$CHALLENGE&code_challenge_method=S256"
+# browser START UNTIL: follows redirects with cookies, fills the provider's
+# login (any name) and consent forms, prints the first address starting with UNTIL.
+cat >"$TMP/browser.py" <<'PY'
+import http.cookiejar, ssl, sys, urllib.error, urllib.parse, urllib.request
+start, until, bundle = sys.argv[1:4]
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+opener = urllib.request.build_opener(
+    NoRedirect, urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=bundle)))
+def get(url, form=None):
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with opener.open(urllib.request.Request(url, data=data), timeout=30) as r:
+            return r.status, r.headers.get("Location"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Location"), e.read().decode()
+url = start
+for step in range(12):
+    status, location, body = get(url)
+    if status == 200 and "/interaction/" in url:
+        form = ({"prompt": "login", "login": "sso-user", "password": "irrelevant"}
+                if 'name="login"' in body else {"prompt": "consent"})
+        status, location, body = get(url, form)
+    if not (300 <= status < 400 and location):
+        sys.exit("step %d (%s): HTTP %d without a redirect: %s" % (step, url, status, body[:300]))
+    url = urllib.parse.urljoin(url, location)
+    if url.startswith(until):
+        print(url)
+        sys.exit(0)
+sys.exit("never sent back to " + until)
+PY
+BACK=$("$PYTHON" "$TMP/browser.py" "$START" "http://127.0.0.1:$LOOPBACK_PORT/" \
+  "$TMP/bundle.pem" 2>"$TMP/browser.log")
+check_eq "the browser is sent back to the loopback redirect" "$?" 0
+SSO_CODE=$(printf '%s' "$BACK" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+check_eq "... with our own state kept" "$(printf '%s' "$BACK" | grep -c '[?&]state=test-state')" 1
+[ -n "$SSO_CODE" ] || fail "no code in $BACK"
+sso_body() { jq -cn --arg c "$SSO_CODE" --arg v "$1" '{code: $c, code_verifier: $v}'; }
+check_eq "a wrong verifier: 400" "$(post /v1/login/sso "$(sso_body "$CHALLENGE")")" 400
+check_eq "kcpsd is logged out before the SSO login" "$(logged_in)" false
+# A fresh sign-in for the real exchange (the refused one may have used its
+# code up).
+BACK=$("$PYTHON" "$TMP/browser.py" "$START" "http://127.0.0.1:$LOOPBACK_PORT/" \
+  "$TMP/bundle.pem" 2>>"$TMP/browser.log") || fail "the second sign-in: $(cat "$TMP/browser.log")"
+SSO_CODE=$(printf '%s' "$BACK" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+check_eq "POST /v1/login/sso with the code and our verifier: 200" \
+  "$(post /v1/login/sso "$(sso_body "$VERIFIER")")" 200
+check_eq "kcpsd names the SSO account" "$(jq -r .email "$TMP/answer")" "sso-user@idp.test"
+SSO_REFRESH=$(jq -r .refresh_token "$TMP/answer")
+if [ ${#SSO_REFRESH} -ge 40 ]; then pass "the SSO login gives a desktop refresh token"; else
+  fail "no refresh token from the SSO login: $(jq -c 'del(.refresh_token)' "$TMP/answer")"; fi
+check_eq "kcpsd is logged in after SSO" "$(logged_in)" true
+check_eq "the SSO refresh token works once (rotation)" "$(refresh_status "$SSO_REFRESH")" 200
+check_eq "the code works once" "$(post /v1/login/sso "$(sso_body "$VERIFIER")")" 400

@@ -19,6 +19,10 @@
 #     the list with no action at all; Delete asks (a screenshot of the
 #     question), then deletes at kcpsd; kcpsd stopping shows the error icon
 #     by itself, and when it comes back on the same port the tray reconnects;
+#     the session lives in the user's keyring (gnome-keyring on the same bus):
+#     the tray's login keeps it, Log out deletes it, a CLI login keeps it in
+#     the same item and, after kcpsd's restart, the tray resumes it by itself
+#     (and keeps the rotated token);
 #  C. German and Japanese (LANGUAGE=de / ja with LC_ALL=C.UTF-8, the catalogs
 #     of the build tree): the menu's labels and the window titles come out
 #     translated; a screenshot of each window per language.
@@ -45,7 +49,7 @@ for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$TRAY_BIN"; do
     exit 1
   fi
 done
-for tool in Xvfb dbus-daemon gdbus ipptool qpdf curl "$PYTHON"; do
+for tool in Xvfb dbus-daemon gdbus ipptool qpdf curl "$PYTHON" gnome-keyring-daemon secret-tool; do
   if ! command -v "$tool" >/dev/null; then
     echo "tray: FAIL: $tool is not installed" >&2
     exit 1
@@ -148,6 +152,20 @@ export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
 export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
 unset LANGUAGE KCPS_TRAY_LOCALEDIR
 
+# The user's keyring (gnome-keyring's Secret Service on the same bus): the
+# tray keeps the session there, in the item the CLI uses too.
+printf 'keyring-password' | gnome-keyring-daemon --daemonize --login >"$TMP/keyring.out" \
+  2>"$TMP/keyring.log" || abort "gnome-keyring-daemon --login: $(cat "$TMP/keyring.log")"
+eval "$(gnome-keyring-daemon --start --components=secrets 2>>"$TMP/keyring.log")"
+secrets_pid() {
+  gdbus call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus \
+    -m org.freedesktop.DBus.GetConnectionUnixProcessID org.freedesktop.secrets 2>/dev/null |
+    sed -n 's/^(uint32 \([0-9][0-9]*\),)$/\1/p'
+}
+wait_for 10 "the Secret Service on the bus" test -n "$(secrets_pid)" ||
+  abort "gnome-keyring serves secrets"
+lib_record gnome-keyring "$(secrets_pid)" "$TMP/keyring.log"
+
 # tray_prop NAME: a property of the tray's test state, as gdbus prints it.
 tray_prop() {
   gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test \
@@ -210,6 +228,12 @@ from gi.repository import Gio, GLib
 
 SHOTS, KCPS, PORT, KCPSD_PID, TMP, IPP_PORT = sys.argv[1:7]
 PASSWORD = os.environ["TRAY_TEST_PASSWORD"]
+SERVER = os.environ["TRAY_TEST_SERVER"]
+
+def kept():
+    """The refresh token the keyring keeps for alice on our server ("" if none)."""
+    return subprocess.run(["secret-tool", "lookup", "server", SERVER, "email", "alice@a.test"],
+                          capture_output=True, text=True).stdout.strip()
 bus = Gio.bus_get_sync(Gio.BusType.SESSION)
 ctx = GLib.MainContext.default()
 items = []          # (sender, service) registered
@@ -443,6 +467,45 @@ if not messages[0] or messages[0] != messages[1]:
 if "nobody" in messages[0] or "exist" in messages[0].lower():
     fail("the message reveals the account: %r" % messages[0])
 ok("unknown account and wrong password both say: %r" % messages[0])
+
+# 4b. Single sign-on: the tray listens on 127.0.0.1 and opens the server's
+# start address (with --test-dir it writes it to a file: the test plays the
+# browser). A request with another state is refused; the one with ours
+# brings its code to kcpsd (POST /v1/login/sso), which the server refuses
+# here (no sign-in was made): the message says so.
+import urllib.parse, urllib.request, urllib.error
+url_file = os.path.join(SHOTS, "sso-start-url")
+action("login-with", GLib.Variant("(ss)", ("sso:customer-a", "")))
+wait("the SSO start address", lambda: os.path.exists(url_file))
+with open(url_file) as f:
+    start = urllib.parse.urlsplit(f.read())
+os.unlink(url_file)
+query = urllib.parse.parse_qs(start.query)
+redirect = urllib.parse.urlsplit(query["redirect_uri"][0])
+if (not start.path.endswith("/api/v1/sso/customer-a/start")
+        or query.get("code_challenge_method") != ["S256"]
+        or len(query["code_challenge"][0]) != 43 or redirect.hostname != "127.0.0.1"
+        or redirect.path != "/kcps-sso" or not redirect.port):
+    fail("the SSO start address: %r" % (start,))
+state_value = urllib.parse.parse_qs(redirect.query)["state"][0]
+base = "http://127.0.0.1:%d/kcps-sso?" % redirect.port
+try:
+    urllib.request.urlopen(base + "state=someone-else&code=x", timeout=10)
+    fail("the loopback listener took another state")
+except urllib.error.HTTPError as e:
+    if e.code != 400:
+        fail("another state: HTTP %d" % e.code)
+with urllib.request.urlopen(base + urllib.parse.urlencode({"state": state_value,
+                                                          "code": "not-a-real-code"}),
+                            timeout=10) as answer:
+    if answer.status != 200:
+        fail("our state: HTTP %d" % answer.status)
+wait("the SSO answer", lambda: state("LoginAttempts") == 3 and settled())
+if state("LoggedIn") or "organization" not in state("LoginMessage"):
+    fail("after a refused SSO code: logged in %r, message %r"
+         % (state("LoggedIn"), state("LoginMessage")))
+ok("SSO: start address with PKCE S256 and a loopback redirect; another state refused; "
+   "our code went to kcpsd, refused: %r" % state("LoginMessage"))
 screenshot("login")
 action("login-with", GLib.Variant("(ss)", ("alice@a.test", PASSWORD)))
 wait("the login", lambda: state("LoggedIn") is True and settled())
@@ -453,6 +516,8 @@ ok("logged in as alice@a.test; the login window closed")
 if "logged in: yes, as alice@a.test" not in kcps_status():
     fail("kcps status after the tray's login: %r" % kcps_status())
 ok("kcps status agrees: logged in as alice@a.test")
+wait("the keyring item", lambda: len(kept()) >= 40)
+ok("the tray kept the session in the keyring (org.kcps.Session, server + email)")
 
 # 5. The icon and the menu follow.
 wait("the jobs-waiting icon", lambda: item_props()["IconName"] == "printer-printing-symbolic")
@@ -553,6 +618,20 @@ wait("the logged-out icon", lambda: item_props()["IconName"] == "printer-symboli
 if "logged in: no" not in kcps_status():
     fail("kcps status after the tray's logout: %r" % kcps_status())
 ok("menu Log out: kcpsd logged out, the icon shows it")
+wait("the keyring item to go", lambda: kept() == "")
+ok("Log out deleted the keyring item (the CLI's session too)")
+
+# 6b. The CLI logs in (and keeps the session in the same item); the tray
+# follows. After kcpsd's restart in 7b the tray resumes from the keyring.
+login = subprocess.run([KCPS, "--port", PORT, "login", "alice@a.test"], input=PASSWORD + "\n",
+                       capture_output=True, text=True)
+if login.returncode != 0:
+    fail("kcps login: %r" % login.stderr)
+cli_token = kept()
+if len(cli_token) < 40:
+    fail("kcps login kept no session in the keyring")
+wait("the tray to see the CLI's login", lambda: state("LoggedIn") is True and settled())
+ok("kcps login kept the session in the keyring; the tray shows it logged in")
 
 # 7. kcpsd gone: its event stream ends and the icon asks for attention by
 # itself (no menu opened, no polling).
@@ -574,9 +653,13 @@ with open(os.path.join(TMP, "kcpsd2.pid"), "w") as f:
     f.write(str(restarted.pid))
 try:
     wait("the tray to reconnect", lambda: (state("EventsReady") or 0) > readies, timeout=60)
-    wait("the logged-out icon again", lambda: state("IconState") == "logged-out" and settled())
+    wait("the session resumed from the keyring",
+         lambda: state("LoggedIn") is True and state("IconState") != "logged-out" and settled())
     ok("kcpsd restarted: the tray reconnected by itself (ready %d after %d), icon %s"
        % (state("EventsReady"), readies, state("IconState")))
+    wait("the rotated token", lambda: len(kept()) >= 40 and kept() != cli_token)
+    ok("the tray resumed the session from the keyring (POST /v1/session) and kept the "
+       "rotated token")
 finally:
     restarted.terminate()
     restarted.wait(timeout=20)
@@ -615,7 +698,7 @@ exec "$KCPSD_BIN" --user --server "$KCPS_SERVER_URL" --server-ca "$DATA/server.c
   --local-port "$KCPSD_LOCAL_PORT" >>"$TMP/kcpsd/kcpsd-restarted.log" 2>&1
 EOF
 # The password goes through the environment, not the command line.
-TRAY_TEST_PASSWORD=$ALICE_PASSWORD lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
+TRAY_TEST_PASSWORD=$ALICE_PASSWORD TRAY_TEST_SERVER=$KCPS_SERVER_URL lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
   "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID" "$TMP" \
   "$KCPSD_IPP_PORT"
 WATCHER_PID=$LIB_PID
