@@ -551,6 +551,108 @@ START_TEST(test_login_messages)
 }
 END_TEST
 
+/* The jobs window's view model: upload and release progress, the release
+ * dialog's controls from a printer's capabilities, its request. */
+START_TEST(test_jobs_window_model)
+{
+  /* upload {done,total} and the release id come from /v1/jobs. */
+  g_autoptr(JsonNode) node = parse(
+    "{\"jobs\":[{\"id\":\"a\",\"name\":\"x\",\"pages\":1,\"size\":3000000,\"state\":\"spooled\","
+    "\"created\":1,\"upload\":{\"done\":1050000,\"total\":3000000},"
+    "\"release\":{\"id\":\"r1\",\"state\":\"sending\"}}]}");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) jobs = kcps_tray_jobs_parse(node, &error);
+  ck_assert_ptr_nonnull(jobs);
+  kcps_tray_job_info_t *job = g_ptr_array_index(jobs, 0);
+  ck_assert_int_eq(job->upload_done, 1050000);
+  ck_assert_int_eq(job->upload_total, 3000000);
+  ck_assert_str_eq(job->release_id, "r1");
+  ck_assert(!kcps_tray_job_releasable(job)); /* a release runs */
+  g_autoptr(JsonNode) odd = parse("{\"jobs\":[{\"id\":\"a\",\"pages\":1,\"size\":1,"
+                                  "\"state\":\"spooled\",\"created\":1,\"upload\":{\"done\":-1,"
+                                  "\"total\":2}}]}");
+  g_autoptr(GPtrArray) odd_jobs = kcps_tray_jobs_parse(odd, NULL);
+  ck_assert_ptr_nonnull(odd_jobs); /* an odd upload is left out, not an error */
+  ck_assert_int_eq(((kcps_tray_job_info_t *)g_ptr_array_index(odd_jobs, 0))->upload_done, -1);
+
+  /* Progress. */
+  ck_assert(kcps_tray_progress_fraction(0, 0) < 0);
+  ck_assert(kcps_tray_progress_fraction(-1, 10) < 0);
+  ck_assert(kcps_tray_progress_fraction(5, 10) == 0.5);
+  ck_assert(kcps_tray_progress_fraction(20, 10) == 1.0);
+  g_autofree char *text = kcps_tray_upload_progress(1050000, 3000000);
+  ck_assert_msg(g_str_has_prefix(text, "Uploading: 1.1") && g_str_has_suffix(text, "(35 %)") &&
+                  strstr(text, " of 3.0") != NULL, "%s", text);
+  ck_assert_ptr_null(kcps_tray_upload_progress(3000000, 3000000));
+  ck_assert_ptr_null(kcps_tray_upload_progress(-1, -1));
+  ck_assert_str_eq(kcps_tray_release_label("sending"), "Sending to the printer…");
+  ck_assert_str_eq(kcps_tray_release_label("completed"), "Printed");
+  ck_assert_str_eq(kcps_tray_release_label("strange"), "strange");
+  ck_assert(kcps_tray_release_running("retrying"));
+  ck_assert(!kcps_tray_release_running("failed"));
+  ck_assert(!kcps_tray_release_running(NULL));
+  ck_assert(kcps_tray_release_fraction("printing") > kcps_tray_release_fraction("sending"));
+  ck_assert(kcps_tray_release_fraction(NULL) < 0);
+
+  /* Capabilities -> controls. */
+  kcps_tray_release_controls_t c;
+  kcps_tray_release_controls(NULL, &c);
+  ck_assert(!c.show_color && !c.show_duplex);
+  ck_assert_int_eq(c.copies_min, 1);
+  ck_assert_int_eq(c.copies_max, KCPS_TRAY_COPIES_MAX);
+  g_autoptr(JsonNode) caps_node = parse(
+    "{\"printer\":{\"uri\":\"ipp://p/ipp/print\",\"capabilities\":{\"color\":true,"
+    "\"duplex\":false,\"copies\":{\"min\":1,\"max\":5000}}}}");
+  kcps_tray_caps_t caps;
+  ck_assert(kcps_tray_caps_parse(caps_node, &caps, NULL));
+  kcps_tray_release_controls(&caps, &c);
+  ck_assert(c.show_color && !c.show_duplex);
+  ck_assert_int_eq(c.copies_max, KCPS_TRAY_COPIES_MAX); /* the API's bound */
+  g_autoptr(JsonNode) mono = parse(
+    "{\"printer\":{\"capabilities\":{\"color\":false,\"duplex\":true,"
+    "\"copies\":{\"min\":1,\"max\":1}}}}");
+  ck_assert(kcps_tray_caps_parse(mono, &caps, NULL));
+  kcps_tray_release_controls(&caps, &c);
+  ck_assert(!c.show_color && c.show_duplex);
+  ck_assert_int_eq(c.copies_max, 1);
+  g_autoptr(JsonNode) wrong = parse("{\"printer\":{\"capabilities\":{\"color\":\"yes\"}}}");
+  g_clear_error(&error);
+  ck_assert(!kcps_tray_caps_parse(wrong, &caps, &error));
+  ck_assert_ptr_nonnull(strstr(error->message, "color"));
+
+  /* Printers and URIs. */
+  g_autoptr(JsonNode) list = parse(
+    "{\"discovery\":\"available\",\"printers\":[{\"name\":\"Office\",\"uri\":\"ipps://o:631/"
+    "ipp/print\"},{\"uri\":\"ipp://b/ipp/print\"}]}");
+  g_autoptr(GPtrArray) printers = kcps_tray_printers_parse(list, NULL);
+  ck_assert_ptr_nonnull(printers);
+  ck_assert_int_eq(printers->len, 2);
+  ck_assert_str_eq(((kcps_tray_printer_t *)g_ptr_array_index(printers, 0))->name, "Office");
+  ck_assert_str_eq(((kcps_tray_printer_t *)g_ptr_array_index(printers, 1))->name,
+                   "ipp://b/ipp/print");
+  ck_assert(kcps_tray_printer_uri_ok("ipp://127.0.0.1:631/ipp/print"));
+  ck_assert(!kcps_tray_printer_uri_ok("http://x/"));
+  ck_assert(!kcps_tray_printer_uri_ok("ipp://"));
+  ck_assert(!kcps_tray_printer_uri_ok("ipp://a b/"));
+  ck_assert(!kcps_tray_printer_uri_ok(NULL));
+
+  /* The request: colour left out for the printer's choice, copies clamped. */
+  g_autoptr(JsonNode) body = kcps_tray_release_body("ipp://p/ipp/print", 0, -1, true);
+  g_autofree char *json = json_to_string(body, FALSE);
+  ck_assert_str_eq(json, "{\"printer\":\"ipp://p/ipp/print\",\"copies\":1,\"duplex\":true}");
+  g_autoptr(JsonNode) body2 = kcps_tray_release_body("ipp://p/ipp/print", 5000, 0, false);
+  g_autofree char *json2 = json_to_string(body2, FALSE);
+  ck_assert_str_eq(json2,
+                   "{\"printer\":\"ipp://p/ipp/print\",\"copies\":999,\"color\":false,"
+                   "\"duplex\":false}");
+  g_autoptr(JsonNode) rel = parse("{\"id\":\"r9\",\"state\":\"failed\",\"message\":\"no paper\"}");
+  g_autofree char *id = NULL, *state = NULL, *message = NULL;
+  ck_assert(kcps_tray_release_parse(rel, &id, &state, &message));
+  ck_assert_str_eq(id, "r9");
+  ck_assert_str_eq(message, "no paper");
+}
+END_TEST
+
 static Suite *ui_suite(void)
 {
   Suite *s = suite_create("ui-model");
@@ -574,6 +676,7 @@ static Suite *ui_suite(void)
   tcase_add_test(tc, test_icon_state);
   tcase_add_test(tc, test_who_line_and_tooltip);
   tcase_add_test(tc, test_login_messages);
+  tcase_add_test(tc, test_jobs_window_model);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -85,5 +85,7 @@ GtkWidget *kcps__tray_label_for(const char *text, GtkWidget *widget);
 void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password);
 /* Saves window as a PNG at path once it has been drawn (test hook). */
 void kcps__tray_window_screenshot(GtkWindow *window, const char *path);
+/* The jobs window's actions and state (tray-jobs.c), once at startup. */
+void kcps__tray_jobs_startup(KcpsTrayApp *app);
 
 G_END_DECLS

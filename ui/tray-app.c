@@ -697,6 +697,7 @@ static void kcps_tray_app_startup(GApplication *application)
     {"quit", on_quit, NULL, NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
+  kcps__tray_jobs_startup(app);
   settings_load(app);
   g_autoptr(GSimpleAction) notifications =
     g_simple_action_new_stateful("notifications", NULL, g_variant_new_boolean(app->notify));

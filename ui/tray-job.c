@@ -12,6 +12,13 @@ struct _KcpsTrayJob {
   char *summary;
   gboolean waiting;
   gboolean deletable; /* kcpsd holds it (an uploaded job is the server's) */
+  gint64 size;
+  gboolean releasable;
+  char *release_id;
+  char *release_state;
+  gint64 upload_done;
+  gint64 upload_total;
+  gboolean has_document;
 };
 
 G_DEFINE_FINAL_TYPE(KcpsTrayJob, kcps_tray_job, G_TYPE_OBJECT)
@@ -24,6 +31,8 @@ static void kcps_tray_job_finalize(GObject *object)
   g_free(job->details);
   g_free(job->state_label);
   g_free(job->summary);
+  g_free(job->release_id);
+  g_free(job->release_state);
   G_OBJECT_CLASS(kcps_tray_job_parent_class)->finalize(object);
 }
 
@@ -51,6 +60,13 @@ KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now)
   job->summary = kcps_tray_job_summary(info, now);
   job->waiting = kcps_tray_job_is_waiting(info->state);
   job->deletable = g_strcmp0(info->state, "uploaded") != 0;
+  job->size = info->size;
+  job->releasable = kcps_tray_job_releasable(info);
+  job->release_id = g_strdup(info->release_id);
+  job->release_state = g_strdup(info->release_state);
+  job->upload_done = info->upload_done;
+  job->upload_total = info->upload_total;
+  job->has_document = job->deletable && g_strcmp0(info->state, "deleted") != 0;
   return job;
 }
 
@@ -61,3 +77,10 @@ const char *kcps_tray_job_get_state_label(KcpsTrayJob *job) { return job->state_
 const char *kcps_tray_job_get_summary(KcpsTrayJob *job) { return job->summary; }
 gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job) { return job->waiting; }
 gboolean kcps_tray_job_get_deletable(KcpsTrayJob *job) { return job->deletable; }
+gint64 kcps_tray_job_get_size(KcpsTrayJob *job) { return job->size; }
+gboolean kcps_tray_job_get_releasable(KcpsTrayJob *job) { return job->releasable; }
+const char *kcps_tray_job_get_release_id(KcpsTrayJob *job) { return job->release_id; }
+const char *kcps_tray_job_get_release_state(KcpsTrayJob *job) { return job->release_state; }
+gint64 kcps_tray_job_get_upload_done(KcpsTrayJob *job) { return job->upload_done; }
+gint64 kcps_tray_job_get_upload_total(KcpsTrayJob *job) { return job->upload_total; }
+gboolean kcps_tray_job_get_has_document(KcpsTrayJob *job) { return job->has_document; }

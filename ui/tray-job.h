@@ -25,4 +25,17 @@ gboolean kcps_tray_job_get_waiting(KcpsTrayJob *job);
 /* Whether kcpsd can delete it (DELETE /v1/jobs/{id}): not once uploaded. */
 gboolean kcps_tray_job_get_deletable(KcpsTrayJob *job);
 
+/* For the thumbnails, releases and progress bars (tray-jobs.c): the
+ * document's size (with the id, the thumbnail cache's key); whether it can
+ * be released; the latest release's id and state (or NULL); the upload's
+ * bytes confirmed and in all (-1 when no upload). */
+gint64 kcps_tray_job_get_size(KcpsTrayJob *job);
+gboolean kcps_tray_job_get_releasable(KcpsTrayJob *job);
+const char *kcps_tray_job_get_release_id(KcpsTrayJob *job);
+const char *kcps_tray_job_get_release_state(KcpsTrayJob *job);
+gint64 kcps_tray_job_get_upload_done(KcpsTrayJob *job);
+gint64 kcps_tray_job_get_upload_total(KcpsTrayJob *job);
+/* Whether the document is in the local spool (a thumbnail can be drawn). */
+gboolean kcps_tray_job_get_has_document(KcpsTrayJob *job);
+
 G_END_DECLS

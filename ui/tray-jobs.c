@@ -1,12 +1,21 @@
 /* The jobs window: the user's jobs in a GtkListView (the main window where
- * no tray host exists), with delete. */
+ * no tray host exists), each with a thumbnail of its first page, upload and
+ * release progress, Preview, Release… and Delete; the page preview; the
+ * actions and test state of all of it. */
 #define G_LOG_DOMAIN "kcps-tray"
 
 #include "ui/tray-app-private.h"
 
 #include <glib/gi18n-lib.h>
+#include <string.h>
 
 #include "ui/tray-job.h"
+#include "ui/tray-jobs.h"
+
+/* A thumbnail's width in the list, in pixels. */
+#define THUMB_WIDTH 48
+/* A page's width in the preview. */
+#define PREVIEW_WIDTH 560
 
 typedef struct jobs_ui_s {
   GtkWidget *banner;
@@ -26,6 +35,13 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   gtk_widget_set_margin_end(row, 12);
   gtk_widget_set_margin_top(row, 6);
   gtk_widget_set_margin_bottom(row, 6);
+  /* The first page, drawn off the main thread; a fixed box, so rows do not
+   * jump when it arrives. Decorative for screen readers: the row says it all. */
+  GtkWidget *thumb = g_object_new(GTK_TYPE_PICTURE, "accessible-role",
+                                  GTK_ACCESSIBLE_ROLE_PRESENTATION, NULL);
+  gtk_widget_set_size_request(thumb, THUMB_WIDTH, THUMB_WIDTH * 4 / 3);
+  gtk_picture_set_can_shrink(GTK_PICTURE(thumb), TRUE);
+  gtk_widget_set_valign(thumb, GTK_ALIGN_CENTER);
   GtkWidget *texts = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
   gtk_widget_set_hexpand(texts, TRUE);
   GtkWidget *name = gtk_label_new(NULL);
@@ -35,18 +51,38 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   GtkWidget *details = gtk_label_new(NULL);
   gtk_label_set_xalign(GTK_LABEL(details), 0);
   gtk_widget_add_css_class(details, "dim-label");
+  /* Upload or release progress, when one runs. */
+  GtkWidget *progress = gtk_progress_bar_new();
+  gtk_progress_bar_set_show_text(GTK_PROGRESS_BAR(progress), TRUE);
+  gtk_widget_set_visible(progress, FALSE);
   GtkWidget *state = gtk_label_new(NULL);
   gtk_label_set_xalign(GTK_LABEL(state), 1);
   gtk_box_append(GTK_BOX(texts), name);
   gtk_box_append(GTK_BOX(texts), details);
-  /* Delete…: a button of the row, reached with Tab, asks first. */
+  gtk_box_append(GTK_BOX(texts), progress);
+  /* Preview, Release…, Delete…: buttons of the row, reached with Tab. */
+  GtkWidget *preview = gtk_button_new_from_icon_name("document-print-preview-symbolic");
+  gtk_widget_set_valign(preview, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class(preview, "flat");
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(preview), "app.preview-job");
+  GtkWidget *release = gtk_button_new_from_icon_name("printer-symbolic");
+  gtk_widget_set_valign(release, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class(release, "flat");
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(release), "app.release-job");
   GtkWidget *remove = gtk_button_new_from_icon_name("user-trash-symbolic");
   gtk_widget_set_valign(remove, GTK_ALIGN_CENTER);
   gtk_widget_add_css_class(remove, "flat");
   gtk_actionable_set_action_name(GTK_ACTIONABLE(remove), "app.delete-job");
+  gtk_box_append(GTK_BOX(row), thumb);
   gtk_box_append(GTK_BOX(row), texts);
   gtk_box_append(GTK_BOX(row), state);
+  gtk_box_append(GTK_BOX(row), preview);
+  gtk_box_append(GTK_BOX(row), release);
   gtk_box_append(GTK_BOX(row), remove);
+  g_object_set_data(G_OBJECT(row), "thumb", thumb);
+  g_object_set_data(G_OBJECT(row), "progress", progress);
+  g_object_set_data(G_OBJECT(row), "preview", preview);
+  g_object_set_data(G_OBJECT(row), "release", release);
   g_object_set_data(G_OBJECT(row), "delete", remove);
   g_object_set_data(G_OBJECT(row), "name", name);
   g_object_set_data(G_OBJECT(row), "details", details);
@@ -54,26 +90,96 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   gtk_list_item_set_child(item, row);
 }
 
+/* A row's thumbnail arrived (test state: the job's name). */
+static void thumb_shown(GtkPicture *picture, gpointer data)
+{
+  KcpsTrayApp *app = data;
+  const char *name = g_object_get_data(G_OBJECT(picture), "kcps-job-name");
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
+  if (name != NULL && !g_hash_table_contains(st->thumbnailed, name)) {
+    g_hash_table_add(st->thumbnailed, g_strdup(name));
+    g_debug("thumbnail of \u201c%s\u201d drawn", name);
+  }
+}
+
+static void row_progress(GtkWidget *row, KcpsTrayJob *job)
+{
+  GtkProgressBar *bar = g_object_get_data(G_OBJECT(row), "progress");
+  const char *release = kcps_tray_job_get_release_state(job);
+  g_autofree char *upload = kcps_tray_upload_progress(kcps_tray_job_get_upload_done(job),
+                                                      kcps_tray_job_get_upload_total(job));
+  if (kcps_tray_release_running(release)) {
+    gtk_progress_bar_set_fraction(bar, kcps_tray_release_fraction(release));
+    gtk_progress_bar_set_text(bar, kcps_tray_release_label(release));
+    gtk_widget_set_visible(GTK_WIDGET(bar), TRUE);
+  } else if (upload != NULL) {
+    gtk_progress_bar_set_fraction(bar, kcps_tray_progress_fraction(
+                                         kcps_tray_job_get_upload_done(job),
+                                         kcps_tray_job_get_upload_total(job)));
+    gtk_progress_bar_set_text(bar, upload);
+    gtk_widget_set_visible(GTK_WIDGET(bar), TRUE);
+  } else {
+    gtk_widget_set_visible(GTK_WIDGET(bar), FALSE);
+  }
+  kcps__tray_set_label(GTK_WIDGET(bar), gtk_progress_bar_get_text(bar));
+}
+
 static void row_bind(GtkSignalListItemFactory *factory, GtkListItem *item, gpointer data)
 {
-  (void)factory, (void)data;
+  (void)factory;
+  KcpsTrayApp *app = data;
   KcpsTrayJob *job = gtk_list_item_get_item(item);
   GtkWidget *row = gtk_list_item_get_child(item);
-  gtk_label_set_text(g_object_get_data(G_OBJECT(row), "name"), kcps_tray_job_get_name(job));
+  const char *id = kcps_tray_job_get_id(job), *job_name = kcps_tray_job_get_name(job);
+  gtk_label_set_text(g_object_get_data(G_OBJECT(row), "name"), job_name);
   gtk_label_set_text(g_object_get_data(G_OBJECT(row), "details"),
                      kcps_tray_job_get_details(job));
   gtk_label_set_text(g_object_get_data(G_OBJECT(row), "state"),
                      kcps_tray_job_get_state_label(job));
   /* One sentence per row for screen readers, rather than three fragments. */
   kcps__tray_set_label(row, kcps_tray_job_get_summary(job));
+  row_progress(row, job);
   GtkWidget *remove = g_object_get_data(G_OBJECT(row), "delete");
-  gtk_actionable_set_action_target(GTK_ACTIONABLE(remove), "s", kcps_tray_job_get_id(job));
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(remove), "s", id);
   gtk_widget_set_visible(remove, kcps_tray_job_get_deletable(job));
   /* Translators: %s is a job's name; the label of its Delete button. */
-  g_autofree char *what = g_strdup_printf(_("Delete \u201c%s\u201d"),
-                                          kcps_tray_job_get_name(job));
+  g_autofree char *what = g_strdup_printf(_("Delete \u201c%s\u201d"), job_name);
   kcps__tray_set_label(remove, what);
   gtk_widget_set_tooltip_text(remove, what);
+  GtkWidget *release = g_object_get_data(G_OBJECT(row), "release");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(release), "s", id);
+  gtk_widget_set_visible(release, kcps_tray_job_get_releasable(job));
+  /* Translators: %s is a job's name; the label of its Release button. */
+  g_autofree char *release_label = g_strdup_printf(_("Print \u201c%s\u201d on a printer…"),
+                                                   job_name);
+  kcps__tray_set_label(release, release_label);
+  gtk_widget_set_tooltip_text(release, release_label);
+  GtkWidget *preview = g_object_get_data(G_OBJECT(row), "preview");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(preview), "s", id);
+  gtk_widget_set_visible(preview, kcps_tray_job_get_has_document(job));
+  /* Translators: %s is a job's name; the label of its Preview button. */
+  g_autofree char *preview_label = g_strdup_printf(_("Preview \u201c%s\u201d"), job_name);
+  kcps__tray_set_label(preview, preview_label);
+  gtk_widget_set_tooltip_text(preview, preview_label);
+
+  /* The thumbnail: from the cache, or drawn on a worker while the row is
+   * on screen. */
+  GtkPicture *thumb = g_object_get_data(G_OBJECT(row), "thumb");
+  g_object_set_data_full(G_OBJECT(thumb), "kcps-job-name", g_strdup(job_name), g_free);
+  if (kcps_tray_job_get_has_document(job))
+    kcps_tray_thumb_bind(kcps__tray_jobs_state(app)->thumbs, thumb, id,
+                         kcps_tray_job_get_size(job), THUMB_WIDTH, thumb_shown, app);
+  else
+    kcps_tray_thumb_unbind(thumb);
+  if (!kcps_tray_job_get_has_document(job))
+    gtk_picture_set_paintable(thumb, NULL);
+}
+
+static void row_unbind(GtkSignalListItemFactory *factory, GtkListItem *item, gpointer data)
+{
+  (void)factory, (void)data;
+  GtkWidget *row = gtk_list_item_get_child(item);
+  kcps_tray_thumb_unbind(g_object_get_data(G_OBJECT(row), "thumb"));
 }
 
 /* --- deleting a job ------------------------------------------------------ */
@@ -175,7 +281,8 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
 
   GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
   g_signal_connect(factory, "setup", G_CALLBACK(row_setup), NULL);
-  g_signal_connect(factory, "bind", G_CALLBACK(row_bind), NULL);
+  g_signal_connect(factory, "bind", G_CALLBACK(row_bind), app);
+  g_signal_connect(factory, "unbind", G_CALLBACK(row_unbind), app);
   GtkSingleSelection *single = gtk_single_selection_new(g_object_ref(G_LIST_MODEL(app->jobs)));
   /* A row is picked by the user (for release, later), not by the list. */
   gtk_single_selection_set_autoselect(single, FALSE);
@@ -204,6 +311,7 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
 
 void kcps__tray_jobs_update(KcpsTrayApp *app)
 {
+  kcps__tray_release_update(app);
   if (app->jobs_window == NULL)
     return;
   jobs_ui_t *ui = g_object_get_data(G_OBJECT(app->jobs_window), "ui");
@@ -223,4 +331,348 @@ void kcps__tray_jobs_update(KcpsTrayApp *app)
   gtk_stack_set_visible_child_name(GTK_STACK(ui->stack), empty ? "empty" : "list");
   gtk_spinner_set_spinning(GTK_SPINNER(ui->spinner), app->refreshing);
   gtk_widget_set_visible(ui->spinner, app->refreshing);
+}
+
+/* --- the page preview ------------------------------------------------------- */
+
+typedef struct preview_ui_s {
+  KcpsTrayApp *app;
+  char *job_id;
+  gint64 size;
+  int page;    /* 0-based, shown or asked for */
+  int n_pages; /* 0 until the first page came */
+  GtkWidget *picture;
+  GtkWidget *label;
+  GtkWidget *prev;
+  GtkWidget *next;
+  GCancellable *cancellable; /* the page being drawn */
+} preview_ui_t;
+
+static void preview_ui_free(preview_ui_t *ui)
+{
+  if (ui->cancellable != NULL)
+    g_cancellable_cancel(ui->cancellable);
+  g_clear_object(&ui->cancellable);
+  g_free(ui->job_id);
+  g_free(ui);
+}
+
+static void preview_show(preview_ui_t *ui);
+
+static void preview_buttons(preview_ui_t *ui)
+{
+  gtk_widget_set_sensitive(ui->prev, ui->page > 0);
+  gtk_widget_set_sensitive(ui->next, ui->n_pages > 0 && ui->page + 1 < ui->n_pages);
+  g_autofree char *text = NULL;
+  if (ui->n_pages > 0)
+    /* Translators: the preview's page number: page, pages in all. */
+    text = g_strdup_printf(_("Page %d of %d"), ui->page + 1, ui->n_pages);
+  else
+    text = g_strdup(_("Drawing the page…"));
+  gtk_label_set_text(GTK_LABEL(ui->label), text);
+}
+
+/* A drawn page: the window may be gone (cancelled) — ui is only touched
+ * when not cancelled, and then the window holds it. */
+static void preview_page_done(GdkTexture *texture, int n_pages, gpointer data)
+{
+  GCancellable *cancellable = data;
+  if (g_cancellable_is_cancelled(cancellable)) {
+    g_object_unref(cancellable);
+    return;
+  }
+  preview_ui_t *ui = g_object_get_data(G_OBJECT(cancellable), "ui");
+  g_object_unref(cancellable);
+  ui->n_pages = n_pages;
+  if (texture != NULL)
+    gtk_picture_set_paintable(GTK_PICTURE(ui->picture), GDK_PAINTABLE(texture));
+  else if (n_pages == 0)
+    gtk_label_set_text(GTK_LABEL(ui->label), _("The document cannot be shown."));
+  if (texture != NULL || n_pages > 0)
+    preview_buttons(ui);
+  g_clear_object(&ui->cancellable);
+  kcps__tray_state_changed(ui->app);
+}
+
+static void preview_show(preview_ui_t *ui)
+{
+  if (ui->cancellable != NULL)
+    g_cancellable_cancel(ui->cancellable);
+  g_clear_object(&ui->cancellable);
+  ui->cancellable = g_cancellable_new();
+  g_object_set_data(G_OBJECT(ui->cancellable), "ui", ui);
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(ui->app);
+  kcps_tray_thumbs_render(st->thumbs, ui->job_id, ui->size, ui->page, PREVIEW_WIDTH, false,
+                          ui->cancellable, preview_page_done, g_object_ref(ui->cancellable));
+  preview_buttons(ui);
+}
+
+static void preview_step(GtkButton *button, gpointer data)
+{
+  preview_ui_t *ui = data;
+  int step = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(button), "step"));
+  int page = ui->page + step;
+  if (page < 0 || (ui->n_pages > 0 && page >= ui->n_pages))
+    return;
+  ui->page = page;
+  preview_show(ui);
+}
+
+static void preview_closed(GtkWidget *window, gpointer data)
+{
+  (void)window;
+  KcpsTrayApp *app = data;
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
+  st->preview = NULL;
+  kcps__tray_state_changed(app);
+}
+
+static GtkWidget *preview_button(preview_ui_t *ui, const char *icon, const char *label,
+                                 int step)
+{
+  GtkWidget *button = gtk_button_new_from_icon_name(icon);
+  kcps__tray_set_label(button, label);
+  gtk_widget_set_tooltip_text(button, label);
+  g_object_set_data(G_OBJECT(button), "step", GINT_TO_POINTER(step));
+  g_signal_connect(button, "clicked", G_CALLBACK(preview_step), ui);
+  return button;
+}
+
+/* One page at a time, Previous/Next (also Page Up/Page Down), drawn off the
+ * main thread. A new window per preview: closing destroys it. */
+static void preview_open(KcpsTrayApp *app, const char *job_id)
+{
+  KcpsTrayJob *job = NULL;
+  GListModel *jobs = G_LIST_MODEL(app->jobs);
+  for (guint i = 0; job == NULL && i < g_list_model_get_n_items(jobs); i++) {
+    g_autoptr(KcpsTrayJob) j = g_list_model_get_item(jobs, i);
+    if (g_strcmp0(kcps_tray_job_get_id(j), job_id) == 0)
+      job = j;
+  }
+  if (job == NULL || !kcps_tray_job_get_has_document(job))
+    return;
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
+  if (st->preview != NULL)
+    gtk_window_destroy(st->preview);
+  GtkWindow *window = GTK_WINDOW(gtk_window_new());
+  /* Translators: %s is a job's name; the preview window's title. */
+  g_autofree char *title = g_strdup_printf(_("Preview of \u201c%s\u201d"),
+                                           kcps_tray_job_get_name(job));
+  gtk_window_set_title(window, title);
+  gtk_window_set_default_size(window, PREVIEW_WIDTH + 40, 760);
+  gtk_window_set_application(window, GTK_APPLICATION(app));
+  if (app->jobs_window != NULL)
+    gtk_window_set_transient_for(window, app->jobs_window);
+  gtk_window_set_destroy_with_parent(window, TRUE);
+  g_object_set_data(G_OBJECT(window), "kcps-name", (gpointer)"preview");
+  preview_ui_t *ui = g_new0(preview_ui_t, 1);
+  ui->app = app;
+  ui->job_id = g_strdup(job_id);
+  ui->size = kcps_tray_job_get_size(job);
+  g_object_set_data_full(G_OBJECT(window), "ui", ui, (GDestroyNotify)preview_ui_free);
+
+  GtkWidget *header = gtk_header_bar_new();
+  ui->prev = preview_button(ui, "go-previous-symbolic", _("Previous page"), -1);
+  ui->next = preview_button(ui, "go-next-symbolic", _("Next page"), 1);
+  gtk_header_bar_pack_start(GTK_HEADER_BAR(header), ui->prev);
+  gtk_header_bar_pack_start(GTK_HEADER_BAR(header), ui->next);
+  ui->label = gtk_label_new(NULL);
+  gtk_header_bar_pack_end(GTK_HEADER_BAR(header), ui->label);
+  gtk_window_set_titlebar(window, header);
+  ui->picture = gtk_picture_new();
+  gtk_picture_set_can_shrink(GTK_PICTURE(ui->picture), TRUE);
+  gtk_accessible_update_property(GTK_ACCESSIBLE(ui->picture), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                 title, -1);
+  GtkWidget *scrolled = gtk_scrolled_window_new();
+  gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scrolled), ui->picture);
+  gtk_window_set_child(window, scrolled);
+  /* Keys: Page Down / Page Up turn pages, Escape closes. */
+  GtkShortcutController *shortcuts = GTK_SHORTCUT_CONTROLLER(gtk_shortcut_controller_new());
+  gtk_shortcut_controller_set_scope(shortcuts, GTK_SHORTCUT_SCOPE_MANAGED);
+  gtk_shortcut_controller_add_shortcut(
+    shortcuts, gtk_shortcut_new(gtk_keyval_trigger_new(GDK_KEY_Escape, 0),
+                                gtk_named_action_new("window.close")));
+  gtk_shortcut_controller_add_shortcut(
+    shortcuts, gtk_shortcut_new(gtk_keyval_trigger_new(GDK_KEY_Page_Down, 0),
+                                gtk_named_action_new("preview.next")));
+  gtk_shortcut_controller_add_shortcut(
+    shortcuts, gtk_shortcut_new(gtk_keyval_trigger_new(GDK_KEY_Page_Up, 0),
+                                gtk_named_action_new("preview.previous")));
+  gtk_widget_add_controller(GTK_WIDGET(window), GTK_EVENT_CONTROLLER(shortcuts));
+  GSimpleActionGroup *group = g_simple_action_group_new();
+  GSimpleAction *next = g_simple_action_new("next", NULL);
+  g_signal_connect_swapped(next, "activate", G_CALLBACK(gtk_widget_activate), ui->next);
+  GSimpleAction *previous = g_simple_action_new("previous", NULL);
+  g_signal_connect_swapped(previous, "activate", G_CALLBACK(gtk_widget_activate), ui->prev);
+  g_action_map_add_action(G_ACTION_MAP(group), G_ACTION(next));
+  g_action_map_add_action(G_ACTION_MAP(group), G_ACTION(previous));
+  g_object_unref(next);
+  g_object_unref(previous);
+  gtk_widget_insert_action_group(GTK_WIDGET(window), "preview", G_ACTION_GROUP(group));
+  g_object_unref(group);
+  g_signal_connect(window, "destroy", G_CALLBACK(preview_closed), app);
+  st->preview = window;
+  preview_show(ui);
+  gtk_window_present(window);
+  kcps__tray_state_changed(app);
+}
+
+/* --- actions and test state ---------------------------------------------------- */
+
+static void on_release(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action, (void)param;
+  kcps__tray_release_dialog(data, NULL);
+}
+
+static void on_release_job(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  kcps__tray_release_dialog(data, g_variant_get_string(param, NULL));
+}
+
+static void on_preview_job(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  preview_open(data, g_variant_get_string(param, NULL));
+}
+
+/* Test hooks: press Release in the open dialog with a typed printer; turn
+ * the preview's page. */
+static void on_release_submit(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  kcps__tray_release_submit(data, g_variant_get_string(param, NULL));
+}
+
+static void on_preview_next(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action, (void)param;
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(data);
+  if (st->preview != NULL)
+    gtk_widget_activate(((preview_ui_t *)g_object_get_data(G_OBJECT(st->preview), "ui"))->next);
+}
+
+#define JOBS_TEST_PATH "/org/kcps/Tray/JobsTest"
+#define JOBS_TEST_IFACE "org.kcps.Tray1.JobsTest"
+
+static const char jobs_test_xml[] =
+  "<node><interface name='" JOBS_TEST_IFACE "'>"
+  " <property name='ThumbnailsRendered' type='u' access='read'/>"
+  " <property name='ThumbnailJobs' type='as' access='read'/>"
+  " <property name='ThumbnailCache' type='u' access='read'/>"
+  " <property name='PreviewPage' type='s' access='read'/>"
+  " <property name='ReleaseDialog' type='b' access='read'/>"
+  " <property name='ReleaseReady' type='b' access='read'/>"
+  " <property name='ReleasesStarted' type='u' access='read'/>"
+  " <property name='ReleaseState' type='s' access='read'/>"
+  " <property name='ReleaseControls' type='s' access='read'/>"
+  "</interface></node>";
+
+/* Set by tray-release.c through object data on the dialog. */
+static GVariant *jobs_test_property(GDBusConnection *connection, const char *sender,
+                                    const char *path, const char *interface, const char *name,
+                                    GError **error, gpointer data)
+{
+  (void)connection, (void)sender, (void)path, (void)interface;
+  KcpsTrayApp *app = data;
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
+  if (strcmp(name, "ThumbnailsRendered") == 0)
+    return g_variant_new_uint32(kcps_tray_thumbs_rendered(st->thumbs));
+  if (strcmp(name, "ThumbnailCache") == 0)
+    return g_variant_new_uint32(kcps_tray_thumbs_cache_size(st->thumbs));
+  if (strcmp(name, "ThumbnailJobs") == 0) {
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("as"));
+    GHashTableIter iter;
+    gpointer key;
+    g_hash_table_iter_init(&iter, st->thumbnailed);
+    while (g_hash_table_iter_next(&iter, &key, NULL))
+      g_variant_builder_add(&b, "s", (const char *)key);
+    return g_variant_builder_end(&b);
+  }
+  if (strcmp(name, "PreviewPage") == 0) {
+    preview_ui_t *ui = st->preview != NULL ? g_object_get_data(G_OBJECT(st->preview), "ui")
+                                           : NULL;
+    g_autofree char *text = ui != NULL ? g_strdup_printf("%d/%d", ui->page + 1, ui->n_pages)
+                                       : g_strdup("");
+    return g_variant_new_string(text);
+  }
+  if (strcmp(name, "ReleaseDialog") == 0)
+    return g_variant_new_boolean(st->release != NULL);
+  if (strcmp(name, "ReleaseReady") == 0)
+    return g_variant_new_boolean(st->release != NULL &&
+                                 g_object_get_data(G_OBJECT(st->release), "ready") != NULL);
+  if (strcmp(name, "ReleasesStarted") == 0)
+    return g_variant_new_uint32(st->releases_started);
+  if (strcmp(name, "ReleaseState") == 0)
+    return g_variant_new_string(st->release_state != NULL ? st->release_state : "");
+  if (strcmp(name, "ReleaseControls") == 0) {
+    const char *controls = st->release != NULL
+                             ? g_object_get_data(G_OBJECT(st->release), "controls") : NULL;
+    return g_variant_new_string(controls != NULL ? controls : "");
+  }
+  g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_PROPERTY, "no property %s", name);
+  return NULL;
+}
+
+static void jobs_state_free(kcps__jobs_state_t *st)
+{
+  kcps_tray_thumbs_free(st->thumbs);
+  g_hash_table_destroy(st->thumbnailed);
+  if (st->release_poll != NULL)
+    g_cancellable_cancel(st->release_poll);
+  g_clear_object(&st->release_poll);
+  g_free(st->release_id);
+  g_free(st->release_state);
+  g_free(st->release_message);
+  g_clear_pointer(&st->test_info, g_dbus_node_info_unref);
+  g_free(st);
+}
+
+kcps__jobs_state_t *kcps__tray_jobs_state(KcpsTrayApp *app)
+{
+  return g_object_get_data(G_OBJECT(app), "kcps-jobs");
+}
+
+static void jobs_shutdown(GApplication *application, gpointer data)
+{
+  (void)data;
+  kcps__jobs_state_t *st = kcps__tray_jobs_state(KCPS_TRAY_APP(application));
+  GDBusConnection *connection = g_application_get_dbus_connection(application);
+  if (st->test_registration != 0 && connection != NULL)
+    g_dbus_connection_unregister_object(connection, st->test_registration);
+  st->test_registration = 0;
+}
+
+void kcps__tray_jobs_startup(KcpsTrayApp *app)
+{
+  kcps__jobs_state_t *st = g_new0(kcps__jobs_state_t, 1);
+  st->thumbs = kcps_tray_thumbs_new(app->port, KCPS_TRAY_THUMB_CACHE);
+  st->thumbnailed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_object_set_data_full(G_OBJECT(app), "kcps-jobs", st, (GDestroyNotify)jobs_state_free);
+  static const GActionEntry actions[] = {
+    {"release", on_release, NULL, NULL, NULL, {0}},
+    {"release-job", on_release_job, "s", NULL, NULL, {0}},
+    {"preview-job", on_preview_job, "s", NULL, NULL, {0}},
+  };
+  g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
+  g_signal_connect(app, "shutdown", G_CALLBACK(jobs_shutdown), NULL);
+  if (app->test_dir == NULL)
+    return;
+  static const GActionEntry test_actions[] = {
+    {"release-submit", on_release_submit, "s", NULL, NULL, {0}},
+    {"preview-next", on_preview_next, NULL, NULL, NULL, {0}},
+  };
+  g_action_map_add_action_entries(G_ACTION_MAP(app), test_actions, G_N_ELEMENTS(test_actions),
+                                  app);
+  GDBusConnection *connection = g_application_get_dbus_connection(G_APPLICATION(app));
+  g_autoptr(GError) error = NULL;
+  st->test_info = g_dbus_node_info_new_for_xml(jobs_test_xml, &error);
+  static const GDBusInterfaceVTable vtable = {NULL, jobs_test_property, NULL, {0}};
+  if (connection != NULL && st->test_info != NULL)
+    st->test_registration = g_dbus_connection_register_object(
+      connection, JOBS_TEST_PATH, st->test_info->interfaces[0], &vtable, app, NULL, &error);
+  if (st->test_registration == 0)
+    g_warning("no jobs test state: %s", error != NULL ? error->message : "no session bus");
 }

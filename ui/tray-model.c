@@ -101,6 +101,7 @@ void kcps_tray_job_info_free(kcps_tray_job_info_t *job)
   g_free(job->server_id);
   g_free(job->spool);
   g_free(job->release_state);
+  g_free(job->release_id);
   g_free(job);
 }
 
@@ -147,8 +148,21 @@ static kcps_tray_job_info_t *parse_job(JsonNode *node, guint index, GError **err
   JsonNode *release = bad == NULL ? json_object_get_member(obj, "release") : NULL;
   if (release != NULL && !JSON_NODE_HOLDS_NULL(release)) {
     if (!JSON_NODE_HOLDS_OBJECT(release) ||
-        !optional_string(json_node_get_object(release), "state", &job->release_state))
+        !optional_string(json_node_get_object(release), "state", &job->release_state) ||
+        !optional_string(json_node_get_object(release), "id", &job->release_id))
       bad = "release";
+  }
+  /* "upload" {done,total}: read when it has them, never required. */
+  job->upload_done = job->upload_total = -1;
+  JsonNode *upload = bad == NULL ? json_object_get_member(obj, "upload") : NULL;
+  if (upload != NULL && JSON_NODE_HOLDS_OBJECT(upload)) {
+    gint64 done = -1, total = -1;
+    JsonObject *u = json_node_get_object(upload);
+    if (kcps_json_int(u, "done", &done) && kcps_json_int(u, "total", &total) && done >= 0 &&
+        total >= 0) {
+      job->upload_done = done;
+      job->upload_total = total;
+    }
   }
   if (bad != NULL) {
     g_set_error(error, model_error_quark(), 1, "jobs[%u]: %s is missing or mistyped", index,
@@ -496,4 +510,224 @@ kcps_tray_notice_t *kcps_tray_quota_notice(const kcps_tray_status_t *status)
   notice->title = g_strdup(_("Few pages left"));
   notice->body = kcps_tray_quota_line(status);
   return notice;
+}
+
+/* --- the jobs window: previews, releases, progress --------------------------- */
+
+double kcps_tray_progress_fraction(gint64 done, gint64 total)
+{
+  if (total <= 0 || done < 0)
+    return -1;
+  if (done >= total)
+    return 1;
+  return (double)done / (double)total;
+}
+
+char *kcps_tray_upload_progress(gint64 done, gint64 total)
+{
+  double fraction = kcps_tray_progress_fraction(done, total);
+  if (fraction < 0 || done >= total)
+    return NULL;
+  g_autofree char *done_text = kcps_tray_format_size(done);
+  g_autofree char *total_text = kcps_tray_format_size(total);
+  int percent = (int)(fraction * 100);
+  /* Translators: an upload's progress: bytes sent, bytes in all, percent
+   * (e.g. "Uploading: 1.2 MB of 3.4 MB (35 %)"). */
+  return g_strdup_printf(_("Uploading: %s of %s (%d %%)"), done_text, total_text, percent);
+}
+
+static const struct {
+  const char *state;
+  const char *label;
+  double fraction;
+  bool running;
+} release_states[] = {
+  {"pending", N_("Waiting to print…"), 0.1, true},
+  {"retrying", N_("Printer busy, trying again…"), 0.1, true},
+  {"sending", N_("Sending to the printer…"), 0.4, true},
+  {"printing", N_("Printing…"), 0.7, true},
+  {"completed", N_("Printed"), 1.0, false},
+  {"aborted", N_("The printer stopped the job"), 1.0, false},
+  {"canceled", N_("Printing was canceled"), 1.0, false},
+  {"failed", N_("Printing failed"), 1.0, false},
+};
+
+const char *kcps_tray_release_label(const char *state)
+{
+  if (state == NULL)
+    return NULL;
+  for (size_t i = 0; i < G_N_ELEMENTS(release_states); i++)
+    if (strcmp(state, release_states[i].state) == 0)
+      return _(release_states[i].label);
+  return state;
+}
+
+bool kcps_tray_release_running(const char *state)
+{
+  for (size_t i = 0; state != NULL && i < G_N_ELEMENTS(release_states); i++)
+    if (strcmp(state, release_states[i].state) == 0)
+      return release_states[i].running;
+  return false;
+}
+
+double kcps_tray_release_fraction(const char *state)
+{
+  for (size_t i = 0; state != NULL && i < G_N_ELEMENTS(release_states); i++)
+    if (strcmp(state, release_states[i].state) == 0)
+      return release_states[i].fraction;
+  return -1;
+}
+
+bool kcps_tray_job_releasable(const kcps_tray_job_info_t *job)
+{
+  if (job == NULL || kcps_tray_release_running(job->release_state))
+    return false;
+  return g_strcmp0(job->state, "spooled") == 0 || g_strcmp0(job->state, "registered") == 0 ||
+         g_strcmp0(job->state, "pulled") == 0;
+}
+
+void kcps_tray_printer_free(kcps_tray_printer_t *printer)
+{
+  if (printer == NULL)
+    return;
+  g_free(printer->name);
+  g_free(printer->uri);
+  g_free(printer);
+}
+
+GPtrArray *kcps_tray_printers_parse(JsonNode *node, GError **error)
+{
+  JsonNode *list = NULL;
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT(node))
+    list = json_object_get_member(json_node_get_object(node), "printers");
+  if (list == NULL || !JSON_NODE_HOLDS_ARRAY(list)) {
+    g_set_error_literal(error, model_error_quark(), 1, "printers: no \"printers\" array");
+    return NULL;
+  }
+  JsonArray *array = json_node_get_array(list);
+  guint n = json_array_get_length(array);
+  GPtrArray *printers = g_ptr_array_new_full(n, (GDestroyNotify)kcps_tray_printer_free);
+  for (guint i = 0; i < n; i++) {
+    JsonNode *item = json_array_get_element(array, i);
+    const char *uri = JSON_NODE_HOLDS_OBJECT(item)
+                        ? kcps_json_string(json_node_get_object(item), "uri") : NULL;
+    if (!kcps_tray_printer_uri_ok(uri)) {
+      g_set_error(error, model_error_quark(), 1, "printers[%u]: uri is missing or mistyped", i);
+      g_ptr_array_unref(printers);
+      return NULL;
+    }
+    const char *name = kcps_json_string(json_node_get_object(item), "name");
+    kcps_tray_printer_t *printer = g_new0(kcps_tray_printer_t, 1);
+    printer->uri = g_strdup(uri);
+    printer->name = g_strdup(name != NULL && *name != '\0' ? name : uri);
+    g_ptr_array_add(printers, printer);
+  }
+  return printers;
+}
+
+/* The object member name of obj, or NULL. */
+static JsonObject *member_object(JsonObject *obj, const char *name)
+{
+  JsonNode *member = obj != NULL ? json_object_get_member(obj, name) : NULL;
+  return member != NULL && JSON_NODE_HOLDS_OBJECT(member) ? json_node_get_object(member) : NULL;
+}
+
+bool kcps_tray_caps_parse(JsonNode *node, kcps_tray_caps_t *caps, GError **error)
+{
+  memset(caps, 0, sizeof(*caps));
+  JsonObject *printer = NULL, *c = NULL, *copies = NULL;
+  if (node != NULL && JSON_NODE_HOLDS_OBJECT(node))
+    printer = member_object(json_node_get_object(node), "printer");
+  if (printer != NULL)
+    c = member_object(printer, "capabilities");
+  if (c == NULL) {
+    g_set_error_literal(error, model_error_quark(), 1, "printer: no \"capabilities\" object");
+    return false;
+  }
+  JsonNode *color = json_object_get_member(c, "color");
+  JsonNode *duplex = json_object_get_member(c, "duplex");
+  copies = member_object(c, "copies");
+  const char *bad = NULL;
+  if (color == NULL || json_node_get_value_type(color) != G_TYPE_BOOLEAN)
+    bad = "color";
+  else if (duplex == NULL || json_node_get_value_type(duplex) != G_TYPE_BOOLEAN)
+    bad = "duplex";
+  else if (copies == NULL || !kcps_json_int(copies, "min", &caps->copies_min) ||
+           !kcps_json_int(copies, "max", &caps->copies_max) || caps->copies_min < 1 ||
+           caps->copies_max < caps->copies_min)
+    bad = "copies";
+  if (bad != NULL) {
+    g_set_error(error, model_error_quark(), 1, "capabilities: %s is missing or mistyped", bad);
+    memset(caps, 0, sizeof(*caps));
+    return false;
+  }
+  caps->color = json_node_get_boolean(color);
+  caps->duplex = json_node_get_boolean(duplex);
+  return true;
+}
+
+void kcps_tray_release_controls(const kcps_tray_caps_t *caps,
+                                kcps_tray_release_controls_t *controls)
+{
+  memset(controls, 0, sizeof(*controls));
+  controls->copies_min = 1;
+  controls->copies_max = KCPS_TRAY_COPIES_MAX;
+  if (caps == NULL)
+    return;
+  controls->show_color = caps->color;
+  controls->show_duplex = caps->duplex;
+  gint64 min = CLAMP(caps->copies_min, 1, KCPS_TRAY_COPIES_MAX);
+  gint64 max = CLAMP(caps->copies_max, min, KCPS_TRAY_COPIES_MAX);
+  controls->copies_min = (int)min;
+  controls->copies_max = (int)max;
+}
+
+bool kcps_tray_printer_uri_ok(const char *text)
+{
+  if (text == NULL || strlen(text) > 1024)
+    return false;
+  const char *host = NULL;
+  if (g_str_has_prefix(text, "ipp://"))
+    host = text + strlen("ipp://");
+  else if (g_str_has_prefix(text, "ipps://"))
+    host = text + strlen("ipps://");
+  if (host == NULL || *host == '\0' || *host == '/' || *host == ':')
+    return false;
+  for (const char *p = text; *p != '\0'; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f)
+      return false;
+  return true;
+}
+
+JsonNode *kcps_tray_release_body(const char *printer, int copies, int color, bool duplex)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "printer");
+  json_builder_add_string_value(b, printer);
+  json_builder_set_member_name(b, "copies");
+  json_builder_add_int_value(b, CLAMP(copies, 1, KCPS_TRAY_COPIES_MAX));
+  if (color >= 0) {
+    json_builder_set_member_name(b, "color");
+    json_builder_add_boolean_value(b, color > 0);
+  }
+  json_builder_set_member_name(b, "duplex");
+  json_builder_add_boolean_value(b, duplex);
+  json_builder_end_object(b);
+  return json_builder_get_root(b);
+}
+
+bool kcps_tray_release_parse(JsonNode *node, char **id, char **state, char **message)
+{
+  *id = *state = *message = NULL;
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node))
+    return false;
+  JsonObject *obj = json_node_get_object(node);
+  const char *i = kcps_json_string(obj, "id"), *s = kcps_json_string(obj, "state");
+  if (i == NULL || *i == '\0' || s == NULL || *s == '\0')
+    return false;
+  *id = g_strdup(i);
+  *state = g_strdup(s);
+  *message = g_strdup(kcps_json_string(obj, "message"));
+  return true;
 }

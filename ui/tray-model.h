@@ -37,6 +37,9 @@ typedef struct kcps_tray_job_info_s {
   char *spool;     /* "local" or "cloud", or NULL */
   gint64 expires;  /* unix seconds when the spool deletes it, or 0 */
   char *release_state; /* the state of the job's latest release, or NULL */
+  char *release_id;    /* that release's id, or NULL */
+  gint64 upload_done;  /* "upload": bytes the server confirmed, or -1 when absent */
+  gint64 upload_total;
 } kcps_tray_job_info_t;
 
 /* The icon's state, from the status and the jobs. */
@@ -147,5 +150,75 @@ bool kcps_tray_quota_low(const kcps_tray_status_t *status);
 /* The quota-low notice for status (caller frees), or NULL when the quota
  * is not low. */
 kcps_tray_notice_t *kcps_tray_quota_notice(const kcps_tray_status_t *status);
+
+/* --- the jobs window: previews, releases, progress (tray-jobs.c) --------- */
+
+/* A progress bar's fraction for done of total, in 0..1; -1 when it cannot be
+ * known (total not positive or done negative). */
+double kcps_tray_progress_fraction(gint64 done, gint64 total);
+/* An upload's progress bar text: "Uploading: 1.2 MB of 3.4 MB (35 %)", or
+ * NULL when there is nothing to show (done < 0 or total <= 0, or the upload
+ * is complete). Caller g_frees. */
+char *kcps_tray_upload_progress(gint64 done, gint64 total);
+/* A release's state for people ("Sending to the printer…", "Printed", ...),
+ * or NULL for NULL. Static or translated string, do not free. */
+const char *kcps_tray_release_label(const char *state);
+/* Whether a release in that state is still on its way (pending, retrying,
+ * sending, printing). */
+bool kcps_tray_release_running(const char *state);
+/* How far a release is along, for its progress bar: pending 0.1,
+ * retrying 0.1, sending 0.4, printing 0.7, any end 1.0; -1 for NULL or an
+ * unknown state. */
+double kcps_tray_release_fraction(const char *state);
+/* Whether a job can be released from the tray: waiting in the local spool
+ * (spooled, registered or pulled) and no release of it running. */
+bool kcps_tray_job_releasable(const kcps_tray_job_info_t *job);
+
+/* One discovered printer of GET /v1/printers. */
+typedef struct kcps_tray_printer_s {
+  char *name; /* as announced, or the URI when it has none */
+  char *uri;
+} kcps_tray_printer_t;
+void kcps_tray_printer_free(kcps_tray_printer_t *printer);
+/* The printers of GET /v1/printers ({"printers":[{"name","uri",...}]}): a
+ * GPtrArray of kcps_tray_printer_t (caller unrefs), or NULL with an error. */
+GPtrArray *kcps_tray_printers_parse(JsonNode *node, GError **error);
+
+/* A printer's capabilities (GET /v1/printers?uri=). */
+typedef struct kcps_tray_caps_s {
+  bool color;
+  bool duplex;
+  gint64 copies_min;
+  gint64 copies_max;
+} kcps_tray_caps_t;
+/* Parses {"printer":{"capabilities":{"color","duplex","copies":{"min","max"}}}};
+ * false with an error naming the member. */
+bool kcps_tray_caps_parse(JsonNode *node, kcps_tray_caps_t *caps, GError **error);
+
+/* The release dialog's controls for a printer (caps NULL: not known yet, a
+ * typed URI not asked about): the colour choice only when the printer
+ * prints colour, duplex only when it has it, copies within its range
+ * (1..999 when unknown, the API's bound). */
+typedef struct kcps_tray_release_controls_s {
+  bool show_color;
+  bool show_duplex;
+  int copies_min;
+  int copies_max;
+} kcps_tray_release_controls_t;
+#define KCPS_TRAY_COPIES_MAX 999
+void kcps_tray_release_controls(const kcps_tray_caps_t *caps,
+                                kcps_tray_release_controls_t *controls);
+
+/* Whether text is a printer URI the release accepts: ipp:// or ipps:// with
+ * a host (at most 1024 bytes, no spaces or control characters). */
+bool kcps_tray_printer_uri_ok(const char *text);
+
+/* The body of POST /v1/jobs/{id}/release. color: 1 colour, 0 mono, -1 the
+ * printer's choice (member left out); copies clamped to 1..999. */
+JsonNode *kcps_tray_release_body(const char *printer, int copies, int color, bool duplex);
+
+/* A release object (POST's 202 or GET /v1/releases/{id}): its id and state
+ * (g_free), message (may be NULL); false when id or state is missing. */
+bool kcps_tray_release_parse(JsonNode *node, char **id, char **state, char **message);
 
 G_END_DECLS

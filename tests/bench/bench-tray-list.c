@@ -5,15 +5,28 @@
  * GTK's own listing of 1,000 plain strings (GtkStringList, one splice, one
  * label a row) in the same window. Median of 7 rounds each.
  * Needs a display (make bench runs it under xvfb-run).
- * Prints: bench: tray-list-1000-ms ours=N anchor=N ratio=R goal=<100 (...) */
+ * Prints: bench: tray-list-1000-ms ours=N anchor=N ratio=R goal=<100 (...)
+ *
+ * Then the same 1,000 jobs with thumbnails on (the tray's row: a picture of
+ * the first page, drawn by tray-thumb.c's worker pool from a real PDF, the
+ * CUPS test page, cached, cancelled when a row is recycled): the first
+ * frame, the time until the visible rows have their pictures, and the
+ * longest frame while the list is scrolled from top to bottom in 25 steps
+ * (one frame each) — the main thread must not wait on poppler.
+ * Prints: bench: tray-list-1000-thumbs first-frame-ms=N ratio=R
+ *   visible-ms=N scroll-frame-max-ms=N rendered=N skipped=N cache=N goal=... */
 #include <gtk/gtk.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "ui/tray-job.h"
+#include "ui/tray-thumb.h"
 
 #define JOBS 1000
 #define ROUNDS 7
+#define THUMB_WIDTH 48
+#define SCROLL_STEPS 25
+#define TEST_PDF "/usr/share/cups/data/default-testpage.pdf"
 
 typedef struct {
   GtkWidget *window;
@@ -106,6 +119,151 @@ static int compare(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+/* --- thumbnails on ------------------------------------------------------------ */
+
+static kcps_tray_thumbs_t *thumbs;
+
+/* The tray's row with its thumbnail (tray-jobs.c does the same through
+ * tray-thumb.c's kcps_tray_thumb_bind). */
+static void thumb_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer data)
+{
+  job_setup(f, item, data);
+  GtkWidget *row = gtk_list_item_get_child(item);
+  GtkWidget *picture = gtk_picture_new();
+  gtk_widget_set_size_request(picture, THUMB_WIDTH, THUMB_WIDTH * 4 / 3);
+  gtk_picture_set_can_shrink(GTK_PICTURE(picture), TRUE);
+  gtk_box_prepend(GTK_BOX(row), picture);
+  g_object_set_data(G_OBJECT(row), "thumb", picture);
+}
+
+static void thumb_bind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer data)
+{
+  job_bind(f, item, data);
+  KcpsTrayJob *job = gtk_list_item_get_item(item);
+  GtkWidget *row = gtk_list_item_get_child(item);
+  kcps_tray_thumb_bind(thumbs, g_object_get_data(G_OBJECT(row), "thumb"),
+                       kcps_tray_job_get_id(job), kcps_tray_job_get_size(job), THUMB_WIDTH,
+                       NULL, NULL);
+}
+
+static void thumb_unbind(GtkSignalListItemFactory *f, GtkListItem *item, gpointer data)
+{
+  (void)f, (void)data;
+  kcps_tray_thumb_unbind(g_object_get_data(G_OBJECT(gtk_list_item_get_child(item)), "thumb"));
+}
+
+/* Runs the main loop until every picture asked for was delivered. */
+static void wait_thumbs(void)
+{
+  while (kcps_tray_thumbs_pending(thumbs) > 0)
+    g_main_context_iteration(NULL, TRUE);
+}
+
+typedef struct {
+  double first;   /* ms to the first frame with the 1,000 jobs */
+  double visible; /* ms until the visible rows' pictures were delivered */
+  double worst;   /* the longest scroll frame, ms */
+} list_run_t;
+
+/* One list of the jobs (thumbnails on or off): the first frame, the
+ * pictures of the visible rows, then a scroll from top to bottom in
+ * SCROLL_STEPS jumps, one frame each. */
+static list_run_t run_list(bench_t *b, GPtrArray *infos, bool with_thumbs)
+{
+  list_run_t run = {0};
+  GListStore *store = g_list_store_new(KCPS_TYPE_TRAY_JOB);
+  GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
+  g_signal_connect(factory, "setup", with_thumbs ? G_CALLBACK(thumb_setup) : G_CALLBACK(job_setup),
+                   NULL);
+  g_signal_connect(factory, "bind", with_thumbs ? G_CALLBACK(thumb_bind) : G_CALLBACK(job_bind),
+                   NULL);
+  if (with_thumbs)
+    g_signal_connect(factory, "unbind", G_CALLBACK(thumb_unbind), NULL);
+  GtkWidget *scroll = gtk_scrolled_window_new();
+  gtk_scrolled_window_set_child(
+    GTK_SCROLLED_WINDOW(scroll),
+    gtk_list_view_new(GTK_SELECTION_MODEL(gtk_no_selection_new(g_object_ref(G_LIST_MODEL(store)))),
+                      factory));
+  gtk_window_set_child(GTK_WINDOW(b->window), scroll);
+  wait_frame(b, g_get_monotonic_time());
+
+  gint64 t0 = g_get_monotonic_time();
+  g_autoptr(GDateTime) now = g_date_time_new_now_local();
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_object_unref);
+  for (guint i = 0; i < infos->len; i++)
+    g_ptr_array_add(items, kcps_tray_job_new(g_ptr_array_index(infos, i), now));
+  g_list_store_splice(store, 0, 0, items->pdata, items->len);
+  wait_frame(b, t0);
+  run.first = (double)(b->painted - t0) / 1000.0;
+  if (with_thumbs)
+    wait_thumbs();
+  wait_frame(b, g_get_monotonic_time());
+  run.visible = (double)(b->painted - t0) / 1000.0;
+
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(scroll));
+  for (int step = 1; step <= SCROLL_STEPS; step++) {
+    double top = gtk_adjustment_get_upper(adj) - gtk_adjustment_get_page_size(adj);
+    gtk_adjustment_set_value(adj, top * step / SCROLL_STEPS);
+    gint64 s0 = g_get_monotonic_time();
+    wait_frame(b, s0);
+    run.worst = MAX(run.worst, (double)(b->painted - s0) / 1000.0);
+  }
+  if (with_thumbs)
+    wait_thumbs();
+  gtk_window_set_child(GTK_WINDOW(b->window), NULL);
+  g_object_unref(store);
+  return run;
+}
+
+/* The list with thumbnails against the same list without (medians of
+ * ROUNDS rounds each; the cache is emptied between rounds). */
+static void bench_thumbs(bench_t *b, GPtrArray *infos)
+{
+  if (!g_file_test(TEST_PDF, G_FILE_TEST_IS_REGULAR)) {
+    printf("bench: tray-list-1000-thumbs skipped (no %s)\n", TEST_PDF);
+    return;
+  }
+  double first[ROUNDS], visible[ROUNDS], worst[ROUNDS], plain_first[ROUNDS],
+    plain_worst[ROUNDS];
+  guint rendered = 0, skipped = 0, cached = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    list_run_t plain = run_list(b, infos, false);
+    plain_first[r] = plain.first;
+    plain_worst[r] = plain.worst;
+    thumbs = kcps_tray_thumbs_new(0, KCPS_TRAY_THUMB_CACHE);
+    kcps_tray_thumbs_set_file(thumbs, TEST_PDF);
+    list_run_t run = run_list(b, infos, true);
+    first[r] = run.first;
+    visible[r] = run.visible;
+    worst[r] = run.worst;
+    rendered = kcps_tray_thumbs_rendered(thumbs);
+    skipped = kcps_tray_thumbs_skipped(thumbs);
+    cached = kcps_tray_thumbs_cache_size(thumbs);
+    kcps_tray_thumbs_free(thumbs);
+    /* Deliveries still queued hold references to the service. */
+    while (g_main_context_iteration(NULL, FALSE))
+      ;
+  }
+  qsort(first, ROUNDS, sizeof(double), compare);
+  qsort(visible, ROUNDS, sizeof(double), compare);
+  qsort(worst, ROUNDS, sizeof(double), compare);
+  qsort(plain_first, ROUNDS, sizeof(double), compare);
+  qsort(plain_worst, ROUNDS, sizeof(double), compare);
+  double f = first[ROUNDS / 2], pf = plain_first[ROUNDS / 2];
+  double w = worst[ROUNDS / 2], pw = plain_worst[ROUNDS / 2];
+  /* Goals: the first frame within 100 ms, as without pictures; a scroll
+   * frame no slower than 1.5 times the same list without pictures (the
+   * main thread never draws a PDF); the cache within its bound. */
+  bool ok = f < 100.0 && w < 1.5 * pw && cached <= KCPS_TRAY_THUMB_CACHE;
+  printf("bench: tray-list-1000-thumbs first-frame-ms=%.1f anchor=%.1f ratio=%.2f "
+         "visible-ms=%.1f scroll-frame-max-ms=%.1f anchor=%.1f ratio=%.2f rendered=%u "
+         "skipped=%u cache=%u goal=first<100,scroll-ratio<1.5%s (anchor: the same list without "
+         "thumbnails; %d workers, %d px, %d scroll jumps; counts of the last round)\n",
+         f, pf, pf > 0 ? f / pf : 0.0, visible[ROUNDS / 2], w, pw, pw > 0 ? w / pw : 0.0,
+         rendered, skipped, cached, ok ? "" : " (over goal)", KCPS_TRAY_THUMB_WORKERS,
+         THUMB_WIDTH, SCROLL_STEPS);
+}
+
 int main(void)
 {
   if (!gtk_init_check()) {
@@ -180,6 +338,7 @@ int main(void)
   printf("bench: tray-list-1000-ms ours=%.1f anchor=%.1f ratio=%.2f goal=<100%s "
          "(anchor: GtkStringList of 1,000 strings; items-changed=%u)\n",
          o, a, a > 0 ? o / a : 0.0, o < 100.0 ? "" : " (over goal)", changes_per_update);
+  bench_thumbs(&b, infos);
   gtk_window_destroy(GTK_WINDOW(b.window));
   return changes_per_update == 1 ? 0 : 1;
 }
