@@ -423,6 +423,28 @@ typedef enum {
   AUTH_SSO,     /* 400 from the exchange names the step */
 } auth_kind_t;
 
+/* The organization's desktop idle limit (GET /api/v1/me/policy), for the
+ * tray's automatic logout; -1 when the server did not say. */
+static gint64 desktop_idle_minutes(kcps_daemon_t *daemon, const char *token)
+{
+  kcps_http_opts_t opts;
+  kcps__daemon_server_opts(daemon, &opts, token, QUOTA_TIMEOUT_S);
+  g_autofree char *url = g_strconcat(daemon->server_url, "/api/v1/me/policy", NULL);
+  g_autoptr(JsonNode) response = NULL;
+  g_autoptr(GError) error = NULL;
+  long status = 0;
+  if (kcps_http_call_json("GET", url, &opts, NULL, &status, &response, &error) != KCPS_NET_OK)
+    return -1;
+  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
+                      ? json_node_get_object(response) : NULL;
+  JsonNode *value = obj != NULL ? json_object_get_member(obj, "desktop_idle_logout_minutes")
+                                : NULL;
+  if (value == NULL || json_node_get_value_type(value) != G_TYPE_INT64)
+    return -1;
+  gint64 minutes = json_node_get_int(value);
+  return minutes > 0 ? minutes : -1;
+}
+
 /* Sends body to the server's route and answers the caller: the MFA step,
  * or the session (kcpsd keeps the access token; the refresh token goes to
  * the caller, once, and is not kept here). */
@@ -501,6 +523,11 @@ static void authenticate(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
   kcps__events_emit(daemon, uid, "session", NULL);
 
   add_string_or_null(builder, "email", auth.email);
+  gint64 idle = desktop_idle_minutes(daemon, auth.token);
+  if (idle > 0) {
+    json_builder_set_member_name(builder, "desktop_idle_logout_minutes");
+    json_builder_add_int_value(builder, idle);
+  }
   json_builder_set_member_name(builder, "refresh_token");
   json_builder_add_string_value(builder, auth.refresh_token);
   json_builder_set_member_name(builder, "refresh_expires_in");

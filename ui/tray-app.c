@@ -627,6 +627,7 @@ static void sni_menu_action(const char *action, void *data)
 
 static void sni_menu_opening(void *data)
 {
+  kcps__tray_session_activity(data); /* the user is there */
   kcps__tray_refresh(data);
 }
 
@@ -734,6 +735,7 @@ static void kcps_tray_app_startup(GApplication *application)
     g_warning("no tray icon: %s", error != NULL ? error->message : "no session bus");
     sni_host_changed(false, app);
   }
+  kcps__tray_session_startup(app);
   kcps__tray_refresh(app);
   events_start(app);
 }

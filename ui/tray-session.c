@@ -19,6 +19,9 @@ typedef struct session_s {
   char *nothing_kept;   /* the server whose keyring look-up found nothing */
 } session_t;
 
+static void idle_follow(KcpsTrayApp *app);
+static void idle_from_answer(KcpsTrayApp *app, JsonObject *obj);
+
 static void session_free(gpointer data)
 {
   session_t *s = data;
@@ -163,6 +166,7 @@ bool kcps__tray_session_login_reply(KcpsTrayApp *app, long status, JsonNode *bod
   if (s->mfa_token != NULL)
     explicit_bzero(s->mfa_token, strlen(s->mfa_token));
   g_clear_pointer(&s->mfa_token, g_free);
+  idle_from_answer(app, obj);
   keep(app, body);
   return false;
 }
@@ -416,6 +420,8 @@ static void session_done(GObject *source, GAsyncResult *result, gpointer data)
   s->resuming = false;
   if (reply->status == 200) {
     g_info("the session kept in the keyring was resumed");
+    idle_from_answer(app, reply->body != NULL && JSON_NODE_HOLDS_OBJECT(reply->body)
+                            ? json_node_get_object(reply->body) : NULL);
     keep(app, reply->body); /* rotated */
     kcps__tray_refresh(app);
   } else if (reply->status == 401 && app->status.server != NULL) {
@@ -468,6 +474,7 @@ void kcps__tray_session_status(KcpsTrayApp *app)
    * after the next logout of kcpsd (its restart). */
   if (app->status.logged_in)
     g_clear_pointer(&s->nothing_kept, g_free);
+  idle_follow(app);
   if (!app->status.reachable || app->status.logged_in || server == NULL || s->resuming
       || app->login_busy || g_strcmp0(s->nothing_kept, server) == 0)
     return;
@@ -484,4 +491,158 @@ void kcps__tray_session_forget(KcpsTrayApp *app)
   g_free(s->nothing_kept);
   s->nothing_kept = g_strdup(app->status.server);
   keyring_run(app, KEYRING_CLEAR, app->status.server, NULL, NULL, keyring_done);
+}
+
+/* --- automatic logout after idle time ---------------------------------------- */
+
+/* ONE timeout while logged in, for the whole limit; activity only notes the
+ * time (no timer work per event). When it fires early activity came: it is
+ * re-armed for what is left; else the tray logs out. No polling. */
+typedef struct idle_s {
+  guint source;
+  gint64 last_activity; /* monotonic us */
+  guint org_minutes;    /* the organization's desktop limit (0: not known) */
+  guint user_minutes;   /* the user's own (tray.ini; 0: the organization's) */
+  guint test_seconds;   /* test hook: the limit in seconds instead */
+  bool loaded;
+} idle_t;
+
+static idle_t *idle_of(KcpsTrayApp *app)
+{
+  idle_t *idle = g_object_get_data(G_OBJECT(app), "kcps-idle");
+  if (idle == NULL) {
+    idle = g_new0(idle_t, 1);
+    idle->last_activity = g_get_monotonic_time();
+    g_object_set_data_full(G_OBJECT(app), "kcps-idle", idle, g_free);
+  }
+  if (!idle->loaded) {
+    idle->loaded = true;
+    g_autofree char *path =
+      g_build_filename(g_get_user_config_dir(), "kcps", "tray.ini", NULL);
+    g_autoptr(GKeyFile) file = g_key_file_new();
+    if (g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, NULL)) {
+      gint minutes = g_key_file_get_integer(file, "tray", "idle_logout_minutes", NULL);
+      idle->user_minutes = minutes > 0 ? (guint)minutes : 0;
+    }
+  }
+  return idle;
+}
+
+/* The limit in seconds, 0 for none (the test hook's seconds instead when
+ * set: the tests cannot wait minutes). */
+static guint idle_limit_s(KcpsTrayApp *app)
+{
+  idle_t *idle = idle_of(app);
+  guint minutes = idle->org_minutes;
+  if (idle->user_minutes > 0 && (minutes == 0 || idle->user_minutes < minutes))
+    minutes = idle->user_minutes;
+  if (idle->test_seconds > 0 && minutes > 0)
+    return idle->test_seconds;
+  return minutes * 60;
+}
+
+static gboolean idle_fired(gpointer data);
+
+static void idle_arm(KcpsTrayApp *app, guint seconds)
+{
+  idle_t *idle = idle_of(app);
+  if (idle->source != 0)
+    g_source_remove(idle->source);
+  idle->source = seconds > 0 ? g_timeout_add_seconds(seconds, idle_fired, app) : 0;
+}
+
+static gboolean idle_fired(gpointer data)
+{
+  KcpsTrayApp *app = data;
+  idle_t *idle = idle_of(app);
+  idle->source = 0;
+  guint limit = idle_limit_s(app);
+  if (limit == 0 || !app->status.logged_in)
+    return G_SOURCE_REMOVE;
+  gint64 idle_s = (g_get_monotonic_time() - idle->last_activity) / G_USEC_PER_SEC;
+  if (idle_s < (gint64)limit) {
+    idle_arm(app, limit - (guint)idle_s);
+    return G_SOURCE_REMOVE;
+  }
+  g_info("no activity for %u s: logging out", limit);
+  g_action_group_activate_action(G_ACTION_GROUP(app), "logout", NULL);
+  return G_SOURCE_REMOVE;
+}
+
+void kcps__tray_session_activity(KcpsTrayApp *app)
+{
+  idle_of(app)->last_activity = g_get_monotonic_time();
+}
+
+/* Logged in: the timer runs; logged out: it stops. */
+static void idle_follow(KcpsTrayApp *app)
+{
+  idle_t *idle = idle_of(app);
+  if (!app->status.logged_in) {
+    idle_arm(app, 0);
+  } else if (idle->source == 0) {
+    idle->last_activity = g_get_monotonic_time();
+    idle_arm(app, idle_limit_s(app));
+  }
+}
+
+static void idle_from_answer(KcpsTrayApp *app, JsonObject *obj)
+{
+  JsonNode *value = obj != NULL ? json_object_get_member(obj, "desktop_idle_logout_minutes")
+                                : NULL;
+  if (value != NULL && json_node_get_value_type(value) == G_TYPE_INT64
+      && json_node_get_int(value) > 0)
+    idle_of(app)->org_minutes = (guint)MIN(json_node_get_int(value), 43200);
+  idle_arm(app, 0); /* re-armed with the new limit at the next status */
+}
+
+guint kcps__tray_session_idle_org(KcpsTrayApp *app)
+{
+  return idle_of(app)->org_minutes;
+}
+
+guint kcps__tray_session_idle_user(KcpsTrayApp *app)
+{
+  return idle_of(app)->user_minutes;
+}
+
+void kcps__tray_session_idle_changed(KcpsTrayApp *app, GtkSpinButton *spin)
+{
+  idle_t *idle = idle_of(app);
+  idle->user_minutes = (guint)gtk_spin_button_get_value_as_int(spin);
+  g_autofree char *path = g_build_filename(g_get_user_config_dir(), "kcps", "tray.ini", NULL);
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  g_autoptr(GError) error = NULL;
+  (void)g_key_file_load_from_file(file, path, G_KEY_FILE_KEEP_COMMENTS, NULL);
+  g_key_file_set_integer(file, "tray", "idle_logout_minutes", (gint)idle->user_minutes);
+  gsize length = 0;
+  g_autofree char *text = g_key_file_to_data(file, &length, NULL);
+  if (g_mkdir_with_parents(dir, 0700) != 0
+      || !g_file_set_contents_full(path, text, (gssize)length, G_FILE_SET_CONTENTS_CONSISTENT,
+                                   0600, &error))
+    g_message("%s is not saved: %s", path, error != NULL ? error->message : "no folder");
+  idle_arm(app, 0);
+  idle_follow(app);
+}
+
+/* Test hook "idle-seconds" (u): the limit in seconds from now on. */
+static void on_idle_seconds(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  KcpsTrayApp *app = data;
+  idle_of(app)->test_seconds = g_variant_get_uint32(param);
+  idle_arm(app, 0);
+  idle_follow(app);
+}
+
+void kcps__tray_session_startup(KcpsTrayApp *app)
+{
+  if (app->test_dir == NULL)
+    return;
+  static const GActionEntry test_actions[] = {
+    {"idle-seconds", on_idle_seconds, "u", NULL, NULL, {0}},
+  };
+  g_action_map_add_action_entries(G_ACTION_MAP(app), test_actions, G_N_ELEMENTS(test_actions),
+                                  app);
 }

@@ -38,4 +38,15 @@ void kcps__tray_session_status(KcpsTrayApp *app);
 /* The user logged out (or the tray did, idle): the keyring item goes. */
 void kcps__tray_session_forget(KcpsTrayApp *app);
 
+/* Automatic logout: the user did something in the tray (any window input,
+ * the menu); the organization's limit (from the last login answer, 0 when
+ * not known) and the user's own setting (0: the organization's), changed in
+ * the settings window (kept in tray.ini). */
+void kcps__tray_session_activity(KcpsTrayApp *app);
+guint kcps__tray_session_idle_org(KcpsTrayApp *app);
+guint kcps__tray_session_idle_user(KcpsTrayApp *app);
+void kcps__tray_session_idle_changed(KcpsTrayApp *app, GtkSpinButton *spin);
+/* Test hooks (with --test-dir): "idle-seconds" (u). Once at startup. */
+void kcps__tray_session_startup(KcpsTrayApp *app);
+
 G_END_DECLS

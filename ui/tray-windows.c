@@ -9,12 +9,15 @@
 #include <glib/gstdio.h>
 
 #include "ui/tray-job.h"
+#include "ui/tray-session.h"
 
 /* Widgets of a window that updates need, kept on the window. */
 typedef struct settings_ui_s {
   GtkWidget *server;
   GtkWidget *user;
   GtkWidget *spool_mode;
+  GtkWidget *idle;      /* automatic logout, minutes (0: the organization's) */
+  GtkWidget *idle_note; /* the organization's limit */
 } settings_ui_t;
 
 void kcps__tray_set_label(GtkWidget *widget, const char *label)
@@ -29,6 +32,14 @@ static void on_visible(GObject *window, GParamSpec *pspec, gpointer data)
   kcps__tray_state_changed(data);
 }
 
+static gboolean on_any_event(GtkEventControllerLegacy *controller, GdkEvent *event,
+                             gpointer data)
+{
+  (void)controller, (void)event;
+  kcps__tray_session_activity(data);
+  return GDK_EVENT_PROPAGATE;
+}
+
 /* A window of the app, hidden (not destroyed) on close, named for the tests
  * and the state. Escape closes it. */
 GtkWindow *kcps__tray_new_window(KcpsTrayApp *app, const char *name, const char *title)
@@ -38,6 +49,10 @@ GtkWindow *kcps__tray_new_window(KcpsTrayApp *app, const char *name, const char 
   gtk_window_set_hide_on_close(GTK_WINDOW(window), TRUE);
   g_object_set_data(G_OBJECT(window), "kcps-name", (gpointer)name);
   g_signal_connect(window, "notify::visible", G_CALLBACK(on_visible), app);
+  /* Any input in a window counts as the user's activity (idle logout). */
+  GtkEventController *activity = gtk_event_controller_legacy_new();
+  g_signal_connect(activity, "event", G_CALLBACK(on_any_event), app);
+  gtk_widget_add_controller(window, activity);
   GtkEventController *keys = gtk_shortcut_controller_new();
   gtk_shortcut_controller_add_shortcut(
     GTK_SHORTCUT_CONTROLLER(keys),
@@ -104,16 +119,33 @@ GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app)
                                  -1);
   gtk_grid_attach(GTK_GRID(grid), notify_label, 0, 3, 1, 1);
   gtk_grid_attach(GTK_GRID(grid), notify, 1, 3, 1, 1);
+  /* Automatic logout: the user's own time, within the organization's. */
+  ui->idle = gtk_spin_button_new_with_range(0, 43200, 1);
+  gtk_widget_set_halign(ui->idle, GTK_ALIGN_START);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(ui->idle), kcps__tray_session_idle_user(app));
+  g_signal_connect_swapped(ui->idle, "value-changed", G_CALLBACK(kcps__tray_session_idle_changed),
+                           app);
+  GtkWidget *idle_label = kcps__tray_label_for(_("_Log out after idle minutes"), ui->idle);
+  gtk_widget_add_css_class(idle_label, "dim-label");
+  gtk_grid_attach(GTK_GRID(grid), idle_label, 0, 4, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), ui->idle, 1, 4, 1, 1);
+  ui->idle_note = gtk_label_new(NULL);
+  gtk_label_set_wrap(GTK_LABEL(ui->idle_note), TRUE);
+  gtk_label_set_xalign(GTK_LABEL(ui->idle_note), 0);
+  gtk_widget_add_css_class(ui->idle_note, "dim-label");
+  gtk_accessible_update_relation(GTK_ACCESSIBLE(ui->idle), GTK_ACCESSIBLE_RELATION_DESCRIBED_BY,
+                                 ui->idle_note, NULL, -1);
+  gtk_grid_attach(GTK_GRID(grid), ui->idle_note, 1, 5, 1, 1);
   GtkWidget *note = gtk_label_new(_("The other settings are shown as the KCPS service reports "
                                     "them; changing them here comes in a later version."));
   gtk_label_set_wrap(GTK_LABEL(note), TRUE);
   gtk_label_set_xalign(GTK_LABEL(note), 0);
   gtk_widget_add_css_class(note, "dim-label");
-  gtk_grid_attach(GTK_GRID(grid), note, 0, 4, 2, 1);
+  gtk_grid_attach(GTK_GRID(grid), note, 0, 6, 2, 1);
   GtkWidget *close = gtk_button_new_with_mnemonic(_("_Close"));
   gtk_actionable_set_action_name(GTK_ACTIONABLE(close), "window.close");
   gtk_widget_set_halign(close, GTK_ALIGN_END);
-  gtk_grid_attach(GTK_GRID(grid), close, 1, 5, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), close, 1, 7, 1, 1);
   gtk_window_set_child(window, grid);
   gtk_window_set_default_widget(window, close);
   /* Not a selectable value: that would start with all its text selected. */
@@ -135,6 +167,17 @@ static void settings_update(KcpsTrayApp *app)
   gtk_label_set_text(GTK_LABEL(ui->user), status->user != NULL ? status->user : unknown);
   gtk_label_set_text(GTK_LABEL(ui->spool_mode),
                      status->spool_mode != NULL ? status->spool_mode : unknown);
+  guint org = kcps__tray_session_idle_org(app);
+  if (org > 0) {
+    gtk_spin_button_set_range(GTK_SPIN_BUTTON(ui->idle), 0, org);
+    g_autofree char *text = g_strdup_printf(
+      ngettext("0: your organization's limit, %u minute", "0: your organization's limit, "
+               "%u minutes", org), org);
+    gtk_label_set_text(GTK_LABEL(ui->idle_note), text);
+  } else {
+    gtk_label_set_text(GTK_LABEL(ui->idle_note),
+                       _("0: your organization's limit (known after you log in here)"));
+  }
 }
 
 void kcps__tray_windows_update(KcpsTrayApp *app)

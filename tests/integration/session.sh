@@ -360,6 +360,8 @@ check_eq "kcpsd names the SSO account" "$(jq -r .email "$TMP/answer")" "sso-user
 SSO_REFRESH=$(jq -r .refresh_token "$TMP/answer")
 if [ ${#SSO_REFRESH} -ge 40 ]; then pass "the SSO login gives a desktop refresh token"; else
   fail "no refresh token from the SSO login: $(jq -c 'del(.refresh_token)' "$TMP/answer")"; fi
+check_eq "the answer names the organization's desktop idle limit" \
+  "$(jq -r .desktop_idle_logout_minutes "$TMP/answer")" 30
 check_eq "kcpsd is logged in after SSO" "$(logged_in)" true
 check_eq "the SSO refresh token works once (rotation)" "$(refresh_status "$SSO_REFRESH")" 200
 check_eq "the code works once" "$(post /v1/login/sso "$(sso_body "$VERIFIER")")" 400

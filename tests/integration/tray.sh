@@ -22,7 +22,9 @@
 #     the session lives in the user's keyring (gnome-keyring on the same bus):
 #     the tray's login keeps it, Log out deletes it, a CLI login keeps it in
 #     the same item and, after kcpsd's restart, the tray resumes it by itself
-#     (and keeps the rotated token);
+#     (and keeps the rotated token); with no activity for the idle limit
+#     (the organization's, or the user's shorter one; 2 s by a test hook)
+#     the tray logs out by itself and the item goes;
 #  C. German and Japanese (LANGUAGE=de / ja with LC_ALL=C.UTF-8, the catalogs
 #     of the build tree): the menu's labels and the window titles come out
 #     translated; a screenshot of each window per language.
@@ -660,6 +662,15 @@ try:
     wait("the rotated token", lambda: len(kept()) >= 40 and kept() != cli_token)
     ok("the tray resumed the session from the keyring (POST /v1/session) and kept the "
        "rotated token")
+    # 7c. Idle logout: the organization's limit (30 minutes, from kcpsd's
+    # answer) stands for 2 s here (test hook); with no activity the tray logs
+    # out by itself and the keyring item goes.
+    action("idle-seconds", GLib.Variant("u", 2))
+    wait("the idle logout", lambda: state("LoggedIn") is False and kept() == "" and settled())
+    if "logged in: no" not in kcps_status():
+        fail("kcps status after the idle logout: %r" % kcps_status())
+    ok("idle logout: after the limit without activity the tray logged out (kcpsd too) and "
+       "deleted the keyring item")
 finally:
     restarted.terminate()
     restarted.wait(timeout=20)
