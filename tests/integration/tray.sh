@@ -7,7 +7,8 @@
 #     item register, reads its properties, reads the dbusmenu layout, sends
 #     menu events (Jobs…, Settings…, Log in…, Log out, Quit) and drives the
 #     login window through the app's actions: an unknown account and a wrong
-#     password get the same message, the right one logs in (kcps status
+#     password get the same message, the right one (with email MFA on: then
+#     the code mailed through a real SMTP server, tests/smtp) logs in (kcps status
 #     agrees), the icon follows kcpsd's state (logged out, jobs waiting,
 #     error when kcpsd stops); a test notification server on the same bus
 #     (org.freedesktop.Notifications) records a "job received" notification
@@ -51,7 +52,7 @@ for bin in "$SERVER_BIN" "$KCPSD_BIN" "$KCPS_BIN" "$TRAY_BIN"; do
     exit 1
   fi
 done
-for tool in Xvfb dbus-daemon gdbus ipptool qpdf curl "$PYTHON" gnome-keyring-daemon secret-tool; do
+for tool in Xvfb dbus-daemon gdbus ipptool qpdf curl sqlite3 "$PYTHON" gnome-keyring-daemon secret-tool; do
   if ! command -v "$tool" >/dev/null; then
     echo "tray: FAIL: $tool is not installed" >&2
     exit 1
@@ -82,6 +83,7 @@ finish() {
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
     lib_dump_logs all
   fi
+  exec 7>&- 2>/dev/null
   lib_stop_all
   echo "tray: $PASSED passed, $FAILED failed"
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
@@ -96,9 +98,24 @@ trap 'exit 1' INT TERM
 
 # --- peers ---------------------------------------------------------------
 DATA=$TMP/server
+# The mail relay for the email code (MFA) login: a real SMTP server
+# (tests/smtp/sink.py) that lives while fd 7, its stdin, is open.
+mkdir -p "$TMP/mail"
+mkfifo "$TMP/sink.in"
+/usr/bin/python3 "$SRC/tests/smtp/sink.py" --dir "$TMP/mail" <"$TMP/sink.in" \
+  >"$TMP/sink.log" 2>&1 &
+lib_record smtp-sink $! "$TMP/sink.log"
+exec 7>"$TMP/sink.in"
+SMTP_PORT=$(wait_for_line 20 "$TMP/sink.log" '^ready [0-9]+' "$(lib_pid_of smtp-sink)" |
+  awk '{print $2}') || abort "the SMTP sink is ready (python3-aiosmtpd)"
 lib_log "starting kcps-server --demo"
-start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||
-  abort "kcps-server prints its listening line"
+mkdir -p "$DATA"
+lib_start kcps-server "$TMP/kcps-server.log" "$SERVER_BIN" --demo --data "$DATA" \
+  --listen 127.0.0.1:0 --smtp-url "smtp://127.0.0.1:$SMTP_PORT"
+line=$(wait_for_line 30 "$TMP/kcps-server.log" 'kcps-server: listening on https://' \
+  "$LIB_PID") || abort "kcps-server prints its listening line"
+KCPS_SERVER_URL=$(printf '%s\n' "$line" | grep -Eo 'https://[^ ]+' | head -n1)
+KCPS_SERVER_URL=${KCPS_SERVER_URL%/}
 ALICE_PASSWORD=$(demo_credential "$DATA" "alice@a.test password")
 [ -n "$ALICE_PASSWORD" ] || abort "alice's password in $DATA/demo-credentials.txt"
 lib_log "starting kcpsd --user"
@@ -231,6 +248,21 @@ from gi.repository import Gio, GLib
 SHOTS, KCPS, PORT, KCPSD_PID, TMP, IPP_PORT = sys.argv[1:7]
 PASSWORD = os.environ["TRAY_TEST_PASSWORD"]
 SERVER = os.environ["TRAY_TEST_SERVER"]
+ADMIN_TOKEN = os.environ["TRAY_TEST_ADMIN_TOKEN"]
+ORG = os.environ["TRAY_TEST_ORG"]
+SERVER_CA = os.environ["TRAY_TEST_SERVER_CA"]
+
+def set_mfa(on):
+    """The admin switches email MFA for alice's organization."""
+    import ssl, urllib.request
+    req = urllib.request.Request(
+        SERVER + "/api/v1/orgs/%s/settings" % ORG, data=json.dumps({"mfa_email": on}).encode(),
+        method="PATCH", headers={"Authorization": "Bearer " + ADMIN_TOKEN,
+                                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=SERVER_CA),
+                                timeout=30) as answer:
+        if answer.status != 200:
+            fail("PATCH mfa_email: HTTP %d" % answer.status)
 
 def kept():
     """The refresh token the keyring keeps for alice on our server ("" if none)."""
@@ -509,8 +541,32 @@ if state("LoggedIn") or "organization" not in state("LoginMessage"):
 ok("SSO: start address with PKCE S256 and a loopback redirect; another state refused; "
    "our code went to kcpsd, refused: %r" % state("LoginMessage"))
 screenshot("login")
+# 4c. With email MFA on, the password brings the code step; the code mailed
+# by the server (a real SMTP server) logs in.
+set_mfa(True)
 action("login-with", GLib.Variant("(ss)", ("alice@a.test", PASSWORD)))
+wait("the code step", lambda: state("LoginAttempts") == 4 and settled())
+if state("LoggedIn") or "code" not in state("LoginMessage"):
+    fail("after the password with MFA on: logged in %r, message %r"
+         % (state("LoggedIn"), state("LoginMessage")))
+mail = os.path.join(TMP, "mail", "1.eml")
+wait("the code mail", lambda: os.path.exists(mail))
+with open(mail, encoding="utf-8", errors="replace") as f:
+    import re
+    codes = re.findall(r"\b[0-9]{6}\b", f.read())
+if not codes:
+    fail("no code in the mail")
+ok("MFA: the password brought the code step (%r), the server mailed a code"
+   % state("LoginMessage"))
+# A screenshot of the code step, as login-code.png (the first stays login.png).
+first = os.path.join(SHOTS, "login.png")
+os.replace(first, os.path.join(TMP, "login-first.png"))
+screenshot("login")
+os.replace(first, os.path.join(SHOTS, "login-code.png"))
+os.replace(os.path.join(TMP, "login-first.png"), first)
+action("login-with", GLib.Variant("(ss)", ("", codes[0])))
 wait("the login", lambda: state("LoggedIn") is True and settled())
+set_mfa(False)
 if state("Email") != "alice@a.test" or state("LoginMessage") != "":
     fail("after login: Email %r, message %r" % (state("Email"), state("LoginMessage")))
 wait("the login window to close", lambda: "login" not in (state("Windows") or []))
@@ -709,7 +765,10 @@ exec "$KCPSD_BIN" --user --server "$KCPS_SERVER_URL" --server-ca "$DATA/server.c
   --local-port "$KCPSD_LOCAL_PORT" >>"$TMP/kcpsd/kcpsd-restarted.log" 2>&1
 EOF
 # The password goes through the environment, not the command line.
-TRAY_TEST_PASSWORD=$ALICE_PASSWORD TRAY_TEST_SERVER=$KCPS_SERVER_URL lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
+ORG=$(sqlite3 -readonly "$DATA/kcps.db" "SELECT public_id FROM orgs WHERE name = 'Customer A'")
+TRAY_TEST_PASSWORD=$ALICE_PASSWORD TRAY_TEST_SERVER=$KCPS_SERVER_URL \
+  TRAY_TEST_ADMIN_TOKEN=$ADMIN_TOKEN TRAY_TEST_ORG=$ORG TRAY_TEST_SERVER_CA=$DATA/server.crt \
+  lib_start watcher "$TMP/watcher.log" "$PYTHON" -u \
   "$TMP/watcher.py" "$SHOTS" "$KCPS_BIN" "$KCPSD_LOCAL_PORT" "$KCPSD_PID" "$TMP" \
   "$KCPSD_IPP_PORT"
 WATCHER_PID=$LIB_PID
@@ -804,7 +863,7 @@ if grep -E 'kcps-tray-WARNING|CRITICAL' "$TMP"/tray-*.log >&2; then
 else
   pass "kcps-tray logged no warnings"
 fi
-for shot in main-no-tray jobs settings login jobs-de settings-de jobs-ja settings-ja; do
+for shot in main-no-tray jobs settings login login-code jobs-de settings-de jobs-ja settings-ja; do
   png_ok "$SHOTS/$shot.png" || fail "screenshot $SHOTS/$shot.png missing"
 done
 pass "screenshots in $SHOTS: $(cd "$SHOTS" && ls | tr '\n' ' ')"
