@@ -82,6 +82,10 @@ char *kcps__daemon_session_drop(kcps_daemon_t *daemon, uid_t uid, const char *on
     g_hash_table_remove(daemon->sessions, GUINT_TO_POINTER(uid));
   }
   g_mutex_unlock(&daemon->lock);
+  /* Whoever ended it (a logout, a worker the server refused): the tray
+   * learns at once that it should resume or show "logged out". */
+  if (token != NULL)
+    kcps__events_emit(daemon, uid, "session", NULL);
   return token;
 }
 
