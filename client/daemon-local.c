@@ -628,6 +628,12 @@ static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     add_string_or_null(builder, "state", kcps_job_state_string(job->state));
     json_builder_set_member_name(builder, "created");
     json_builder_add_int_value(builder, job->created);
+    /* When retention deletes it here (unix seconds); null: kept. */
+    json_builder_set_member_name(builder, "expires");
+    if (daemon->retention_s > 0)
+      json_builder_add_int_value(builder, job->created + daemon->retention_s);
+    else
+      json_builder_add_null_value(builder);
     add_string_or_null(builder, "server_id", job->server_id);
     /* Where the job goes: a job still waiting here follows its owner's mode;
      * one registered for pulling stays local. */
@@ -666,6 +672,12 @@ static void get_jobs(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid)
     add_string_or_null(builder, "state", "uploaded");
     json_builder_set_member_name(builder, "created");
     json_builder_add_int_value(builder, job->created);
+    /* When retention deletes it here (unix seconds); null: kept. */
+    json_builder_set_member_name(builder, "expires");
+    if (daemon->retention_s > 0)
+      json_builder_add_int_value(builder, job->created + daemon->retention_s);
+    else
+      json_builder_add_null_value(builder);
     add_string_or_null(builder, "server_id", job->server_id);
     add_string_or_null(builder, "spool", "cloud");
     json_builder_set_member_name(builder, "upload");

@@ -36,6 +36,7 @@ struct kcps_daemon_s {
   gint64 key_attempt_at;   /* monotonic us of the last fetch attempt */
 
   /* Configuration, owned copies; fixed after kcps_daemon_new(). */
+  gint64 retention_s;      /* config->retention_s: for each job's "expires" */
   bool user_mode;
   uid_t user_uid;
   char *server_url;        /* without a trailing slash; NULL: no server */

@@ -245,6 +245,7 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
     goto fail;
 
   daemon->cloud_spool = config->cloud_spool;
+  daemon->retention_s = config->retention_s > 0 ? config->retention_s : 0;
   /* Any user may switch to the cloud spool (daemon-settings.c). */
   if (daemon->server_url != NULL)
     daemon->uploader = kcps__uploader_new(config->upload_chunk_size, config->upload_max_rate);

@@ -26,8 +26,11 @@ typedef struct kcps_daemon_config_s {
   int local_port;          /* 0 picks a free port */
   gint64 max_document_size; /* bytes; 0: the spool's default (2 GiB) */
   bool cloud_spool;        /* spool mode cloud: upload each job to the server */
-  gint64 upload_chunk_size; /* bytes a chunk; 0: 4 MiB (capped by the server) */
+  gint64 upload_chunk_size; /* bytes a chunk; 0: 8 MiB (capped by the server) */
   gint64 upload_max_rate;  /* bytes/s of an upload; 0: no limit */
+  gint64 retention_s;      /* jobs are deleted this long after they were spooled
+                              (kcpsd --retention-hours; the caller runs the expiry);
+                              shown as each job's "expires"; 0: kept */
 } kcps_daemon_config_t;
 
 #define KCPS_DAEMON_ERROR (kcps_daemon_error_quark())

@@ -226,6 +226,10 @@ int main(int argc, char **argv)
   config.cloud_spool = cloud;
   config.upload_chunk_size = chunk_size;
   config.upload_max_rate = max_rate;
+  /* Rounded up to whole seconds, as the expiry below does. */
+  config.retention_s = (gint64)(retention_hours * 3600);
+  if ((double)config.retention_s < retention_hours * 3600)
+    config.retention_s++;
   if (server == NULL)
     g_message("no --server given: jobs are spooled but not registered anywhere");
 
@@ -242,9 +246,7 @@ int main(int argc, char **argv)
   }
   /* Retention: once now, then every tenth of the period (at least every
    * second, at most 10 min apart), so a job outlives it by a tenth at most. */
-  expiry_t expiry = {daemon, (gint64)(retention_hours * 3600)};
-  if ((double)expiry.max_age < retention_hours * 3600)
-    expiry.max_age++; /* rounded up to whole seconds */
+  expiry_t expiry = {daemon, config.retention_s};
   if (expiry.max_age > 0) {
     on_expiry(&expiry);
     g_timeout_add_seconds((guint)CLAMP(expiry.max_age / 10, 1, MAX_EXPIRY_INTERVAL_S), on_expiry,

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include "common/json-util.h"
 
@@ -364,5 +367,57 @@ bool kcps_release_pin_lookup(const char *path, const char *key, char **fingerpri
     if (pin != NULL)
       *fingerprint = g_strdup(pin);
   }
+  return true;
+}
+
+bool kcps_release_certificate(http_t *http, const char *host, char **fingerprint, bool *ca_ok)
+{
+  *fingerprint = NULL;
+  *ca_ok = false;
+  cups_array_t *creds = NULL;
+  if (httpCopyCredentials(http, &creds) != 0 || creds == NULL || cupsArrayCount(creds) < 1) {
+    httpFreeCredentials(creds);
+    return false;
+  }
+  STACK_OF(X509) *chain = sk_X509_new_null();
+  X509 *leaf = NULL;
+  for (http_credential_t *c = cupsArrayFirst(creds); c != NULL; c = cupsArrayNext(creds)) {
+    const unsigned char *der = c->data;
+    X509 *x = d2i_X509(NULL, &der, (long)c->datalen);
+    if (x == NULL)
+      continue;
+    if (leaf == NULL)
+      leaf = x;
+    else
+      sk_X509_push(chain, x);
+  }
+  http_credential_t *first = cupsArrayFirst(creds);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int dlen = 0;
+  EVP_Digest(first->data, first->datalen, digest, &dlen, EVP_sha256(), NULL);
+  httpFreeCredentials(creds);
+  GString *fp = g_string_new(NULL);
+  for (unsigned i = 0; i < dlen; i++)
+    g_string_append_printf(fp, "%02x", digest[i]);
+  *fingerprint = g_string_free(fp, FALSE);
+
+  /* A certificate a public or system CA vouches for, for this name. */
+  if (leaf != NULL) {
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (store != NULL && ctx != NULL && X509_STORE_set_default_paths(store) == 1
+        && X509_STORE_CTX_init(ctx, store, leaf, chain) == 1) {
+      X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
+      if (strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host))
+        X509_VERIFY_PARAM_set1_ip_asc(param, host);
+      else
+        X509_VERIFY_PARAM_set1_host(param, host, 0);
+      *ca_ok = X509_verify_cert(ctx) == 1;
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    X509_free(leaf);
+  }
+  sk_X509_pop_free(chain, X509_free);
   return true;
 }

@@ -15,10 +15,6 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
 
 #include "platform/platform.h"
 
@@ -187,63 +183,18 @@ typedef struct printer_s {
   http_t *http;
 } printer_t;
 
-static bool is_hex_ip(const char *host)
-{
-  return strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host);
-}
-
 /* The certificate of an IPPS printer: trusted when it chains to the system
  * store and names the host; otherwise pinned on first use by the SHA-256
  * of the certificate, and refused when it differs from the pin later. */
 static bool check_certificate(kcps_releaser_t *r, release_t *rel, printer_t *p, GError **error)
 {
-  cups_array_t *creds = NULL;
-  if (httpCopyCredentials(p->http, &creds) != 0 || creds == NULL || cupsArrayCount(creds) < 1) {
-    httpFreeCredentials(creds);
+  g_autofree char *fingerprint = NULL;
+  bool ca_ok = false;
+  if (!kcps_release_certificate(p->http, p->host, &fingerprint, &ca_ok)) {
     g_set_error(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_TLS,
                 "the printer %s sent no certificate", rel->pin_key);
     return false;
   }
-  STACK_OF(X509) *chain = sk_X509_new_null();
-  X509 *leaf = NULL;
-  for (http_credential_t *c = cupsArrayFirst(creds); c != NULL; c = cupsArrayNext(creds)) {
-    const unsigned char *der = c->data;
-    X509 *x = d2i_X509(NULL, &der, (long)c->datalen);
-    if (x == NULL)
-      continue;
-    if (leaf == NULL)
-      leaf = x;
-    else
-      sk_X509_push(chain, x);
-  }
-  http_credential_t *first = cupsArrayFirst(creds);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int dlen = 0;
-  EVP_Digest(first->data, first->datalen, digest, &dlen, EVP_sha256(), NULL);
-  httpFreeCredentials(creds);
-  char fingerprint[2 * EVP_MAX_MD_SIZE + 1];
-  for (unsigned i = 0; i < dlen; i++)
-    g_snprintf(fingerprint + 2 * i, 3, "%02x", digest[i]);
-
-  /* A certificate a public or system CA vouches for, for this name. */
-  bool ca_ok = false;
-  if (leaf != NULL) {
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    if (store != NULL && ctx != NULL && X509_STORE_set_default_paths(store) == 1
-        && X509_STORE_CTX_init(ctx, store, leaf, chain) == 1) {
-      X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-      if (is_hex_ip(p->host))
-        X509_VERIFY_PARAM_set1_ip_asc(param, p->host);
-      else
-        X509_VERIFY_PARAM_set1_host(param, p->host, 0);
-      ca_ok = X509_verify_cert(ctx) == 1;
-    }
-    X509_STORE_CTX_free(ctx);
-    X509_STORE_free(store);
-    X509_free(leaf);
-  }
-  sk_X509_pop_free(chain, X509_free);
   if (ca_ok)
     return true;
 

@@ -112,6 +112,10 @@ bool kcps_release_pin_check(const char *path, const char *key, const char *finge
  * reads only. False + KCPS_RELEASE_ERROR_IO when the file cannot be read. */
 bool kcps_release_pin_lookup(const char *path, const char *key, char **fingerprint,
                              GError **error);
+/* The certificate an IPPS connection got: *fingerprint (g_free) the SHA-256
+ * of the leaf in hex, *ca_ok whether it chains to the system store and names
+ * host (a name or an address). False when the printer sent none. */
+bool kcps_release_certificate(http_t *http, const char *host, char **fingerprint, bool *ca_ok);
 /* Removes key's pin; *removed tells whether there was one. */
 bool kcps_release_pin_forget(const char *path, const char *key, bool *removed, GError **error);
 

@@ -177,6 +177,7 @@ static void daemon_setup(void)
   config.pull_listen = "127.0.0.1";
   config.pull_host = "127.0.0.1";
   config.local_port = 0;
+  config.retention_s = 5400; /* each job's "expires" in /v1/jobs */
   g_autoptr(GError) error = NULL;
   dmn = kcps_daemon_new(&config, &error);
   ck_assert_msg(dmn != NULL, "kcps_daemon_new: %s", error != NULL ? error->message : "?");
@@ -923,6 +924,8 @@ START_TEST(test_local_jobs_callers_only)
     ck_assert(kcps_json_int(job, "pages", &pages) && pages == want->pages);
     ck_assert(kcps_json_int(job, "size", &size) && size == want->size);
     ck_assert(kcps_json_int(job, "created", &created) && created == want->created);
+    gint64 expires = 0;
+    ck_assert(kcps_json_int(job, "expires", &expires) && expires == want->created + 5400);
     const char *state = kcps_json_string(job, "state");
     ck_assert_str_eq(state, want == mine1 ? "spooled" : "registered");
     JsonNode *server_id = json_object_get_member(job, "server_id");
