@@ -4,9 +4,11 @@
 #include "ui/tray-model.h"
 
 #include <check.h>
+#include <glib/gstdio.h>
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static JsonNode *parse(const char *text)
 {
@@ -370,6 +372,18 @@ START_TEST(test_notices)
                    "\u201csoon\u201d will be deleted if it is not printed (deletion: Today, 13:00).");
   g_autoptr(GPtrArray) again = kcps_tray_notices(expiring, expiring, warned, now);
   ck_assert_uint_eq(again->len, 0);
+  /* A short retention (kcpsd's default: a day) warns in the last quarter of
+   * the job's time: not on arrival, 6 hours before. */
+  g_autoptr(GPtrArray) day = job_list();
+  kcps_tray_job_info_t *fresh = info("d1", "fresh", "spooled", now_s + 23 * 3600);
+  fresh->created = now_s - 3600;
+  kcps_tray_job_info_t *old_job = info("d2", "old", "spooled", now_s + 5 * 3600);
+  old_job->created = now_s - 19 * 3600;
+  g_ptr_array_add(day, fresh);
+  g_ptr_array_add(day, old_job);
+  g_autoptr(GPtrArray) day_warn = kcps_tray_notices(day, day, warned, now);
+  ck_assert_uint_eq(day_warn->len, 1);
+  ck_assert_str_eq(notice_at(day_warn, 0)->id, "expiring-d2");
   g_autoptr(GPtrArray) no_after = kcps_tray_notices(first, NULL, warned, now);
   ck_assert_uint_eq(no_after->len, 0);
 }
@@ -491,6 +505,173 @@ START_TEST(test_icon_state)
     ck_assert_str_eq(kcps_tray_icon_name(got), cases[i].icon);
     ck_assert_str_eq(kcps_tray_icon_sni_status(got), cases[i].sni);
   }
+}
+END_TEST
+
+/* Uploading: a job on its way to the cloud (done < total) changes the icon,
+ * over jobs waiting; logged out and error still win. */
+START_TEST(test_icon_uploading)
+{
+  kcps_tray_status_t unreachable = {0};
+  kcps_tray_status_t out = {.reachable = true, .user = "ann"};
+  kcps_tray_status_t in = {.reachable = true, .logged_in = true, .email = "alice@a.test"};
+  kcps_tray_icon_state_t st = kcps_tray_icon_state_jobs(&in, 2, 1);
+  ck_assert_int_eq(st, KCPS_TRAY_ICON_UPLOADING);
+  ck_assert_str_eq(kcps_tray_icon_state_id(st), "uploading");
+  ck_assert_str_eq(kcps_tray_icon_name(st), "network-transmit-symbolic");
+  ck_assert_str_eq(kcps_tray_icon_sni_status(st), "Active");
+  ck_assert_int_eq(kcps_tray_icon_state_jobs(&in, 0, 1), KCPS_TRAY_ICON_UPLOADING);
+  ck_assert_int_eq(kcps_tray_icon_state_jobs(&in, 2, 0), KCPS_TRAY_ICON_JOBS_WAITING);
+  ck_assert_int_eq(kcps_tray_icon_state_jobs(&out, 0, 1), KCPS_TRAY_ICON_LOGGED_OUT);
+  ck_assert_int_eq(kcps_tray_icon_state_jobs(&unreachable, 0, 1), KCPS_TRAY_ICON_ERROR);
+  ck_assert_int_eq(kcps_tray_icon_state(&in, 1), KCPS_TRAY_ICON_JOBS_WAITING);
+  /* Which jobs count. */
+  ck_assert(kcps_tray_job_uploading("spooled", 0, 100));
+  ck_assert(kcps_tray_job_uploading("uploading", 99, 100));
+  ck_assert(!kcps_tray_job_uploading("uploading", 100, 100)); /* all confirmed */
+  ck_assert(!kcps_tray_job_uploading("uploaded", 50, 100));
+  ck_assert(!kcps_tray_job_uploading("registered", 50, 100));
+  ck_assert(!kcps_tray_job_uploading("spooled", -1, -1)); /* no upload */
+  ck_assert(!kcps_tray_job_uploading("spooled", 0, 0));
+  ck_assert(!kcps_tray_job_uploading(NULL, 0, 100));
+  /* From a parsed /v1/jobs. */
+  g_autoptr(JsonNode) node = parse(
+    "{\"jobs\":[{\"id\":\"a\",\"name\":\"a\",\"pages\":1,\"size\":10,\"state\":\"spooled\","
+    "\"created\":1,\"server_id\":null,\"spool\":\"cloud\",\"upload\":{\"done\":4,\"total\":10}},"
+    "{\"id\":\"b\",\"name\":\"b\",\"pages\":1,\"size\":10,\"state\":\"uploaded\",\"created\":1,"
+    "\"server_id\":\"s\",\"spool\":\"cloud\",\"upload\":{\"done\":10,\"total\":10}}]}");
+  g_autoptr(GPtrArray) jobs = kcps_tray_jobs_parse(node, NULL);
+  ck_assert_ptr_nonnull(jobs);
+  guint uploading = 0;
+  for (guint i = 0; i < jobs->len; i++) {
+    const kcps_tray_job_info_t *job = g_ptr_array_index(jobs, i);
+    uploading += kcps_tray_job_uploading(job->state, job->upload_done, job->upload_total);
+  }
+  ck_assert_uint_eq(uploading, 1);
+  /* The tooltip says so. */
+  g_autofree char *tip = kcps_tray_tooltip_jobs(&in, 0, 1);
+  ck_assert_str_eq(tip, "Logged in as alice@a.test\n1 job uploading to the cloud");
+  g_autofree char *tip2 = kcps_tray_tooltip_jobs(&in, 2, 3);
+  ck_assert_str_eq(tip2,
+                   "Logged in as alice@a.test\n2 jobs waiting\n3 jobs uploading to the cloud");
+  g_autofree char *tip3 = kcps_tray_tooltip_jobs(&unreachable, 2, 3);
+  ck_assert_str_eq(tip3, "KCPS service not running");
+}
+END_TEST
+
+/* GET /v1/settings parsed, the choices' labels, PUT's body, its failures. */
+START_TEST(test_settings)
+{
+  kcps_tray_settings_t st;
+  g_autoptr(JsonNode) org = parse(
+    "{\"spool_mode\":null,\"effective_spool_mode\":\"cloud\",\"spool_mode_source\":"
+    "\"organization\",\"organization_spool_mode\":\"cloud\",\"kcpsd_spool_mode\":\"local\"}");
+  ck_assert(kcps_tray_settings_parse(org, &st, NULL));
+  ck_assert_ptr_null(st.spool_mode);
+  ck_assert_str_eq(st.effective_spool_mode, "cloud");
+  ck_assert_int_eq(kcps_tray_spool_choice(&st), KCPS_TRAY_SPOOL_ORGANIZATION);
+  g_autofree char *l0 = kcps_tray_spool_choice_label(KCPS_TRAY_SPOOL_ORGANIZATION, &st);
+  ck_assert_str_eq(l0, "Organization default (in the cloud)");
+  kcps_tray_settings_clear(&st);
+  /* Her own choice; the organization's not known: its mode is not guessed. */
+  g_autoptr(JsonNode) own = parse(
+    "{\"spool_mode\":\"local\",\"effective_spool_mode\":\"local\",\"spool_mode_source\":"
+    "\"user\",\"organization_spool_mode\":null,\"kcpsd_spool_mode\":\"local\"}");
+  ck_assert(kcps_tray_settings_parse(own, &st, NULL));
+  ck_assert_int_eq(kcps_tray_spool_choice(&st), KCPS_TRAY_SPOOL_LOCAL);
+  g_autofree char *l1 = kcps_tray_spool_choice_label(KCPS_TRAY_SPOOL_ORGANIZATION, &st);
+  ck_assert_str_eq(l1, "Organization default");
+  g_autofree char *l2 = kcps_tray_spool_choice_label(KCPS_TRAY_SPOOL_LOCAL, &st);
+  ck_assert_str_eq(l2, "On this computer (local)");
+  g_autofree char *l3 = kcps_tray_spool_choice_label(KCPS_TRAY_SPOOL_CLOUD, NULL);
+  ck_assert_str_eq(l3, "In the cloud");
+  g_autofree char *l4 = kcps_tray_spool_choice_label(KCPS_TRAY_SPOOL_ORGANIZATION, NULL);
+  ck_assert_str_eq(l4, "Organization default");
+  kcps_tray_settings_clear(&st);
+  /* Malformed answers name the member. */
+  const struct {
+    const char *json;
+    const char *member;
+  } bad[] = {
+    {"{\"spool_mode\":\"paper\",\"effective_spool_mode\":\"local\"}", "spool_mode"},
+    {"{\"spool_mode\":1,\"effective_spool_mode\":\"local\"}", "spool_mode"},
+    {"{\"spool_mode\":null}", "effective_spool_mode"},
+    {"{\"spool_mode\":null,\"effective_spool_mode\":\"x\"}", "effective_spool_mode"},
+    {"{\"effective_spool_mode\":\"local\",\"organization_spool_mode\":true}",
+     "organization_spool_mode"},
+    {"[]", "not an object"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(JsonNode) node = parse(bad[i].json);
+    g_autoptr(GError) error = NULL;
+    ck_assert_msg(!kcps_tray_settings_parse(node, &st, &error), "case %zu parsed", i);
+    ck_assert_msg(strstr(error->message, bad[i].member) != NULL, "case %zu: %s", i,
+                  error->message);
+    ck_assert_ptr_null(st.spool_mode);
+    ck_assert_ptr_null(st.effective_spool_mode);
+  }
+  /* PUT's bodies. */
+  const char *bodies[] = {"{\"spool_mode\":null}", "{\"spool_mode\":\"local\"}",
+                          "{\"spool_mode\":\"cloud\"}"};
+  for (int c = KCPS_TRAY_SPOOL_ORGANIZATION; c <= KCPS_TRAY_SPOOL_CLOUD; c++) {
+    g_autoptr(JsonNode) body = kcps_tray_settings_body(c);
+    g_autofree char *text = json_to_string(body, FALSE);
+    ck_assert_str_eq(text, bodies[c]);
+  }
+  /* A 409 (the cloud without a server) is told in words, not as a number. */
+  const char *conflict = kcps_tray_settings_message(409);
+  ck_assert_ptr_nonnull(strstr(conflict, "not connected to a KCPS server"));
+  ck_assert_ptr_null(strstr(conflict, "409"));
+  ck_assert_str_ne(kcps_tray_settings_message(0), conflict);
+  ck_assert_str_ne(kcps_tray_settings_message(400), conflict);
+}
+END_TEST
+
+/* tray.ini: the default printer kept 0600 in a 0700 folder beside other
+ * keys, and the index the Release… dialog preselects. */
+START_TEST(test_default_printer)
+{
+  g_autofree char *home = g_dir_make_tmp("kcps-ui-model-XXXXXX", NULL);
+  ck_assert_ptr_nonnull(home);
+  g_setenv("XDG_CONFIG_HOME", home, TRUE); /* this forked test's first use */
+  g_autofree char *path = kcps_tray_ini_path();
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *none = kcps_tray_ini_get("default_printer");
+  ck_assert(g_mkdir_with_parents(dir, 0700) == 0);
+  ck_assert(g_file_set_contents(path, "[tray]\nnotifications=false\n", -1, NULL));
+  ck_assert(kcps_tray_ini_set("default_printer", "Office [2nd floor]", NULL));
+  g_autofree char *got = kcps_tray_ini_get("default_printer");
+  g_autofree char *other = kcps_tray_ini_get("notifications");
+  struct stat file_st, dir_st;
+  ck_assert(g_stat(path, &file_st) == 0 && g_stat(dir, &dir_st) == 0);
+  GPtrArray *printers = g_ptr_array_new_with_free_func((GDestroyNotify)kcps_tray_printer_free);
+  const char *names[] = {"Hall", "Office [2nd floor]"};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    kcps_tray_printer_t *p = g_new0(kcps_tray_printer_t, 1);
+    p->name = g_strdup(names[i]);
+    p->uri = g_strdup_printf("ipp://192.0.2.%zu/ipp/print", i + 1);
+    g_ptr_array_add(printers, p);
+  }
+  guint picked = kcps_tray_default_printer_index(printers);
+  ck_assert(kcps_tray_ini_set("default_printer", NULL, NULL));
+  g_autofree char *removed = kcps_tray_ini_get("default_printer");
+  guint unpicked = kcps_tray_default_printer_index(printers);
+  guint missing = kcps_tray_printer_index(printers, "Basement");
+  g_ptr_array_unref(printers);
+  /* Clean up before asserting. */
+  (void)g_unlink(path);
+  (void)g_rmdir(dir);
+  (void)g_rmdir(home);
+  ck_assert_ptr_null(none);
+  ck_assert_str_eq(got, "Office [2nd floor]");
+  ck_assert_str_eq(other, "false");
+  ck_assert_uint_eq(file_st.st_mode & 0777, 0600);
+  ck_assert_uint_eq(dir_st.st_mode & 0777, 0700);
+  ck_assert_uint_eq(picked, 1);
+  ck_assert_ptr_null(removed);
+  ck_assert_uint_eq(unpicked, 0);
+  ck_assert_uint_eq(missing, 0);
+  ck_assert_uint_eq(kcps_tray_printer_index(NULL, "Hall"), 0);
 }
 END_TEST
 
@@ -674,6 +855,9 @@ static Suite *ui_suite(void)
   suite_add_tcase(s, tc);
   tc = tcase_create("icon");
   tcase_add_test(tc, test_icon_state);
+  tcase_add_test(tc, test_icon_uploading);
+  tcase_add_test(tc, test_settings);
+  tcase_add_test(tc, test_default_printer);
   tcase_add_test(tc, test_who_line_and_tooltip);
   tcase_add_test(tc, test_login_messages);
   tcase_add_test(tc, test_jobs_window_model);

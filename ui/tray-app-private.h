@@ -18,6 +18,7 @@ struct _KcpsTrayApp {
   bool status_known; /* kcpsd answered (or failed to) at least once */
   GListStore *jobs;  /* KcpsTrayJob */
   guint waiting;
+  guint uploading; /* jobs on their way to the cloud spool (the icon) */
   bool refreshing;
   bool refresh_again;
   char *login_message; /* what the login window shows, or NULL */
@@ -65,6 +66,13 @@ void kcps__tray_state_changed(KcpsTrayApp *app);
 GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app);
 GtkWindow *kcps__tray_login_window(KcpsTrayApp *app);
 GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app);
+/* The settings window's actions (app.spool-mode s, app.default-printer s), once
+ * at startup; kcpsd's settings read again (GET /v1/settings) when it is open. */
+void kcps__tray_settings_startup(KcpsTrayApp *app);
+void kcps__tray_settings_reload(KcpsTrayApp *app);
+/* The spool mode the settings window shows: "organization", "local", "cloud",
+ * or "" before kcpsd's settings were read (test state). */
+const char *kcps__tray_settings_choice(KcpsTrayApp *app);
 /* Asks whether to delete job id (name for the question), then deletes it
  * (tray-windows.c); kcps__tray_delete_job does it without asking. */
 void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name);

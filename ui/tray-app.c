@@ -149,10 +149,13 @@ static void got_jobs(GObject *source, GAsyncResult *result, gpointer data)
   g_autoptr(GDateTime) now = g_date_time_new_now_local();
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_object_unref);
   app->waiting = 0;
+  app->uploading = 0;
   for (guint i = jobs->len; i > 0; i--) {
     const kcps_tray_job_info_t *info = g_ptr_array_index(jobs, i - 1);
     if (kcps_tray_job_is_waiting(info->state))
       app->waiting++;
+    if (kcps_tray_job_uploading(info->state, info->upload_done, info->upload_total))
+      app->uploading++;
     g_ptr_array_add(items, kcps_tray_job_new(info, now));
   }
   g_list_store_splice(app->jobs, 0, g_list_model_get_n_items(G_LIST_MODEL(app->jobs)),
@@ -181,6 +184,7 @@ static void got_status(GObject *source, GAsyncResult *result, gpointer data)
   if (!app->status.reachable) {
     g_list_store_remove_all(app->jobs);
     app->waiting = 0;
+    app->uploading = 0;
     refresh_done(app);
     g_application_release(G_APPLICATION(app));
     return;
@@ -317,6 +321,8 @@ static void on_event(const char *type, gpointer data)
     app->events_readies++;
     app->reconnect_delay_s = 0;
   }
+  if (strcmp(type, "ready") == 0 || strcmp(type, "settings") == 0)
+    kcps__tray_settings_reload(app);
   kcps__tray_refresh(app);
 }
 
@@ -402,7 +408,8 @@ static GVariant *job_names(KcpsTrayApp *app)
 
 static GVariant *state_property(KcpsTrayApp *app, const char *name)
 {
-  kcps_tray_icon_state_t icon = kcps_tray_icon_state(&app->status, app->waiting);
+  kcps_tray_icon_state_t icon =
+    kcps_tray_icon_state_jobs(&app->status, app->waiting, app->uploading);
   if (strcmp(name, "Windows") == 0)
     return visible_windows(app);
   if (strcmp(name, "LoggedIn") == 0)
@@ -431,6 +438,8 @@ static GVariant *state_property(KcpsTrayApp *app, const char *name)
     return g_variant_new_uint32(app->deletes_done);
   if (strcmp(name, "DeleteAsked") == 0)
     return g_variant_new_boolean(app->delete_dialog != NULL);
+  if (strcmp(name, "SpoolChoice") == 0)
+    return g_variant_new_string(kcps__tray_settings_choice(app));
   if (strcmp(name, "QuotaLine") == 0) {
     g_autofree char *line = kcps_tray_quota_line(&app->status);
     return g_variant_new_string(line != NULL ? line : "");
@@ -455,6 +464,7 @@ static const char state_xml[] =
   " <property name='DeletesDone' type='u' access='read'/>"
   " <property name='DeleteAsked' type='b' access='read'/>"
   " <property name='QuotaLine' type='s' access='read'/>"
+  " <property name='SpoolChoice' type='s' access='read'/>"
   "</interface></node>";
 
 static GVariant *state_get_property(GDBusConnection *connection, const char *sender,
@@ -487,9 +497,10 @@ static void emit_state(KcpsTrayApp *app)
 
 void kcps__tray_state_changed(KcpsTrayApp *app)
 {
-  kcps_tray_icon_state_t icon = kcps_tray_icon_state(&app->status, app->waiting);
+  guint uploading = app->uploading;
+  kcps_tray_icon_state_t icon = kcps_tray_icon_state_jobs(&app->status, app->waiting, uploading);
   g_autofree char *who = kcps_tray_who_line(&app->status);
-  g_autofree char *tooltip = kcps_tray_tooltip(&app->status, app->waiting);
+  g_autofree char *tooltip = kcps_tray_tooltip_jobs(&app->status, app->waiting, uploading);
   g_autofree char *quota = kcps_tray_quota_line(&app->status);
   /* Before kcpsd's first answer the icon keeps its neutral look. */
   if (app->sni != NULL && app->status_known)
@@ -704,6 +715,7 @@ static void kcps_tray_app_startup(GApplication *application)
     g_simple_action_new_stateful("notifications", NULL, g_variant_new_boolean(app->notify));
   g_signal_connect(notifications, "change-state", G_CALLBACK(on_notifications), app);
   g_action_map_add_action(G_ACTION_MAP(app), G_ACTION(notifications));
+  kcps__tray_settings_startup(app);
   if (app->test_dir != NULL) {
     static const GActionEntry test_actions[] = {
       {"login-with", on_login_with, "(ss)", NULL, NULL, {0}},

@@ -3,6 +3,7 @@
 #include "ui/tray-model.h"
 
 #include <glib/gi18n-lib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "common/json-util.h"
@@ -288,11 +289,26 @@ char *kcps_tray_job_summary(const kcps_tray_job_info_t *job, GDateTime *now)
 
 kcps_tray_icon_state_t kcps_tray_icon_state(const kcps_tray_status_t *status, guint waiting)
 {
+  return kcps_tray_icon_state_jobs(status, waiting, 0);
+}
+
+kcps_tray_icon_state_t kcps_tray_icon_state_jobs(const kcps_tray_status_t *status, guint waiting,
+                                                 guint uploading)
+{
   if (status == NULL || !status->reachable)
     return KCPS_TRAY_ICON_ERROR;
   if (!status->logged_in)
     return KCPS_TRAY_ICON_LOGGED_OUT;
+  if (uploading > 0)
+    return KCPS_TRAY_ICON_UPLOADING;
   return waiting > 0 ? KCPS_TRAY_ICON_JOBS_WAITING : KCPS_TRAY_ICON_IDLE;
+}
+
+bool kcps_tray_job_uploading(const char *state, gint64 upload_done, gint64 upload_total)
+{
+  if (g_strcmp0(state, "spooled") != 0 && g_strcmp0(state, "uploading") != 0)
+    return false;
+  return upload_done >= 0 && upload_total > 0 && upload_done < upload_total;
 }
 
 const char *kcps_tray_icon_name(kcps_tray_icon_state_t state)
@@ -302,6 +318,7 @@ const char *kcps_tray_icon_name(kcps_tray_icon_state_t state)
   case KCPS_TRAY_ICON_IDLE: return "printer-network-symbolic";
   case KCPS_TRAY_ICON_JOBS_WAITING: return "printer-printing-symbolic";
   case KCPS_TRAY_ICON_ERROR: return "printer-error-symbolic";
+  case KCPS_TRAY_ICON_UPLOADING: return "network-transmit-symbolic";
   }
   return "printer-error-symbolic";
 }
@@ -318,6 +335,7 @@ const char *kcps_tray_icon_state_id(kcps_tray_icon_state_t state)
   case KCPS_TRAY_ICON_IDLE: return "idle";
   case KCPS_TRAY_ICON_JOBS_WAITING: return "jobs-waiting";
   case KCPS_TRAY_ICON_ERROR: return "error";
+  case KCPS_TRAY_ICON_UPLOADING: return "uploading";
   }
   return "error";
 }
@@ -340,13 +358,28 @@ char *kcps_tray_who_line(const kcps_tray_status_t *status)
 
 char *kcps_tray_tooltip(const kcps_tray_status_t *status, guint waiting)
 {
+  return kcps_tray_tooltip_jobs(status, waiting, 0);
+}
+
+char *kcps_tray_tooltip_jobs(const kcps_tray_status_t *status, guint waiting, guint uploading)
+{
   g_autofree char *who = kcps_tray_who_line(status);
-  if (waiting == 0 || status == NULL || !status->reachable)
+  if ((waiting == 0 && uploading == 0) || status == NULL || !status->reachable)
     return g_steal_pointer(&who);
-  g_autofree char *jobs =
-    g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%u job waiting", "%u jobs waiting", waiting),
-                    waiting);
-  return g_strdup_printf("%s\n%s", who, jobs);
+  GString *text = g_string_new(who);
+  if (waiting > 0) {
+    g_string_append_c(text, '\n');
+    g_string_append_printf(
+      text, g_dngettext(GETTEXT_PACKAGE, "%u job waiting", "%u jobs waiting", waiting), waiting);
+  }
+  if (uploading > 0) {
+    g_string_append_c(text, '\n');
+    g_string_append_printf(text,
+                           g_dngettext(GETTEXT_PACKAGE, "%u job uploading to the cloud",
+                                       "%u jobs uploading to the cloud", uploading),
+                           uploading);
+  }
+  return g_string_free(text, FALSE);
 }
 
 const char *kcps_tray_login_message(long http_status)
@@ -402,6 +435,17 @@ static bool is_failure(const char *state)
          g_strcmp0(state, "canceled") == 0;
 }
 
+/* How long before its expiry a job is warned about: a day, or a quarter of
+ * its time in the spool when that is shorter (with kcpsd's default retention
+ * of a day, 6 hours before), so a job is not "about to expire" the moment it
+ * arrives. */
+static gint64 expiry_warning(const kcps_tray_job_info_t *job)
+{
+  if (job->created > 0 && job->expires > job->created)
+    return MIN(KCPS_TRAY_EXPIRY_WARNING, (job->expires - job->created) / 4);
+  return KCPS_TRAY_EXPIRY_WARNING;
+}
+
 GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *warned,
                              GDateTime *now)
 {
@@ -416,7 +460,7 @@ GPtrArray *kcps_tray_notices(GPtrArray *before, GPtrArray *after, GHashTable *wa
     const char *name = job->name != NULL && *job->name != '\0' ? job->name : _("Untitled");
     /* Expiry is the spool's clock, not a change: warn once a job. */
     if (job->expires > 0 && kcps_tray_job_is_waiting(job->state) && now != NULL &&
-        job->expires - now_s <= KCPS_TRAY_EXPIRY_WARNING && warned != NULL &&
+        job->expires - now_s <= expiry_warning(job) && warned != NULL &&
         !g_hash_table_contains(warned, job->id)) {
       g_hash_table_add(warned, g_strdup(job->id));
       g_autofree char *id = g_strconcat("expiring-", job->id, NULL);
@@ -730,4 +774,165 @@ bool kcps_tray_release_parse(JsonNode *node, char **id, char **state, char **mes
   *state = g_strdup(s);
   *message = g_strdup(kcps_json_string(obj, "message"));
   return true;
+}
+
+/* --- settings ------------------------------------------------------------- */
+
+static bool spool_mode_ok(const char *mode)
+{
+  return mode == NULL || strcmp(mode, "local") == 0 || strcmp(mode, "cloud") == 0;
+}
+
+bool kcps_tray_settings_parse(JsonNode *node, kcps_tray_settings_t *settings, GError **error)
+{
+  memset(settings, 0, sizeof(*settings));
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT(node)) {
+    g_set_error(error, model_error_quark(), 1, "settings: not an object");
+    return false;
+  }
+  JsonObject *obj = json_node_get_object(node);
+  const char *bad = NULL;
+  if (!optional_string(obj, "spool_mode", &settings->spool_mode) ||
+      !spool_mode_ok(settings->spool_mode))
+    bad = "spool_mode";
+  else if (!optional_string(obj, "organization_spool_mode",
+                            &settings->organization_spool_mode) ||
+           !spool_mode_ok(settings->organization_spool_mode))
+    bad = "organization_spool_mode";
+  else if ((settings->effective_spool_mode =
+              g_strdup(kcps_json_string(obj, "effective_spool_mode"))) == NULL ||
+           !spool_mode_ok(settings->effective_spool_mode))
+    bad = "effective_spool_mode";
+  if (bad != NULL) {
+    g_set_error(error, model_error_quark(), 1, "settings: %s is missing or mistyped", bad);
+    kcps_tray_settings_clear(settings);
+    return false;
+  }
+  return true;
+}
+
+void kcps_tray_settings_clear(kcps_tray_settings_t *settings)
+{
+  g_clear_pointer(&settings->spool_mode, g_free);
+  g_clear_pointer(&settings->effective_spool_mode, g_free);
+  g_clear_pointer(&settings->organization_spool_mode, g_free);
+}
+
+kcps_tray_spool_choice_t kcps_tray_spool_choice(const kcps_tray_settings_t *settings)
+{
+  const char *mode = settings != NULL ? settings->spool_mode : NULL;
+  if (g_strcmp0(mode, "local") == 0)
+    return KCPS_TRAY_SPOOL_LOCAL;
+  if (g_strcmp0(mode, "cloud") == 0)
+    return KCPS_TRAY_SPOOL_CLOUD;
+  return KCPS_TRAY_SPOOL_ORGANIZATION;
+}
+
+/* A spool mode's name in a sentence. */
+static const char *spool_mode_word(const char *mode)
+{
+  if (g_strcmp0(mode, "local") == 0)
+    return _("on this computer");
+  if (g_strcmp0(mode, "cloud") == 0)
+    return _("in the cloud");
+  return NULL;
+}
+
+char *kcps_tray_spool_choice_label(kcps_tray_spool_choice_t choice,
+                                   const kcps_tray_settings_t *settings)
+{
+  switch (choice) {
+  case KCPS_TRAY_SPOOL_LOCAL: return g_strdup(_("On this computer (local)"));
+  case KCPS_TRAY_SPOOL_CLOUD: return g_strdup(_("In the cloud"));
+  case KCPS_TRAY_SPOOL_ORGANIZATION: break;
+  }
+  const char *org = NULL;
+  if (settings != NULL)
+    org = spool_mode_word(settings->organization_spool_mode != NULL
+                            ? settings->organization_spool_mode
+                            : (settings->spool_mode == NULL ? settings->effective_spool_mode
+                                                            : NULL));
+  if (org == NULL)
+    return g_strdup(_("Organization default"));
+  /* Translators: the spool mode choice that follows the organization; %s is
+   * "on this computer" or "in the cloud". */
+  return g_strdup_printf(_("Organization default (%s)"), org);
+}
+
+JsonNode *kcps_tray_settings_body(kcps_tray_spool_choice_t choice)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "spool_mode");
+  if (choice == KCPS_TRAY_SPOOL_LOCAL)
+    json_builder_add_string_value(builder, "local");
+  else if (choice == KCPS_TRAY_SPOOL_CLOUD)
+    json_builder_add_string_value(builder, "cloud");
+  else
+    json_builder_add_null_value(builder);
+  json_builder_end_object(builder);
+  return json_builder_get_root(builder);
+}
+
+const char *kcps_tray_settings_message(long http_status)
+{
+  if (http_status == 0)
+    return _("The KCPS service is not running on this computer. Start it and try again.");
+  if (http_status == 409)
+    return _("Jobs cannot be kept in the cloud: this computer is not connected to a KCPS "
+             "server.");
+  return _("The spool mode could not be changed. Try again later.");
+}
+
+char *kcps_tray_ini_path(void)
+{
+  return g_build_filename(g_get_user_config_dir(), "kcps", "tray.ini", NULL);
+}
+
+char *kcps_tray_ini_get(const char *key)
+{
+  g_autofree char *path = kcps_tray_ini_path();
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  if (!g_key_file_load_from_file(file, path, G_KEY_FILE_NONE, NULL))
+    return NULL;
+  return g_key_file_get_string(file, "tray", key, NULL);
+}
+
+bool kcps_tray_ini_set(const char *key, const char *value, GError **error)
+{
+  g_autofree char *path = kcps_tray_ini_path();
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  /* Keep the other keys (the notifications switch, the idle time, ...). */
+  (void)g_key_file_load_from_file(file, path, G_KEY_FILE_KEEP_COMMENTS, NULL);
+  if (value != NULL)
+    g_key_file_set_string(file, "tray", key, value);
+  else
+    (void)g_key_file_remove_key(file, "tray", key, NULL);
+  gsize length = 0;
+  g_autofree char *text = g_key_file_to_data(file, &length, NULL);
+  if (g_mkdir_with_parents(dir, 0700) != 0) {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot make %s", dir);
+    return false;
+  }
+  return g_file_set_contents_full(path, text, (gssize)length, G_FILE_SET_CONTENTS_CONSISTENT,
+                                  0600, error);
+}
+
+guint kcps_tray_printer_index(GPtrArray *printers, const char *name)
+{
+  if (printers == NULL || name == NULL)
+    return 0;
+  for (guint i = 0; i < printers->len; i++) {
+    const kcps_tray_printer_t *printer = g_ptr_array_index(printers, i);
+    if (g_strcmp0(printer->name, name) == 0)
+      return i;
+  }
+  return 0;
+}
+
+guint kcps_tray_default_printer_index(GPtrArray *printers)
+{
+  g_autofree char *name = kcps_tray_ini_get("default_printer");
+  return kcps_tray_printer_index(printers, name);
 }

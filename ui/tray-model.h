@@ -47,7 +47,8 @@ typedef enum {
   KCPS_TRAY_ICON_LOGGED_OUT,
   KCPS_TRAY_ICON_IDLE,
   KCPS_TRAY_ICON_JOBS_WAITING,
-  KCPS_TRAY_ICON_ERROR /* kcpsd unreachable or failing */
+  KCPS_TRAY_ICON_ERROR, /* kcpsd unreachable or failing */
+  KCPS_TRAY_ICON_UPLOADING /* logged in, a job on its way to the cloud spool */
 } kcps_tray_icon_state_t;
 
 /* Parses the body of GET /v1/status into *status (cleared first; free with
@@ -88,6 +89,13 @@ char *kcps_tray_job_summary(const kcps_tray_job_info_t *job, GDateTime *now);
 
 /* The icon state for a status and the number of jobs waiting. */
 kcps_tray_icon_state_t kcps_tray_icon_state(const kcps_tray_status_t *status, guint waiting);
+/* The same, knowing how many jobs are uploading (uploading wins over jobs
+ * waiting; logged out and error win over both). */
+kcps_tray_icon_state_t kcps_tray_icon_state_jobs(const kcps_tray_status_t *status, guint waiting,
+                                                 guint uploading);
+/* Whether a job is on its way to the cloud spool: spooled or uploading, with
+ * an upload of which the server confirmed less than all (done < total). */
+bool kcps_tray_job_uploading(const char *state, gint64 upload_done, gint64 upload_total);
 /* The theme icon name for a state (freedesktop / Adwaita names). */
 const char *kcps_tray_icon_name(kcps_tray_icon_state_t state);
 /* The StatusNotifierItem Status for a state: "Active" or "NeedsAttention". */
@@ -103,6 +111,8 @@ char *kcps_tray_who_line(const kcps_tray_status_t *status);
 /* The tooltip for the icon: the who line and, when any, how many jobs wait.
  * Caller g_frees. */
 char *kcps_tray_tooltip(const kcps_tray_status_t *status, guint waiting);
+/* The same with a line for the jobs uploading, when any. Caller g_frees. */
+char *kcps_tray_tooltip_jobs(const kcps_tray_status_t *status, guint waiting, guint uploading);
 
 /* The message the login window shows for a failed POST /v1/login: http_status
  * 0 means kcpsd could not be reached. It never tells an unknown account from
@@ -129,7 +139,8 @@ typedef struct kcps_tray_notice_s {
   char *body;  /* translated */
 } kcps_tray_notice_t;
 
-/* How long before a job's `expires` the tray warns. */
+/* How long before a job's `expires` the tray warns at most (a quarter of the
+ * job's time in the spool, from `created`, when that is shorter). */
 #define KCPS_TRAY_EXPIRY_WARNING (24 * G_TIME_SPAN_HOUR / G_TIME_SPAN_SECOND)
 
 /* The notices for a change from before to after (arrays of
@@ -220,5 +231,49 @@ JsonNode *kcps_tray_release_body(const char *printer, int copies, int color, boo
 /* A release object (POST's 202 or GET /v1/releases/{id}): its id and state
  * (g_free), message (may be NULL); false when id or state is missing. */
 bool kcps_tray_release_parse(JsonNode *node, char **id, char **state, char **message);
+
+/* GET /v1/settings (and PUT's answer): the user's own spool mode (NULL: the
+ * organization's), the one in effect, the organization's (NULL: not set or
+ * not known yet). */
+typedef struct kcps_tray_settings_s {
+  char *spool_mode;
+  char *effective_spool_mode;
+  char *organization_spool_mode;
+} kcps_tray_settings_t;
+/* Parses the answer into *settings (cleared first); false with an error
+ * naming the member. Free with kcps_tray_settings_clear. */
+bool kcps_tray_settings_parse(JsonNode *node, kcps_tray_settings_t *settings, GError **error);
+void kcps_tray_settings_clear(kcps_tray_settings_t *settings);
+/* The spool mode choices, in the settings window's order. */
+typedef enum {
+  KCPS_TRAY_SPOOL_ORGANIZATION, /* null: follow the organization */
+  KCPS_TRAY_SPOOL_LOCAL,
+  KCPS_TRAY_SPOOL_CLOUD,
+} kcps_tray_spool_choice_t;
+/* The choice a settings answer stands for (settings NULL: the organization). */
+kcps_tray_spool_choice_t kcps_tray_spool_choice(const kcps_tray_settings_t *settings);
+/* The choice's label: "Organization default (local)" (the organization's mode,
+ * else the one in effect, when known), "On this computer (local)", "In the
+ * cloud". Caller g_frees. */
+char *kcps_tray_spool_choice_label(kcps_tray_spool_choice_t choice,
+                                   const kcps_tray_settings_t *settings);
+/* The body of PUT /v1/settings for a choice. */
+JsonNode *kcps_tray_settings_body(kcps_tray_spool_choice_t choice);
+/* What the settings window says when PUT /v1/settings failed (http_status 0:
+ * kcpsd not reached; 409: the cloud without a server). Static or translated. */
+const char *kcps_tray_settings_message(long http_status);
+
+/* The tray's own settings file, ~/.config/kcps/tray.ini ([tray] group). */
+char *kcps_tray_ini_path(void);
+/* A string key of it, or NULL when absent or unreadable. Caller g_frees. */
+char *kcps_tray_ini_get(const char *key);
+/* Sets (value NULL: removes) a string key, keeping the other keys; the file
+ * is written 0600 in a 0700 folder. False with an error. */
+bool kcps_tray_ini_set(const char *key, const char *value, GError **error);
+/* The index of the printer named name in printers (kcps_tray_printer_t), or
+ * 0 when it is not there (or name is NULL): the first is picked then. */
+guint kcps_tray_printer_index(GPtrArray *printers, const char *name);
+/* The same for the default printer kept in tray.ini (key default_printer). */
+guint kcps_tray_default_printer_index(GPtrArray *printers);
 
 G_END_DECLS

@@ -171,6 +171,7 @@ static void printers_done(GObject *source, GAsyncResult *result, gpointer data)
   bool typed = *gtk_editable_get_text(GTK_EDITABLE(ui->uri)) != '\0';
   ui->quiet = true;
   gtk_drop_down_set_model(GTK_DROP_DOWN(ui->printer), G_LIST_MODEL(names));
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(ui->printer), kcps_tray_default_printer_index(printers));
   ui->quiet = false;
   g_object_unref(names);
   gtk_widget_set_sensitive(ui->printer, TRUE);

@@ -25,7 +25,11 @@
 #     the same item and, after kcpsd's restart, the tray resumes it by itself
 #     (and keeps the rotated token); with no activity for the idle limit
 #     (the organization's, or the user's shorter one; 2 s by a test hook)
-#     the tray logs out by itself and the item goes;
+#     the tray logs out by itself and the item goes; the settings window's
+#     spool mode set to the cloud and back to the organization's (kcpsd's
+#     GET /v1/settings agrees; a curl PUT shows in the open window), the
+#     default printer kept in tray.ini (screenshots settings-cloud.png and,
+#     with a default printer, settings.png);
 #  C. German and Japanese (LANGUAGE=de / ja with LC_ALL=C.UTF-8, the catalogs
 #     of the build tree): the menu's labels and the window titles come out
 #     translated; a screenshot of each window per language.
@@ -727,6 +731,58 @@ try:
         fail("kcps status after the idle logout: %r" % kcps_status())
     ok("idle logout: after the limit without activity the tray logged out (kcpsd too) and "
        "deleted the keyring item")
+    # 7d. Settings: the spool mode set to the cloud and back to the organization's
+    # through the settings window's action, as kcpsd's GET /v1/settings says
+    # (curl); a change made elsewhere (curl PUT) shows in the open window by
+    # itself (the settings event); the default printer kept in tray.ini.
+    def kcpsd_settings(method="GET", body=None):
+        cmd = ["curl", "-sS", "-X", method, "http://127.0.0.1:%s/v1/settings" % PORT]
+        if body is not None:
+            cmd += ["-H", "Content-Type: application/json", "--data-binary", body]
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        try:
+            return json.loads(out)
+        except ValueError:
+            return {}
+    action("settings")
+    wait("the settings window", lambda: "settings" in (state("Windows") or []))
+    wait("the window to show kcpsd's spool mode", lambda: state("SpoolChoice") == "organization")
+    if kcpsd_settings().get("spool_mode", "absent") is not None:
+        fail("kcpsd's own spool mode before the test: %r" % kcpsd_settings())
+    action("spool-mode", GLib.Variant("s", "cloud"))
+    wait("kcpsd's spool mode cloud", lambda: kcpsd_settings().get("spool_mode") == "cloud" and
+         kcpsd_settings().get("effective_spool_mode") == "cloud")
+    wait("the window to show the cloud", lambda: state("SpoolChoice") == "cloud")
+    ok("settings: spool mode In the cloud: kcpsd says %r" % kcpsd_settings())
+    screenshot("settings")
+    os.replace(os.path.join(SHOTS, "settings.png"), os.path.join(SHOTS, "settings-cloud.png"))
+    action("spool-mode", GLib.Variant("s", ""))
+    wait("kcpsd's spool mode back to the organization's",
+         lambda: "spool_mode" in kcpsd_settings() and kcpsd_settings()["spool_mode"] is None and
+         kcpsd_settings().get("spool_mode_source") != "user")
+    wait("the window to show the organization's", lambda: state("SpoolChoice") == "organization")
+    ok("settings: spool mode Organization default: kcpsd says %r" % kcpsd_settings())
+    if kcpsd_settings("PUT", '{"spool_mode":"local"}').get("spool_mode") != "local":
+        fail("curl PUT /v1/settings local")
+    wait("the open window to follow a change made elsewhere",
+         lambda: state("SpoolChoice") == "local")
+    kcpsd_settings("PUT", '{"spool_mode":null}')
+    wait("the window back to the organization's", lambda: state("SpoolChoice") == "organization")
+    ok("settings: a change made with curl showed in the open window by itself")
+    ini = os.path.join(os.environ["XDG_CONFIG_HOME"], "kcps", "tray.ini")
+    call("org.kcps.Tray", "/org/kcps/Tray", "org.gtk.Actions", "SetState",
+         GLib.Variant("(sva{sv})", ("default-printer", GLib.Variant("s", "Office [2nd]"), {})))
+    wait("the default printer in tray.ini",
+         lambda: "default_printer=Office [2nd]" in open(ini).read())
+    if os.stat(ini).st_mode & 0o777 != 0o600 or "notifications=false" not in open(ini).read():
+        fail("tray.ini after the default printer: mode %o, %r"
+             % (os.stat(ini).st_mode & 0o777, open(ini).read()))
+    ok("settings: default printer saved in tray.ini (0600, other keys kept)")
+    screenshot("settings")  # the last one stays settings.png
+    call("org.kcps.Tray", "/org/kcps/Tray", "org.gtk.Actions", "SetState",
+         GLib.Variant("(sva{sv})", ("default-printer", GLib.Variant("s", ""), {})))
+    wait("no default printer in tray.ini", lambda: "default_printer" not in open(ini).read())
+    ok("settings: default printer None removes the key")
 finally:
     restarted.terminate()
     restarted.wait(timeout=20)
@@ -863,7 +919,7 @@ if grep -E 'kcps-tray-WARNING|CRITICAL' "$TMP"/tray-*.log >&2; then
 else
   pass "kcps-tray logged no warnings"
 fi
-for shot in main-no-tray jobs settings login login-code jobs-de settings-de jobs-ja settings-ja; do
+for shot in main-no-tray jobs settings settings-cloud login login-code jobs-de settings-de jobs-ja settings-ja; do
   png_ok "$SHOTS/$shot.png" || fail "screenshot $SHOTS/$shot.png missing"
 done
 pass "screenshots in $SHOTS: $(cd "$SHOTS" && ls | tr '\n' ' ')"
