@@ -54,8 +54,16 @@ KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now)
   g_autofree char *pages = kcps_tray_format_pages(info->pages);
   g_autofree char *size = kcps_tray_format_size(info->size);
   g_autofree char *when = kcps_tray_format_time(info->created, now);
-  /* Translators: pages, size and time of a job in the list. */
-  job->details = g_strdup_printf(_("%s \u00b7 %s \u00b7 %s"), pages, size, when);
+  if (info->expires > 0 && kcps_tray_job_is_waiting(info->state)) {
+    g_autofree char *expires = kcps_tray_format_time(info->expires, now);
+    /* Translators: pages, size and time of a job in the list, then when it
+     * is deleted unless printed ("Tomorrow, 14:20"). */
+    job->details = g_strdup_printf(_("%s \u00b7 %s \u00b7 %s \u00b7 expires %s"), pages, size,
+                                   when, expires);
+  } else {
+    /* Translators: pages, size and time of a job in the list. */
+    job->details = g_strdup_printf(_("%s \u00b7 %s \u00b7 %s"), pages, size, when);
+  }
   job->state_label = g_strdup(kcps_tray_state_label(info->state));
   job->summary = kcps_tray_job_summary(info, now);
   job->waiting = kcps_tray_job_is_waiting(info->state);

@@ -50,6 +50,8 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   gtk_widget_add_css_class(name, "heading");
   GtkWidget *details = gtk_label_new(NULL);
   gtk_label_set_xalign(GTK_LABEL(details), 0);
+  /* A narrow window shortens the line, never pushes the row's buttons out. */
+  gtk_label_set_ellipsize(GTK_LABEL(details), PANGO_ELLIPSIZE_END);
   gtk_widget_add_css_class(details, "dim-label");
   /* Upload or release progress, when one runs. */
   GtkWidget *progress = gtk_progress_bar_new();
@@ -132,8 +134,10 @@ static void row_bind(GtkSignalListItemFactory *factory, GtkListItem *item, gpoin
   GtkWidget *row = gtk_list_item_get_child(item);
   const char *id = kcps_tray_job_get_id(job), *job_name = kcps_tray_job_get_name(job);
   gtk_label_set_text(g_object_get_data(G_OBJECT(row), "name"), job_name);
-  gtk_label_set_text(g_object_get_data(G_OBJECT(row), "details"),
-                     kcps_tray_job_get_details(job));
+  GtkWidget *details = g_object_get_data(G_OBJECT(row), "details");
+  gtk_label_set_text(GTK_LABEL(details), kcps_tray_job_get_details(job));
+  /* The whole line, also when the row is too narrow for it. */
+  gtk_widget_set_tooltip_text(details, kcps_tray_job_get_details(job));
   gtk_label_set_text(g_object_get_data(G_OBJECT(row), "state"),
                      kcps_tray_job_get_state_label(job));
   /* One sentence per row for screen readers, rather than three fragments. */
@@ -238,7 +242,7 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   if (app->jobs_window != NULL)
     return app->jobs_window;
   GtkWindow *window = kcps__tray_new_window(app, "jobs", _("KCPS Jobs"));
-  gtk_window_set_default_size(window, 640, 420);
+  gtk_window_set_default_size(window, 760, 420);
   g_signal_connect(window, "close-request", G_CALLBACK(jobs_close_request), app);
   jobs_ui_t *ui = g_new0(jobs_ui_t, 1);
   g_object_set_data_full(G_OBJECT(window), "ui", ui, g_free);
