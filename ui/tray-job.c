@@ -64,7 +64,12 @@ KcpsTrayJob *kcps_tray_job_new(const kcps_tray_job_info_t *info, GDateTime *now)
     /* Translators: pages, size and time of a job in the list. */
     job->details = g_strdup_printf(_("%s \u00b7 %s \u00b7 %s"), pages, size, when);
   }
-  job->state_label = g_strdup(kcps_tray_state_label(info->state));
+  /* Where the job is kept, on a line of its own under its state. */
+  const char *where = g_strcmp0(info->spool, "cloud") == 0   ? _("In the cloud")
+                      : g_strcmp0(info->spool, "local") == 0 ? _("On this computer (local)")
+                                                             : NULL;
+  const char *state = kcps_tray_state_label(info->state);
+  job->state_label = where != NULL ? g_strdup_printf("%s\n%s", state, where) : g_strdup(state);
   job->summary = kcps_tray_job_summary(info, now);
   job->waiting = kcps_tray_job_is_waiting(info->state);
   job->deletable = g_strcmp0(info->state, "uploaded") != 0;

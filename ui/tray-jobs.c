@@ -59,6 +59,7 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   gtk_widget_set_visible(progress, FALSE);
   GtkWidget *state = gtk_label_new(NULL);
   gtk_label_set_xalign(GTK_LABEL(state), 1);
+  gtk_label_set_justify(GTK_LABEL(state), GTK_JUSTIFY_RIGHT);
   gtk_box_append(GTK_BOX(texts), name);
   gtk_box_append(GTK_BOX(texts), details);
   gtk_box_append(GTK_BOX(texts), progress);
