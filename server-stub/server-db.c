@@ -130,6 +130,7 @@ static const struct {
   {"uploads", kcps__server_schema_uploads},
   {"usage", kcps__server_schema_usage},
   {"groups", kcps__server_schema_groups},
+  {"oidc_domain", kcps__server_schema_oidc_domain},
 };
 
 static void

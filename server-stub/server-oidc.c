@@ -28,6 +28,7 @@
 #define MAX_CLIENT_REDIRECT 512
 #define MAX_CODE 4096
 #define MAX_STATE 128
+#define MAX_LOGIN_HINT 254
 #define SEAL_KEY_FILE "oidc-seal-key"
 #define SCOPE "openid email profile"
 
@@ -68,6 +69,10 @@ const char kcps__server_schema_oidc[] =
   "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
   "  challenge TEXT NOT NULL,"
   "  expires INTEGER NOT NULL);";
+
+/* Email domains look up their organization (GET /api/v1/sso/lookup). */
+const char kcps__server_schema_oidc_domain[] =
+  "CREATE INDEX oidc_configs_domain ON oidc_configs(domain);";
 
 /* Small helpers ---------------------------------------------------------- */
 
@@ -369,8 +374,13 @@ check_config(JsonObject *obj, bool had_config, sso_config_t *out, GError **error
 
   if (tenant && !entra)
     return bad(error, "field \"tenant\" is only for preset \"entra\"");
-  if (domain && !google)
-    return bad(error, "field \"domain\" is only for preset \"google\"");
+  /* domain: the email domain whose users sign in here ("Sign in with
+   * Microsoft/Google" finds the organization by it); for google also the
+   * Workspace domain the ID token's hd claim must name. */
+  if (domain && !is_domain(domain))
+    return bad(error, "field \"domain\" must be a domain name such as example.com");
+  if (domain)
+    out->domain = g_ascii_strdown(domain, -1);
   if (entra) {
     if (!tenant)
       return bad(error, "missing field \"tenant\" (the Entra ID directory (tenant) id)");
@@ -381,9 +391,6 @@ check_config(JsonObject *obj, bool had_config, sso_config_t *out, GError **error
   } else if (google) {
     if (!domain)
       return bad(error, "missing field \"domain\" (the Google Workspace domain)");
-    if (!is_domain(domain))
-      return bad(error, "field \"domain\" must be a domain name such as example.com");
-    out->domain = g_ascii_strdown(domain, -1);
     out->issuer = g_strdup("https://accounts.google.com");
   }
   if (generic) {
@@ -485,6 +492,24 @@ has_config_locked(kcps_server_t *server, gint64 org, GError **error)
   return found;
 }
 
+/* Is domain free for org (no other organization signs in by it)? False
+ * with *error on a database error. Caller holds the lock. */
+static bool
+domain_free_locked(kcps_server_t *server, gint64 org, const char *domain, bool *taken,
+                   GError **error)
+{
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server, "SELECT 1 FROM oidc_configs WHERE domain = ? AND org_id <> ?", error);
+  if (!stmt)
+    return false;
+  sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt, 2, org);
+  int rc = kcps__server_db_step(server, stmt, error);
+  sqlite3_finalize(stmt);
+  *taken = rc == SQLITE_ROW;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
 static void
 route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
               const char *id)
@@ -521,12 +546,14 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
   g_autoptr(JsonNode) root = NULL;
   guchar key[32];
   g_autofree char *aad = g_strdup_printf("kcps-oidc-secret:%s", id);
-  bool missing_secret = false;
+  bool missing_secret = false, domain_taken = false;
   g_mutex_lock(&server->lock);
   g_autofree char *sealed = NULL;
-  bool ok = !in.client_secret ||
+  bool ok = !in.domain || domain_free_locked(server, org, in.domain, &domain_taken, &error);
+  ok = ok && !domain_taken;
+  ok = ok && (!in.client_secret ||
             (kcps__server_key_file(server, SEAL_KEY_FILE, key, &error) &&
-             (sealed = kcps__server_seal(key, aad, in.client_secret, &error)) != NULL);
+             (sealed = kcps__server_seal(key, aad, in.client_secret, &error)) != NULL));
   OPENSSL_cleanse(key, sizeof key);
   if (ok)
     ok = kcps__server_db_begin(server, &error);
@@ -573,7 +600,9 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
     }
     sqlite3_finalize(stmt);
     if (ok) {
-      g_autofree char *detail = g_strdup_printf("sso %s %s", in.preset, in.issuer);
+      g_autofree char *detail = g_strdup_printf("sso %s %s%s%s", in.preset, in.issuer,
+                                                in.domain ? " domain " : "",
+                                                in.domain ? in.domain : "");
       kcps__server_audit_locked(server, org, session->user_id, "policy.changed", "sso",
                                 session->source, detail);
       ok = kcps__server_db_commit(server, &error);
@@ -584,8 +613,13 @@ route_sso_put(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_ses
   if (ok)
     root = config_json_locked(server, org, id, &error);
   g_mutex_unlock(&server->lock);
+  g_autofree char *in_domain = g_strdup(in.domain);
   sso_config_clear(&in);
-  if (missing_secret)
+  if (domain_taken)
+    kcps_http_respond_error(req, 409, "conflict",
+                            "the domain %s is used for single sign-on by another organization",
+                            in_domain);
+  else if (missing_secret)
     kcps_http_respond_error(req, 400, "bad_request", "missing field \"client_secret\"");
   else if (!ok || !root)
     kcps__server_respond_internal(req, error);
@@ -709,6 +743,15 @@ is_loopback_redirect(const char *s)
   return true;
 }
 
+/* An email address as a login_hint: local@domain, printable, no spaces. */
+static bool
+is_login_hint(const char *s)
+{
+  const char *at = s ? strchr(s, '@') : NULL;
+  return at && at != s && !strchr(at + 1, '@') && is_domain(at + 1) &&
+         is_token_text(s, MAX_LOGIN_HINT) && !strpbrk(s, "\"<>\\");
+}
+
 static bool
 is_challenge(const char *s)
 {
@@ -747,6 +790,15 @@ route_start(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sessi
   }
   if (method && strcmp(method, "S256") != 0) {
     kcps_http_respond_error(req, 400, "bad_request", "code_challenge_method must be S256");
+    return;
+  }
+  /* login_hint: the address the user typed, passed on so the provider's
+   * page starts with it (OpenID Connect Core 3.1.2.1). */
+  const char *login_hint = kcps_http_req_query(req, "login_hint");
+  if (login_hint && !is_login_hint(login_hint)) {
+    kcps_http_respond_error(req, 400, "bad_request",
+                            "login_hint must be an email address (at most %d characters)",
+                            MAX_LOGIN_HINT);
     return;
   }
 
@@ -844,14 +896,79 @@ route_start(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sessi
                            "&code_challenge=%s&code_challenge_method=S256",
                            strchr(d.authorization_endpoint, '?') ? "&" : "?", e_client, e_cb,
                            state, nonce, challenge);
-    if (p.domain)
+    if (p.domain && strcmp(p.preset, "google") == 0)
       g_string_append_printf(loc, "&hd=%s", p.domain);
+    if (login_hint) {
+      g_autofree char *e_hint = g_uri_escape_string(login_hint, NULL, FALSE);
+      g_string_append_printf(loc, "&login_hint=%s", e_hint);
+    }
     kcps_http_req_add_header(req, "Location", loc->str);
     kcps_http_respond_empty(req, 302);
     g_string_free(loc, TRUE);
   }
   kcps__oidc_discovery_clear(&d);
   provider_clear(&p);
+}
+
+/* GET /api/v1/sso/lookup?domain=example.com: which organization signs in
+ * users of this email domain, and with which provider ("Sign in with
+ * Microsoft/Google" in the clients). Only the domain is sent, never the
+ * whole address: nothing about any account is looked at or told. */
+static void
+route_lookup(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
+             const char *id)
+{
+  (void)session;
+  (void)id;
+  const char *given = kcps_http_req_query(req, "domain");
+  if (!given || !is_domain(given)) {
+    kcps_http_respond_error(req, 400, "bad_request",
+                            given ? "domain must be a domain name such as example.com"
+                                  : "missing query parameter \"domain\"");
+    return;
+  }
+  g_autofree char *domain = g_ascii_strdown(given, -1);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *org = NULL, *preset = NULL;
+  int rows = 0;
+  g_mutex_lock(&server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server,
+      "SELECT o.public_id, c.preset FROM oidc_configs c JOIN orgs o ON o.id = c.org_id"
+      " WHERE c.domain = ? LIMIT 2",
+      &error);
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
+    while (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
+      if (rows++ == 0) {
+        org = kcps__server_db_dup_text(stmt, 0);
+        preset = kcps__server_db_dup_text(stmt, 1);
+      }
+    }
+  }
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&server->lock);
+  if (error) {
+    kcps__server_respond_internal(req, error);
+    return;
+  }
+  if (rows != 1) {
+    /* rows == 2 only in a database from before domains were kept unique. */
+    kcps_http_respond_error(req, 404, "not_found",
+                            "no organization signs in users of %s with single sign-on", domain);
+    return;
+  }
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  add_member(b, "domain", domain);
+  add_member(b, "org", org);
+  add_member(b, "preset", preset);
+  g_autofree char *start =
+      g_strdup_printf("%s/api/v1/sso/%s/start", kcps_server_get_url(server), org);
+  add_member(b, "start_url", start);
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  kcps_http_respond_json(req, 200, root);
 }
 
 /* What a callback knows once its state was found. */
@@ -1252,7 +1369,7 @@ route_callback(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_se
       const char *hd = claim_string(claims, "hd");
       if (email && !is_email(email))
         email = NULL;
-      if (p.domain && g_strcmp0(hd, p.domain) != 0) {
+      if (p.domain && g_strcmp0(p.preset, "google") == 0 && g_strcmp0(hd, p.domain) != 0) {
         callback_fail(server, req, s.org, source, email, 403, "hd",
                       "the Google account is not of the organization's Workspace domain");
       } else {
@@ -1407,6 +1524,7 @@ const kcps_server_route_t kcps__server_routes_oidc[] = {
   {"GET", "/api/v1/orgs/*/sso", KCPS_NEED_USER, route_sso_get},
   {"PUT", "/api/v1/orgs/*/sso", KCPS_NEED_USER, route_sso_put},
   {"DELETE", "/api/v1/orgs/*/sso", KCPS_NEED_USER, route_sso_delete},
+  {"GET", "/api/v1/sso/lookup", KCPS_NEED_NONE, route_lookup},
   {"GET", "/api/v1/sso/*/start", KCPS_NEED_NONE, route_start},
   {"GET", "/api/v1/sso/callback", KCPS_NEED_NONE, route_callback},
   {"POST", "/api/v1/sso/exchange", KCPS_NEED_NONE, route_exchange},

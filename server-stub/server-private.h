@@ -127,6 +127,7 @@ extern const char kcps__server_schema_orgs[];
 extern const char kcps__server_schema_reports[];
 extern const char kcps__server_schema_devices[];
 extern const char kcps__server_schema_oidc[];
+extern const char kcps__server_schema_oidc_domain[];
 extern const char kcps__server_schema_uploads[];
 extern const char kcps__server_schema_usage[];
 extern const char kcps__server_schema_groups[];

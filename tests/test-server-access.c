@@ -689,6 +689,8 @@ static const row_t rows[] = {
    W(404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404), 0},
   {"login", "GET", "/api/v1/sso/*/start", "org:Sales B", NULL,
    W(404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404), 0},
+  {"login", "GET", "/api/v1/sso/lookup", "", NULL,
+   W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
   {"login", "GET", "/api/v1/sso/callback", "", NULL,
    W(400, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400), 0},
   {"login", "POST", "/api/v1/sso/exchange", "", "{}",

@@ -514,8 +514,11 @@ START_TEST(test_config_bad_input)
      "missing field \"domain\""},
     {"{\"preset\":\"google\",\"domain\":\"bad domain\",\"client_id\":\"c\","
      "\"client_secret\":\"s\"}", "\"domain\""},
+    {"{\"preset\":\"entra\",\"tenant\":\"0b1c2d3e-0000-4000-8000-123456789abc\","
+     "\"client_id\":\"c\",\"client_secret\":\"s\",\"domain\":\"a..test\"}",
+     "\"domain\" must be a domain name"},
     {"{\"preset\":\"generic\",\"issuer\":\"https://i.test\",\"client_id\":\"c\","
-     "\"client_secret\":\"s\",\"domain\":\"a.test\"}", "\"domain\" is only for preset"},
+     "\"client_secret\":\"s\",\"domain\":7}", "\"domain\" must be a string"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     JsonNode *ans = NULL;
@@ -537,6 +540,81 @@ START_TEST(test_config_bad_input)
 }
 END_TEST
 
+/* "Sign in with Microsoft/Google": an email domain finds its organization. */
+START_TEST(test_lookup)
+{
+  g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
+  g_autofree char *org = sfx_org_public_id("Customer A");
+  JsonNode *ans = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=a.test", NULL, NULL, &ans), 404);
+  sfx_expect_error(404, ans, 404, "not_found", "no organization signs in users of a.test");
+  json_node_unref(ans);
+
+  put_sso(org, admin,
+          "{\"preset\":\"entra\",\"tenant\":\"0b1c2d3e-0000-4000-8000-123456789abc\","
+          "\"client_id\":\"c\",\"client_secret\":\"s\",\"domain\":\"A.Test\"}",
+          200, &ans);
+  ck_assert_str_eq(sfx_str(ans, "domain"), "a.test");
+  json_node_unref(ans);
+  /* No session needed; the domain in any case. */
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=A.TEST", NULL, NULL, &ans), 200);
+  ck_assert_str_eq(sfx_str(ans, "org"), org);
+  ck_assert_str_eq(sfx_str(ans, "preset"), "entra");
+  ck_assert_str_eq(sfx_str(ans, "domain"), "a.test");
+  g_autofree char *start =
+      g_strdup_printf("%s/api/v1/sso/%s/start", kcps_server_get_url(sfx.server), org);
+  ck_assert_str_eq(sfx_str(ans, "start_url"), start);
+  ck_assert_msg(!sfx_member(ans, "client_id") && !sfx_member(ans, "tenant"),
+                "the lookup tells more than the organization and its provider");
+  json_node_unref(ans);
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=b.test", NULL, NULL, NULL), 404);
+
+  /* One domain, one organization: another customer cannot take it. */
+  sfx_add_org("Sales A", "Customer B", "customer");
+  sfx_add_user("Customer B", "admin@b.test", "customer_admin", "Passw0rd-B-123");
+  g_autofree char *bob = sfx_login("admin@b.test", "Passw0rd-B-123");
+  g_autofree char *org_b = sfx_org_public_id("Customer B");
+  put_sso(org_b, bob,
+          "{\"preset\":\"google\",\"domain\":\"a.test\",\"client_id\":\"g\","
+          "\"client_secret\":\"s\"}",
+          409, &ans);
+  sfx_expect_error(409, ans, 409, "conflict", "a.test is used for single sign-on by another");
+  json_node_unref(ans);
+  ck_assert_int_eq(db_int("SELECT count(*) FROM oidc_configs"), 1);
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=a.test", NULL, NULL, &ans), 200);
+  ck_assert_str_eq(sfx_str(ans, "org"), org);
+  json_node_unref(ans);
+  /* Its own organization may store it again (other settings changed). */
+  put_sso(org, admin,
+          "{\"preset\":\"google\",\"domain\":\"a.test\",\"client_id\":\"g2\"}", 200,
+          NULL);
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=a.test", NULL, NULL, &ans), 200);
+  ck_assert_str_eq(sfx_str(ans, "preset"), "google");
+  json_node_unref(ans);
+  /* Once A lets it go, B may take it. */
+  g_autofree char *path = g_strdup_printf("/api/v1/orgs/%s/sso", org);
+  ck_assert_int_eq(sfx_call("DELETE", path, admin, NULL, NULL), 204);
+  put_sso(org_b, bob,
+          "{\"preset\":\"google\",\"domain\":\"a.test\",\"client_id\":\"g\","
+          "\"client_secret\":\"s\"}",
+          200, NULL);
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/sso/lookup?domain=a.test", NULL, NULL, &ans), 200);
+  ck_assert_str_eq(sfx_str(ans, "org"), org_b);
+  json_node_unref(ans);
+
+  static const char *const bad[] = {
+    "/api/v1/sso/lookup", "/api/v1/sso/lookup?domain=", "/api/v1/sso/lookup?domain=a",
+    "/api/v1/sso/lookup?domain=alice%40a.test", "/api/v1/sso/lookup?domain=a%20b.test",
+    "/api/v1/sso/lookup?domain=.a.test",
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    long st = sfx_call("GET", bad[i], NULL, NULL, &ans);
+    sfx_expect_error(st, ans, 400, "bad_request", "domain");
+    json_node_unref(ans);
+  }
+}
+END_TEST
+
 START_TEST(test_start_bad_input)
 {
   g_autofree char *admin = sfx_login("admin@a.test", sfx.admin_pw);
@@ -555,6 +633,10 @@ START_TEST(test_start_bad_input)
     "redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb&code_challenge=short",
     "code_challenge=0123456789012345678901234567890123456789012",
     "redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcb&code_challenge=" "0123456789012345678901234567890123456789012&code_challenge_method=plain",
+    "login_hint=nobody",
+    "login_hint=a%20b%40c.test",
+    "login_hint=a%40b%40c.test",
+    "login_hint=a%22%3E%40c.test",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autofree char *p = g_strdup_printf("/api/v1/sso/%s/start?%s", org, bad[i]);
@@ -873,6 +955,12 @@ begin(CURL *curl, const char *login, const char *extra_query)
     g_autofree char *v = query_param(w.location, present[i]);
     ck_assert_msg(v && strlen(v) >= 20, "%s missing from %s", present[i], w.location);
   }
+  /* The address the user typed goes on to the provider's page as is. */
+  g_autofree char *given = g_strconcat("http://x/?", extra_query ? extra_query : "", NULL);
+  g_autofree char *want_hint = query_param(given, "login_hint");
+  g_autofree char *got_hint = query_param(w.location, "login_hint");
+  ck_assert_msg(g_strcmp0(want_hint, got_hint) == 0, "login_hint: got %s, expected %s",
+                got_hint, want_hint);
   g_autofree char *auth = g_strdup(w.location);
   web_clear(&w);
   g_autofree char *cb = g_strconcat(kcps_server_get_url(sfx.server), "/api/v1/sso/callback", NULL);
@@ -964,7 +1052,7 @@ START_TEST(test_flow_desktop)
   g_autofree char *challenge = kcps_base64url_encode(md, 32);
   g_autofree char *query = g_strdup_printf(
       "redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A5999%%2Fdone%%3Fs%%3Dabc&code_challenge=%s"
-      "&code_challenge_method=S256", challenge);
+      "&code_challenge_method=S256&login_hint=dave%%40idp.test", challenge);
   g_autofree char *cb = begin(curl, "dave", query);
   web_t w = web(curl, cb, NULL);
   ck_assert_msg(w.status == 302 && w.location &&
@@ -1202,6 +1290,7 @@ main(void)
   tcase_add_test(tc, test_config_routes);
   tcase_add_test(tc, test_config_access);
   tcase_add_test(tc, test_config_bad_input);
+  tcase_add_test(tc, test_lookup);
   tcase_add_test(tc, test_start_bad_input);
   suite_add_tcase(s, tc);
 
