@@ -854,6 +854,7 @@ static const struct {
   {"POST", "/v1/logout", post_logout},
   {"POST", "/v1/login/mfa", post_login_mfa},
   {"POST", "/v1/login/sso", post_login_sso},
+  {"GET", "/v1/sso", kcps__local_get_sso},
   {"POST", "/v1/session", post_session},
   {"GET", "/v1/jobs", get_jobs},
   {"GET", "/v1/settings", get_settings},

@@ -273,6 +273,12 @@ guint kcps__events_count(kcps__events_t *events, uid_t uid);
 void kcps__local_quota_stale(kcps_daemon_t *daemon, uid_t uid);
 /* GET /v1/printers (daemon-printers.c): discovered printers. */
 void kcps__local_get_printers(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
+/* GET /v1/sso?email= (daemon-sso.c): the organization that signs in users
+ * of this email domain with single sign-on. */
+void kcps__local_get_sso(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid);
+/* The lower-case domain of "user@domain" or of a bare domain, or NULL when
+ * it is not a valid domain name (g_free). */
+char *kcps__sso_domain_of(const char *email_or_domain);
 /* The job id of a pull path "/jobs/<id>/document" (g_free), or NULL. */
 char *kcps__pull_job_id_from_path(const char *path);
 

@@ -899,6 +899,51 @@ START_TEST(test_local_login_server_unreachable)
 }
 END_TEST
 
+START_TEST(test_sso_domain_of)
+{
+  static const struct {
+    const char *in, *domain; /* domain NULL: refused */
+  } table[] = {
+    {"alice@Example.COM", "example.com"},
+    {"example.com", "example.com"},
+    {"a.b-c.example", "a.b-c.example"},
+    {"first.last+tag@sub.example.org", "sub.example.org"},
+    {"alice@", NULL},
+    {"@example.com", NULL},
+    {"a@b@example.com", NULL},
+    {"alice@localhost", NULL},
+    {"alice@exa mple.com", NULL},
+    {"alice@.example.com", NULL},
+    {"alice@example.com.", NULL},
+    {"alice@example..com", NULL},
+    {"alice@-example.com", NULL},
+    {"alice@example.com/x", NULL},
+    {"alice@ex\xc3\xa4mple.com", NULL},
+    {"", NULL},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
+    g_autofree char *got = kcps__sso_domain_of(table[i].in);
+    ck_assert_msg(g_strcmp0(got, table[i].domain) == 0, "\"%s\": got %s, expected %s",
+                  table[i].in, got, table[i].domain);
+  }
+  ck_assert_ptr_null(kcps__sso_domain_of(NULL));
+}
+END_TEST
+
+/* GET /v1/sso: bad input named, the server unreachable said so. */
+START_TEST(test_local_sso_lookup_errors)
+{
+  g_autoptr(resp_t) none = local("GET", "/v1/sso", NULL, NULL);
+  assert_error(none, 400, "bad_request", "email");
+  g_autoptr(resp_t) bad = local("GET", "/v1/sso?email=alice%40nodot", NULL, NULL);
+  assert_error(bad, 400, "bad_request", "domain");
+  g_autoptr(resp_t) down = local("GET", "/v1/sso?email=alice%40a.test", NULL, NULL);
+  ck_assert_msg(down->status == 502 || down->status == 503, "got %ld: %s", down->status,
+                down->body->str);
+  ck_assert_msg(strstr(down->body->str, "alice") == NULL, "the answer repeats the address");
+}
+END_TEST
+
 START_TEST(test_local_jobs_callers_only)
 {
   g_autoptr(kcps_job_t) mine1 = spool_testpage(getuid(), "mine-1.pdf");
@@ -1601,12 +1646,14 @@ static Suite *client_suite(void)
 
   tc = tcase_create("local");
   tcase_add_test(tc, test_local_host_origin_table);
+  tcase_add_test(tc, test_sso_domain_of);
   tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
   tcase_add_test(tc, test_local_forbidden_origin);
   tcase_add_test(tc, test_local_status_and_routes);
   tcase_add_test(tc, test_local_ipv6);
   tcase_add_test(tc, test_local_login_bad_requests);
   tcase_add_test(tc, test_local_login_server_unreachable);
+  tcase_add_test(tc, test_local_sso_lookup_errors);
   tcase_add_test(tc, test_local_jobs_callers_only);
   tcase_add_test(tc, test_local_forbidden_user);
   suite_add_tcase(s, tc);

@@ -31,14 +31,35 @@ END_TEST
 START_TEST(test_start_url)
 {
   g_autofree char *url = kcps_tray_sso_start_url("https://kcps.example:8443/", "org-1", 40000,
-                                                 "st", "ch");
+                                                 "st", "ch", NULL);
   ck_assert_str_eq(url, "https://kcps.example:8443/api/v1/sso/org-1/start?redirect_uri="
                         "http%3A%2F%2F127.0.0.1%3A40000%2Fkcps-sso%3Fstate%3Dst"
                         "&code_challenge=ch&code_challenge_method=S256");
-  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "", 1, "s", "c"));
-  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "a/../b", 1, "s", "c"));
-  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "a?x", 1, "s", "c"));
-  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "org", 0, "s", "c"));
+  g_autofree char *hinted = kcps_tray_sso_start_url("https://k", "o", 1, "s", "c",
+                                                    "first.last+x@example.com&a=b");
+  ck_assert_str_eq(hinted, "https://k/api/v1/sso/o/start?redirect_uri="
+                           "http%3A%2F%2F127.0.0.1%3A1%2Fkcps-sso%3Fstate%3Ds"
+                           "&code_challenge=c&code_challenge_method=S256"
+                           "&login_hint=first.last%2Bx%40example.com%26a%3Db");
+  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "", 1, "s", "c", NULL));
+  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "a/../b", 1, "s", "c", NULL));
+  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "a?x", 1, "s", "c", NULL));
+  ck_assert_ptr_null(kcps_tray_sso_start_url("https://k", "org", 0, "s", "c", NULL));
+}
+END_TEST
+
+START_TEST(test_preset_fits)
+{
+  ck_assert(kcps_tray_sso_preset_fits("entra", "entra"));
+  ck_assert(kcps_tray_sso_preset_fits("google", "google"));
+  ck_assert(!kcps_tray_sso_preset_fits("entra", "google"));
+  ck_assert(!kcps_tray_sso_preset_fits("google", "entra"));
+  ck_assert(!kcps_tray_sso_preset_fits("google", "generic"));
+  ck_assert(kcps_tray_sso_preset_fits(NULL, "generic"));
+  ck_assert(kcps_tray_sso_preset_fits(NULL, "entra"));
+  ck_assert(!kcps_tray_sso_preset_fits(NULL, "okta"));
+  ck_assert(!kcps_tray_sso_preset_fits(NULL, NULL));
+  ck_assert(!kcps_tray_sso_preset_fits("entra", NULL));
 }
 END_TEST
 
@@ -100,6 +121,7 @@ int main(void)
   tcase_add_test(tc, test_challenge_rfc7636);
   tcase_add_test(tc, test_random);
   tcase_add_test(tc, test_start_url);
+  tcase_add_test(tc, test_preset_fits);
   tcase_add_test(tc, test_parse);
   suite_add_tcase(suite, tc);
   SRunner *runner = srunner_create(suite);

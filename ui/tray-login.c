@@ -4,6 +4,7 @@
 #include "ui/tray-app-private.h"
 
 #include <glib/gi18n-lib.h>
+#include <string.h>
 
 #include "ui/tray-session.h"
 
@@ -14,9 +15,10 @@ typedef struct login_ui_s {
   GtkWidget *code_row;    /* the mailed code's label and field */
   GtkWidget *code;
   GtkWidget *back;
-  GtkWidget *sso_box; /* organization ID and the SSO button */
-  GtkWidget *org;
-  GtkWidget *sso;
+  GtkWidget *sso_box; /* the single sign-on buttons */
+  GtkWidget *microsoft;
+  GtkWidget *google;
+  GtkWidget *sso_other;
   GtkWidget *message;
   GtkWidget *submit;
   GtkWidget *spinner;
@@ -41,14 +43,25 @@ static void login_submit(GtkButton *button, gpointer data)
   gtk_editable_set_text(GTK_EDITABLE(ui->password), "");
 }
 
-/* Sign in with the organization's identity provider, in the browser. */
+/* Sign in with the organization's identity provider, in the browser: the
+ * organization is found by the email's domain; the button says which
+ * provider the user expects ("kcps-preset": "entra", "google", none). */
 static void login_sso(GtkButton *button, gpointer data)
 {
-  (void)button;
   KcpsTrayApp *app = data;
   login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
-  g_autofree char *org = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->org))));
-  kcps__tray_session_sso(app, org);
+  g_autofree char *email = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(ui->email))));
+  kcps__tray_session_sso_with(app, g_object_get_data(G_OBJECT(button), "kcps-preset"), email);
+}
+
+static GtkWidget *sso_button(KcpsTrayApp *app, const char *mnemonic, const char *preset,
+                             const char *tooltip)
+{
+  GtkWidget *button = gtk_button_new_with_mnemonic(mnemonic);
+  g_object_set_data(G_OBJECT(button), "kcps-preset", (gpointer)preset);
+  gtk_widget_set_tooltip_text(button, tooltip);
+  g_signal_connect(button, "clicked", G_CALLBACK(login_sso), app);
+  return button;
 }
 
 /* Back from the code step to the email and password. */
@@ -106,18 +119,32 @@ GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
   gtk_widget_set_visible(ui->code_row, FALSE);
   gtk_box_append(GTK_BOX(box), ui->code_row);
 
-  /* Or: the organization's own sign-in (Microsoft, Google, ...). */
+  /* Or: the organization's own sign-in, found by the email's domain. */
   ui->sso_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
   gtk_widget_set_margin_top(ui->sso_box, 12);
   gtk_box_append(GTK_BOX(ui->sso_box), gtk_separator_new(GTK_ORIENTATION_HORIZONTAL));
-  ui->org = gtk_entry_new();
-  gtk_box_append(GTK_BOX(ui->sso_box), kcps__tray_label_for(_("Organization _ID"), ui->org));
-  gtk_box_append(GTK_BOX(ui->sso_box), ui->org);
-  ui->sso = gtk_button_new_with_mnemonic(_("Sign in with your _organization (SSO)"));
-  gtk_widget_set_tooltip_text(ui->sso, _("Opens your web browser at your organization's "
-                                         "sign-in page (for example Microsoft or Google)"));
-  g_signal_connect(ui->sso, "clicked", G_CALLBACK(login_sso), app);
-  gtk_box_append(GTK_BOX(ui->sso_box), ui->sso);
+  GtkWidget *or_label = gtk_label_new(_("Or use your work account (type its email above):"));
+  gtk_label_set_xalign(GTK_LABEL(or_label), 0);
+  gtk_label_set_wrap(GTK_LABEL(or_label), TRUE);
+  gtk_widget_add_css_class(or_label, "dim-label");
+  gtk_box_append(GTK_BOX(ui->sso_box), or_label);
+  GtkWidget *providers = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_box_set_homogeneous(GTK_BOX(providers), TRUE);
+  ui->microsoft = sso_button(app, _("Sign in with _Microsoft"), "entra",
+                             _("Opens your web browser at your organization's Microsoft "
+                               "sign-in page"));
+  gtk_box_append(GTK_BOX(providers), ui->microsoft);
+  ui->google = sso_button(app, _("Sign in with _Google"), "google",
+                          _("Opens your web browser at your organization's Google sign-in "
+                            "page"));
+  gtk_box_append(GTK_BOX(providers), ui->google);
+  gtk_box_append(GTK_BOX(ui->sso_box), providers);
+  ui->sso_other = sso_button(app, _("Other _single sign-on"), NULL,
+                             _("Opens your web browser at your organization's own sign-in "
+                               "page"));
+  gtk_widget_add_css_class(ui->sso_other, "flat");
+  gtk_widget_set_halign(ui->sso_other, GTK_ALIGN_START);
+  gtk_box_append(GTK_BOX(ui->sso_box), ui->sso_other);
   gtk_box_append(GTK_BOX(box), ui->sso_box);
 
   ui->message = gtk_label_new(NULL);
@@ -186,9 +213,15 @@ void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const c
 {
   login_ui_t *ui = g_object_get_data(G_OBJECT(kcps__tray_login_window(app)), "ui");
   if (g_str_has_prefix(email, "sso:")) {
-    /* SSO: the test gives the organization's ID as "sso:ID". */
-    gtk_editable_set_text(GTK_EDITABLE(ui->org), email + 4);
-    gtk_widget_activate(ui->sso);
+    /* SSO: the test gives "sso:microsoft:EMAIL", "sso:google:EMAIL" or
+     * "sso:other:EMAIL" (the button and what is in the email field). */
+    const char *rest = email + 4;
+    GtkWidget *button = g_str_has_prefix(rest, "microsoft:") ? ui->microsoft
+                        : g_str_has_prefix(rest, "google:")  ? ui->google
+                                                             : ui->sso_other;
+    const char *colon = strchr(rest, ':');
+    gtk_editable_set_text(GTK_EDITABLE(ui->email), colon != NULL ? colon + 1 : "");
+    gtk_widget_activate(button);
     return;
   }
   if (kcps__tray_session_code_pending(app)) {

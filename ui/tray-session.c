@@ -356,7 +356,7 @@ static gboolean sso_expired(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-void kcps__tray_session_sso(KcpsTrayApp *app, const char *org)
+void kcps__tray_session_sso(KcpsTrayApp *app, const char *org, const char *login_hint)
 {
   kcps__tray_session_sso_stop(app);
   g_clear_pointer(&app->login_message, g_free);
@@ -376,7 +376,7 @@ void kcps__tray_session_sso(KcpsTrayApp *app, const char *org)
   guint16 port = listening ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)) : 0;
   g_autofree char *challenge = listening ? kcps_tray_sso_challenge(sso->verifier) : NULL;
   g_autofree char *url = listening ? kcps_tray_sso_start_url(app->status.server, org, port,
-                                                             sso->state, challenge)
+                                                             sso->state, challenge, login_hint)
                                    : NULL;
   if (url == NULL) {
     if (error != NULL)
@@ -384,7 +384,7 @@ void kcps__tray_session_sso(KcpsTrayApp *app, const char *org)
     sso_free(sso);
     app->login_message = g_strdup(
       app->status.server == NULL ? kcps_tray_login_message(502)
-      : listening ? _("Enter your organization's ID (your administrator has it).")
+      : listening ? kcps_tray_login_message(-1) /* the server named no usable org */
                   : _("Signing in with your organization cannot start on this computer."));
     kcps__tray_state_changed(app);
     return;
@@ -406,6 +406,95 @@ void kcps__tray_session_sso(KcpsTrayApp *app, const char *org)
     return;
   }
   app->login_message = g_strdup(_("Continue in your web browser, then come back here."));
+  kcps__tray_state_changed(app);
+}
+
+/* --- "Sign in with Microsoft / Google": which organization, which provider -- */
+
+typedef struct sso_lookup_s {
+  KcpsTrayApp *app;
+  char *wanted; /* "entra", "google", or NULL for any single sign-on */
+  char *email;
+} sso_lookup_t;
+
+static void sso_lookup_free(sso_lookup_t *lookup)
+{
+  g_free(lookup->wanted);
+  g_free(lookup->email);
+  g_free(lookup);
+}
+
+/* What to say when the organization signs in with another provider than
+ * the button pressed. */
+static const char *other_provider_message(const char *preset)
+{
+  if (g_strcmp0(preset, "entra") == 0)
+    return _("Your organization signs in with Microsoft. Choose “Sign in with Microsoft”.");
+  if (g_strcmp0(preset, "google") == 0)
+    return _("Your organization signs in with Google. Choose “Sign in with Google”.");
+  return _("Your organization has its own sign-in page. Choose “Other single sign-on”.");
+}
+
+static void sso_lookup_done(GObject *source, GAsyncResult *result, gpointer data)
+{
+  (void)source;
+  sso_lookup_t *lookup = data;
+  KcpsTrayApp *app = lookup->app;
+  g_autoptr(kcps_tray_reply_t) reply = kcps_tray_call_finish(result);
+  app->login_busy = false;
+  app->login_attempts++;
+  g_clear_pointer(&app->login_message, g_free);
+  JsonObject *obj = reply->body != NULL && JSON_NODE_HOLDS_OBJECT(reply->body)
+                      ? json_node_get_object(reply->body) : NULL;
+  const char *org = obj != NULL ? kcps_json_string(obj, "org") : NULL;
+  const char *preset = obj != NULL ? kcps_json_string(obj, "preset") : NULL;
+  if (reply->status == 200 && org != NULL && kcps_tray_sso_preset_fits(lookup->wanted, preset)) {
+    g_info("single sign-on with the organization's %s provider", preset);
+    kcps__tray_session_sso(app, org, lookup->email);
+  } else {
+    if (reply->status == 200 && org != NULL && preset != NULL) {
+      app->login_message = g_strdup(other_provider_message(preset));
+    } else if (reply->status == 404) {
+      const char *at = strrchr(lookup->email, '@');
+      app->login_message = g_strdup_printf(
+        _("No organization signs in addresses at %s with single sign-on. Log in with your "
+          "password, or ask your administrator."),
+        at != NULL ? at + 1 : lookup->email);
+    } else if (reply->status == 400) {
+      app->login_message = g_strdup(
+        _("Enter your work email address (such as name@example.com), then choose how to sign "
+          "in."));
+    } else {
+      app->login_message = g_strdup(kcps_tray_login_message(reply->status));
+    }
+    kcps__tray_state_changed(app);
+  }
+  g_application_release(G_APPLICATION(app));
+  sso_lookup_free(lookup);
+}
+
+void kcps__tray_session_sso_with(KcpsTrayApp *app, const char *wanted, const char *email)
+{
+  if (app->login_busy)
+    return;
+  kcps__tray_session_sso_stop(app);
+  g_clear_pointer(&app->login_message, g_free);
+  if (email == NULL || *email == '\0') {
+    app->login_message = g_strdup(_("Type your work email address first, then choose how to "
+                                    "sign in."));
+    kcps__tray_state_changed(app);
+    return;
+  }
+  sso_lookup_t *lookup = g_new0(sso_lookup_t, 1);
+  lookup->app = app;
+  lookup->wanted = g_strdup(wanted);
+  lookup->email = g_strdup(email);
+  /* kcpsd sends the server only the domain. */
+  g_autofree char *escaped = g_uri_escape_string(email, NULL, FALSE);
+  g_autofree char *path = g_strdup_printf("/v1/sso?email=%s", escaped);
+  app->login_busy = true;
+  g_application_hold(G_APPLICATION(app));
+  kcps_tray_call_async(app->port, "GET", path, NULL, NULL, sso_lookup_done, lookup);
   kcps__tray_state_changed(app);
 }
 

@@ -26,7 +26,13 @@ void kcps__tray_login_post(KcpsTrayApp *app, const char *path, JsonNode *body);
 /* Single sign-on: listens on 127.0.0.1 (a free port), opens the browser at
  * the server's /api/v1/sso/{org}/start with PKCE S256 and that loopback
  * redirect, and posts the one-time code it brings to /v1/login/sso. */
-void kcps__tray_session_sso(KcpsTrayApp *app, const char *org);
+void kcps__tray_session_sso(KcpsTrayApp *app, const char *org, const char *login_hint);
+/* "Sign in with Microsoft" (wanted "entra"), "… Google" ("google") or any
+ * single sign-on (NULL): asks kcpsd which organization signs in users of
+ * the email's domain (GET /v1/sso); when its provider fits, starts the
+ * sign-in above with the email as login_hint, else the login window says
+ * which button fits or that the domain has none. */
+void kcps__tray_session_sso_with(KcpsTrayApp *app, const char *wanted, const char *email);
 /* Stops waiting for the browser (the login window closed). */
 void kcps__tray_session_sso_stop(KcpsTrayApp *app);
 /* Back to the email and password (Cancel on the code step). */

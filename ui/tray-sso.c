@@ -51,7 +51,7 @@ char *kcps_tray_sso_challenge(const char *verifier)
 }
 
 char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
-                              const char *state, const char *challenge)
+                              const char *state, const char *challenge, const char *login_hint)
 {
   if (server == NULL || org == NULL || *org == '\0' || strlen(org) > 64 || port == 0)
     return NULL;
@@ -65,9 +65,22 @@ char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
   size_t len = strlen(server);
   while (len > 0 && server[len - 1] == '/')
     len--;
+  g_autofree char *hint_q =
+    login_hint != NULL && *login_hint != '\0' ? g_uri_escape_string(login_hint, NULL, FALSE)
+                                               : NULL;
   return g_strdup_printf("%.*s/api/v1/sso/%s/start?redirect_uri=%s&code_challenge=%s"
-                         "&code_challenge_method=S256",
-                         (int)len, server, org, redirect_q, challenge_q);
+                         "&code_challenge_method=S256%s%s",
+                         (int)len, server, org, redirect_q, challenge_q,
+                         hint_q != NULL ? "&login_hint=" : "", hint_q != NULL ? hint_q : "");
+}
+
+bool kcps_tray_sso_preset_fits(const char *wanted, const char *preset)
+{
+  static const char *const known[] = {"entra", "google", "generic"};
+  bool is_known = false;
+  for (size_t i = 0; i < G_N_ELEMENTS(known) && !is_known; i++)
+    is_known = g_strcmp0(preset, known[i]) == 0;
+  return is_known && (wanted == NULL || strcmp(wanted, preset) == 0);
 }
 
 /* Constant-time equality of two strings of the same length. */

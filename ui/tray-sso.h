@@ -20,10 +20,17 @@ char *kcps_tray_sso_random(void);
 /* code_challenge = base64url(SHA-256(verifier)) without padding. */
 char *kcps_tray_sso_challenge(const char *verifier);
 /* server/api/v1/sso/{org}/start?redirect_uri=http://127.0.0.1:port/kcps-sso?state=S
- * &code_challenge=C&code_challenge_method=S256 (all escaped). NULL when org
- * is empty or not a plain id (letters, digits, '-', '_', '.'). */
+ * &code_challenge=C&code_challenge_method=S256[&login_hint=H] (all escaped;
+ * login_hint, the address the user typed, may be NULL). NULL when org is
+ * empty or not a plain id (letters, digits, '-', '_', '.'). */
 char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
-                              const char *state, const char *challenge);
+                              const char *state, const char *challenge,
+                              const char *login_hint);
+/* The provider buttons: does the organization's preset ("entra",
+ * "google", "generic", from GET /v1/sso) fit the button pressed (wanted:
+ * "entra" for Microsoft, "google" for Google, NULL for any single
+ * sign-on)? */
+bool kcps_tray_sso_preset_fits(const char *wanted, const char *preset);
 
 typedef enum {
   KCPS_TRAY_SSO_INCOMPLETE, /* no whole request line yet: read on */

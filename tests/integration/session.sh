@@ -291,9 +291,12 @@ OIDC_CERT=$TMP/idp.pem OIDC_KEY=$TMP/idp.key OIDC_CLIENT_ID=kcps-test \
 IDP_PORT=$(wait_for_line 60 "$TMP/provider.log" '^READY [0-9]+' "$LIB_PID" |
   awk '{print $2}') || abort "the OpenID provider is ready"
 # (The admin's web session from part 7: with MFA on, a new login would need a code.)
-check_eq "the admin configures the provider for Customer A" \
+check_eq "GET /v1/sso before any organization signs in idp.test: 404" \
+  "$(curl -sS -o "$TMP/answer" -w '%{http_code}' "$(api '/v1/sso?email=sso-user%40idp.test')")" 404
+check_eq "the admin configures the provider for Customer A, for addresses at idp.test" \
   "$(jq -cn --arg i "https://127.0.0.1:$IDP_PORT" --arg s "$CLIENT_SECRET" \
-    '{preset: "generic", issuer: $i, client_id: "kcps-test", client_secret: $s}' |
+    '{preset: "generic", issuer: $i, client_id: "kcps-test", client_secret: $s,
+      domain: "idp.test"}' |
     curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA/server.crt" -X PUT \
       -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
       --data-binary @- "$SERVER/api/v1/orgs/$ORG/sso")" 200
@@ -305,8 +308,16 @@ CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -sha256 -binary | basenc --ba
   tr -d '=\n')
 LOOPBACK_PORT=$(free_port)
 REDIRECT="http://127.0.0.1:$LOOPBACK_PORT/kcps-sso?state=test-state"
-START="$SERVER/api/v1/sso/$ORG/start?redirect_uri=$(jq -rn --arg r "$REDIRECT" '$r|@uri')"
-START="$START&code_challenge=$CHALLENGE&code_challenge_method=S256"
+# The organization, found by the address's domain (what the tray's sign-in
+# buttons ask kcpsd; kcpsd sends the server only the domain).
+check_eq "GET /v1/sso?email=sso-user@idp.test: 200" \
+  "$(curl -sS -o "$TMP/answer" -w '%{http_code}' "$(api '/v1/sso?email=sso-user%40IDP.test')")" 200
+check_eq "... names Customer A and its generic provider" \
+  "$(jq -r '[.org, .preset, .domain] | join(" ")' "$TMP/answer")" "$ORG generic idp.test"
+START=$(jq -r .start_url "$TMP/answer")
+check_eq "... and its start address" "$START" "$SERVER/api/v1/sso/$ORG/start"
+START="$START?redirect_uri=$(jq -rn --arg r "$REDIRECT" '$r|@uri')"
+START="$START&code_challenge=$CHALLENGE&code_challenge_method=S256&login_hint=sso-user%40idp.test"
 # browser START UNTIL: follows redirects with cookies, fills the provider's
 # login (any name) and consent forms, prints the first address starting with UNTIL.
 cat >"$TMP/browser.py" <<'PY'

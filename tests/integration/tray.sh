@@ -268,6 +268,18 @@ def set_mfa(on):
         if answer.status != 200:
             fail("PATCH mfa_email: HTTP %d" % answer.status)
 
+def put_sso(body):
+    """The admin sets alice's organization's single sign-on."""
+    import ssl, urllib.request
+    req = urllib.request.Request(
+        SERVER + "/api/v1/orgs/%s/sso" % ORG, data=json.dumps(body).encode(),
+        method="PUT", headers={"Authorization": "Bearer " + ADMIN_TOKEN,
+                               "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=SERVER_CA),
+                                timeout=30) as answer:
+        if answer.status != 200:
+            fail("PUT sso: HTTP %d" % answer.status)
+
 def kept():
     """The refresh token the keyring keeps for alice on our server ("" if none)."""
     return subprocess.run(["secret-tool", "lookup", "server", SERVER, "email", "alice@a.test"],
@@ -506,25 +518,65 @@ if "nobody" in messages[0] or "exist" in messages[0].lower():
     fail("the message reveals the account: %r" % messages[0])
 ok("unknown account and wrong password both say: %r" % messages[0])
 
-# 4b. Single sign-on: the tray listens on 127.0.0.1 and opens the server's
-# start address (with --test-dir it writes it to a file: the test plays the
-# browser). A request with another state is refused; the one with ours
-# brings its code to kcpsd (POST /v1/login/sso), which the server refuses
-# here (no sign-in was made): the message says so.
+# 4b. Single sign-on. The organization signs in with Microsoft Entra ID for
+# addresses at a.test (the admin sets it on the server). The buttons find the
+# organization by the typed email's domain (kcpsd's GET /v1/sso, the
+# server's /api/v1/sso/lookup): the wrong provider's button and an unknown
+# domain are told so, and nothing starts. The right button listens on
+# 127.0.0.1 and opens the server's start address (with --test-dir it writes
+# it to a file: the test plays the browser; the Microsoft page itself cannot
+# be reached from here). A request with another state is refused; the one
+# with ours brings its code to kcpsd (POST /v1/login/sso), which the server
+# refuses here (no sign-in was made): the message says so.
 import urllib.parse, urllib.request, urllib.error
 url_file = os.path.join(SHOTS, "sso-start-url")
-action("login-with", GLib.Variant("(ss)", ("sso:customer-a", "")))
+put_sso({"preset": "entra", "tenant": "0b1c2d3e-0000-4000-8000-123456789abc",
+         "client_id": "kcps-tray-test", "client_secret": "not-used-here", "domain": "a.test"})
+for n, (hook, words) in enumerate(
+        (("sso:google:alice@a.test", "Microsoft"),
+         ("sso:microsoft:someone@elsewhere.test", "elsewhere.test"),
+         ("sso:other:", "email")), start=3):
+    action("login-with", GLib.Variant("(ss)", (hook, "")))
+    if n < 5:
+        wait("the SSO lookup %d" % n, lambda: state("LoginAttempts") == n and settled())
+    else:
+        wait("the empty-email message", lambda: words in (state("LoginMessage") or ""))
+    if words not in (state("LoginMessage") or "") or os.path.exists(url_file):
+        fail("%s: message %r, start address written: %r"
+             % (hook, state("LoginMessage"), os.path.exists(url_file)))
+    ok("%s: nothing started, the window says %r" % (hook, state("LoginMessage")))
+action("login-with", GLib.Variant("(ss)", ("sso:microsoft:alice@a.test", "")))
 wait("the SSO start address", lambda: os.path.exists(url_file))
 with open(url_file) as f:
     start = urllib.parse.urlsplit(f.read())
 os.unlink(url_file)
 query = urllib.parse.parse_qs(start.query)
 redirect = urllib.parse.urlsplit(query["redirect_uri"][0])
-if (not start.path.endswith("/api/v1/sso/customer-a/start")
+if (not start.path.endswith("/api/v1/sso/%s/start" % ORG)
         or query.get("code_challenge_method") != ["S256"]
+        or query.get("login_hint") != ["alice@a.test"]
         or len(query["code_challenge"][0]) != 43 or redirect.hostname != "127.0.0.1"
         or redirect.path != "/kcps-sso" or not redirect.port):
     fail("the SSO start address: %r" % (start,))
+# The server takes the start: it answers a redirect to Microsoft's page, or,
+# with no way out of this machine, 502 naming the discovery step (either way
+# the tray's address, PKCE and login_hint passed its checks: a bad one is 400).
+import ssl
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+try:
+    urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(
+        context=ssl.create_default_context(cafile=SERVER_CA))).open(
+            urllib.parse.urlunsplit(start), timeout=60)
+    fail("the server's start answered 200")
+except urllib.error.HTTPError as e:
+    body = e.read().decode(errors="replace")
+    if not ((e.code == 302 and e.headers.get("Location", "").startswith(
+                 "https://login.microsoftonline.com/"))
+            or (e.code == 502 and "discovery" in body)):
+        fail("the server's start: HTTP %d %s" % (e.code, body))
+    ok("the server took the start address (HTTP %d)" % e.code)
 state_value = urllib.parse.parse_qs(redirect.query)["state"][0]
 base = "http://127.0.0.1:%d/kcps-sso?" % redirect.port
 try:
@@ -538,7 +590,7 @@ with urllib.request.urlopen(base + urllib.parse.urlencode({"state": state_value,
                             timeout=10) as answer:
     if answer.status != 200:
         fail("our state: HTTP %d" % answer.status)
-wait("the SSO answer", lambda: state("LoginAttempts") == 3 and settled())
+wait("the SSO answer", lambda: state("LoginAttempts") == 6 and settled())
 if state("LoggedIn") or "organization" not in state("LoginMessage"):
     fail("after a refused SSO code: logged in %r, message %r"
          % (state("LoggedIn"), state("LoginMessage")))
@@ -549,7 +601,7 @@ screenshot("login")
 # by the server (a real SMTP server) logs in.
 set_mfa(True)
 action("login-with", GLib.Variant("(ss)", ("alice@a.test", PASSWORD)))
-wait("the code step", lambda: state("LoginAttempts") == 4 and settled())
+wait("the code step", lambda: state("LoginAttempts") == 7 and settled())
 if state("LoggedIn") or "code" not in state("LoginMessage"):
     fail("after the password with MFA on: logged in %r, message %r"
          % (state("LoggedIn"), state("LoginMessage")))
