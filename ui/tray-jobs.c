@@ -67,14 +67,17 @@ static void row_setup(GtkSignalListItemFactory *factory, GtkListItem *item, gpoi
   GtkWidget *preview = gtk_button_new_from_icon_name("document-print-preview-symbolic");
   gtk_widget_set_valign(preview, GTK_ALIGN_CENTER);
   gtk_widget_add_css_class(preview, "flat");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(preview), "s", ""); /* the id comes at bind */
   gtk_actionable_set_action_name(GTK_ACTIONABLE(preview), "app.preview-job");
   GtkWidget *release = gtk_button_new_from_icon_name("printer-symbolic");
   gtk_widget_set_valign(release, GTK_ALIGN_CENTER);
   gtk_widget_add_css_class(release, "flat");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(release), "s", ""); /* the id comes at bind */
   gtk_actionable_set_action_name(GTK_ACTIONABLE(release), "app.release-job");
   GtkWidget *remove = gtk_button_new_from_icon_name("user-trash-symbolic");
   gtk_widget_set_valign(remove, GTK_ALIGN_CENTER);
   gtk_widget_add_css_class(remove, "flat");
+  gtk_actionable_set_action_target(GTK_ACTIONABLE(remove), "s", ""); /* the id comes at bind */
   gtk_actionable_set_action_name(GTK_ACTIONABLE(remove), "app.delete-job");
   gtk_box_append(GTK_BOX(row), thumb);
   gtk_box_append(GTK_BOX(row), texts);
