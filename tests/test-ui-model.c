@@ -489,13 +489,13 @@ START_TEST(test_icon_state)
     const char *icon;
     const char *sni;
   } cases[] = {
-    {NULL, 0, KCPS_TRAY_ICON_ERROR, "error", "printer-error-symbolic", "NeedsAttention"},
-    {&unreachable, 3, KCPS_TRAY_ICON_ERROR, "error", "printer-error-symbolic", "NeedsAttention"},
-    {&out, 0, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "printer-symbolic", "Active"},
+    {NULL, 0, KCPS_TRAY_ICON_ERROR, "error", "kcps-tray-error", "NeedsAttention"},
+    {&unreachable, 3, KCPS_TRAY_ICON_ERROR, "error", "kcps-tray-error", "NeedsAttention"},
+    {&out, 0, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "kcps-tray-logged-out", "Active"},
     /* Logged out wins over jobs: the user must log in first. */
-    {&out, 2, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "printer-symbolic", "Active"},
-    {&in, 0, KCPS_TRAY_ICON_IDLE, "idle", "printer-network-symbolic", "Active"},
-    {&in, 1, KCPS_TRAY_ICON_JOBS_WAITING, "jobs-waiting", "printer-printing-symbolic", "Active"},
+    {&out, 2, KCPS_TRAY_ICON_LOGGED_OUT, "logged-out", "kcps-tray-logged-out", "Active"},
+    {&in, 0, KCPS_TRAY_ICON_IDLE, "idle", "kcps-tray-idle", "Active"},
+    {&in, 1, KCPS_TRAY_ICON_JOBS_WAITING, "jobs-waiting", "kcps-tray-jobs-waiting", "Active"},
   };
   for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
     kcps_tray_icon_state_t got = kcps_tray_icon_state(cases[i].status, cases[i].waiting);
@@ -518,7 +518,7 @@ START_TEST(test_icon_uploading)
   kcps_tray_icon_state_t st = kcps_tray_icon_state_jobs(&in, 2, 1);
   ck_assert_int_eq(st, KCPS_TRAY_ICON_UPLOADING);
   ck_assert_str_eq(kcps_tray_icon_state_id(st), "uploading");
-  ck_assert_str_eq(kcps_tray_icon_name(st), "network-transmit-symbolic");
+  ck_assert_str_eq(kcps_tray_icon_name(st), "kcps-tray-uploading");
   ck_assert_str_eq(kcps_tray_icon_sni_status(st), "Active");
   ck_assert_int_eq(kcps_tray_icon_state_jobs(&in, 0, 1), KCPS_TRAY_ICON_UPLOADING);
   ck_assert_int_eq(kcps_tray_icon_state_jobs(&in, 2, 0), KCPS_TRAY_ICON_JOBS_WAITING);

@@ -709,6 +709,12 @@ static void kcps_tray_app_startup(GApplication *application)
     {"quit", on_quit, NULL, NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
+  /* Our icons for the windows too (the window manager's and the switcher's). */
+  GdkDisplay *display = gdk_display_get_default();
+  if (display != NULL) {
+    gtk_icon_theme_add_search_path(gtk_icon_theme_get_for_display(display), kcps_tray_icon_dir());
+    gtk_window_set_default_icon_name("kcps-tray-idle");
+  }
   kcps__tray_jobs_startup(app);
   settings_load(app);
   g_autoptr(GSimpleAction) notifications =

@@ -314,13 +314,13 @@ bool kcps_tray_job_uploading(const char *state, gint64 upload_done, gint64 uploa
 const char *kcps_tray_icon_name(kcps_tray_icon_state_t state)
 {
   switch (state) {
-  case KCPS_TRAY_ICON_LOGGED_OUT: return "printer-symbolic";
-  case KCPS_TRAY_ICON_IDLE: return "printer-network-symbolic";
-  case KCPS_TRAY_ICON_JOBS_WAITING: return "printer-printing-symbolic";
-  case KCPS_TRAY_ICON_ERROR: return "printer-error-symbolic";
-  case KCPS_TRAY_ICON_UPLOADING: return "network-transmit-symbolic";
+  case KCPS_TRAY_ICON_LOGGED_OUT: return "kcps-tray-logged-out";
+  case KCPS_TRAY_ICON_IDLE: return "kcps-tray-idle";
+  case KCPS_TRAY_ICON_JOBS_WAITING: return "kcps-tray-jobs-waiting";
+  case KCPS_TRAY_ICON_ERROR: return "kcps-tray-error";
+  case KCPS_TRAY_ICON_UPLOADING: return "kcps-tray-uploading";
   }
-  return "printer-error-symbolic";
+  return "kcps-tray-error";
 }
 
 const char *kcps_tray_icon_sni_status(kcps_tray_icon_state_t state)

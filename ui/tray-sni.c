@@ -33,6 +33,7 @@ static const char item_xml[] =
   "  <property name='ToolTip' type='(sa(iiay)ss)' access='read'/>"
   "  <property name='ItemIsMenu' type='b' access='read'/>"
   "  <property name='Menu' type='o' access='read'/>"
+  "  <property name='IconThemePath' type='s' access='read'/>"
   "  <method name='ContextMenu'><arg name='x' type='i' direction='in'/>"
   "   <arg name='y' type='i' direction='in'/></method>"
   "  <method name='Activate'><arg name='x' type='i' direction='in'/>"
@@ -157,6 +158,7 @@ struct kcps_tray_sni_s {
   bool host_known; /* host_changed was called at least once */
   /* What is shown. */
   char *icon_name;
+  GVariant *icon_pixmaps; /* of icon_name, drawn when first asked */
   char *status;
   char *tooltip;
   char *who_line;
@@ -170,6 +172,66 @@ struct kcps_tray_sni_s {
 static GVariant *empty_pixmaps(void)
 {
   return g_variant_new_array(G_VARIANT_TYPE("(iiay)"), NULL, 0);
+}
+
+const char *kcps_tray_icon_dir(void)
+{
+  static gsize once;
+  static char *dir;
+  if (g_once_init_enter(&once)) {
+    const char *env = g_getenv("KCPS_TRAY_ICON_DIR");
+    g_autofree char *probe =
+      g_build_filename(KCPS_TRAY_ICON_DIR, "hicolor", "scalable", "status", "kcps-tray-idle.svg",
+                       NULL);
+    dir = g_strdup(env != NULL && *env != '\0' ? env
+                           : g_file_test(probe, G_FILE_TEST_EXISTS)
+                             ? KCPS_TRAY_ICON_DIR
+                             : KCPS_TRAY_SOURCE_ICON_DIR); /* not installed: the build's */
+    g_once_init_leave(&once, 1);
+  }
+  return dir;
+}
+
+/* The icon as pixels too (22, 32 and 48 px, ARGB32 in network byte order),
+ * for hosts that do not look in IconThemePath; empty when it cannot be
+ * drawn (then IconName alone). */
+static GVariant *icon_pixmaps(const char *icon_name)
+{
+  static const int sizes[] = {22, 32, 48};
+  g_autofree char *file = g_strconcat(icon_name, ".svg", NULL);
+  g_autofree char *path =
+    g_build_filename(kcps_tray_icon_dir(), "hicolor", "scalable", "status", file, NULL);
+  GVariantBuilder builder;
+  g_variant_builder_init(&builder, G_VARIANT_TYPE("a(iiay)"));
+  for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GdkPixbuf) pixbuf = gdk_pixbuf_new_from_file_at_size(path, sizes[i], sizes[i],
+                                                                   &error);
+    if (pixbuf == NULL) {
+      g_debug("no pixels for %s: %s", icon_name, error->message);
+      break;
+    }
+    if (!gdk_pixbuf_get_has_alpha(pixbuf) || gdk_pixbuf_get_n_channels(pixbuf) != 4) {
+      GdkPixbuf *with_alpha = gdk_pixbuf_add_alpha(pixbuf, FALSE, 0, 0, 0);
+      g_object_unref(pixbuf);
+      pixbuf = with_alpha;
+    }
+    int width = gdk_pixbuf_get_width(pixbuf), height = gdk_pixbuf_get_height(pixbuf);
+    int stride = gdk_pixbuf_get_rowstride(pixbuf);
+    const guchar *pixels = gdk_pixbuf_read_pixels(pixbuf);
+    gsize size = (gsize)width * (gsize)height * 4;
+    guchar *argb = g_malloc(size);
+    for (int y = 0; y < height; y++)
+      for (int x = 0; x < width; x++) {
+        const guchar *rgba = pixels + (gsize)y * (gsize)stride + (gsize)x * 4;
+        guchar *out = argb + ((gsize)y * (gsize)width + (gsize)x) * 4;
+        out[0] = rgba[3], out[1] = rgba[0], out[2] = rgba[1], out[3] = rgba[2];
+      }
+    g_variant_builder_add(&builder, "(ii@ay)", width, height,
+                          g_variant_new_from_data(G_VARIANT_TYPE("ay"), argb, size, TRUE, g_free,
+                                                  argb));
+  }
+  return g_variant_builder_end(&builder);
 }
 
 static GVariant *item_get_property(GDBusConnection *connection, const char *sender,
@@ -190,8 +252,15 @@ static GVariant *item_get_property(GDBusConnection *connection, const char *send
     return g_variant_new_int32(0);
   if (strcmp(name, "IconName") == 0)
     return g_variant_new_string(sni->icon_name);
+  if (strcmp(name, "IconThemePath") == 0)
+    return g_variant_new_string(kcps_tray_icon_dir());
+  if (strcmp(name, "IconPixmap") == 0) {
+    if (sni->icon_pixmaps == NULL)
+      sni->icon_pixmaps = g_variant_ref_sink(icon_pixmaps(sni->icon_name));
+    return g_variant_ref(sni->icon_pixmaps);
+  }
   if (strcmp(name, "AttentionIconName") == 0)
-    return g_variant_new_string("printer-error-symbolic");
+    return g_variant_new_string("kcps-tray-error");
   if (strcmp(name, "OverlayIconName") == 0 || strcmp(name, "AttentionMovieName") == 0)
     return g_variant_new_string("");
   if (g_str_has_suffix(name, "Pixmap"))
@@ -488,7 +557,7 @@ kcps_tray_sni_t *kcps_tray_sni_new(GDBusConnection *connection,
   sni->callbacks = *callbacks;
   sni->data = data;
   sni->cancellable = g_cancellable_new();
-  sni->icon_name = g_strdup("printer-symbolic");
+  sni->icon_name = g_strdup("kcps-tray-logged-out");
   sni->status = g_strdup("Active");
   sni->tooltip = g_strdup("");
   sni->who_line = g_strdup("");
@@ -545,6 +614,7 @@ void kcps_tray_sni_free(kcps_tray_sni_t *sni)
   g_clear_object(&sni->connection);
   g_free(sni->bus_name);
   g_free(sni->icon_name);
+  g_clear_pointer(&sni->icon_pixmaps, g_variant_unref);
   g_free(sni->status);
   g_free(sni->tooltip);
   g_free(sni->who_line);
@@ -573,8 +643,10 @@ void kcps_tray_sni_update(kcps_tray_sni_t *sni, const char *icon_name, const cha
                           bool logged_in)
 {
   static const char item_iface[] = "org.kde.StatusNotifierItem";
-  if (replace(&sni->icon_name, icon_name))
+  if (replace(&sni->icon_name, icon_name)) {
+    g_clear_pointer(&sni->icon_pixmaps, g_variant_unref);
     emit(sni, ITEM_PATH, item_iface, "NewIcon", NULL);
+  }
   if (replace(&sni->status, status))
     emit(sni, ITEM_PATH, item_iface, "NewStatus", g_variant_new("(s)", status));
   if (replace(&sni->tooltip, tooltip))

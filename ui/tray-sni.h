@@ -32,6 +32,10 @@ kcps_tray_sni_t *kcps_tray_sni_new(GDBusConnection *connection,
                                    GError **error);
 /* Unexports everything and drops the bus name; NULL is a no-op. */
 void kcps_tray_sni_free(kcps_tray_sni_t *sni);
+/* The folder holding hicolor/scalable/status/kcps-tray-*.svg, the icons of
+ * the item's states: $KCPS_TRAY_ICON_DIR, else the installed one, else the
+ * source tree's (an uninstalled build). */
+const char *kcps_tray_icon_dir(void);
 
 /* New icon, SNI status ("Active"/"NeedsAttention"), tooltip and first menu
  * line; logged_in picks "Log in…" or "Log out". Signals only what changed. */

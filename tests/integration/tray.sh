@@ -449,7 +449,7 @@ if state("TrayHost") is not True:
 if state("Windows") != []:
     fail("windows open with a tray host: %r" % state("Windows"))
 ok("with a tray host no window opens")
-props = wait("the logged-out icon", lambda: (lambda p: p if p["IconName"] == "printer-symbolic"
+props = wait("the logged-out icon", lambda: (lambda p: p if p["IconName"] == "kcps-tray-logged-out"
                                             else None)(item_props()))
 expect = {"Id": "kcps-tray", "Title": "KCPS Printing", "Status": "Active",
           "Category": "ApplicationStatus", "Menu": "/MenuBar", "ItemIsMenu": False}
@@ -457,6 +457,19 @@ for key, value in expect.items():
     if props.get(key) != value:
         fail("item property %s: got %r, expected %r" % (key, props.get(key), value))
 ok("item properties: %s" % ", ".join("%s=%s" % (k, props[k]) for k in expect))
+# Our own icons: found through IconThemePath, and sent as pixels too.
+icon_file = os.path.join(props["IconThemePath"], "hicolor", "scalable", "status",
+                         props["IconName"] + ".svg")
+if not os.path.isfile(icon_file):
+    fail("IconThemePath %r has no %s" % (props["IconThemePath"], icon_file))
+def pixmaps_ok(pixmaps):
+    sizes = sorted((w, h) for w, h, data in pixmaps
+                   if len(data) == w * h * 4 and any(data[0::4]))  # some alpha
+    return sizes == [(22, 22), (32, 32), (48, 48)]
+if not pixmaps_ok(props["IconPixmap"]):
+    fail("IconPixmap: %r" % ([(w, h, len(d)) for w, h, d in props["IconPixmap"]],))
+logged_out_pixels = bytes(props["IconPixmap"][0][2])
+ok("the icon %s is in IconThemePath and sent as 22/32/48 px pixmaps" % props["IconName"])
 if "Not logged in" not in props["ToolTip"][3] or "2 jobs waiting" not in props["ToolTip"][3]:
     fail("tooltip: got %r" % (props["ToolTip"],))
 ok("tooltip says: %r" % props["ToolTip"][3])
@@ -634,7 +647,10 @@ wait("the keyring item", lambda: len(kept()) >= 40)
 ok("the tray kept the session in the keyring (org.kcps.Session, server + email)")
 
 # 5. The icon and the menu follow.
-wait("the jobs-waiting icon", lambda: item_props()["IconName"] == "printer-printing-symbolic")
+wait("the jobs-waiting icon", lambda: item_props()["IconName"] == "kcps-tray-jobs-waiting")
+waiting_pixmaps = item_props()["IconPixmap"]
+if not pixmaps_ok(waiting_pixmaps) or bytes(waiting_pixmaps[0][2]) == logged_out_pixels:
+    fail("the jobs-waiting pixmaps are missing or look like the logged-out ones")
 wait("NewIcon", lambda: "NewIcon" in signals)
 ok("icon: jobs waiting (%s), NewIcon signalled" % state("IconState"))
 wait("LayoutUpdated", lambda: "LayoutUpdated" in signals)
@@ -728,7 +744,7 @@ ok("Delete asked first, then deleted the job at kcpsd; the list followed")
 # 6. Log out from the menu logs kcpsd out.
 event("Log _out")
 wait("the logout", lambda: state("LoggedIn") is False and settled())
-wait("the logged-out icon", lambda: item_props()["IconName"] == "printer-symbolic")
+wait("the logged-out icon", lambda: item_props()["IconName"] == "kcps-tray-logged-out")
 if "logged in: no" not in kcps_status():
     fail("kcps status after the tray's logout: %r" % kcps_status())
 ok("menu Log out: kcpsd logged out, the icon shows it")
@@ -755,7 +771,7 @@ wait("kcpsd to stop", lambda: subprocess.run([KCPS, "--port", PORT, "status"],
                                              capture_output=True).returncode == 3)
 wait("the error icon", lambda: item_props()["Status"] == "NeedsAttention")
 props = item_props()
-if props["IconName"] != "printer-error-symbolic" or state("IconState") != "error":
+if props["IconName"] != "kcps-tray-error" or state("IconState") != "error":
     fail("kcpsd stopped: icon %r, state %r" % (props["IconName"], state("IconState")))
 ok("kcpsd stopped: the stream's end shows the error icon, Status NeedsAttention")
 
