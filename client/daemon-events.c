@@ -148,6 +148,26 @@ void kcps__events_emit(kcps_daemon_t *daemon, uid_t uid, const char *type, const
   g_mutex_unlock(&events->lock);
 }
 
+void kcps__events_emit_all(kcps_daemon_t *daemon, const char *type, const char *id)
+{
+  kcps__events_t *events = daemon != NULL ? daemon->events : NULL;
+  if (events == NULL || type == NULL)
+    return;
+  g_mutex_lock(&events->lock);
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init(&iter, events->by_uid);
+  while (g_hash_table_iter_next(&iter, NULL, &value)) {
+    GPtrArray *subs = value;
+    for (guint i = 0; i < subs->len; i++) {
+      kcps__events_sub_t *sub = g_ptr_array_index(subs, i);
+      if (push_locked(events, sub, type, id))
+        wake(sub);
+    }
+  }
+  g_mutex_unlock(&events->lock);
+}
+
 kcps__events_sub_t *kcps__events_subscribe(kcps__events_t *events, uid_t uid, int sock,
                                            GError **error)
 {

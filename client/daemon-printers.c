@@ -18,15 +18,43 @@
 static GMutex discovery_lock;
 static kcps_discovery_t *discovery;
 
-static kcps_discovery_t *get_discovery(bool *fresh)
+/* Whose event subscribers hear of changes. A lock of its own: avahi's
+ * thread takes it while discovery_lock may be held by a request waiting
+ * for avahi's thread (kcps_discovery_new). */
+static GMutex told_lock;
+static kcps_daemon_t *told;
+
+/* The list changed (avahi's thread): subscribers of every OS user hear
+ * "printers" (queued duplicates collapse, so a burst is one event). */
+static void printers_changed(void *data)
 {
+  (void)data;
+  g_mutex_lock(&told_lock);
+  if (told != NULL)
+    kcps__events_emit_all(told, "printers", NULL);
+  g_mutex_unlock(&told_lock);
+}
+
+static kcps_discovery_t *get_discovery(kcps_daemon_t *daemon, bool *fresh)
+{
+  g_mutex_lock(&told_lock);
+  told = daemon;
+  g_mutex_unlock(&told_lock);
   g_mutex_lock(&discovery_lock);
   *fresh = discovery == NULL;
   if (discovery == NULL)
-    discovery = kcps_discovery_new();
+    discovery = kcps_discovery_new(printers_changed, NULL);
   kcps_discovery_t *d = discovery;
   g_mutex_unlock(&discovery_lock);
   return d;
+}
+
+void kcps__local_printers_forget(kcps_daemon_t *daemon)
+{
+  g_mutex_lock(&told_lock);
+  if (told == daemon)
+    told = NULL;
+  g_mutex_unlock(&told_lock);
 }
 
 static void add_string(JsonBuilder *b, const char *name, const char *value)
@@ -67,10 +95,10 @@ static void add_printer(JsonBuilder *b, const kcps_discovered_t *p)
   json_builder_end_object(b);
 }
 
-static void respond_list(kcps_http_req_t *req)
+static void respond_list(kcps_daemon_t *daemon, kcps_http_req_t *req)
 {
   bool fresh = false;
-  kcps_discovery_t *d = get_discovery(&fresh);
+  kcps_discovery_t *d = get_discovery(daemon, &fresh);
   /* The first request waits for the first browse round; later ones see
    * the live list as it is. */
   if (fresh)
@@ -223,7 +251,7 @@ static void respond_one(kcps_daemon_t *daemon, kcps_http_req_t *req, const char 
   }
   /* What discovery knows of it, when it is in the list. */
   bool fresh = false;
-  kcps_discovery_t *d = get_discovery(&fresh);
+  kcps_discovery_t *d = get_discovery(daemon, &fresh);
   if (fresh)
     kcps_discovery_wait(d, FIRST_ROUND_MS);
   g_autoptr(GPtrArray) list = kcps_discovery_list(d);
@@ -321,5 +349,5 @@ void kcps__local_get_printers(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t
   if (uri != NULL)
     respond_one(daemon, req, uri);
   else
-    respond_list(req);
+    respond_list(daemon, req);
 }

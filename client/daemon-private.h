@@ -246,6 +246,12 @@ bool kcps__local_parse_login(const char *body, size_t len, char **email, char **
  * release id, or NULL. Cheap and non-blocking: call it from any thread,
  * with or without locks held. */
 void kcps__events_emit(kcps_daemon_t *daemon, uid_t uid, const char *type, const char *id);
+/* The same to the subscribers of every OS user ("printers": what DNS-SD
+ * finds changed). */
+void kcps__events_emit_all(kcps_daemon_t *daemon, const char *type, const char *id);
+/* daemon is going: discovery's changes no longer reach its subscribers
+ * (daemon-printers.c). */
+void kcps__local_printers_forget(kcps_daemon_t *daemon);
 /* The subscribers. Bounds (0: these defaults): events queued per stream
  * (more collapse into one "resync"), streams per OS user, streams in all. */
 #define KCPS_EVENTS_QUEUE_CAP 32

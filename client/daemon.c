@@ -290,6 +290,7 @@ void kcps_daemon_free(kcps_daemon_t *daemon)
   /* Ports first, so no request hands work to a stopped worker; then the
    * worker; the spool last, since all of them use it. */
   kcps_ipp_server_free(daemon->ipp);
+  kcps__local_printers_forget(daemon);
   kcps__events_stop(daemon->events); /* event streams end, so the ports can close */
   kcps_http_server_free(daemon->pull);
   kcps_http_server_free(daemon->local4);

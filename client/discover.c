@@ -37,6 +37,9 @@ struct kcps_discovery_s {
   char *why;              /* why not running */
   gint64 last_try;        /* monotonic us of the last avahi_client_new */
 
+  void (*notify)(void *data); /* kcps_discovery_set_notify */
+  void *notify_data;
+
   AvahiThreadedPoll *poll;
   AvahiClient *client;    /* under avahi_threaded_poll_lock */
   AvahiServiceBrowser *browsers[2];
@@ -66,6 +69,27 @@ void kcps_discovered_free(kcps_discovered_t *printer)
   g_free(printer);
 }
 
+/* Tells the owner the list may have changed (d->lock not held). */
+static void notify(kcps_discovery_t *d)
+{
+  g_mutex_lock(&d->lock);
+  void (*fn)(void *) = d->notify;
+  void *data = d->notify_data;
+  g_mutex_unlock(&d->lock);
+  if (fn != NULL)
+    fn(data);
+}
+
+void kcps_discovery_set_notify(kcps_discovery_t *d, void (*fn)(void *data), void *data)
+{
+  if (d == NULL)
+    return;
+  g_mutex_lock(&d->lock);
+  d->notify = fn;
+  d->notify_data = data;
+  g_mutex_unlock(&d->lock);
+}
+
 /* Forgets the browsers and every service (poll thread or poll lock held). */
 static void drop_browsing(kcps_discovery_t *d)
 {
@@ -75,21 +99,27 @@ static void drop_browsing(kcps_discovery_t *d)
     d->browsers[i] = NULL;
   }
   g_mutex_lock(&d->lock);
+  bool had = g_hash_table_size(d->entries) > 0;
   g_hash_table_remove_all(d->entries);
   d->all_for_now = 0;
   g_cond_broadcast(&d->changed);
   g_mutex_unlock(&d->lock);
+  if (had)
+    notify(d);
 }
 
 static void set_state(kcps_discovery_t *d, bool running, bool failed, const char *why)
 {
   g_mutex_lock(&d->lock);
+  bool flipped = d->running != running;
   d->running = running;
   d->failed = failed;
   g_free(d->why);
   d->why = g_strdup(why);
   g_cond_broadcast(&d->changed);
   g_mutex_unlock(&d->lock);
+  if (flipped)
+    notify(d);
 }
 
 static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex iface, AvahiProtocol proto,
@@ -144,6 +174,7 @@ static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex iface, AvahiProtoco
   e->settled = true;
   g_cond_broadcast(&d->changed);
   g_mutex_unlock(&d->lock);
+  notify(d);
 }
 
 static void browse_cb(AvahiServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol proto,
@@ -182,12 +213,17 @@ static void browse_cb(AvahiServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol 
     g_mutex_unlock(&d->lock);
     break;
   }
-  case AVAHI_BROWSER_REMOVE:
+  case AVAHI_BROWSER_REMOVE: {
     g_mutex_lock(&d->lock);
+    entry_t *gone = g_hash_table_lookup(d->entries, key);
+    bool listed = gone != NULL && gone->uri != NULL;
     g_hash_table_remove(d->entries, key);
     g_cond_broadcast(&d->changed);
     g_mutex_unlock(&d->lock);
+    if (listed)
+      notify(d);
     break;
+  }
   case AVAHI_BROWSER_ALL_FOR_NOW:
     g_mutex_lock(&d->lock);
     if (d->all_for_now < 2)
@@ -268,9 +304,11 @@ static void ensure_client(kcps_discovery_t *d)
   avahi_threaded_poll_unlock(d->poll);
 }
 
-kcps_discovery_t *kcps_discovery_new(void)
+kcps_discovery_t *kcps_discovery_new(void (*notify)(void *data), void *data)
 {
   kcps_discovery_t *d = g_new0(kcps_discovery_t, 1);
+  d->notify = notify;
+  d->notify_data = data;
   g_mutex_init(&d->lock);
   g_cond_init(&d->changed);
   d->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, entry_free);
@@ -293,6 +331,7 @@ void kcps_discovery_free(kcps_discovery_t *d)
 {
   if (d == NULL)
     return;
+  kcps_discovery_set_notify(d, NULL, NULL);
   if (d->poll != NULL) {
     avahi_threaded_poll_stop(d->poll);
     drop_browsing(d);

@@ -52,7 +52,14 @@ void kcps_discovered_free(kcps_discovered_t *printer);
 
 /* Starts browsing; never fails: without a system bus or avahi-daemon the
  * list is empty and kcps_discovery_available says false (retried later). */
-kcps_discovery_t *kcps_discovery_new(void);
+kcps_discovery_t *kcps_discovery_new(void (*notify)(void *data), void *data);
+/* notify (may be NULL; given at the start so no change is missed), or
+ * what this setter gives later (fn NULL: no more calls): fn(data) is
+ * called on avahi's thread, without any lock of ours held, whenever the
+ * list or its availability may have changed (a printer resolved, changed
+ * or went away; avahi-daemon came or went). Changes come in bursts (one a
+ * service and address family): the caller coalesces. */
+void kcps_discovery_set_notify(kcps_discovery_t *discovery, void (*fn)(void *data), void *data);
 /* Stops browsing and frees. NULL is a no-op. */
 void kcps_discovery_free(kcps_discovery_t *discovery);
 /* Waits (at most timeout_ms) until the first browse round is complete:

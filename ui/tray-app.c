@@ -12,6 +12,7 @@
 
 #include "ui/tray-client.h"
 #include "ui/tray-job.h"
+#include "ui/tray-jobs.h"
 #include "ui/tray-session.h"
 
 #define DEFAULT_PORT 5572
@@ -320,6 +321,11 @@ static void on_event(const char *type, gpointer data)
     app->events_ready = true;
     app->events_readies++;
     app->reconnect_delay_s = 0;
+  }
+  if (strcmp(type, "printers") == 0) {
+    /* Only the release dialog shows them. */
+    kcps__tray_release_printers_changed(app);
+    return;
   }
   if (strcmp(type, "ready") == 0 || strcmp(type, "settings") == 0)
     kcps__tray_settings_reload(app);

@@ -575,6 +575,7 @@ static const char jobs_test_xml[] =
   " <property name='ReleasesStarted' type='u' access='read'/>"
   " <property name='ReleaseState' type='s' access='read'/>"
   " <property name='ReleaseControls' type='s' access='read'/>"
+  " <property name='ReleasePrinters' type='(uu)' access='read'/>"
   "</interface></node>";
 
 /* Set by tray-release.c through object data on the dialog. */
@@ -615,6 +616,11 @@ static GVariant *jobs_test_property(GDBusConnection *connection, const char *sen
     return g_variant_new_uint32(st->releases_started);
   if (strcmp(name, "ReleaseState") == 0)
     return g_variant_new_string(st->release_state != NULL ? st->release_state : "");
+  if (strcmp(name, "ReleasePrinters") == 0) {
+    guint count = 0;
+    guint listed = kcps__tray_release_printers_listed(app, &count);
+    return g_variant_new("(uu)", listed, count);
+  }
   if (strcmp(name, "ReleaseControls") == 0) {
     const char *controls = st->release != NULL
                              ? g_object_get_data(G_OBJECT(st->release), "controls") : NULL;

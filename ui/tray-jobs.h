@@ -31,6 +31,12 @@ kcps__jobs_state_t *kcps__tray_jobs_state(KcpsTrayApp *app);
 /* The Release… dialog (tray-release.c) for job id, or for a job picked in
  * it (id NULL: the menu's Release…). */
 void kcps__tray_release_dialog(KcpsTrayApp *app, const char *job_id);
+/* kcpsd said the discovered printers changed: the open dialog lists them
+ * again (the printer chosen stays chosen). */
+void kcps__tray_release_printers_changed(KcpsTrayApp *app);
+/* Test state: how often the open dialog got the printer list (0: no
+ * dialog), and *count printers in it now. */
+guint kcps__tray_release_printers_listed(KcpsTrayApp *app, guint *count);
 /* The release started last follows kcpsd (GET /v1/releases/{id}) after an
  * event; the dialog shows its progress. */
 void kcps__tray_release_update(KcpsTrayApp *app);

@@ -30,6 +30,7 @@ typedef struct release_ui_s {
   GCancellable *caps_call;   /* the capabilities asked last */
   bool started;
   bool quiet; /* the printer list is being filled: no pick */
+  guint printers_listed; /* answers of GET /v1/printers so far (test state) */
 } release_ui_t;
 
 static void release_ui_free(release_ui_t *ui)
@@ -158,8 +159,13 @@ static void printers_done(GObject *source, GAsyncResult *result, gpointer data)
     return;
   GPtrArray *printers = reply->status == 200 ? kcps_tray_printers_parse(reply->body, NULL)
                                              : NULL;
+  g_clear_pointer(&ui->printers, g_ptr_array_unref);
+  ui->printers_listed++;
   if (printers == NULL || printers->len == 0) {
     g_clear_pointer(&printers, g_ptr_array_unref);
+    ui->quiet = true;
+    gtk_drop_down_set_model(GTK_DROP_DOWN(ui->printer), NULL);
+    ui->quiet = false;
     gtk_widget_set_sensitive(ui->printer, FALSE);
     return;
   }
@@ -167,11 +173,17 @@ static void printers_done(GObject *source, GAsyncResult *result, gpointer data)
   GtkStringList *names = gtk_string_list_new(NULL);
   for (guint i = 0; i < printers->len; i++)
     gtk_string_list_append(names, ((kcps_tray_printer_t *)g_ptr_array_index(printers, i))->name);
-  /* A printer already typed stays: the list does not pick one over it. */
-  bool typed = *gtk_editable_get_text(GTK_EDITABLE(ui->uri)) != '\0';
+  /* A printer already typed (or picked) stays: the list does not pick one
+   * over it, and shows it when it is in the list. */
+  const char *current = gtk_editable_get_text(GTK_EDITABLE(ui->uri));
+  bool typed = *current != '\0';
+  guint selected = kcps_tray_default_printer_index(printers);
+  for (guint i = 0; typed && i < printers->len; i++)
+    if (g_strcmp0(((kcps_tray_printer_t *)g_ptr_array_index(printers, i))->uri, current) == 0)
+      selected = i;
   ui->quiet = true;
   gtk_drop_down_set_model(GTK_DROP_DOWN(ui->printer), G_LIST_MODEL(names));
-  gtk_drop_down_set_selected(GTK_DROP_DOWN(ui->printer), kcps_tray_default_printer_index(printers));
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(ui->printer), selected);
   ui->quiet = false;
   g_object_unref(names);
   gtk_widget_set_sensitive(ui->printer, TRUE);
@@ -436,6 +448,23 @@ void kcps__tray_release_dialog(KcpsTrayApp *app, const char *job_id)
   kcps_tray_call_async(app->port, "GET", "/v1/printers", NULL, call, printers_done, call);
   gtk_window_present(window);
   kcps__tray_state_changed(app);
+}
+
+void kcps__tray_release_printers_changed(KcpsTrayApp *app)
+{
+  release_ui_t *ui = dialog_ui(app);
+  if (ui == NULL)
+    return;
+  GCancellable *call = g_object_ref(ui->cancellable);
+  g_object_set_data(G_OBJECT(call), "ui", ui);
+  kcps_tray_call_async(app->port, "GET", "/v1/printers", NULL, call, printers_done, call);
+}
+
+guint kcps__tray_release_printers_listed(KcpsTrayApp *app, guint *count)
+{
+  release_ui_t *ui = dialog_ui(app);
+  *count = ui != NULL && ui->printers != NULL ? ui->printers->len : 0;
+  return ui != NULL ? ui->printers_listed : 0;
 }
 
 void kcps__tray_release_submit(KcpsTrayApp *app, const char *uri)

@@ -144,10 +144,18 @@ echo "$msg" | grep -q "cannot connect" || fail "no clear message for an absent p
 msg=$("$KCPS" printer show "http://127.0.0.1/x" 2>&1) && fail "a non-IPP URI was accepted"
 echo "$msg" | grep -q "ipp://" || fail "no clear message for a bad URI: $msg"
 
-# 3. A printer that stops disappears; the others stay.
+# 3. A printer that stops disappears; the others stay. Whoever listens on
+# kcpsd's push channel (the tray) hears "printers" when the list changes.
+lib_start sse "$D/events.sse" curl -sS -N "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/events"
+wait_for_line 20 "$D/events.sse" '^event: ready$' "$LIB_PID" >/dev/null ||
+  fail "GET /v1/events did not answer ready"
+printers_events() { grep -c '^event: printers$' "$D/events.sse"; }
+more_printers_events() { [ "$(printers_events)" -gt "$1" ]; }
 stop_pid "$PRN_B"
 wait_for 30 "B gone" not_listed kcps-disc-b || fail "B is still listed after it stopped: $("$KCPS" printers --json)"
 listed kcps-disc-a || fail "A went away with B"
+wait_for 20 "a printers event" more_printers_events 0 ||
+  fail "no printers event when B went away: $(cat "$D/events.sse")"
 
 # 4. A job released to A's discovered URI completes (IPPS: pinned on first use).
 "$KCPS" jobs --json >/dev/null || fail "kcps jobs"
@@ -173,11 +181,14 @@ wait_for 10 "avahi-daemon" avahi-daemon --check || fail "avahi-daemon not runnin
 stop_pid "$PRN_A"
 PC=$(free_port) || fail "port"
 mkdir -p "$D/c/keys"
+BEFORE_C=$(printers_events)
 lib_start ippeve-c "$D/c/log" ippeveprinter -f application/pdf -M Kcps -m "Disc C" \
   -K "$D/c/keys" -p "$PC" -d "$D/c" -n localhost kcps-disc-c
 wait_for 30 "C listed" listed kcps-disc-c || fail "C not found after avahi came back: $("$KCPS" printers --json)"
+wait_for 20 "a printers event for C" more_printers_events "$BEFORE_C" ||
+  fail "no printers event after C appeared (before: $BEFORE_C)"
 [ "$(jq -r .uri <<<"$(printer kcps-disc-c)")" = "ipps://127.0.0.1:$PC/ipp/print" ] ||
   fail "C's uri: $(printer kcps-disc-c)"
 "$KCPS" printers --json | jq -e '.discovery == "available"' >/dev/null || fail "discovery not available again"
 
-echo "PASS: discovery (A and B listed with IPPS and IPP URIs, make/model, location$([ "$PUBLISH" = 1 ] && echo ", a plain _ipp service, a bad rp refused"); capabilities of PDF and raster printers; B gone when stopped; release to A's discovered URI printed; unavailable while avahi is down, a new printer found after it came back)"
+echo "PASS: discovery (A and B listed with IPPS and IPP URIs, make/model, location$([ "$PUBLISH" = 1 ] && echo ", a plain _ipp service, a bad rp refused"); capabilities of PDF and raster printers; B gone when stopped, a printers event on kcpsd's push channel; release to A's discovered URI printed; unavailable while avahi is down, a new printer found after it came back)"

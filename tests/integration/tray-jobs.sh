@@ -191,6 +191,12 @@ if [ -n "$rid" ]; then
     "$rid" clicked '<0>' 0 >/dev/null
   wait_for 20 "the release dialog from the menu" prop_is ReleaseDialog "(<true>,)" &&
     pass "Release… in the menu opens the dialog" || fail "the menu's Release… opened nothing"
+  # Its GET /v1/printers is kcpsd's first: discovery starts, and when it
+  # reaches avahi-daemon kcpsd pushes "printers"; the open dialog asks again.
+  listed_again() { prop ReleasePrinters | grep -Eq '^\(<\(uint32 ([2-9]|[1-9][0-9]+),'; }
+  wait_for 30 "the printer list asked again" listed_again &&
+    pass "kcpsd's printers event made the open dialog list the printers again ($(prop ReleasePrinters))" ||
+    fail "the dialog did not list the printers again: $(prop ReleasePrinters)"
   shot release release-from-menu
 else
   fail "no Release… in the menu: $layout"
