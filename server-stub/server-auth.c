@@ -1,6 +1,7 @@
 /* Who is calling: password hashes (Argon2id), PIN HMACs, device secrets,
  * bearer sessions, and the login/logout/me/ticket-key routes. */
 #include "server-private.h"
+#include "server-lockout.h"
 
 #include "common/crypto.h"
 
@@ -385,9 +386,13 @@ kcps__server_respond_token(kcps_http_req_t *req, unsigned status, const char *to
   kcps_http_respond_json(req, status, root);
 }
 
-/* POST /api/v1/login. Every refusal is the same 401 with the same body, and
- * costs one Argon2 run: wrong password, unknown account, locked account
- * (whose password is not even checked). */
+/* POST /api/v1/login. Every refusal costs one Argon2 run: wrong password,
+ * unknown account, locked account (whose password is not even checked). A
+ * wrong password and an unknown account get the same 401
+ * invalid_credentials; a locked account, and the failure that locks it,
+ * 401 account_locked with the time to retry. Unknown addresses lock as
+ * accounts of the default policy do (counted in memory per address hash),
+ * so that answer does not tell whether the account exists either. */
 void
 kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
                          const kcps_server_session_t *session, const char *id)
@@ -427,8 +432,18 @@ kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
     }
   }
   sqlite3_finalize(stmt);
+  /* An unknown account's failures count per address (its hash), not per
+   * source: it locks as an account would. */
+  char email_key[KCPS_SERVER_LOCKOUT_EMAIL_KEY];
+  const char *key = source;
+  if (!error && user_id <= 0) {
+    kcps__server_lockout_email_key(in.email, email_key);
+    key = email_key;
+  }
+  gint64 locked_until = 0;
   if (!error)
-    locked = kcps__server_lockout_locked(server, user_id, source);
+    locked_until = kcps__server_lockout_until_locked(server, user_id, key);
+  locked = locked_until > 0;
   g_mutex_unlock(&server->lock);
   if (error) {
     kcps__server_respond_internal(req, error);
@@ -451,12 +466,15 @@ kcps__server_route_login(kcps_server_t *server, kcps_http_req_t *req,
       if (user_id > 0)
         kcps__server_audit_locked(server, org, user_id, "login.failed", email, source,
                                   "wrong password");
-      kcps__server_lockout_failed_locked(server, user_id, source);
+      locked_until = kcps__server_lockout_fail_until_locked(server, user_id, key);
       if (txn && !kcps__server_db_commit(server, &error))
         g_warning("kcps-server: login failure not recorded: %s", error->message);
       g_mutex_unlock(&server->lock);
     }
-    kcps_http_respond_error(req, 401, "invalid_credentials", "wrong email or password");
+    if (locked_until > 0)
+      kcps__server_respond_locked(req, 401, locked_until);
+    else
+      kcps_http_respond_error(req, 401, "invalid_credentials", "wrong email or password");
     return;
   }
 

@@ -4,6 +4,7 @@
  * code (keyed with the pepper, bound to the attempt) and a SHA-256 of the
  * attempt's token are stored. */
 #include "server-private.h"
+#include "server-lockout.h"
 #include "server-smtp.h"
 
 #include "common/crypto.h"
@@ -261,13 +262,16 @@ check_verify(JsonObject *obj, const char **token, const char **code, GError **er
   return true;
 }
 
-typedef enum { VERIFY_REFUSED, VERIFY_OK, VERIFY_ERROR } verify_t;
+typedef enum { VERIFY_REFUSED, VERIFY_OK, VERIFY_ERROR, VERIFY_LOCKED } verify_t;
 
 /* Checks code against the attempt of token_hash; caller holds the lock.
- * Every refusal looks the same to the caller. */
+ * Every refusal looks the same to the caller, but for a lock (the caller
+ * knew the password: existence is not at stake), whose end goes to
+ * *locked_until. */
 static verify_t
 verify_locked(kcps_server_t *server, const char *token_hash, const char *code,
-              const char *source, gint64 *user_out, char **client_out, GError **error)
+              const char *source, gint64 *user_out, char **client_out, gint64 *locked_until,
+              GError **error)
 {
   gint64 now = kcps__server_now();
   sqlite3_stmt *stmt = kcps__server_db_prepare(
@@ -305,7 +309,8 @@ verify_locked(kcps_server_t *server, const char *token_hash, const char *code,
 
   /* An expired attempt, or one of a locked account, ends here. */
   bool expired = expires <= now;
-  bool locked = !expired && kcps__server_lockout_locked(server, user_id, source);
+  *locked_until = expired ? 0 : kcps__server_lockout_until_locked(server, user_id, source);
+  bool locked = *locked_until > 0;
   bool right = !expired && !locked && kcps_crypto_streq(given, stored);
   gint64 threshold = kcps__server_setting_locked(server, org, "lockout_threshold");
   bool end = expired || locked || right || failures + 1 >= threshold;
@@ -335,12 +340,12 @@ verify_locked(kcps_server_t *server, const char *token_hash, const char *code,
   if (locked) {
     kcps__server_audit_locked(server, org, user_id, "mfa.failed", email, source,
                               "code refused: the account is locked");
-    return VERIFY_REFUSED;
+    return VERIFY_LOCKED;
   }
-  kcps__server_lockout_failed_locked(server, user_id, source);
+  *locked_until = kcps__server_lockout_fail_until_locked(server, user_id, source);
   kcps__server_audit_locked(server, org, user_id, "mfa.failed", email, source,
                             end ? "wrong code; the attempt ended" : "wrong code");
-  return VERIFY_REFUSED;
+  return *locked_until > 0 ? VERIFY_LOCKED : VERIFY_REFUSED;
 }
 
 static void
@@ -362,10 +367,11 @@ route_verify(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sess
   kcps__server_req_source(req, source, sizeof source);
   kcps_crypto_sha256_hex(token, strlen(token), token_hash);
 
-  gint64 user_id = 0;
+  gint64 user_id = 0, locked_until = 0;
   g_autofree char *client = NULL;
   g_mutex_lock(&server->lock);
-  verify_t v = verify_locked(server, token_hash, code, source, &user_id, &client, &error);
+  verify_t v = verify_locked(server, token_hash, code, source, &user_id, &client, &locked_until,
+                             &error);
   g_mutex_unlock(&server->lock);
   switch (v) {
   case VERIFY_OK:
@@ -374,6 +380,9 @@ route_verify(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_sess
   case VERIFY_REFUSED:
     kcps_http_respond_error(req, 401, "invalid_code",
                             "the code is wrong or no longer valid");
+    break;
+  case VERIFY_LOCKED:
+    kcps__server_respond_locked(req, 401, locked_until);
     break;
   case VERIFY_ERROR:
     kcps__server_respond_internal(req, error);

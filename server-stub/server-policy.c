@@ -3,6 +3,9 @@
  * change, the caller's effective policy and an organization's settings.
  * Sessions, idle logout and refresh tokens live in server-auth.c. */
 #include "server-private.h"
+#include "server-lockout.h"
+
+#include "common/crypto.h"
 
 #include <gio/gio.h>
 #include <stdarg.h>
@@ -245,8 +248,9 @@ default_of(const char *key)
   return s ? s->def : 0;
 }
 
-/* The slot of an unknown-account source: found, or (create) a free or the
- * least recently failed one among a few probed. */
+/* The slot of an unknown account's key (a device's source address, or a
+ * password login's email key): found, or (create) a free or the least
+ * recently failed one among a few probed. */
 static kcps_server_lockout_slot_t *
 slot_find(kcps_server_t *server, const char *source, bool create)
 {
@@ -287,33 +291,60 @@ end_own(kcps_server_t *server, bool own, bool ok, GError **error)
   return kcps__server_db_commit(server, error);
 }
 
-bool
-kcps__server_lockout_locked(kcps_server_t *server, gint64 user_id, const char *source)
+void
+kcps__server_lockout_email_key(const char *email, char out[KCPS_SERVER_LOCKOUT_EMAIL_KEY])
+{
+  /* users.email is COLLATE NOCASE: ASCII case folding, as here. */
+  g_autofree char *trimmed = g_strstrip(g_strdup(email ? email : ""));
+  g_autofree char *lower = g_ascii_strdown(trimmed, -1);
+  char hex[65];
+  kcps_crypto_sha256_hex(lower, strlen(lower), hex);
+  explicit_bzero(lower, strlen(lower));
+  explicit_bzero(trimmed, strlen(trimmed));
+  g_snprintf(out, KCPS_SERVER_LOCKOUT_EMAIL_KEY, "email:%.56s", hex);
+}
+
+gint64
+kcps__server_lockout_until_locked(kcps_server_t *server, gint64 user_id, const char *source)
 {
   gint64 now = kcps__server_now();
   if (!source)
     source = "unknown";
   if (user_id <= 0) {
     const kcps_server_lockout_slot_t *slot = slot_find(server, source, false);
-    return slot && slot->locked_until > now;
+    return slot && slot->locked_until > now ? slot->locked_until : 0;
   }
   gint64 org = user_org_locked(server, user_id, NULL);
   if (org <= 0)
-    return false;
+    return 0;
   sqlite3_stmt *stmt = kcps__server_db_prepare(
       server, "SELECT locked_until FROM lockouts WHERE user_id = ? AND source = ?", NULL);
   if (!stmt)
-    return false;
+    return 0;
   sqlite3_bind_int64(stmt, 1, user_id);
   sqlite3_bind_text(stmt, 2, per_source_locked(server, org) ? source : "", -1, SQLITE_STATIC);
-  bool locked = kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW &&
-                sqlite3_column_int64(stmt, 0) > now;
+  gint64 until = 0;
+  if (kcps__server_db_step(server, stmt, NULL) == SQLITE_ROW)
+    until = sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
-  return locked;
+  return until > now ? until : 0;
+}
+
+bool
+kcps__server_lockout_locked(kcps_server_t *server, gint64 user_id, const char *source)
+{
+  return kcps__server_lockout_until_locked(server, user_id, source) > 0;
 }
 
 void
 kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const char *source)
+{
+  kcps__server_lockout_fail_until_locked(server, user_id, source);
+}
+
+gint64
+kcps__server_lockout_fail_until_locked(kcps_server_t *server, gint64 user_id,
+                                       const char *source)
 {
   gint64 now = kcps__server_now();
   if (!source)
@@ -324,7 +355,7 @@ kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const 
   if (user_id <= 0) {
     kcps_server_lockout_slot_t *slot = slot_find(server, source, true);
     if (slot->locked_until > now)
-      return;
+      return slot->locked_until;
     if (slot->locked_until != 0) {
       slot->locked_until = 0;
       slot->failures = 0;
@@ -334,13 +365,13 @@ kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const 
       slot->failures = 0;
       slot->locked_until = now + default_of("lockout_minutes") * 60;
     }
-    return;
+    return slot->locked_until;
   }
 
   g_autofree char *email = NULL;
   gint64 org = user_org_locked(server, user_id, &email);
   if (org <= 0)
-    return;
+    return 0;
   gint64 threshold = kcps__server_setting_locked(server, org, "lockout_threshold");
   gint64 minutes = kcps__server_setting_locked(server, org, "lockout_minutes");
   bool per_source = per_source_locked(server, org);
@@ -352,7 +383,7 @@ kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const 
       &error);
   if (!stmt) {
     g_warning("kcps-server: lockout: %s", error->message);
-    return;
+    return 0;
   }
   sqlite3_bind_int64(stmt, 1, user_id);
   sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
@@ -366,7 +397,7 @@ kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const 
   /* Locked already: nothing to count and nothing to write (a flood of
    * guesses at a locked account costs no database write). */
   if (until > now)
-    return;
+    return until;
   if (until != 0)
     failures = 0; /* the last lock ran out: count afresh */
   failures++;
@@ -402,8 +433,37 @@ kcps__server_lockout_failed_locked(kcps_server_t *server, gint64 user_id, const 
     if (!per_source)
       ok = kcps__server_sessions_end_user_locked(server, user_id, &error);
   }
-  if (!end_own(server, own, ok, &error) || !ok)
+  if (!end_own(server, own, ok, &error) || !ok) {
     g_warning("kcps-server: lockout: %s", error ? error->message : "failed");
+    return 0;
+  }
+  return lock ? now + minutes * 60 : 0;
+}
+
+void
+kcps__server_respond_locked(kcps_http_req_t *req, unsigned status, gint64 until)
+{
+  gint64 after = MAX(until - kcps__server_now(), 1);
+  g_autoptr(GDateTime) at = g_date_time_new_from_unix_utc(until);
+  g_autofree char *at_text = at ? g_date_time_format(at, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+  g_autofree char *message =
+      g_strdup_printf("too many failed attempts; try again after %s", at_text ? at_text : "");
+  g_autoptr(JsonBuilder) b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "error");
+  json_builder_add_string_value(b, "account_locked");
+  json_builder_set_member_name(b, "message");
+  json_builder_add_string_value(b, message);
+  json_builder_set_member_name(b, "retry_after");
+  json_builder_add_int_value(b, after);
+  json_builder_set_member_name(b, "retry_at");
+  json_builder_add_string_value(b, at_text ? at_text : "");
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) root = json_builder_get_root(b);
+  char header[24];
+  g_snprintf(header, sizeof header, "%" G_GINT64_FORMAT, after);
+  kcps_http_req_add_header(req, "Retry-After", header);
+  kcps_http_respond_json(req, status, root);
 }
 
 void
@@ -499,7 +559,9 @@ route_me_password(kcps_server_t *server, kcps_http_req_t *req,
   }
 
   g_mutex_lock(&server->lock);
-  bool locked = kcps__server_lockout_locked(server, session->user_id, session->source);
+  gint64 locked_until = kcps__server_lockout_until_locked(server, session->user_id,
+                                                          session->source);
+  bool locked = locked_until > 0;
   g_autofree char *hash = NULL;
   sqlite3_stmt *stmt =
       kcps__server_db_prepare(server, "SELECT password_hash FROM users WHERE id = ?", &error);
@@ -515,7 +577,8 @@ route_me_password(kcps_server_t *server, kcps_http_req_t *req,
     return;
   }
 
-  /* A locked account is not even checked, and answers as a wrong password. */
+  /* A locked account is not even checked; the caller has a session, so
+   * saying it is locked (and until when) tells nothing new. */
   kcps__server_hash_enter(server);
   bool ok = kcps__server_password_verify(locked || !hash ? server->dummy_hash : hash, current) &&
             !locked && hash;
@@ -527,12 +590,16 @@ route_me_password(kcps_server_t *server, kcps_http_req_t *req,
       kcps__server_audit_locked(server, session->user_org_id, session->user_id, "login.failed",
                                 session->email, session->source,
                                 "password change: wrong current password");
-      kcps__server_lockout_failed_locked(server, session->user_id, session->source);
+      locked_until =
+          kcps__server_lockout_fail_until_locked(server, session->user_id, session->source);
       if (txn && !kcps__server_db_commit(server, &error))
         g_warning("kcps-server: password change failure not recorded: %s", error->message);
       g_mutex_unlock(&server->lock);
     }
-    kcps_http_respond_error(req, 403, "invalid_credentials", "the current password is wrong");
+    if (locked_until > 0)
+      kcps__server_respond_locked(req, 403, locked_until);
+    else
+      kcps_http_respond_error(req, 403, "invalid_credentials", "the current password is wrong");
     return;
   }
 

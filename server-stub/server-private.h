@@ -24,7 +24,8 @@ G_BEGIN_DECLS
 #define KCPS_SERVER_ARGON2_P 1
 
 /* server-policy.c: failure counts of unknown accounts (keyed on the
- * source address only), kept in memory so that guessing at accounts that do
+ * source address at a device, on the email's hash at a password login:
+ * server-lockout.h), kept in memory so that guessing at accounts that do
  * not exist never writes to the database; fixed size, guarded by lock. */
 #define KCPS_SERVER_LOCKOUT_SLOTS 1024
 typedef struct kcps_server_lockout_slot_s {
@@ -371,7 +372,8 @@ void kcps__server_hash_leave(kcps_server_t *server);
 void kcps__server_route_token_refresh(kcps_server_t *server, kcps_http_req_t *req,
                                       const kcps_server_session_t *session, const char *id);
 /* server-policy.c: lockout (section 4.1). locked: is the account (user_id;
- * 0 = unknown account, then key on source only) locked now for this source?
+ * 0 = unknown account, then keyed on source only: an address, or a login's
+ * email key) locked now for this source? server-lockout.h says until when.
  * failed: count a failure (password, OTP, PIN); may lock and audits it.
  * succeeded: reset the count. Caller holds the lock. */
 bool kcps__server_lockout_locked(kcps_server_t *server, gint64 user_id, const char *source);

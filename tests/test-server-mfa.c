@@ -301,6 +301,24 @@ expect_refused(const char *token, const char *code, const char *what)
   ck_assert_msg(sfx_member(answer, "token") == NULL, "%s: a token in a refusal", what);
 }
 
+/* Asserts the answer to a code of a locked account: 401 account_locked
+ * with the time to retry (the caller knew the password). */
+static void
+expect_locked(const char *token, const char *code, const char *what)
+{
+  g_autoptr(JsonNode) answer = NULL;
+  long status = verify(token, code, &answer);
+  ck_assert_msg(status == 401, "%s: got %ld, expected 401", what, status);
+  ck_assert_msg(g_strcmp0(sfx_str(answer, "error"), "account_locked") == 0,
+                "%s: got %s (%s), expected account_locked", what, sfx_str(answer, "error"),
+                sfx_str(answer, "message"));
+  gint64 after = sfx_int(answer, "retry_after");
+  ck_assert_msg(after >= 30 * 60 - 5 && after <= 30 * 60,
+                "%s: retry_after got %" G_GINT64_FORMAT ", expected about 1800", what, after);
+  ck_assert_msg(sfx_str(answer, "retry_at") != NULL, "%s: no retry_at", what);
+  ck_assert_msg(sfx_member(answer, "token") == NULL, "%s: a token in a refusal", what);
+}
+
 /* Asserts the code completes the login; the session token (g_free). */
 static char *
 expect_session(const char *token, const char *code, const char *email)
@@ -485,8 +503,10 @@ START_TEST(test_wrong_codes_lock)
   char code[7], wrong[7];
   g_autofree char *token = begin(s, "alice@a.test", sfx.alice_pw, code);
   other_code(code, wrong);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 2; i++)
     expect_refused(token, wrong, "wrong code");
+  /* The failure that locks says so at once. */
+  expect_locked(token, wrong, "third wrong code");
   ck_assert_int_eq(audit_count("mfa.failed"), 3);
   ck_assert_int_eq(attempts(), 0);
   expect_refused(token, code, "right code after 3 wrong ones");
@@ -515,7 +535,7 @@ START_TEST(test_locked_account_refused)
     kcps__server_lockout_failed_locked(sfx.server, alice, SOURCE);
   g_mutex_unlock(&sfx.server->lock);
   gint64 before = sessions();
-  expect_refused(token, code, "right code of a locked account");
+  expect_locked(token, code, "right code of a locked account");
   ck_assert_int_eq(sessions(), before);
 }
 END_TEST

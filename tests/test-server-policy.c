@@ -3,6 +3,7 @@
  * scopes, answers alike), idle logout, refresh rotation and reuse, password
  * change, and the settings routes. */
 #include "server-fixture.h"
+#include "server-stub/server-lockout.h"
 
 #include <curl/curl.h>
 #include <string.h>
@@ -65,6 +66,107 @@ login_from(const char *source, const char *email, const char *password)
   curl_easy_cleanup(curl);
   ck_assert_msg(rc == CURLE_OK, "login from %s: %s", source, curl_easy_strerror(rc));
   return status;
+}
+
+static size_t
+collect_body(char *ptr, size_t size, size_t n, void *data)
+{
+  g_string_append_len(data, ptr, (gssize)(size * n));
+  return size * n;
+}
+
+static size_t
+collect_retry_after(char *ptr, size_t size, size_t n, void *data)
+{
+  char **out = data;
+  size_t len = size * n;
+  static const char name[] = "Retry-After:";
+  if (len > sizeof name - 1 && g_ascii_strncasecmp(ptr, name, sizeof name - 1) == 0) {
+    g_free(*out);
+    *out = g_strstrip(g_strndup(ptr + sizeof name - 1, len - (sizeof name - 1)));
+  }
+  return len;
+}
+
+/* POST /login; the status, *out the answer, *retry_after the Retry-After
+ * header (g_free; NULL when there is none). */
+static long
+login_answer(const char *email, const char *password, JsonNode **out, char **retry_after)
+{
+  g_autofree char *url = g_strconcat(kcps_server_get_url(sfx.server), "/api/v1/login", NULL);
+  g_autofree char *body = login_body(email, password, NULL);
+  g_autoptr(GString) text = g_string_new(NULL);
+  *retry_after = NULL;
+  CURL *curl = curl_easy_init();
+  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CAINFO, sfx.ca);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, text);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, collect_retry_after);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, retry_after);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  ck_assert_msg(rc == CURLE_OK, "login %s: %s", email, curl_easy_strerror(rc));
+  *out = text->len ? json_from_string(text->str, NULL) : NULL;
+  return status;
+}
+
+/* Asserts a locked answer (status, account_locked, the time to retry within
+ * seconds of minutes from now, the header equal to retry_after, retry_at
+ * and the message's time the same RFC 3339 UTC time); its retry_after. */
+static gint64
+expect_locked(const char *what, long status, JsonNode *answer, const char *header,
+              long want_status, gint64 minutes)
+{
+  ck_assert_msg(status == want_status, "%s: got %ld, expected %ld", what, status, want_status);
+  ck_assert_msg(g_strcmp0(sfx_str(answer, "error"), "account_locked") == 0,
+                "%s: got error %s (%s), expected account_locked", what,
+                sfx_str(answer, "error"), sfx_str(answer, "message"));
+  gint64 after = sfx_int(answer, "retry_after");
+  ck_assert_msg(after >= minutes * 60 - 5 && after <= minutes * 60,
+                "%s: retry_after got %" G_GINT64_FORMAT ", expected %" G_GINT64_FORMAT
+                " (5 s less at most)",
+                what, after, minutes * 60);
+  if (header) {
+    g_autofree char *want = g_strdup_printf("%" G_GINT64_FORMAT, after);
+    ck_assert_msg(g_strcmp0(header, want) == 0, "%s: Retry-After got %s, expected %s", what,
+                  header, want);
+  }
+  const char *at = sfx_str(answer, "retry_at");
+  ck_assert_msg(at != NULL && strlen(at) == 20 && at[19] == 'Z', "%s: retry_at got %s", what,
+                at ? at : "(none)");
+  g_autoptr(GDateTime) parsed = g_date_time_new_from_iso8601(at, NULL);
+  ck_assert_msg(parsed != NULL, "%s: retry_at %s is not RFC 3339", what, at);
+  gint64 until = g_date_time_to_unix(parsed);
+  gint64 now = kcps__server_now();
+  ck_assert_msg(until - now >= after - 5 && until - now <= after + 5,
+                "%s: retry_at %s is %" G_GINT64_FORMAT " s away, retry_after %" G_GINT64_FORMAT,
+                what, at, until - now, after);
+  g_autofree char *message = g_strconcat("too many failed attempts; try again after ", at, NULL);
+  ck_assert_msg(g_strcmp0(sfx_str(answer, "message"), message) == 0,
+                "%s: message got '%s', expected '%s'", what, sfx_str(answer, "message"),
+                message);
+  return after;
+}
+
+/* The answer's text with its times (retry_after, RFC 3339 times) blanked:
+ * what two locked answers must share byte for byte (g_free). */
+static char *
+without_times(JsonNode *answer)
+{
+  g_autofree char *text = json_to_string(answer, FALSE);
+  g_autoptr(GRegex) after = g_regex_new("\"retry_after\":[0-9]+", 0, 0, NULL);
+  g_autoptr(GRegex) at = g_regex_new("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+                                     0, 0, NULL);
+  g_autofree char *a = g_regex_replace_literal(after, text, -1, 0, "\"retry_after\":N", 0,
+                                               NULL);
+  return g_regex_replace_literal(at, a, -1, 0, "TIME", 0, NULL);
 }
 
 /* A desktop login: the access token, *refresh the refresh token (g_free). */
@@ -354,10 +456,16 @@ START_TEST(test_password_change_refused)
   ck_assert_str_eq(before, after);
   ck_assert_int_eq(me(web), 200);
 
-  /* Wrong current passwords count towards the lockout: two more lock. */
-  for (int i = 0; i < 2; i++)
-    sfx_call("POST", "/api/v1/me/password", web,
-             "{\"current\":\"Wrong-pass-1\",\"new\":\"Fresh-Passw0rd\"}", NULL);
+  /* Wrong current passwords count towards the lockout: two more lock, and
+   * the one that locks says until when (403 as before). */
+  g_autoptr(JsonNode) second = NULL, third = NULL;
+  long status = sfx_call("POST", "/api/v1/me/password", web,
+                         "{\"current\":\"Wrong-pass-1\",\"new\":\"Fresh-Passw0rd\"}",
+                         &second);
+  sfx_expect_error(status, second, 403, "invalid_credentials", NULL);
+  status = sfx_call("POST", "/api/v1/me/password", web,
+                    "{\"current\":\"Wrong-pass-1\",\"new\":\"Fresh-Passw0rd\"}", &third);
+  expect_locked("password change that locks", status, third, NULL, 403, 30);
   ck_assert_int_eq(audit_count("account.locked", "alice@a.test"), 1);
   ck_assert_int_eq(me(web), 401); /* the lock ended the session */
   ck_assert_int_eq(try_login("alice@a.test", sfx.alice_pw, NULL, NULL), 401);
@@ -373,15 +481,22 @@ START_TEST(test_lockout_after_three)
     ck_assert_int_eq(try_login("alice@a.test", "Wrong-pass-1", NULL, NULL), 401);
   ck_assert_int_eq(audit_count("account.locked", NULL), 0);
   ck_assert_int_eq(me(session), 200);
-  ck_assert_int_eq(try_login("alice@a.test", "Wrong-pass-1", NULL, NULL), 401);
+  /* The failure that locks says so at once, with the time to retry. */
+  g_autoptr(JsonNode) third = NULL;
+  g_autofree char *third_header = NULL;
+  long status = login_answer("alice@a.test", "Wrong-pass-1", &third, &third_header);
+  expect_locked("the third failure", status, third, third_header, 401, 30);
   ck_assert_int_eq(audit_count("login.failed", "alice@a.test"), 3);
   ck_assert_int_eq(audit_count("account.locked", "alice@a.test"), 1);
 
-  /* Locked: the right password is refused too, sessions ended. */
+  /* Locked: the right password is refused too (same answer), sessions
+   * ended. */
   ck_assert_int_eq(me(session), 401);
   g_autoptr(JsonNode) answer = NULL;
-  long status = try_login("alice@a.test", sfx.alice_pw, NULL, &answer);
-  sfx_expect_error(status, answer, 401, "invalid_credentials", NULL);
+  g_autofree char *header = NULL;
+  status = login_answer("alice@a.test", sfx.alice_pw, &answer, &header);
+  expect_locked("the right password while locked", status, answer, header, 401, 30);
+  ck_assert_str_eq(sfx_str(answer, "retry_at"), sfx_str(third, "retry_at"));
   /* Attempts at a locked account write nothing. */
   ck_assert_int_eq(audit_count("login.failed", "alice@a.test"), 3);
   ck_assert_int_eq(audit_count("login.ok", "alice@a.test"), 1);
@@ -413,7 +528,10 @@ START_TEST(test_lockout_settings)
   for (int i = 0; i < 4; i++)
     try_login("alice@a.test", "Wrong-pass-1", NULL, NULL);
   ck_assert_int_eq(audit_count("account.locked", NULL), 0);
-  try_login("alice@a.test", "Wrong-pass-1", NULL, NULL);
+  g_autoptr(JsonNode) fifth = NULL;
+  g_autofree char *header = NULL;
+  long status = login_answer("alice@a.test", "Wrong-pass-1", &fifth, &header);
+  expect_locked("the fifth failure (threshold 5)", status, fifth, header, 401, 2);
   ck_assert_int_eq(audit_count("account.locked", "alice@a.test"), 1);
   ck_assert_int_eq(try_login("alice@a.test", sfx.alice_pw, NULL, NULL), 401);
   sfx_skew_clock(2 * 60 + 1);
@@ -499,50 +617,145 @@ median(double *v, int n)
   return v[n / 2];
 }
 
-/* Locked, unknown, wrong password: the same status and body, in similar
- * time (all three run one Argon2 verification). */
+/* Unknown, wrong password: the same status and body; locked known and
+ * locked unknown accounts: the same locked answer but for its times; all
+ * four in similar time (each runs one Argon2 verification). */
 START_TEST(test_refused_alike)
 {
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     try_login("admin@a.test", "Wrong-pass-1", NULL, NULL);
+    try_login("ghost@a.test", "Wrong-pass-1", NULL, NULL);
+  }
   ck_assert_int_eq(audit_count("account.locked", "admin@a.test"), 1);
 
-  enum { N = 5 };
-  const char *emails[] = {"admin@a.test", "nobody@a.test", "alice@a.test"};
-  const char *passwords[] = {sfx.admin_pw, "Wrong-pass-1", "Wrong-pass-1"};
-  double times[3][N];
-  char *bodies[3] = {NULL, NULL, NULL};
+  enum { N = 5, K = 4 };
+  /* %d: the round (a fresh unknown address each round, so it never locks). */
+  const char *emails[K] = {"admin@a.test", "nobody%d@a.test", "alice@a.test", "ghost@a.test"};
+  const char *passwords[K] = {sfx.admin_pw, "Wrong-pass-1", "Wrong-pass-1", "Wrong-pass-1"};
+  const bool locked[K] = {true, false, false, true};
+  double times[K][N];
+  char *bodies[K] = {NULL, NULL, NULL, NULL};
   for (int round = 0; round < N; round++) {
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < K; k++) {
       /* alice only twice wrong a round (else she locks): reset her count. */
       if (k == 2 && round % 2 == 0) {
         g_autofree char *ok = sfx_login("alice@a.test", sfx.alice_pw);
       }
+      g_autofree char *email = g_strdup_printf(emails[k], round);
       g_autoptr(JsonNode) answer = NULL;
+      g_autofree char *header = NULL;
       gint64 t0 = g_get_monotonic_time();
-      long status = try_login(emails[k], passwords[k], NULL, &answer);
+      long status = login_answer(email, passwords[k], &answer, &header);
       times[k][round] = (double)(g_get_monotonic_time() - t0);
-      sfx_expect_error(status, answer, 401, "invalid_credentials", NULL);
-      g_autofree char *text = json_to_string(answer, FALSE);
+      if (locked[k]) {
+        expect_locked(email, status, answer, header, 401, 30);
+      } else {
+        sfx_expect_error(status, answer, 401, "invalid_credentials", NULL);
+        ck_assert_msg(header == NULL, "%s: a Retry-After (%s) on a plain refusal", email,
+                      header);
+      }
+      g_autofree char *text = without_times(answer);
       if (!bodies[k])
         bodies[k] = g_strdup(text);
       ck_assert_str_eq(bodies[k], text);
     }
   }
-  ck_assert_str_eq(bodies[0], bodies[1]);
-  ck_assert_str_eq(bodies[1], bodies[2]);
-  for (int k = 0; k < 3; k++)
+  ck_assert_str_eq(bodies[1], bodies[2]); /* unknown = wrong password */
+  ck_assert_str_eq(bodies[0], bodies[3]); /* locked known = locked unknown */
+  for (int k = 0; k < K; k++)
     g_free(bodies[k]);
-  double m[3];
-  for (int k = 0; k < 3; k++)
+  double m[K];
+  double lo = G_MAXDOUBLE, hi = 0;
+  for (int k = 0; k < K; k++) {
     m[k] = median(times[k], N);
-  double lo = MIN(m[0], MIN(m[1], m[2])), hi = MAX(m[0], MAX(m[1], m[2]));
+    lo = MIN(lo, m[k]);
+    hi = MAX(hi, m[k]);
+  }
   ck_assert_msg(hi < lo * 3.0,
-                "medians locked %.1f ms, unknown %.1f ms, wrong %.1f ms: expected similar",
-                m[0] / 1000, m[1] / 1000, m[2] / 1000);
+                "medians locked %.1f ms, unknown %.1f ms, wrong %.1f ms, locked unknown %.1f ms:"
+                " expected similar",
+                m[0] / 1000, m[1] / 1000, m[2] / 1000, m[3] / 1000);
   /* Unknown accounts and a locked one wrote nothing. */
   ck_assert_int_eq(audit_count("login.failed", "admin@a.test"), 3);
-  ck_assert_int_eq(audit_count("login.failed", "nobody@a.test"), 0);
+  ck_assert_int_eq(audit_count("login.failed", "nobody0@a.test"), 0);
+  ck_assert_int_eq(audit_count("login.failed", "ghost@a.test"), 0);
+}
+END_TEST
+
+/* An unknown address locks exactly as an account of the default policy
+ * does: counted per address (its hash, in memory), not per source. */
+START_TEST(test_unknown_email_locks)
+{
+  gint64 audit_before = kcps__server_db_count_rows(sfx.server, "audit");
+  for (int i = 0; i < 2; i++) {
+    g_autoptr(JsonNode) answer = NULL;
+    g_autofree char *header = NULL;
+    long status = login_answer("nobody@x.test", "Wrong-pass-1", &answer, &header);
+    sfx_expect_error(status, answer, 401, "invalid_credentials", NULL);
+    ck_assert_msg(header == NULL, "failure %d: Retry-After %s before the lock", i + 1, header);
+  }
+  g_autoptr(JsonNode) unknown = NULL;
+  g_autofree char *unknown_header = NULL;
+  long status = login_answer("nobody@x.test", "Wrong-pass-1", &unknown, &unknown_header);
+  gint64 unknown_after =
+      expect_locked("third failure, unknown", status, unknown, unknown_header, 401, 30);
+
+  /* alice (default policy): three failures, the same answer. */
+  for (int i = 0; i < 2; i++)
+    try_login("alice@a.test", "Wrong-pass-1", NULL, NULL);
+  g_autoptr(JsonNode) known = NULL;
+  g_autofree char *known_header = NULL;
+  status = login_answer("alice@a.test", "Wrong-pass-1", &known, &known_header);
+  gint64 known_after = expect_locked("third failure, alice", status, known, known_header, 401, 30);
+  g_autofree char *known_text = without_times(known);
+  g_autofree char *unknown_text = without_times(unknown);
+  ck_assert_str_eq(known_text, unknown_text);
+  ck_assert_msg(known_after >= unknown_after - 5 && known_after <= unknown_after + 5,
+                "retry_after alice %" G_GINT64_FORMAT ", unknown %" G_GINT64_FORMAT, known_after,
+                unknown_after);
+
+  /* Locked: the address in other letter case too (the lookup ignores it). */
+  g_autoptr(JsonNode) again = NULL;
+  g_autofree char *again_header = NULL;
+  status = login_answer("NoBody@X.test", "Other-pass-2", &again, &again_header);
+  expect_locked("unknown, locked, other case", status, again, again_header, 401, 30);
+  ck_assert_str_eq(sfx_str(again, "retry_at"), sfx_str(unknown, "retry_at"));
+
+  /* The lock is the address's: another unknown address from the same
+   * source, and the source itself (devices' PIN key), are not locked. */
+  g_autoptr(JsonNode) other = NULL;
+  status = try_login("somebody@x.test", "Wrong-pass-1", NULL, &other);
+  sfx_expect_error(status, other, 401, "invalid_credentials", NULL);
+  ck_assert(!locked_direct(0, "127.0.0.1"));
+
+  /* Kept as a hash only: no slot holds the address in clear; one holds
+   * its key. Nothing went to the database for the unknown address. */
+  char key[KCPS_SERVER_LOCKOUT_EMAIL_KEY];
+  kcps__server_lockout_email_key(" Nobody@X.TEST ", key);
+  ck_assert_msg(g_str_has_prefix(key, "email:") && strlen(key) == 62, "key got %s", key);
+  ck_assert(locked_direct(0, key));
+  int holding = 0;
+  g_mutex_lock(&sfx.server->lock);
+  for (size_t i = 0; i < KCPS_SERVER_LOCKOUT_SLOTS; i++) {
+    const char *slot = sfx.server->lockout_slots[i].source;
+    ck_assert_msg(strstr(slot, "nobody") == NULL && strstr(slot, "x.test") == NULL,
+                  "slot %zu holds '%s'", i, slot);
+    holding += strcmp(slot, key) == 0;
+  }
+  g_mutex_unlock(&sfx.server->lock);
+  ck_assert_int_eq(holding, 1);
+  ck_assert_int_eq(audit_count("login.failed", "nobody@x.test"), 0);
+  ck_assert_int_eq(kcps__server_db_count_rows(sfx.server, "audit"),
+                   audit_before + 3 /* alice's failures */ + 1 /* her lock */);
+
+  /* Time lifts both locks; the count starts afresh. */
+  sfx_skew_clock(30 * 60 + 1);
+  g_autoptr(JsonNode) later = NULL;
+  g_autofree char *later_header = NULL;
+  status = login_answer("nobody@x.test", "Wrong-pass-1", &later, &later_header);
+  sfx_expect_error(status, later, 401, "invalid_credentials", NULL);
+  ck_assert_msg(later_header == NULL, "after the lock: Retry-After %s", later_header);
+  g_autofree char *back = sfx_login("alice@a.test", sfx.alice_pw);
 }
 END_TEST
 
@@ -920,7 +1133,7 @@ main(void)
                    test_password_change_refused}},
     {"lockout", {test_lockout_after_three, test_lockout_settings, test_success_resets,
                  test_other_factors_count, test_unknown_bounded, test_refused_alike,
-                 test_storm_writes_nothing, test_account_source}},
+                 test_storm_writes_nothing, test_account_source, test_unknown_email_locks}},
     {"sessions", {test_idle_web, test_idle_desktop, test_refresh_rotation,
                   test_refresh_expiry_and_logout, test_refresh_bad_bodies}},
     {"settings", {test_settings_routes, test_settings_refused, test_default_spool_mode}},
