@@ -83,6 +83,26 @@ typedef struct call_s {
   JsonNode *response;
 } call_t;
 
+/* "too many failed attempts; try again after 15:42" (local time; with the
+ * date when not today) for an account_locked answer, else NULL (g_free). */
+static char *locked_text(JsonNode *response)
+{
+  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
+                      ? json_node_get_object(response) : NULL;
+  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
+    return NULL;
+  const char *at = kcps_json_string(obj, "retry_at");
+  g_autoptr(GDateTime) utc = at != NULL ? g_date_time_new_from_iso8601(at, NULL) : NULL;
+  if (utc == NULL)
+    return NULL;
+  g_autoptr(GDateTime) when = g_date_time_to_local(utc);
+  g_autoptr(GDateTime) now = g_date_time_new_now_local();
+  bool today = g_date_time_get_year(when) == g_date_time_get_year(now)
+               && g_date_time_get_day_of_year(when) == g_date_time_get_day_of_year(now);
+  g_autofree char *text = g_date_time_format(when, today ? "%H:%M" : "%Y-%m-%d %H:%M");
+  return g_strdup_printf("too many failed attempts; try again after %s", text);
+}
+
 /* Calls kcpsd; on failure prints why and returns the exit status to use. */
 static int call(call_t *c, const char *method, const char *path, JsonNode *body)
 {
@@ -98,6 +118,12 @@ static int call(call_t *c, const char *method, const char *path, JsonNode *body)
     fprintf(stderr, "kcps: cannot reach kcpsd on 127.0.0.1:%d (is it running?): %s\n", c->port,
             error != NULL ? error->message : "no answer");
     return EXIT_UNREACHABLE;
+  }
+  /* A lock: when to try again, in the user's time. */
+  g_autofree char *locked = locked_text(c->response);
+  if (locked != NULL) {
+    fprintf(stderr, "kcps: %s\n", locked);
+    return EXIT_REFUSED;
   }
   /* kcpsd's own words, when it sent some. */
   const char *message = NULL;

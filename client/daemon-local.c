@@ -445,6 +445,30 @@ static gint64 desktop_idle_minutes(kcps_daemon_t *daemon, const char *token)
   return minutes > 0 ? minutes : -1;
 }
 
+/* Passes the server's lock on: status {"error":"account_locked","message",
+ * "retry_after","retry_at"} and Retry-After, as the server said them. */
+static void respond_locked(kcps_http_req_t *req, unsigned status, const kcps__auth_t *auth)
+{
+  g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(auth->retry_at);
+  g_autofree char *at = when != NULL ? g_date_time_format(when, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+  g_autofree char *message = g_strdup_printf("too many failed attempts; try again after %s",
+                                             at != NULL ? at : "?");
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "error");
+  json_builder_add_string_value(builder, "account_locked");
+  json_builder_set_member_name(builder, "message");
+  json_builder_add_string_value(builder, message);
+  json_builder_set_member_name(builder, "retry_after");
+  json_builder_add_int_value(builder, auth->retry_after);
+  add_string_or_null(builder, "retry_at", at);
+  json_builder_end_object(builder);
+  char seconds[24];
+  g_snprintf(seconds, sizeof seconds, "%" G_GINT64_FORMAT, auth->retry_after);
+  kcps_http_req_add_header(req, "Retry-After", seconds);
+  respond_built(req, status, builder);
+}
+
 /* Sends body to the server's route and answers the caller: the MFA step,
  * or the session (kcpsd keeps the access token; the refresh token goes to
  * the caller, once, and is not kept here). */
@@ -462,7 +486,12 @@ static void authenticate(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
     break;
   case KCPS_NET_AUTH:
     /* The server's words never say whether the account exists (nor do
-     * ours); a lock is refused as a wrong password is. */
+     * ours). A lock says when to try again (an unknown address locks as
+     * an account does, so that tells nothing either). */
+    if (kind == AUTH_LOGIN && auth.retry_at > 0) {
+      respond_locked(req, status == 403 ? 403 : 401, &auth);
+      return;
+    }
     if (kind == AUTH_REFRESH)
       kcps_http_respond_error(req, 401, "invalid_grant",
                               "the session has ended: log in again (%s)", error->message);

@@ -115,7 +115,9 @@ void kcps__sync_prefetch_key(kcps_daemon_t *daemon);
 void kcps__sync_server_logout(kcps_daemon_t *daemon, char *token);
 /* What a login, an MFA step, a refresh or an SSO exchange gave: either a
  * session (email, token, refresh_token, refresh_expires_in) or an MFA step
- * (mfa_token, mfa_expires_in). Secrets wiped by kcps__auth_clear. */
+ * (mfa_token, mfa_expires_in); on a refusal because the account is locked,
+ * the server's retry_after (seconds) and retry_at (Unix time), else 0.
+ * Secrets wiped by kcps__auth_clear. */
 typedef struct {
   char *email;
   char *token;
@@ -123,6 +125,8 @@ typedef struct {
   gint64 refresh_expires_in;
   char *mfa_token;
   gint64 mfa_expires_in;
+  gint64 retry_after;
+  gint64 retry_at;
 } kcps__auth_t;
 void kcps__auth_clear(kcps__auth_t *auth);
 /* POSTs body to the server's route (/api/v1/login, /api/v1/login/mfa,
