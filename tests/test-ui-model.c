@@ -732,6 +732,58 @@ START_TEST(test_login_messages)
 }
 END_TEST
 
+/* A locked login: kcpsd's answer to the time, the time to the sentence
+ * (local time; today the clock only, another day with the date). */
+START_TEST(test_locked_messages)
+{
+  g_autoptr(GDateTime) noon = g_date_time_new_local(2026, 11, 28, 12, 0, 0);
+  gint64 now = g_date_time_to_unix(noon);
+  g_autofree char *today = kcps_tray_locked_message(now + 42 * 60, now);
+  ck_assert_str_eq(today, "Too many failed attempts. Try again after 12:42.");
+
+  /* Ten to midnight, locked for 30 minutes: tomorrow, so with the date. */
+  g_autoptr(GDateTime) late = g_date_time_new_local(2026, 11, 28, 23, 50, 0);
+  gint64 late_now = g_date_time_to_unix(late);
+  g_autoptr(GDateTime) after = g_date_time_add_minutes(late, 30);
+  g_autofree char *day = g_date_time_format(after, "%-d %b, %H:%M");
+  g_autofree char *want = g_strdup_printf("Too many failed attempts. Try again after %s.", day);
+  g_autofree char *tomorrow = kcps_tray_locked_message(late_now + 30 * 60, late_now);
+  ck_assert_str_eq(tomorrow, want);
+  ck_assert_msg(strstr(tomorrow, "00:20") != NULL && strstr(tomorrow, "29") != NULL,
+                "got '%s', expected 29 Nov, 00:20", tomorrow);
+
+  /* kcpsd's answer: the lock's end, or 0 for anything else. */
+  g_autoptr(GDateTime) utc = g_date_time_new_utc(2026, 11, 28, 15, 42, 0);
+  struct {
+    const char *body;
+    gint64 want;
+  } cases[] = {
+    {"{\"error\":\"account_locked\",\"message\":\"m\",\"retry_after\":1800,"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", g_date_time_to_unix(utc)},
+    {"{\"error\":\"account_locked\",\"retry_after\":1800}", 0},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"soon\"}", 0},
+    {"{\"error\":\"account_locked\",\"retry_at\":1800}", 0},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"2026-13-45T99:00:00Z\"}", 0},
+    {"{\"error\":\"invalid_credentials\",\"retry_at\":\"2026-11-28T15:42:00Z\"}", 0},
+    {"[\"account_locked\"]", 0},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(JsonNode) body = json_from_string(cases[i].body, NULL);
+    ck_assert_msg(body != NULL, "case %zu does not parse", i);
+    gint64 got = kcps_tray_locked_until(body);
+    ck_assert_msg(got == cases[i].want, "case %zu: got %" G_GINT64_FORMAT
+                  ", expected %" G_GINT64_FORMAT, i, got, cases[i].want);
+  }
+  ck_assert_int_eq(kcps_tray_locked_until(NULL), 0);
+
+  /* No usable time: the plain refusal, which tells nothing. */
+  g_autofree char *none = kcps_tray_locked_message(0, now);
+  ck_assert_str_eq(none, kcps_tray_login_message(401));
+  g_autofree char *garbage = kcps_tray_locked_message(G_MAXINT64, now);
+  ck_assert_str_eq(garbage, kcps_tray_login_message(401));
+}
+END_TEST
+
 /* The jobs window's view model: upload and release progress, the release
  * dialog's controls from a printer's capabilities, its request. */
 START_TEST(test_jobs_window_model)
@@ -860,6 +912,7 @@ static Suite *ui_suite(void)
   tcase_add_test(tc, test_default_printer);
   tcase_add_test(tc, test_who_line_and_tooltip);
   tcase_add_test(tc, test_login_messages);
+  tcase_add_test(tc, test_locked_messages);
   tcase_add_test(tc, test_jobs_window_model);
   suite_add_tcase(s, tc);
   return s;

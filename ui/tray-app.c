@@ -215,7 +215,16 @@ static void login_done(GObject *source, GAsyncResult *result, gpointer data)
   app->login_attempts++;
   g_clear_pointer(&app->login_message, g_free);
   bool code_step = kcps__tray_session_code_pending(app);
-  if (kcps__tray_session_login_reply(app, reply->status, reply->body)) {
+  gint64 locked_until = reply->status == 401 || reply->status == 403
+                          ? kcps_tray_locked_until(reply->body) : 0;
+  if (locked_until > 0) {
+    /* Locked (at the password or the code step): say when to try again.
+     * The server ended the code's attempt, so the window goes back to the
+     * password step. */
+    kcps__tray_session_cancel_code(app);
+    app->login_message =
+      kcps_tray_locked_message(locked_until, g_get_real_time() / G_USEC_PER_SEC);
+  } else if (kcps__tray_session_login_reply(app, reply->status, reply->body)) {
     /* The organization asks for the mailed code (or it was not right). */
     app->login_message = g_strdup(
       reply->status == 200 ? _("A sign-in code was mailed to you. Enter it to log in.")

@@ -396,6 +396,39 @@ const char *kcps_tray_login_message(long http_status)
   return _("Logging in failed. Try again later.");
 }
 
+gint64 kcps_tray_locked_until(JsonNode *body)
+{
+  JsonObject *obj = body != NULL && JSON_NODE_HOLDS_OBJECT(body) ? json_node_get_object(body)
+                                                                 : NULL;
+  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
+    return 0;
+  const char *at = kcps_json_string(obj, "retry_at");
+  g_autoptr(GDateTime) when = at != NULL ? g_date_time_new_from_iso8601(at, NULL) : NULL;
+  gint64 until = when != NULL ? g_date_time_to_unix(when) : 0;
+  return until > 0 ? until : 0;
+}
+
+char *kcps_tray_locked_message(gint64 retry_at_unix, gint64 now_unix)
+{
+  g_autoptr(GDateTime) when =
+    retry_at_unix > 0 ? g_date_time_new_from_unix_local(retry_at_unix) : NULL;
+  g_autoptr(GDateTime) now = g_date_time_new_from_unix_local(now_unix);
+  if (when == NULL || now == NULL)
+    return g_strdup(kcps_tray_login_message(401));
+  int y = 0, m = 0, d = 0, ny = 0, nm = 0, nd = 0;
+  g_date_time_get_ymd(when, &y, &m, &d);
+  g_date_time_get_ymd(now, &ny, &nm, &nd);
+  bool today = y == ny && m == nm && d == nd;
+  /* Translators: the day and time a locked account may log in again when
+   * that is not today, strftime format: "29 Nov, 00:20". */
+  g_autofree char *time = g_date_time_format(when, today ? "%H:%M" : _("%-d %b, %H:%M"));
+  if (time == NULL)
+    return g_strdup(kcps_tray_login_message(401));
+  /* Translators: %s is a time today ("15:42") or a day and time
+   * ("29 Nov, 00:20"). */
+  return g_strdup_printf(_("Too many failed attempts. Try again after %s."), time);
+}
+
 /* --- notifications ------------------------------------------------------- */
 
 void kcps_tray_notice_free(kcps_tray_notice_t *notice)

@@ -1,6 +1,7 @@
 /* Fuzz target: what the tray believes of kcpsd's answers on 5572 (another
  * local process could be listening there): the bodies of GET /v1/status and
- * GET /v1/jobs, parsed and then formatted as the windows show them.
+ * GET /v1/jobs, parsed and then formatted as the windows show them; the
+ * first part also as a refused login's answer (account_locked, retry_at).
  * Input: "status-json\n\x1ejobs-json" (the record separator splits them). */
 #include "ui/tray-model.h"
 
@@ -37,6 +38,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ok ? !status.reachable : (error == NULL || status.user != NULL || status.email != NULL))
       __builtin_trap();
     g_clear_error(&error);
+    json_node_unref(node);
+  }
+
+  /* The same bytes as a refused login's answer: the lock's end, and the
+   * sentence the login window shows (a fallback for any garbage). */
+  node = parse(text, status_len);
+  if (node != NULL) {
+    gint64 until = kcps_tray_locked_until(node);
+    g_autofree char *locked = kcps_tray_locked_message(until, 1795000000);
+    if (until < 0 || locked == NULL || !g_utf8_validate(locked, -1, NULL))
+      __builtin_trap();
     json_node_unref(node);
   }
 
