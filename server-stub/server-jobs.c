@@ -5,6 +5,8 @@
 
 #include "common/crypto.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 /* The columns job_json() reads, in its order. */
@@ -172,6 +174,90 @@ kcps__server_route_register_job(kcps_server_t *server, kcps_http_req_t *req,
     kcps_http_respond_json(req, status, node);
 }
 
+/* DELETE /api/v1/jobs/{id}: the owner withdraws a job that is not printed
+ * (she deleted it on her computer): no device lists it or gets a ticket for
+ * it any more, and a cloud job's document is deleted at once. A job some
+ * device already logged (a failed attempt) keeps its row for the reports,
+ * without its pull address; any other goes entirely. */
+void
+kcps__server_route_withdraw_job(kcps_server_t *server, kcps_http_req_t *req,
+                                const kcps_server_session_t *session, const char *id)
+{
+  if (!kcps__server_is_job_id(id)) {
+    kcps_http_respond_error(req, 404, "not_found", "no such job");
+    return;
+  }
+  if (!kcps__server_body_none(req))
+    return;
+  char source[64];
+  kcps__server_req_source(req, source, sizeof source);
+  g_autoptr(GError) error = NULL;
+  gint64 job = 0;
+  bool printed = false, logged = false, ok = false;
+  g_autofree char *spool = NULL;
+  g_mutex_lock(&server->lock);
+  sqlite3_stmt *stmt = kcps__server_db_prepare(
+      server,
+      "SELECT id, state, spool, EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = jobs.id)"
+      " FROM jobs WHERE public_id = ? AND user_id = ? AND pull_url IS NOT NULL",
+      &error);
+  if (stmt) {
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, session->user_id);
+    if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
+      job = sqlite3_column_int64(stmt, 0);
+      printed = g_strcmp0((const char *)sqlite3_column_text(stmt, 1), "printed") == 0;
+      spool = kcps__server_db_dup_text(stmt, 2);
+      logged = sqlite3_column_int64(stmt, 3) != 0;
+    }
+  }
+  sqlite3_finalize(stmt);
+  if (job > 0 && !printed && kcps__server_db_begin(server, &error)) {
+    stmt = kcps__server_db_prepare(
+        server,
+        logged ? "UPDATE jobs SET pull_url = NULL, pull_pin = NULL, updated = ?2 WHERE id = ?1"
+               : "DELETE FROM jobs WHERE id = ?1",
+        &error);
+    if (stmt) {
+      sqlite3_bind_int64(stmt, 1, job);
+      if (logged)
+        sqlite3_bind_int64(stmt, 2, kcps__server_now());
+      ok = kcps__server_db_step(server, stmt, &error) == SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    stmt = ok ? kcps__server_db_prepare(server, "DELETE FROM cloud_documents WHERE job_id = ?",
+                                        &error)
+              : NULL;
+    if (stmt) {
+      sqlite3_bind_int64(stmt, 1, job);
+      ok = kcps__server_db_step(server, stmt, &error) == SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    if (ok) {
+      kcps__server_audit_locked(server, session->user_org_id, session->user_id, "job.withdrawn",
+                                id, source, logged ? "kept for the reports" : "deleted");
+      ok = kcps__server_db_commit(server, &error);
+    }
+    if (!ok)
+      kcps__server_db_rollback(server);
+  }
+  g_mutex_unlock(&server->lock);
+  if (ok && g_strcmp0(spool, "cloud") == 0) {
+    g_autofree char *doc = kcps__server_cloud_document_path(server, id);
+    if (g_unlink(doc) != 0 && errno != ENOENT)
+      g_warning("kcps-server: cannot delete a withdrawn job's document: %s", g_strerror(errno));
+  }
+  if (error)
+    kcps__server_respond_internal(req, error);
+  else if (job <= 0)
+    kcps_http_respond_error(req, 404, "not_found", "no such job");
+  else if (printed)
+    kcps_http_respond_error(req, 409, "conflict",
+                            "the job was printed; it stays in the records for the reports");
+  else
+    kcps_http_respond_empty(req, 204);
+}
+
 void
 kcps__server_route_list_jobs(kcps_server_t *server, kcps_http_req_t *req,
                              const kcps_server_session_t *session, const char *id)
@@ -241,7 +327,7 @@ kcps__server_route_device_jobs(kcps_server_t *server, kcps_http_req_t *req,
       server,
       "SELECT " JOB_COLUMNS JOB_FROM
       " WHERE j.user_id = ? AND j.org_id = ? AND j.state IN ('waiting', 'failed')"
-      " ORDER BY j.id",
+      " AND j.pull_url IS NOT NULL ORDER BY j.id",
       &error);
   if (stmt) {
     sqlite3_bind_int64(stmt, 1, session->user_id);
@@ -356,6 +442,8 @@ kcps__server_route_ticket(kcps_server_t *server, kcps_http_req_t *req,
     kcps__server_respond_internal(req, error);
   else if (!found)
     kcps_http_respond_error(req, 404, "not_found", "no such job");
+  else if (!printable && !job.pull_url && g_strcmp0(job.state, "printed") != 0)
+    kcps_http_respond_error(req, 410, "gone", "the job was withdrawn by its owner");
   else if (!printable)
     kcps_http_respond_error(req, 409, "conflict", "the job was printed already");
   else {

@@ -87,6 +87,12 @@ document_path(kcps_server_t *server, const char *job_id)
   return g_build_filename(server->data_dir, "cloud", "documents", name, NULL);
 }
 
+char *
+kcps__server_cloud_document_path(kcps_server_t *server, const char *job_id)
+{
+  return document_path(server, job_id);
+}
+
 /* Bytes the server holds of an upload (0 when the part file is not there). */
 static gint64
 part_size(const char *path)

@@ -76,6 +76,7 @@ enum {
  *   "new-admin:ORG"    a fresh admin of ORG (customer_admin or provider_admin)
  *   "new-org:PARENT"   a fresh customer organization under PARENT, each cell
  *   "job:EMAIL"        the job registered for that user before the walk
+ *   "new-job:EMAIL"    a fresh job of that user, each cell
  *   "key:"             a fresh API key of Customer C's admin, each cell
  *   "new-group:ORG"    a fresh user group of ORG (a customer), each cell
  *   "new-member:ORG"   a fresh group of ORG with a fresh member: fills the
@@ -137,6 +138,13 @@ static const row_t rows[] = {
    W(USER_ONLY,          201, 201, 201, 201, 201, 201, 201), 0},
   {"jobs", "GET", "/api/v1/jobs", "", NULL,
    W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), F_OWN_JOBS},
+  /* Withdrawing a job: its owner only; anyone else's is absent. */
+  {"jobs", "DELETE", "/api/v1/jobs/*", "new-job:cu@c.test", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 204, 404), 0},
+  {"jobs", "DELETE", "/api/v1/jobs/*", "new-job:ca@c.test", NULL,
+   W(USER_ONLY,          404, 404, 404, 204, 404, 404, 404), 0},
+  {"jobs", "DELETE", "/api/v1/jobs/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
   {"jobs", "GET", "/api/v1/device/jobs", "", NULL,
    W(401, 401, 403, 200, 403, 403, 403, 403, 403, 403, 403), 0},
   {"jobs", "POST", "/api/v1/device/jobs/*/ticket", "job:alice@a.test", NULL,
@@ -1114,6 +1122,14 @@ resolve(const char *target)
     unsigned n = ++world.uniq;
     g_autofree char *body = g_strdup_printf("{\"serial\":\"NSN%u\",\"name\":\"NDEV%u\"}", n, n);
     return expect_created("fresh device", "POST", path, world.tokens[A_RHQ], body, "id");
+  }
+  if (g_str_has_prefix(target, "new-job:")) {
+    const char *owner = NULL;
+    for (int a = A_RHQ; a < N_ACTORS && !owner; a++)
+      if (strcmp(actor_emails[a], target + 8) == 0)
+        owner = world.tokens[a];
+    ck_assert_msg(owner != NULL, "no caller %s", target + 8);
+    return register_job(owner, "fresh job");
   }
   if (g_str_has_prefix(target, "new-card:")) {
     const char *owner = NULL;

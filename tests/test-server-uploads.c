@@ -403,6 +403,32 @@ START_TEST(test_device_fetch)
 }
 END_TEST
 
+/* The owner deletes a cloud job: its document goes at once, and a ticket
+ * taken before no longer fetches it. */
+START_TEST(test_withdraw_cloud_job)
+{
+  g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
+  g_autoptr(GBytes) doc = make_doc(CHUNK + 7, 9);
+  g_autofree char *job = upload_whole(alice, "wd-1", doc);
+  g_autofree char *keep = upload_whole(alice, "wd-2", doc);
+  ck_assert_uint_eq(count_files("documents"), 2);
+  g_autofree char *pin = sfx_pin_login();
+  g_autofree char *ticket = get_ticket(pin, job, NULL);
+
+  g_autofree char *path = g_strdup_printf("/api/v1/jobs/%s", job);
+  ck_assert_int_eq(sfx_call("DELETE", path, alice, NULL, NULL), 204);
+  ck_assert_uint_eq(count_files("documents"), 1);
+  g_autofree char *doc_path = g_strdup_printf("/api/v1/device/jobs/%s/document", job);
+  g_autoptr(GByteArray) got = NULL;
+  long st = fetch(doc_path, ticket, NULL, &got);
+  ck_assert_msg(st == 401 || st == 404 || st == 410, "fetch after withdrawal: %ld", st);
+  g_autoptr(JsonNode) list = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/device/jobs", pin, NULL, &list), 200);
+  ck_assert_msg(find_job(list, job) == NULL, "the device still lists the withdrawn job");
+  ck_assert_msg(find_job(list, keep) != NULL, "the other job went too");
+}
+END_TEST
+
 START_TEST(test_retention)
 {
   g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
@@ -720,6 +746,7 @@ main(void)
   tcase_add_test(tc, test_too_large_refused);
   tcase_add_test(tc, test_other_user_not_found);
   tcase_add_test(tc, test_device_fetch);
+  tcase_add_test(tc, test_withdraw_cloud_job);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_streamed_chunks);
   tcase_add_test(tc, test_streamed_unauthenticated);

@@ -772,6 +772,87 @@ START_TEST(test_log_counts_usage)
 }
 END_TEST
 
+/* One number from the database. */
+static gint64
+db_int(const char *sql)
+{
+  g_mutex_lock(&fx.server->lock);
+  sqlite3_stmt *stmt = NULL;
+  gint64 value = -1;
+  if (sqlite3_prepare_v2(fx.server->db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW)
+    value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  g_mutex_unlock(&fx.server->lock);
+  return value;
+}
+
+/* The owner deleted the job on her computer: DELETE withdraws it. */
+START_TEST(test_withdraw)
+{
+  g_autofree char *user = login("alice@a.test", fx.alice_pw);
+  g_autofree char *plain = register_job(user, "spool-wd1", 201);
+  g_autofree char *tried = register_job(user, "spool-wd2", 201);
+  g_autofree char *done = register_job(user, "spool-wd3", 201);
+  g_autofree char *at_device = pin_login();
+  g_autoptr(JsonNode) dlist = NULL;
+  ck_assert_int_eq(call("GET", "/api/v1/device/jobs", at_device, NULL, &dlist), 200);
+  ck_assert_int_eq(json_array_get_length(member_array(dlist, "jobs")), 3);
+
+  /* A failed attempt at one, a print of another. */
+  const char *logs[][2] = {{tried, "failed"}, {done, "completed"}};
+  for (size_t i = 0; i < G_N_ELEMENTS(logs); i++) {
+    g_autofree char *t = g_strdup_printf("/api/v1/device/jobs/%s/ticket", logs[i][0]);
+    ck_assert_int_eq(call("POST", t, at_device, NULL, NULL), 201);
+    g_autofree char *l = g_strdup_printf("/api/v1/device/jobs/%s/log", logs[i][0]);
+    g_autofree char *body = g_strdup_printf("{\"pages\":1,\"status\":\"%s\"}", logs[i][1]);
+    ck_assert_int_eq(call("POST", l, at_device, body, NULL), 201);
+  }
+
+  /* Nobody else can: another user, the admin of her organization. */
+  g_autofree char *admin = login("admin@a.test", fx.admin_pw);
+  g_autofree char *p_plain = g_strdup_printf("/api/v1/jobs/%s", plain);
+  g_autoptr(JsonNode) refused = NULL;
+  expect_error(call("DELETE", p_plain, admin, NULL, &refused), &refused, 404, "not_found", NULL);
+  ck_assert_int_eq(call("DELETE", p_plain, NULL, NULL, NULL), 401);
+  ck_assert_int_eq(call("DELETE", p_plain, at_device, NULL, NULL), 403);
+
+  /* Never tried: gone, with its tickets. */
+  ck_assert_int_eq(call("DELETE", p_plain, user, NULL, NULL), 204);
+  g_autofree char *q = g_strdup_printf("SELECT count(*) FROM jobs WHERE public_id = '%s'", plain);
+  ck_assert_int_eq(db_int(q), 0);
+  ck_assert_int_eq(call("DELETE", p_plain, user, NULL, NULL), 404);
+
+  /* Tried and failed: kept for the reports, but no device gets it again. */
+  g_autofree char *p_tried = g_strdup_printf("/api/v1/jobs/%s", tried);
+  ck_assert_int_eq(call("DELETE", p_tried, user, NULL, NULL), 204);
+  g_autofree char *q2 = g_strdup_printf(
+      "SELECT count(*) FROM jobs j JOIN job_logs l ON l.job_id = j.id"
+      " WHERE j.public_id = '%s' AND j.pull_url IS NULL", tried);
+  ck_assert_int_eq(db_int(q2), 1);
+  g_autofree char *t_tried = g_strdup_printf("/api/v1/device/jobs/%s/ticket", tried);
+  g_autoptr(JsonNode) gone = NULL;
+  expect_error(call("POST", t_tried, at_device, NULL, &gone), &gone, 410, "gone", "withdrawn");
+  ck_assert_int_eq(call("DELETE", p_tried, user, NULL, NULL), 404);
+
+  /* Printed: stays, and says why. */
+  g_autofree char *p_done = g_strdup_printf("/api/v1/jobs/%s", done);
+  g_autoptr(JsonNode) printed = NULL;
+  expect_error(call("DELETE", p_done, user, NULL, &printed), &printed, 409, "conflict",
+               "printed");
+
+  g_autoptr(JsonNode) after = NULL;
+  ck_assert_int_eq(call("GET", "/api/v1/device/jobs", at_device, NULL, &after), 200);
+  ck_assert_int_eq(json_array_get_length(member_array(after, "jobs")), 0);
+  ck_assert_int_eq(db_int("SELECT count(*) FROM audit WHERE event = 'job.withdrawn'"),
+                   2);
+  /* The usage counted stays. */
+  g_autoptr(JsonNode) usage = NULL;
+  ck_assert_int_eq(call("GET", "/api/v1/me/usage", user, NULL, &usage), 200);
+  ck_assert_int_eq(member_int(usage, "pages"), 1);
+}
+END_TEST
+
 /* Storage ----------------------------------------------------------------- */
 
 START_TEST(test_password_hash)
@@ -933,6 +1014,7 @@ server_suite(void)
   tcase_add_test(tc, test_pin_login);
   tcase_add_test(tc, test_ticket);
   tcase_add_test(tc, test_log_counts_usage);
+  tcase_add_test(tc, test_withdraw);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("storage");
