@@ -35,6 +35,8 @@ static const char usage_text[] =
   "  logout          log out (on the server too) and forget the kept session\n"
   "  status          show who is logged in and to which server\n"
   "  jobs [--json]   list your spooled jobs (--json: a JSON array)\n"
+  "  delete JOB      delete a job: from this computer, and from the printers'\n"
+  "                  and the cloud's lists\n"
   "  release JOB --printer URI [--copies N] [--color|--mono] [--duplex] [--wait]\n"
   "                  print JOB directly on an IPP (ipp://) or IPPS (ipps://)\n"
   "                  printer; --wait follows it to its end (exit 1 unless completed)\n"
@@ -829,6 +831,19 @@ static int cmd_printer_forget(call_t *c, const char *uri)
   return EXIT_OK;
 }
 
+/* kcps delete JOB: the job goes from the spool, and from the server's
+ * lists (kcpsd withdraws it there). */
+static int cmd_delete(call_t *c, const char *job)
+{
+  g_autofree char *escaped = g_uri_escape_string(job, NULL, FALSE);
+  g_autofree char *path = g_strconcat("/v1/jobs/", escaped, NULL);
+  int rc = call(c, "DELETE", path, NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  printf("Deleted job %s\n", job);
+  return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
   call_t c = {.port = DEFAULT_PORT};
@@ -895,6 +910,10 @@ int main(int argc, char **argv)
     rc = cmd_jobs(&c, as_json);
   } else if (strcmp(command, "release") == 0) {
     rc = cmd_release(&c, rest, args);
+  } else if (strcmp(command, "delete") == 0) {
+    if (rest != 1 || args[0][0] == '-')
+      return usage_error("usage: kcps delete JOB (the id kcps jobs shows)");
+    rc = cmd_delete(&c, args[0]);
   } else if (strcmp(command, "spool-mode") == 0) {
     if (rest > 1 || (rest == 1 && strcmp(args[0], "local") != 0 &&
                      strcmp(args[0], "cloud") != 0 && strcmp(args[0], "default") != 0))

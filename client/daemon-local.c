@@ -778,15 +778,16 @@ static void get_release(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
 }
 
 /* DELETE /v1/jobs/<id>: the caller's job goes from the spool (document
- * removed, row marked deleted). The server has no route to withdraw a
- * pull registration: a registered job stays listed there until it
- * expires, and a pull of it gets 404 here. */
+ * removed, row marked deleted) and, when the server knows it (registered
+ * for a pull, or uploaded), the sync worker withdraws it there: no MFP
+ * lists it any more, and a cloud copy is deleted. */
 static void delete_job(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
                        const char *job_id)
 {
   g_autoptr(GError) error = NULL;
   kcps_job_t *job = kcps_spool_get_job(daemon->spool, job_id, NULL);
   bool mine = job != NULL && job->owner_uid == uid && job->state != KCPS_JOB_STATE_DELETED;
+  bool known = job != NULL && job->server_id != NULL;
   kcps_job_free(job);
   if (!mine) {
     kcps_http_respond_error(req, 404, "not_found", "no such job");
@@ -809,6 +810,8 @@ static void delete_job(kcps_daemon_t *daemon, kcps_http_req_t *req, uid_t uid,
     return;
   }
   g_message("uid %u deleted job %s", (unsigned)uid, job_id);
+  if (known)
+    kcps__sync_withdraw(daemon, uid);
   kcps__events_emit(daemon, uid, "job", job_id);
   kcps_http_respond_empty(req, 204);
 }

@@ -113,6 +113,9 @@ void kcps__sync_register_user(kcps_daemon_t *daemon, uid_t uid);
 void kcps__sync_prefetch_key(kcps_daemon_t *daemon);
 /* Ends token's session on the server, in the background; token is taken. */
 void kcps__sync_server_logout(kcps_daemon_t *daemon, char *token);
+/* uid deleted a job the server knows: withdraw it there (now, or at the
+ * next rescan or login when that fails). */
+void kcps__sync_withdraw(kcps_daemon_t *daemon, uid_t uid);
 /* What a login, an MFA step, a refresh or an SSO exchange gave: either a
  * session (email, token, refresh_token, refresh_expires_in) or an MFA step
  * (mfa_token, mfa_expires_in); on a refusal because the account is locked,

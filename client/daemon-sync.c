@@ -31,6 +31,7 @@
 typedef enum {
   SYNC_REGISTER_JOB,  /* job_id */
   SYNC_REGISTER_USER, /* uid: every spooled job of it */
+  SYNC_WITHDRAW,      /* uid: its deleted jobs the server still lists */
   SYNC_LOGOUT,        /* token */
   SYNC_FETCH_KEY,
   SYNC_QUIT
@@ -74,6 +75,11 @@ void kcps__sync_register_job(kcps_daemon_t *daemon, const char *job_id)
 void kcps__sync_register_user(kcps_daemon_t *daemon, uid_t uid)
 {
   push(daemon, SYNC_REGISTER_USER, NULL, uid, NULL);
+}
+
+void kcps__sync_withdraw(kcps_daemon_t *daemon, uid_t uid)
+{
+  push(daemon, SYNC_WITHDRAW, NULL, uid, NULL);
 }
 
 void kcps__sync_server_logout(kcps_daemon_t *daemon, char *token)
@@ -449,6 +455,60 @@ static void server_logout(kcps_daemon_t *daemon, const char *token)
     g_info("server logout failed: %s", error->message);
 }
 
+/* --- withdrawals --------------------------------------------------------------- */
+
+/* uid deleted jobs (or retention did) that the server still lists: DELETE
+ * /api/v1/jobs/{id} for each, with uid's session when it is the account the
+ * job was registered for. The server's last word (gone, withdrawn, or
+ * printed and kept for the reports) clears the job's server_id here; a
+ * failure leaves it for the next round (a rescan, the next login). */
+static void withdraw_deleted(kcps_daemon_t *daemon, uid_t uid)
+{
+  if (daemon->server_url == NULL)
+    return;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) jobs = kcps_spool_list_withdrawals(daemon->spool, uid, &error);
+  if (jobs == NULL) {
+    g_warning("cannot list the withdrawals of uid %u: %s", (unsigned)uid, error->message);
+    return;
+  }
+  if (jobs->len == 0)
+    return;
+  g_autofree char *email = NULL;
+  char *token = NULL;
+  if (!kcps__daemon_session_get(daemon, uid, &email, &token))
+    return;
+  for (guint i = 0; i < jobs->len && !g_atomic_int_get(&daemon->stopping); i++) {
+    const kcps_job_t *job = g_ptr_array_index(jobs, i);
+    if (job->server_user != NULL && g_ascii_strcasecmp(job->server_user, email) != 0)
+      continue; /* registered for another account: its own login withdraws it */
+    kcps_http_opts_t opts;
+    kcps__daemon_server_opts(daemon, &opts, token, SERVER_TIMEOUT_S);
+    g_autofree char *escaped = g_uri_escape_string(job->server_id, NULL, FALSE);
+    g_autofree char *route = g_strconcat("/api/v1/jobs/", escaped, NULL);
+    g_autofree char *url = api_url(daemon, route);
+    g_autoptr(JsonNode) response = NULL;
+    g_autoptr(GError) call_error = NULL;
+    long status = 0;
+    kcps_net_status_t net =
+      kcps_http_call_json("DELETE", url, &opts, NULL, &status, &response, &call_error);
+    bool settled = net == KCPS_NET_OK || status == 404 || status == 409 || status == 410;
+    if (!settled) {
+      g_info("job %s: cannot withdraw it from the server now (%s)", job->id,
+             call_error != NULL ? call_error->message : "?");
+      if (net == KCPS_NET_AUTH || net == KCPS_NET_RETRY)
+        break; /* the session or the server: the next round */
+      continue;
+    }
+    g_autoptr(GError) clear_error = NULL;
+    if (!kcps_spool_set_registered(daemon->spool, job->id, NULL, NULL, &clear_error))
+      g_warning("job %s: withdrawn but cannot record it: %s", job->id, clear_error->message);
+    else
+      g_message("job %s: withdrawn from the server (HTTP %ld)", job->id, status);
+  }
+  kcps__secret_free(token);
+}
+
 /* --- printed jobs ------------------------------------------------------------ */
 
 /* Asks the server (GET /api/v1/jobs) which of uid's registered or pulled
@@ -578,6 +638,7 @@ static void handle_user(worker_t *worker, uid_t uid, bool after_login)
 {
   kcps_daemon_t *daemon = worker->daemon;
   g_autoptr(GError) error = NULL;
+  withdraw_deleted(daemon, uid);
   sync_printed(daemon, uid, false);
   g_autoptr(GPtrArray) jobs = kcps_spool_list_jobs(daemon->spool, uid, &error);
   if (jobs == NULL) {
@@ -697,6 +758,9 @@ static void *worker_main(void *data)
         break;
       case SYNC_REGISTER_USER:
         handle_user(&worker, item->uid, true);
+        break;
+      case SYNC_WITHDRAW:
+        withdraw_deleted(daemon, item->uid);
         break;
       case SYNC_LOGOUT:
         server_logout(daemon, item->token);

@@ -237,6 +237,34 @@ GPtrArray *kcps__spool_db_list_locked(kcps_spool_t *spool, uid_t owner_uid, bool
   return jobs;
 }
 
+GPtrArray *kcps_spool_list_withdrawals(kcps_spool_t *spool, uid_t owner_uid, GError **error) {
+  g_return_val_if_fail(spool != NULL, NULL);
+  g_autofree char *sql = g_strdup_printf(
+    "SELECT %s FROM jobs WHERE owner_uid = ?1 AND state = ?2 AND server_id IS NOT NULL"
+    " ORDER BY created, rowid",
+    job_columns);
+  kcps__spool_lock(spool);
+  sqlite3_stmt *st = NULL;
+  GPtrArray *jobs = NULL;
+  if (sqlite3_prepare_v2(spool->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    db_fail(spool, "prepare withdrawals", error);
+  } else {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)owner_uid);
+    sqlite3_bind_int(st, 2, KCPS_JOB_STATE_DELETED);
+    jobs = g_ptr_array_new_with_free_func((GDestroyNotify)kcps_job_free);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      g_ptr_array_add(jobs, job_from_row(st));
+    if (rc != SQLITE_DONE) {
+      db_fail(spool, "list withdrawals", error);
+      g_clear_pointer(&jobs, g_ptr_array_unref);
+    }
+  }
+  sqlite3_finalize(st);
+  kcps__spool_unlock(spool);
+  return jobs;
+}
+
 kcps_job_t *kcps__spool_db_get_locked(kcps_spool_t *spool, const char *id, GError **error) {
   g_autofree char *sql = g_strdup_printf("SELECT %s FROM jobs WHERE id = ?", job_columns);
   sqlite3_stmt *st = NULL;

@@ -83,6 +83,10 @@ void kcps_spool_writer_abort(kcps_spool_writer_t *writer);
 /* Jobs of owner_uid ((uid_t)-1: everyone's), oldest first, not deleted.
  * GPtrArray of kcps_job_t* that frees its elements. */
 GPtrArray *kcps_spool_list_jobs(kcps_spool_t *spool, uid_t owner_uid, GError **error);
+/* owner_uid's deleted jobs that the server still knows (server_id set):
+ * the registrations to withdraw there (kcpsd clears server_id once the
+ * server has let go). Oldest first, GPtrArray of kcps_job_t*. */
+GPtrArray *kcps_spool_list_withdrawals(kcps_spool_t *spool, uid_t owner_uid, GError **error);
 /* One job by id, or NULL + KCPS_SPOOL_ERROR_NOT_FOUND. */
 kcps_job_t *kcps_spool_get_job(kcps_spool_t *spool, const char *id, GError **error);
 /* Opens the job's PDF read-only; caller closes the fd. */

@@ -415,6 +415,44 @@ START_TEST(test_states) {
 }
 END_TEST
 
+/* Deleted jobs the server still knows are listed for withdrawal, until
+ * their server_id is cleared; each owner sees only her own. */
+START_TEST(test_withdrawals) {
+  kcps_spool_t *spool = open_spool();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_job_t) known = spool_file(spool, 1000, TEST_PDF, &error);
+  g_autoptr(kcps_job_t) unknown = spool_file(spool, 1000, TEST_PDF, &error);
+  g_autoptr(kcps_job_t) kept = spool_file(spool, 1000, TEST_PDF, &error);
+  g_autoptr(kcps_job_t) other = spool_file(spool, 1001, TEST_PDF, &error);
+  ck_assert(kcps_spool_set_registered(spool, known->id, "srv-1", "a@x.test", &error));
+  ck_assert(kcps_spool_set_registered(spool, kept->id, "srv-2", "a@x.test", &error));
+  ck_assert(kcps_spool_set_registered(spool, other->id, "srv-3", "b@x.test", &error));
+  g_autoptr(GPtrArray) none = kcps_spool_list_withdrawals(spool, 1000, &error);
+  ck_assert_uint_eq(none->len, 0); /* nothing deleted yet */
+
+  ck_assert(kcps_spool_set_state(spool, known->id, KCPS_JOB_STATE_DELETED, &error));
+  ck_assert(kcps_spool_set_state(spool, unknown->id, KCPS_JOB_STATE_DELETED, &error));
+  ck_assert(kcps_spool_set_state(spool, other->id, KCPS_JOB_STATE_DELETED, &error));
+  g_autoptr(GPtrArray) mine = kcps_spool_list_withdrawals(spool, 1000, &error);
+  ck_assert_uint_eq(mine->len, 1);
+  kcps_job_t *first = g_ptr_array_index(mine, 0);
+  ck_assert_str_eq(first->id, known->id);
+  ck_assert_str_eq(first->server_id, "srv-1");
+  ck_assert_str_eq(first->server_user, "a@x.test");
+
+  /* Withdrawn: the server id goes, the job stays deleted. */
+  ck_assert(kcps_spool_set_registered(spool, known->id, NULL, NULL, &error));
+  g_autoptr(GPtrArray) after = kcps_spool_list_withdrawals(spool, 1000, &error);
+  ck_assert_uint_eq(after->len, 0);
+  g_autoptr(kcps_job_t) got = kcps_spool_get_job(spool, known->id, &error);
+  ck_assert_str_eq(kcps_job_state_string(got->state), "deleted");
+  ck_assert_ptr_null(got->server_id);
+  g_autoptr(GPtrArray) theirs = kcps_spool_list_withdrawals(spool, 1001, &error);
+  ck_assert_uint_eq(theirs->len, 1);
+  kcps_spool_close(spool);
+}
+END_TEST
+
 START_TEST(test_ticket_once) {
   kcps_spool_t *spool = open_spool();
   g_autoptr(GError) error = NULL;
@@ -689,6 +727,7 @@ static Suite *spool_suite(void) {
   TCase *tc = tcase_create("writer");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_commit_pdf);
+  tcase_add_test(tc, test_withdrawals);
   tcase_add_test(tc, test_commit_multipage);
   tcase_add_loop_test(tc, test_refuse_bad_document, 0, G_N_ELEMENTS(bad_docs));
   tcase_add_test(tc, test_refuse_encrypted);

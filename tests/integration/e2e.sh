@@ -472,6 +472,31 @@ case "$(server_field "$TAMPERED" state)" in
     "expected failed or waiting" ;;
 esac
 
+# --- a job deleted on the computer is withdrawn from the server -------------------
+lib_log "a job deleted with kcps delete leaves the MFP's list"
+out=$(lp -d KCPS -t "e2e deleted" /usr/share/cups/data/default-testpage.pdf 2>&1) ||
+  abort "lp -d KCPS (e2e deleted): $out"
+wait_for 90 "the job to delete registered" spool_registered "e2e deleted" ||
+  abort "e2e deleted registered within 90 s: $(kcps_jobs 2>&1)"
+DEL_SPOOL=$(spool_field "e2e deleted" id)
+DEL_SERVER=$(spool_field "e2e deleted" server_id)
+mfp_lists() { "${MFP[@]}" jobs --pin 4321 2>/dev/null | grep -q "^$1	"; }
+mfp_lists "$DEL_SERVER" && pass "MFP-1 lists the job before it is deleted" ||
+  fail "MFP-1 does not list $DEL_SERVER"
+out=$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" delete "$DEL_SPOOL" 2>&1) &&
+  check_eq "kcps delete" "$out" "Deleted job $DEL_SPOOL" || fail "kcps delete: $out"
+not_listed_at_mfp() { ! mfp_lists "$DEL_SERVER"; }
+wait_for 30 "the MFP to stop listing the deleted job" not_listed_at_mfp &&
+  pass "MFP-1 no longer lists the deleted job (kcpsd withdrew it)" ||
+  fail "MFP-1 still lists $DEL_SERVER after kcps delete"
+SERVER_JOBS=$(api GET /api/v1/jobs) || fail "GET /api/v1/jobs: $SERVER_JOBS"
+[ -z "$(server_field "$DEL_SERVER" state)" ] && pass "the server no longer has the deleted job" ||
+  fail "the server still has $DEL_SERVER: $(server_field "$DEL_SERVER" state)"
+grep -q "job $DEL_SPOOL: withdrawn from the server" "$TMP/kcpsd/kcpsd.log" &&
+  pass "kcpsd logged the withdrawal" || fail "no withdrawal in kcpsd's log"
+out=$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" delete "$DEL_SPOOL" 2>&1) &&
+  fail "a second kcps delete succeeded: $out" || pass "a second kcps delete is refused: $out"
+
 # --- no secret in any output or log ----------------------------------------------
 # secret_absent WHAT SECRET FILE...: passes when SECRET appears in none of the files.
 secret_absent() {
