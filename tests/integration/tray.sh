@@ -530,6 +530,17 @@ if not messages[0] or messages[0] != messages[1]:
 if "nobody" in messages[0] or "exist" in messages[0].lower():
     fail("the message reveals the account: %r" % messages[0])
 ok("unknown account and wrong password both say: %r" % messages[0])
+# Two more wrong tries at the unknown address: the third locks it, as it
+# would an account, and the window says when to try again.
+for n in (3, 4):
+    action("login-with", GLib.Variant("(ss)", ("nobody@a.test", "Whatever-123")))
+    wait("login answer %d" % n, lambda: state("LoginAttempts") == n and settled())
+locked = state("LoginMessage")
+if "Too many failed attempts" not in locked or "Try again after" not in locked:
+    fail("the third failure: %r" % locked)
+if "nobody" in locked or "exist" in locked.lower():
+    fail("the lock message reveals the account: %r" % locked)
+ok("the third failure says when to retry: %r" % locked)
 
 # 4b. Single sign-on. The organization signs in with Microsoft Entra ID for
 # addresses at a.test (the admin sets it on the server). The buttons find the
@@ -548,9 +559,9 @@ put_sso({"preset": "entra", "tenant": "0b1c2d3e-0000-4000-8000-123456789abc",
 for n, (hook, words) in enumerate(
         (("sso:google:alice@a.test", "Microsoft"),
          ("sso:microsoft:someone@elsewhere.test", "elsewhere.test"),
-         ("sso:other:", "email")), start=3):
+         ("sso:other:", "email")), start=5):
     action("login-with", GLib.Variant("(ss)", (hook, "")))
-    if n < 5:
+    if n < 7:
         wait("the SSO lookup %d" % n, lambda: state("LoginAttempts") == n and settled())
     else:
         wait("the empty-email message", lambda: words in (state("LoginMessage") or ""))
@@ -603,7 +614,7 @@ with urllib.request.urlopen(base + urllib.parse.urlencode({"state": state_value,
                             timeout=10) as answer:
     if answer.status != 200:
         fail("our state: HTTP %d" % answer.status)
-wait("the SSO answer", lambda: state("LoginAttempts") == 6 and settled())
+wait("the SSO answer", lambda: state("LoginAttempts") == 8 and settled())
 if state("LoggedIn") or "organization" not in state("LoginMessage"):
     fail("after a refused SSO code: logged in %r, message %r"
          % (state("LoggedIn"), state("LoginMessage")))
@@ -614,7 +625,7 @@ screenshot("login")
 # by the server (a real SMTP server) logs in.
 set_mfa(True)
 action("login-with", GLib.Variant("(ss)", ("alice@a.test", PASSWORD)))
-wait("the code step", lambda: state("LoginAttempts") == 7 and settled())
+wait("the code step", lambda: state("LoginAttempts") == 9 and settled())
 if state("LoggedIn") or "code" not in state("LoginMessage"):
     fail("after the password with MFA on: logged in %r, message %r"
          % (state("LoggedIn"), state("LoginMessage")))
