@@ -174,6 +174,18 @@ kcps__server_route_register_job(kcps_server_t *server, kcps_http_req_t *req,
     kcps_http_respond_json(req, status, node);
 }
 
+/* A route on one job that takes no body: the id is a job id (else 404 as
+ * for an unknown job) and no body came (else 400). False once answered. */
+static bool
+job_id_without_body(kcps_http_req_t *req, const char *id)
+{
+  if (!kcps__server_is_job_id(id)) {
+    kcps_http_respond_error(req, 404, "not_found", "no such job");
+    return false;
+  }
+  return kcps__server_body_none(req);
+}
+
 /* DELETE /api/v1/jobs/{id}: the owner withdraws a job that is not printed
  * (she deleted it on her computer): no device lists it or gets a ticket for
  * it any more, and a cloud job's document is deleted at once. A job some
@@ -183,11 +195,7 @@ void
 kcps__server_route_withdraw_job(kcps_server_t *server, kcps_http_req_t *req,
                                 const kcps_server_session_t *session, const char *id)
 {
-  if (!kcps__server_is_job_id(id)) {
-    kcps_http_respond_error(req, 404, "not_found", "no such job");
-    return;
-  }
-  if (!kcps__server_body_none(req))
+  if (!job_id_without_body(req, id))
     return;
   char source[64];
   kcps__server_req_source(req, source, sizeof source);
@@ -389,11 +397,7 @@ void
 kcps__server_route_ticket(kcps_server_t *server, kcps_http_req_t *req,
                           const kcps_server_session_t *session, const char *id)
 {
-  if (!kcps__server_is_job_id(id)) {
-    kcps_http_respond_error(req, 404, "not_found", "no such job");
-    return;
-  }
-  if (!kcps__server_body_none(req))
+  if (!job_id_without_body(req, id))
     return;
   g_autoptr(GError) error = NULL;
   device_job_t job = {0};

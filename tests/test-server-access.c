@@ -889,6 +889,17 @@ make_user(const char *token, const char *org_id, const char *email, const char *
   g_free(expect_created(email, "POST", path, token, body, NULL));
 }
 
+/* The session token of the user caller with this email. */
+static const char *
+token_of(const char *email)
+{
+  for (int a = A_RHQ; a < N_ACTORS; a++)
+    if (strcmp(actor_emails[a], email) == 0)
+      return world.tokens[a];
+  ck_abort_msg("no caller %s", email);
+  return NULL;
+}
+
 static char *
 register_job(const char *token, const char *what)
 {
@@ -1123,20 +1134,10 @@ resolve(const char *target)
     g_autofree char *body = g_strdup_printf("{\"serial\":\"NSN%u\",\"name\":\"NDEV%u\"}", n, n);
     return expect_created("fresh device", "POST", path, world.tokens[A_RHQ], body, "id");
   }
-  if (g_str_has_prefix(target, "new-job:")) {
-    const char *owner = NULL;
-    for (int a = A_RHQ; a < N_ACTORS && !owner; a++)
-      if (strcmp(actor_emails[a], target + 8) == 0)
-        owner = world.tokens[a];
-    ck_assert_msg(owner != NULL, "no caller %s", target + 8);
-    return register_job(owner, "fresh job");
-  }
+  if (g_str_has_prefix(target, "new-job:"))
+    return register_job(token_of(target + 8), "fresh job");
   if (g_str_has_prefix(target, "new-card:")) {
-    const char *owner = NULL;
-    for (int a = A_RHQ; a < N_ACTORS && !owner; a++)
-      if (strcmp(actor_emails[a], target + 9) == 0)
-        owner = world.tokens[a];
-    ck_assert_msg(owner != NULL, "no caller %s", target + 9);
+    const char *owner = token_of(target + 9);
     g_autofree char *body = g_strdup_printf("{\"card_id\":\"NC%u\"}", ++world.uniq);
     return expect_created("fresh card", "POST", "/api/v1/me/cards", owner, body, "id");
   }
