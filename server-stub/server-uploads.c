@@ -193,6 +193,15 @@ expire_locked(kcps_server_t *server, gint64 now)
       kcps__server_db_step(server, stmt, &error);
     }
     sqlite3_finalize(stmt);
+    /* A job kept for the reports (a device logged it) has nothing left to
+     * print: no device lists it or gets a ticket for it any more. */
+    stmt = kcps__server_db_prepare(
+        server, "UPDATE jobs SET pull_url = NULL, pull_pin = NULL WHERE id = ?", &error);
+    if (stmt) {
+      sqlite3_bind_int64(stmt, 1, id);
+      kcps__server_db_step(server, stmt, &error);
+    }
+    sqlite3_finalize(stmt);
     stmt = kcps__server_db_prepare(server, "DELETE FROM cloud_documents WHERE job_id = ?",
                                    &error);
     if (stmt) {

@@ -434,6 +434,12 @@ START_TEST(test_retention)
   g_autofree char *alice = sfx_login("alice@a.test", sfx.alice_pw);
   g_autoptr(GBytes) doc = make_doc(CHUNK + 9, 6);
   g_autofree char *job = upload_whole(alice, "old-1", doc);
+  /* One a device tried and failed: kept for the reports after expiry. */
+  g_autofree char *tried = upload_whole(alice, "old-2", doc);
+  g_autofree char *pin = sfx_pin_login();
+  g_free(get_ticket(pin, tried, NULL));
+  g_autofree char *log = g_strdup_printf("/api/v1/device/jobs/%s/log", tried);
+  ck_assert_int_eq(sfx_call("POST", log, pin, "{\"pages\":1,\"status\":\"failed\"}", NULL), 201);
   g_autoptr(GBytes) half = make_doc(2 * CHUNK, 7);
   char sha[65];
   hex_of(half, sha);
@@ -441,13 +447,13 @@ START_TEST(test_retention)
   ck_assert_int_eq(create(alice, "open-1", 2 * CHUNK, sha, &a), 201);
   g_autofree char *open_id = g_strdup(sfx_str(a, "id"));
   put_range(alice, open_id, half, 0, CHUNK);
-  ck_assert_uint_eq(count_files("documents"), 1);
+  ck_assert_uint_eq(count_files("documents"), 2);
   ck_assert_uint_eq(count_files("uploads"), 1);
 
   /* Within the 24 hours nothing goes. */
   sfx_skew_clock(23 * 3600);
   kcps__server_uploads_expire(sfx.server, kcps__server_now());
-  ck_assert_uint_eq(count_files("documents"), 1);
+  ck_assert_uint_eq(count_files("documents"), 2);
 
   sfx_skew_clock(25 * 3600);
   g_autofree char *token = sfx_login("alice@a.test", sfx.alice_pw);
@@ -460,6 +466,11 @@ START_TEST(test_retention)
   g_autoptr(JsonNode) list = NULL;
   ck_assert_int_eq(sfx_call("GET", "/api/v1/jobs", token, NULL, &list), 200);
   ck_assert_msg(find_job(list, job) == NULL, "the expired cloud job is still listed");
+  ck_assert_msg(find_job(list, tried) != NULL, "the tried job is gone from the reports' rows");
+  g_autofree char *pin2 = sfx_pin_login();
+  g_autoptr(JsonNode) dlist = NULL;
+  ck_assert_int_eq(sfx_call("GET", "/api/v1/device/jobs", pin2, NULL, &dlist), 200);
+  ck_assert_msg(find_job(dlist, tried) == NULL, "a device still lists an expired tried job");
 }
 END_TEST
 
