@@ -82,6 +82,8 @@ void kcps__tray_windows_update(KcpsTrayApp *app);
 /* Each window's part of kcps__tray_windows_update (tray-jobs.c, tray-login.c). */
 void kcps__tray_jobs_update(KcpsTrayApp *app);
 void kcps__tray_login_update(KcpsTrayApp *app);
+/* What the login window's email field holds ("" without the window; test state). */
+const char *kcps__tray_login_email_field(KcpsTrayApp *app);
 /* Shared by the windows (tray-windows.c): an accessible label; a window of
  * the app, hidden (not destroyed) on close, named for the tests, Escape
  * closes it; a text label with a mnemonic for widget, naming it to screen

@@ -10,6 +10,7 @@
 #include <glib/gi18n-lib.h>
 #include <string.h>
 
+#include "common/json-util.h"
 #include "ui/tray-client.h"
 #include "ui/tray-job.h"
 #include "ui/tray-jobs.h"
@@ -234,6 +235,12 @@ static void login_done(GObject *source, GAsyncResult *result, gpointer data)
                              : kcps_tray_login_message(reply->status));
   } else if (reply->status == 200) {
     g_info("logged in");
+    /* The next login window starts with this address (tray.ini). */
+    const char *email = reply->body != NULL && JSON_NODE_HOLDS_OBJECT(reply->body)
+                          ? kcps_json_string(json_node_get_object(reply->body), "email") : NULL;
+    g_autoptr(GError) error = NULL;
+    if (email != NULL && !kcps_tray_ini_set("last_email", email, &error))
+      g_message("cannot keep the login's address in tray.ini: %s", error->message);
     if (app->login_window != NULL)
       gtk_window_close(app->login_window);
   } else {
@@ -455,6 +462,8 @@ static GVariant *state_property(KcpsTrayApp *app, const char *name)
     return g_variant_new_boolean(app->delete_dialog != NULL);
   if (strcmp(name, "SpoolChoice") == 0)
     return g_variant_new_string(kcps__tray_settings_choice(app));
+  if (strcmp(name, "LoginEmailField") == 0)
+    return g_variant_new_string(kcps__tray_login_email_field(app));
   if (strcmp(name, "QuotaLine") == 0) {
     g_autofree char *line = kcps_tray_quota_line(&app->status);
     return g_variant_new_string(line != NULL ? line : "");
@@ -479,6 +488,7 @@ static const char state_xml[] =
   " <property name='DeletesDone' type='u' access='read'/>"
   " <property name='DeleteAsked' type='b' access='read'/>"
   " <property name='QuotaLine' type='s' access='read'/>"
+  " <property name='LoginEmailField' type='s' access='read'/>"
   " <property name='SpoolChoice' type='s' access='read'/>"
   "</interface></node>";
 

@@ -176,11 +176,26 @@ GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
   gtk_box_append(GTK_BOX(box), buttons);
   gtk_window_set_child(window, box);
   gtk_window_set_default_widget(window, ui->submit);
-  gtk_window_set_focus(window, ui->email);
+  /* The address of the last login on this computer, to start with. */
+  g_autofree char *last = kcps_tray_ini_get("last_email");
+  if (last != NULL && g_utf8_validate(last, -1, NULL) && strlen(last) <= 254) {
+    gtk_editable_set_text(GTK_EDITABLE(ui->email), last);
+    gtk_window_set_focus(window, ui->password);
+  } else {
+    gtk_window_set_focus(window, ui->email);
+  }
 
   app->login_window = window;
   kcps__tray_windows_update(app);
   return window;
+}
+
+const char *kcps__tray_login_email_field(KcpsTrayApp *app)
+{
+  if (app->login_window == NULL)
+    return "";
+  login_ui_t *ui = g_object_get_data(G_OBJECT(app->login_window), "ui");
+  return gtk_editable_get_text(GTK_EDITABLE(ui->email));
 }
 
 void kcps__tray_login_update(KcpsTrayApp *app)

@@ -949,6 +949,16 @@ for lang in de ja; do
     fail "$lang: main window: $(tray_prop Windows)"
   wait_for 30 "kcpsd's answer ($lang)" tray_prop_is IconState "(<'error'>,)" ||
     fail "$lang: icon state $(tray_prop IconState)"
+  if [ "$lang" = de ]; then
+    # A new kcps-tray: its login window starts with the last login's address
+    # (kept in tray.ini by the logins of part B).
+    tray_action login
+    wait_for 20 "the login window ($lang)" bash -c \
+      "gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test Windows | grep -q login" ||
+      fail "$lang: the login window did not open"
+    check_eq "a new tray's login window starts with the last login's address" \
+      "$(tray_prop LoginEmailField)" "(<'alice@a.test'>,)"
+  fi
   tray_action settings
   wait_for 20 "the settings window ($lang)" bash -c \
     "gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test Windows | grep -q settings" ||
