@@ -258,12 +258,21 @@ static int server_of_kcpsd(call_t *c, char **server, bool *logged_in)
   return EXIT_OK;
 }
 
-static void say_no_keyring(const char *why)
+static void say_not_kept(const char *why)
 {
   fprintf(stderr,
-          "kcps: no keyring (%s): the session is kept only in kcpsd's memory and ends "
+          "kcps: the session cannot be kept (%s): it lasts only in kcpsd's memory and ends "
           "when kcpsd restarts or its access token expires (1 hour)\n",
           why);
+}
+
+/* Said each time the file stands in for the keyring. */
+static void say_file(void)
+{
+  fprintf(stderr,
+          "kcps: no keyring (no session D-Bus or no Secret Service on it): the session is "
+          "kept in %s instead (mode 0600: readable by you alone, but not encrypted)\n",
+          kcps_keyring_file_path());
 }
 
 /* Keeps the refresh token of kcpsd's answer in the keyring, and wipes it
@@ -275,13 +284,12 @@ static void keep_session(call_t *c, const char *server)
   const char *email = obj != NULL ? kcps_json_string(obj, "email") : NULL;
   if (refresh == NULL || email == NULL || server == NULL)
     return;
-  if (!kcps_keyring_available()) {
-    say_no_keyring("no session D-Bus or no Secret Service on it");
-  } else {
-    g_autoptr(GError) error = NULL;
-    if (!kcps_keyring_store(server, email, refresh, &error))
-      say_no_keyring(error->message);
-  }
+  bool keyring = kcps_keyring_available();
+  g_autoptr(GError) error = NULL;
+  if (!kcps_keyring_store(server, email, refresh, &error))
+    say_not_kept(error->message);
+  else if (!keyring)
+    say_file();
   explicit_bzero((char *)refresh, strlen(refresh));
 }
 
@@ -289,21 +297,21 @@ static void keep_session(call_t *c, const char *server)
  * (and the item deleted) when the server ended that login. */
 static int resume_session(call_t *c, const char *server, bool quiet)
 {
-  if (!kcps_keyring_available()) {
-    if (!quiet)
-      fprintf(stderr, "kcps: no keyring (no session D-Bus or no Secret Service on it): log in "
-                      "with kcps login EMAIL\n");
-    return EXIT_REFUSED;
-  }
+  bool keyring = kcps_keyring_available();
   g_autoptr(GError) error = NULL;
   char *token = kcps_keyring_lookup(server, NULL, &error);
   if (token == NULL) {
-    if (!quiet)
-      fprintf(stderr, "kcps: %s%s: log in with kcps login EMAIL\n",
-              error != NULL ? "cannot read the keyring: " : "no session is kept in the keyring",
-              error != NULL ? error->message : "");
+    if (!quiet && error != NULL)
+      fprintf(stderr, "kcps: cannot read the kept session: %s: log in with kcps login EMAIL\n",
+              error->message);
+    else if (!quiet)
+      fprintf(stderr, "kcps: no session is kept %s%s: log in with kcps login EMAIL\n",
+              keyring ? "in the keyring" : "(no keyring) in ",
+              keyring ? "" : kcps_keyring_file_path());
     return EXIT_REFUSED;
   }
+  if (!keyring && !quiet)
+    say_file();
   g_autoptr(JsonBuilder) builder = json_builder_new();
   json_builder_begin_object(builder);
   json_builder_set_member_name(builder, "refresh_token");
@@ -413,13 +421,13 @@ static int cmd_logout(call_t *c)
     return rc;
   /* A login kept in the keyring but not in kcpsd (restarted) is ended on
    * the server too: resumed, then logged out. */
-  if (!logged_in && server != NULL && kcps_keyring_available())
+  if (!logged_in && server != NULL)
     resume_session(c, server, true);
   g_clear_pointer(&c->response, json_node_unref);
   rc = call(c, "POST", "/v1/logout", NULL);
   if (rc != EXIT_OK)
     return rc;
-  if (server != NULL && kcps_keyring_available()) {
+  if (server != NULL) {
     g_autoptr(GError) error = NULL;
     if (!kcps_keyring_clear(server, &error)) {
       fprintf(stderr, "kcps: logged out, but the keyring item stays: %s\n", error->message);

@@ -1,10 +1,18 @@
-/* The session item in the user's keyring (keyring.h). */
+/* The session item in the user's keyring, or the 0600 file where there is
+ * no keyring (keyring.h). */
 #include "client/keyring.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <libsecret/secret.h>
+
+#define FILE_MAX (64 * 1024)
 
 static const SecretSchema *session_schema(void)
 {
@@ -56,7 +64,7 @@ void kcps_keyring_free(char *token)
   }
 }
 
-char *kcps_keyring_lookup(const char *server, char **email, GError **error)
+static char *secret_lookup(const char *server, char **email, GError **error)
 {
   if (email != NULL)
     *email = NULL;
@@ -85,7 +93,7 @@ char *kcps_keyring_lookup(const char *server, char **email, GError **error)
   return token;
 }
 
-bool kcps_keyring_clear(const char *server, GError **error)
+static bool secret_clear(const char *server, GError **error)
 {
   GError *local = NULL;
   /* Clears every item of the schema with this server (each account). */
@@ -97,13 +105,171 @@ bool kcps_keyring_clear(const char *server, GError **error)
   return true;
 }
 
-bool kcps_keyring_store(const char *server, const char *email, const char *token,
-                        GError **error)
+static bool secret_store(const char *server, const char *email, const char *token,
+                         GError **error)
 {
   /* One session per server: the last login wins. */
-  if (!kcps_keyring_clear(server, error))
+  if (!secret_clear(server, error))
     return false;
   g_autofree char *label = g_strdup_printf("KCPS session of %s on %s", email, server);
   return secret_password_store_sync(session_schema(), SECRET_COLLECTION_DEFAULT, label, token,
                                     NULL, error, "server", server, "email", email, NULL);
+}
+
+/* --- the file, where there is no keyring ----------------------------------- */
+
+const char *kcps_keyring_file_path(void)
+{
+  static gsize once;
+  static char *path;
+  if (g_once_init_enter(&once)) {
+    path = g_build_filename(g_get_user_state_dir(), "kcps", "session", NULL);
+    g_once_init_leave(&once, 1);
+  }
+  return path;
+}
+
+static void wipe_free(char *text)
+{
+  if (text != NULL) {
+    explicit_bzero(text, strlen(text));
+    g_free(text);
+  }
+}
+
+/* The file's sessions: one group a server (email, refresh_token). Only a
+ * regular file of this user that nobody else may read is believed. */
+static GKeyFile *file_load(GError **error)
+{
+  const char *path = kcps_keyring_file_path();
+  GKeyFile *file = g_key_file_new();
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return file;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot open %s: %s",
+                path, g_strerror(errno));
+    g_key_file_free(file);
+    return NULL;
+  }
+  struct stat st;
+  char *data = NULL;
+  bool ok = fstat(fd, &st) == 0;
+  if (ok && (!S_ISREG(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077) != 0 ||
+             st.st_size > FILE_MAX)) {
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                "refusing %s: it must be a file of yours that only you can read (mode 0600, "
+                "at most 64 KiB); it is mode %04o, owner %u",
+                path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    ok = false;
+  } else if (ok) {
+    data = g_malloc0((gsize)st.st_size + 1);
+    ssize_t got = st.st_size > 0 ? read(fd, data, (size_t)st.st_size) : 0;
+    ok = got == st.st_size;
+    if (!ok)
+      g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_IO, "cannot read %s", path);
+  } else {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot stat %s: %s",
+                path, g_strerror(errno));
+  }
+  close(fd);
+  if (ok && !g_key_file_load_from_data(file, data, (gsize)st.st_size, G_KEY_FILE_NONE, error)) {
+    g_prefix_error(error, "%s is damaged: ", path);
+    ok = false;
+  }
+  if (data != NULL)
+    explicit_bzero(data, (size_t)st.st_size);
+  g_free(data);
+  if (!ok) {
+    g_key_file_free(file);
+    return NULL;
+  }
+  return file;
+}
+
+/* Writes file (0600, folder 0700, atomically), or removes it when empty. */
+static bool file_save(GKeyFile *file, GError **error)
+{
+  const char *path = kcps_keyring_file_path();
+  gsize n_groups = 0;
+  g_strfreev(g_key_file_get_groups(file, &n_groups));
+  if (n_groups == 0) {
+    if (g_unlink(path) != 0 && errno != ENOENT) {
+      g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot remove %s: %s",
+                  path, g_strerror(errno));
+      return false;
+    }
+    return true;
+  }
+  g_autofree char *dir = g_path_get_dirname(path);
+  if (g_mkdir_with_parents(dir, 0700) != 0 || g_chmod(dir, 0700) != 0) {
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "cannot make %s: %s", dir,
+                g_strerror(errno));
+    return false;
+  }
+  gsize length = 0;
+  char *data = g_key_file_to_data(file, &length, NULL);
+  bool ok = g_file_set_contents_full(path, data, (gssize)length, G_FILE_SET_CONTENTS_CONSISTENT,
+                                     0600, error);
+  explicit_bzero(data, length);
+  g_free(data);
+  return ok;
+}
+
+static char *file_lookup(const char *server, char **email, GError **error)
+{
+  GKeyFile *file = file_load(error);
+  if (file == NULL)
+    return NULL;
+  char *token = g_key_file_get_string(file, server, "refresh_token", NULL);
+  if (token != NULL && *token == '\0')
+    g_clear_pointer(&token, wipe_free);
+  if (token != NULL && email != NULL)
+    *email = g_key_file_get_string(file, server, "email", NULL);
+  g_key_file_free(file);
+  return token;
+}
+
+static bool file_change(const char *server, const char *email, const char *token,
+                        GError **error)
+{
+  GKeyFile *file = file_load(error);
+  if (file == NULL)
+    return false;
+  (void)g_key_file_remove_group(file, server, NULL);
+  if (token != NULL) {
+    g_key_file_set_string(file, server, "email", email != NULL ? email : "");
+    g_key_file_set_string(file, server, "refresh_token", token);
+  }
+  bool ok = file_save(file, error);
+  g_key_file_free(file);
+  return ok;
+}
+
+/* --- either ------------------------------------------------------------------ */
+
+char *kcps_keyring_lookup(const char *server, char **email, GError **error)
+{
+  if (email != NULL)
+    *email = NULL;
+  return kcps_keyring_available() ? secret_lookup(server, email, error)
+                                  : file_lookup(server, email, error);
+}
+
+bool kcps_keyring_store(const char *server, const char *email, const char *token,
+                        GError **error)
+{
+  return kcps_keyring_available() ? secret_store(server, email, token, error)
+                                  : file_change(server, email, token, error);
+}
+
+bool kcps_keyring_clear(const char *server, GError **error)
+{
+  /* Both: a session kept in the file before a keyring came goes too. */
+  bool ok = !kcps_keyring_available() || secret_clear(server, error);
+  GError *file_error = NULL;
+  if (!file_change(server, NULL, NULL, ok ? error : &file_error))
+    ok = false;
+  g_clear_error(&file_error);
+  return ok;
 }

@@ -2,8 +2,9 @@
  * libsecret): one item per server, schema "org.kcps.Session", attributes
  * "server" (kcpsd's server URL) and "email"; the secret is the desktop
  * refresh token. The tray and the CLI use the same item, so logging out in
- * one logs out the other. Never on disk in clear: the keyring daemon keeps
- * it encrypted. Blocking calls (D-Bus round trips). */
+ * one logs out the other. In the keyring it is never on disk in clear (the
+ * keyring daemon keeps it encrypted); without a keyring, see
+ * kcps_keyring_file_path. Blocking calls (D-Bus round trips). */
 #pragma once
 
 #include <glib.h>
@@ -17,6 +18,14 @@ G_BEGIN_DECLS
  * keyring) libsecret is not asked: it would try to start a bus or a keyring
  * daemon. Blocking (one D-Bus round trip). */
 bool kcps_keyring_available(void);
+
+/* Where there is no keyring (kcps_keyring_available() false), the session
+ * is kept instead in this file ($XDG_STATE_HOME/kcps/session: mode 0600, in
+ * a 0700 folder, written atomically; one group a server). The token is in
+ * clear there, protected by the file's mode only: callers say so loudly
+ * whenever they use it. A file that others could read, or not the user's,
+ * is refused. */
+const char *kcps_keyring_file_path(void);
 
 /* The refresh token kept for server (g_free after wiping: kcps_keyring_free)
  * and the account it is for (*email, g_free; may be NULL). NULL with no

@@ -78,15 +78,13 @@ static void keyring_thread(GTask *task, gpointer source, gpointer data, GCancell
   GError *error = NULL;
   bool ok = true;
   char *found = NULL;
-  if (!kcps_keyring_available()) {
-    /* No keyring in this session: the session lasts as long as kcpsd's. */
-    g_info("no Secret Service on the session bus: the session is not kept");
-    g_task_return_pointer(task, NULL, NULL);
-    return;
-  }
   switch (job->op) {
   case KEYRING_STORE:
     ok = kcps_keyring_store(job->server, job->email, job->token, &error);
+    if (ok && !kcps_keyring_available())
+      g_message("no keyring (no Secret Service on the session bus): the session is kept in "
+                "%s instead (mode 0600: readable by you alone, but not encrypted)",
+                kcps_keyring_file_path());
     break;
   case KEYRING_CLEAR:
     ok = kcps_keyring_clear(job->server, &error);

@@ -63,7 +63,7 @@ trap finish EXIT
 trap 'exit 1' INT TERM
 
 # No keyring here: kcps must not find the caller's session bus.
-export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run
+export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run XDG_STATE_HOME=$TMP/home/.local/state
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 0700 "$HOME" "$XDG_RUNTIME_DIR"
 unset DBUS_SESSION_BUS_ADDRESS DISPLAY WAYLAND_DISPLAY

@@ -81,7 +81,7 @@ trap 'exit 1' INT TERM
 
 # A session bus and a keyring of our own, in private folders.
 export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run XDG_DATA_HOME=$TMP/home/.local/share
-export XDG_CONFIG_HOME=$TMP/home/.config XDG_CACHE_HOME=$TMP/home/.cache
+export XDG_CONFIG_HOME=$TMP/home/.config XDG_CACHE_HOME=$TMP/home/.cache XDG_STATE_HOME=$TMP/home/.local/state
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 0700 "$HOME" "$XDG_RUNTIME_DIR"
 unset DISPLAY WAYLAND_DISPLAY GNOME_KEYRING_CONTROL SSH_AUTH_SOCK
@@ -215,15 +215,43 @@ check_eq "logout after a restart: exit 0" "$?" 0
 check_eq "logout after a restart deletes the item" "$(kept)" ""
 check_eq "logout after a restart ends the login on the server" "$(refresh_status "$T4")" 401
 
-# 5. No session bus: no keyring, said so; the login itself works.
-out=$(printf '%s\n' "$ALICE_PASSWORD" |
+# 5. No session bus: no keyring. The session is kept in a 0600 file
+# instead, and every use of it says so.
+nokeyring() {
   env -u DBUS_SESSION_BUS_ADDRESS XDG_RUNTIME_DIR="$TMP/none" "$KCPS_BIN" \
-    --port "$KCPSD_LOCAL_PORT" login alice@a.test 2>&1)
+    --port "$KCPSD_LOCAL_PORT" "$@"
+}
+SESSION_FILE=$HOME/.local/state/kcps/session
+out=$(printf '%s\n' "$ALICE_PASSWORD" | nokeyring login alice@a.test 2>&1)
 check_eq "login without a keyring: exit 0" "$?" 0
-case "$out" in *"no keyring"*"kcpsd's memory"*) pass "login without a keyring says so" ;;
+case "$out" in *"no keyring"*"$SESSION_FILE"*"0600"*"not encrypted"*)
+  pass "login without a keyring says where the session is kept" ;;
   *) fail "login without a keyring: $out" ;; esac
-check_eq "nothing stored without a keyring" "$(kept)" ""
-kcps logout >/dev/null 2>&1
+check_eq "nothing in the keyring" "$(kept)" ""
+check_eq "the session file is 0600" "$(stat -c %a "$SESSION_FILE" 2>&1)" 600
+check_eq "its folder is 0700" "$(stat -c %a "$(dirname "$SESSION_FILE")" 2>&1)" 700
+F1=$(sed -n 's/^refresh_token=//p' "$SESSION_FILE")
+[ ${#F1} -ge 40 ] && pass "the file holds the refresh token" || fail "no token in the file"
+restart_kcpsd || abort "kcpsd restarts"
+out=$(nokeyring login --resume 2>&1)
+check_eq "login --resume from the file: exit 0" "$?" 0
+case "$out" in *"no keyring"*) pass "resuming from the file says so" ;;
+  *) fail "login --resume without a keyring: $out" ;; esac
+check_eq "kcpsd is logged in again" "$(logged_in)" true
+F2=$(sed -n 's/^refresh_token=//p' "$SESSION_FILE")
+[ ${#F2} -ge 40 ] && [ "$F2" != "$F1" ] && pass "the file holds the rotated token" ||
+  fail "the file's token was not rotated"
+chmod 0644 "$SESSION_FILE"
+out=$(nokeyring login --resume 2>&1)
+[ $? -ne 0 ] && case "$out" in *"refusing"*"0600"*) true ;; *) false ;; esac &&
+  pass "a session file others can read is refused: $out" ||
+  fail "a 0644 session file was used: $out"
+chmod 0600 "$SESSION_FILE"
+nokeyring logout >/dev/null 2>&1
+check_eq "logout without a keyring: exit 0" "$?" 0
+[ ! -e "$SESSION_FILE" ] && pass "logout removes the session file" ||
+  fail "the session file stays after logout: $(cat "$SESSION_FILE")"
+check_eq "the file's last token is refused after logout" "$(refresh_status "$F2")" 401
 
 # 6. The local routes' answers.
 post() { curl -sS -o "$TMP/answer" -w '%{http_code}' -H 'Content-Type: application/json' \

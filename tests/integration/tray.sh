@@ -170,7 +170,7 @@ pass "Xvfb on $DISPLAY and a private session bus"
 mkdir -p "$TMP/home" "$TMP/runtime"
 chmod 0700 "$TMP/home" "$TMP/runtime"
 export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
-export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share
+export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share XDG_STATE_HOME=$TMP/home/.local/state
 export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
 export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
 unset LANGUAGE KCPS_TRAY_LOCALEDIR
