@@ -10,10 +10,18 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <gio/gio.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
 #include "client/keyring.h"
+#include "common/sso-loopback.h"
 #include "common/http-client.h"
 #include "common/json-util.h"
 
@@ -32,6 +40,10 @@ static const char usage_text[] =
   "                  code when the organization asks for one); the session is\n"
   "                  kept in your keyring, shared with the tray\n"
   "  login --resume  log in again with the session kept in your keyring\n"
+  "  login --sso EMAIL [--no-browser]\n"
+  "                  sign in with your organization's single sign-on (Microsoft,\n"
+  "                  Google, ...) in the web browser; the organization is found by\n"
+  "                  the address's domain; --no-browser only prints the address\n"
   "  logout          log out (on the server too) and forget the kept session\n"
   "  status          show who is logged in and to which server\n"
   "  jobs [--json]   list your spooled jobs (--json: a JSON array)\n"
@@ -407,6 +419,185 @@ static int cmd_login(call_t *c, const char *email)
     obj = response_object(c);
   }
   keep_session(c, server);
+  const char *logged = obj != NULL ? kcps_json_string(obj, "email") : NULL;
+  printf("Logged in as %s\n", logged != NULL ? logged : email);
+  return EXIT_OK;
+}
+
+/* --- single sign-on ------------------------------------------------------------- */
+
+#define SSO_WAIT_S 600     /* the sign-in in the browser, at most */
+#define SSO_READ_S 5       /* one request to the loopback listener, at most */
+#define SSO_READ_MAX 8192
+
+/* A short page for the browser, then the connection closes. */
+static void sso_answer(int fd, unsigned status, const char *text)
+{
+  g_autofree char *page = g_strdup_printf(
+    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>KCPS</title></head>"
+    "<body><p>%s</p></body></html>", text);
+  g_autofree char *answer = g_strdup_printf(
+    "HTTP/1.1 %u %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
+    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+    status, status == 200 ? "OK" : "Bad Request", strlen(page), page);
+  size_t off = 0, len = strlen(answer);
+  while (off < len) {
+    ssize_t n = send(fd, answer + off, len - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    off += (size_t)n;
+  }
+}
+
+/* One request to the listener: what it says (*code or *error, g_free). */
+static kcps_sso_result_t sso_read(int fd, const char *state, char **code, char **error)
+{
+  GString *data = g_string_new(NULL);
+  kcps_sso_result_t res = KCPS_SSO_INCOMPLETE;
+  gint64 deadline = g_get_monotonic_time() + SSO_READ_S * G_USEC_PER_SEC;
+  while (res == KCPS_SSO_INCOMPLETE && data->len < SSO_READ_MAX) {
+    gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (left_ms <= 0 || poll(&p, 1, (int)left_ms) <= 0)
+      break;
+    char buffer[1024];
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0)
+      break;
+    g_string_append_len(data, buffer, n);
+    res = kcps_sso_parse_request(data->str, data->len, state, code, error);
+  }
+  explicit_bzero(data->str, data->len);
+  g_string_free(data, TRUE);
+  return res == KCPS_SSO_INCOMPLETE ? KCPS_SSO_BAD : res;
+}
+
+/* Waits for the browser to come back to the listener with our state: the
+ * one-time code (g_free), or NULL (refused, or the time is up: said). */
+static char *sso_wait(int listener, const char *state)
+{
+  gint64 deadline = g_get_monotonic_time() + SSO_WAIT_S * G_USEC_PER_SEC;
+  for (;;) {
+    gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+    if (left_ms <= 0) {
+      fprintf(stderr, "kcps: no sign-in came back within %d minutes\n", SSO_WAIT_S / 60);
+      return NULL;
+    }
+    struct pollfd p = {.fd = listener, .events = POLLIN};
+    int ready = poll(&p, 1, (int)MIN(left_ms, INT_MAX));
+    if (ready <= 0)
+      continue;
+    int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+      continue;
+    char *code = NULL, *error = NULL;
+    kcps_sso_result_t res = sso_read(fd, state, &code, &error);
+    if (res == KCPS_SSO_CODE) {
+      sso_answer(fd, 200, "You are signed in to KCPS. You can close this page.");
+      close(fd);
+      return code;
+    }
+    if (res == KCPS_SSO_REFUSED) {
+      sso_answer(fd, 200, "Signing in to KCPS did not work. You can close this page.");
+      close(fd);
+      fprintf(stderr, "kcps: your organization's sign-in refused the login (%s)\n",
+              error != NULL ? error : "no reason given");
+      g_free(error);
+      return NULL;
+    }
+    /* Not ours (another path, another state, junk): keep waiting. */
+    sso_answer(fd, 400, "This is not a KCPS sign-in.");
+    close(fd);
+    g_free(code);
+    g_free(error);
+  }
+}
+
+/* kcps login --sso EMAIL: the organization of the address's domain, its
+ * sign-in page in the browser (PKCE S256, a loopback redirect on
+ * 127.0.0.1, RFC 8252), the one-time code traded by kcpsd. */
+static int cmd_login_sso(call_t *c, const char *email, bool open_browser)
+{
+  g_autofree char *server = NULL;
+  bool logged_in = false;
+  int rc = server_of_kcpsd(c, &server, &logged_in);
+  if (rc != EXIT_OK)
+    return rc;
+  if (server == NULL) {
+    fprintf(stderr, "kcps: kcpsd has no server to sign in to\n");
+    return EXIT_REFUSED;
+  }
+  g_autofree char *escaped = g_uri_escape_string(email, NULL, FALSE);
+  g_autofree char *path = g_strdup_printf("/v1/sso?email=%s", escaped);
+  g_clear_pointer(&c->response, json_node_unref);
+  rc = call(c, "GET", path, NULL);
+  if (rc != EXIT_OK)
+    return rc;
+  JsonObject *obj = response_object(c);
+  g_autofree char *org = g_strdup(obj != NULL ? kcps_json_string(obj, "org") : NULL);
+  if (org == NULL) {
+    fprintf(stderr, "kcps: kcpsd named no organization for %s\n", email);
+    return EXIT_REFUSED;
+  }
+
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t addr_len = sizeof addr;
+  if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+      listen(listener, 4) != 0 ||
+      getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0) {
+    fprintf(stderr, "kcps: cannot listen on 127.0.0.1 for the sign-in: %s\n", g_strerror(errno));
+    if (listener >= 0)
+      close(listener);
+    return EXIT_REFUSED;
+  }
+  char *verifier = kcps_sso_random();
+  g_autofree char *state = kcps_sso_random();
+  g_autofree char *challenge = verifier != NULL ? kcps_sso_challenge(verifier) : NULL;
+  g_autofree char *url =
+    challenge != NULL && state != NULL
+      ? kcps_sso_start_url(server, org, ntohs(addr.sin_port), state, challenge, email)
+      : NULL;
+  if (url == NULL) {
+    fprintf(stderr, "kcps: the sign-in cannot start (no randomness, or a bad organization id)\n");
+    close(listener);
+    wipe_free(verifier);
+    return EXIT_REFUSED;
+  }
+  fprintf(stderr, "Sign in in your web browser (this waits up to %d minutes):\n  %s\n",
+          SSO_WAIT_S / 60, url);
+  if (open_browser && (g_getenv("DISPLAY") != NULL || g_getenv("WAYLAND_DISPLAY") != NULL)) {
+    g_autoptr(GError) error = NULL;
+    if (!g_app_info_launch_default_for_uri(url, NULL, &error))
+      fprintf(stderr, "kcps: no browser could be opened (%s): open the address yourself\n",
+              error->message);
+  }
+  char *code = sso_wait(listener, state);
+  close(listener);
+  if (code == NULL) {
+    wipe_free(verifier);
+    return EXIT_REFUSED;
+  }
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "code");
+  json_builder_add_string_value(builder, code);
+  json_builder_set_member_name(builder, "code_verifier");
+  json_builder_add_string_value(builder, verifier);
+  json_builder_end_object(builder);
+  wipe_free(code);
+  wipe_free(verifier);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  g_clear_pointer(&c->response, json_node_unref);
+  rc = call(c, "POST", "/v1/login/sso", body);
+  json_object_set_string_member(json_node_get_object(body), "code_verifier", "");
+  if (rc != EXIT_OK)
+    return rc;
+  keep_session(c, server);
+  obj = response_object(c);
   const char *logged = obj != NULL ? kcps_json_string(obj, "email") : NULL;
   printf("Logged in as %s\n", logged != NULL ? logged : email);
   return EXIT_OK;
@@ -891,7 +1082,13 @@ int main(int argc, char **argv)
 
   int rc;
   if (strcmp(command, "login") == 0) {
-    if (rest == 1 && strcmp(args[0], "--resume") == 0)
+    bool sso = rest >= 2 && strcmp(args[0], "--sso") == 0;
+    bool no_browser = sso && rest == 3 && strcmp(args[2], "--no-browser") == 0;
+    if (sso && (rest > 3 || (rest == 3 && !no_browser) || strchr(args[1], '@') == NULL))
+      return usage_error("usage: kcps login --sso EMAIL [--no-browser]");
+    if (sso)
+      rc = cmd_login_sso(&c, args[1], !no_browser);
+    else if (rest == 1 && strcmp(args[0], "--resume") == 0)
       rc = cmd_login(&c, NULL);
     else if (rest != 1 || args[0][0] == '-' || strchr(args[0], '@') == NULL)
       return usage_error(rest == 0 ? "login needs the account's email: kcps login EMAIL"

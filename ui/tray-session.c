@@ -10,7 +10,7 @@
 #include "client/keyring.h"
 #include "common/json-util.h"
 #include "ui/tray-client.h"
-#include "ui/tray-sso.h"
+#include "common/sso-loopback.h"
 
 typedef struct session_s {
   char *mfa_token;      /* the code step under way, or NULL */
@@ -292,14 +292,14 @@ static void conn_read(GObject *source, GAsyncResult *result, gpointer data)
   }
   g_string_append_len(conn->data, conn->buffer, got);
   char *code = NULL, *error = NULL;
-  kcps_tray_sso_result_t res =
-    kcps_tray_sso_parse_request(conn->data->str, conn->data->len, sso->state, &code, &error);
-  if (res == KCPS_TRAY_SSO_INCOMPLETE && conn->data->len < SSO_READ_MAX) {
+  kcps_sso_result_t res =
+    kcps_sso_parse_request(conn->data->str, conn->data->len, sso->state, &code, &error);
+  if (res == KCPS_SSO_INCOMPLETE && conn->data->len < SSO_READ_MAX) {
     g_input_stream_read_async(G_INPUT_STREAM(source), conn->buffer, sizeof conn->buffer,
                               G_PRIORITY_DEFAULT, NULL, conn_read, conn);
     return;
   }
-  if (res == KCPS_TRAY_SSO_CODE) {
+  if (res == KCPS_SSO_CODE) {
     conn_answer(conn, 200, _("You are signed in to KCPS. You can close this page."));
     g_autoptr(JsonBuilder) builder = json_builder_new();
     json_builder_begin_object(builder);
@@ -312,7 +312,7 @@ static void conn_read(GObject *source, GAsyncResult *result, gpointer data)
     kcps__tray_session_sso_stop(app); /* one code, one sign-in */
     session_of(app)->sso_posted = true;
     kcps__tray_login_post(app, "/v1/login/sso", body);
-  } else if (res == KCPS_TRAY_SSO_REFUSED) {
+  } else if (res == KCPS_SSO_REFUSED) {
     conn_answer(conn, 200, _("Signing in to KCPS did not work. You can close this page."));
     kcps__tray_session_sso_stop(app);
     g_free(app->login_message);
@@ -359,8 +359,8 @@ void kcps__tray_session_sso(KcpsTrayApp *app, const char *org, const char *login
   kcps__tray_session_sso_stop(app);
   g_clear_pointer(&app->login_message, g_free);
   sso_t *sso = g_new0(sso_t, 1);
-  sso->verifier = kcps_tray_sso_random();
-  sso->state = kcps_tray_sso_random();
+  sso->verifier = kcps_sso_random();
+  sso->state = kcps_sso_random();
   sso->service = g_socket_service_new();
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) any_port = g_inet_socket_address_new(loopback, 0);
@@ -372,8 +372,8 @@ void kcps__tray_session_sso(KcpsTrayApp *app, const char *org, const char *login
                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL, &bound,
                                      &error);
   guint16 port = listening ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)) : 0;
-  g_autofree char *challenge = listening ? kcps_tray_sso_challenge(sso->verifier) : NULL;
-  g_autofree char *url = listening ? kcps_tray_sso_start_url(app->status.server, org, port,
+  g_autofree char *challenge = listening ? kcps_sso_challenge(sso->verifier) : NULL;
+  g_autofree char *url = listening ? kcps_sso_start_url(app->status.server, org, port,
                                                              sso->state, challenge, login_hint)
                                    : NULL;
   if (url == NULL) {
@@ -446,7 +446,7 @@ static void sso_lookup_done(GObject *source, GAsyncResult *result, gpointer data
                       ? json_node_get_object(reply->body) : NULL;
   const char *org = obj != NULL ? kcps_json_string(obj, "org") : NULL;
   const char *preset = obj != NULL ? kcps_json_string(obj, "preset") : NULL;
-  if (reply->status == 200 && org != NULL && kcps_tray_sso_preset_fits(lookup->wanted, preset)) {
+  if (reply->status == 200 && org != NULL && kcps_sso_preset_fits(lookup->wanted, preset)) {
     g_info("single sign-on with the organization's %s provider", preset);
     kcps__tray_session_sso(app, org, lookup->email);
   } else {

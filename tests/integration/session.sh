@@ -404,3 +404,41 @@ check_eq "the answer names the organization's desktop idle limit" \
 check_eq "kcpsd is logged in after SSO" "$(logged_in)" true
 check_eq "the SSO refresh token works once (rotation)" "$(refresh_status "$SSO_REFRESH")" 200
 check_eq "the code works once" "$(post /v1/login/sso "$(sso_body "$VERIFIER")")" 400
+
+# 8b. kcps login --sso: the same sign-in from the command line. There is no
+# browser here (--no-browser): the test plays it with the address kcps prints.
+kcps logout >/dev/null 2>&1
+check_eq "kcpsd is logged out before kcps login --sso" "$(logged_in)" false
+"$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" login --sso sso-user@idp.test --no-browser \
+  >"$TMP/cli-sso.out" 2>"$TMP/cli-sso.err" &
+CLI_SSO_PID=$!
+wait_for 20 "kcps to print the sign-in address" grep -q '^  https://' "$TMP/cli-sso.err" ||
+  fail "kcps login --sso printed no address: $(cat "$TMP/cli-sso.err")"
+CLI_START=$(sed -n 's/^  //p' "$TMP/cli-sso.err" | head -n 1)
+CLI_REDIRECT=$("$PYTHON" -c 'import sys, urllib.parse as u
+q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
+print(q["redirect_uri"][0], q.get("login_hint", [""])[0], q.get("code_challenge_method", [""])[0])' "$CLI_START")
+read -r CLI_BACK_URL CLI_HINT CLI_METHOD <<<"$CLI_REDIRECT"
+check_eq "kcps's address starts at Customer A with S256 and the login hint" \
+  "$(printf '%s' "$CLI_START" | grep -c "^$SERVER/api/v1/sso/$ORG/start?") $CLI_METHOD $CLI_HINT" \
+  "1 S256 sso-user@idp.test"
+CLI_PORT=$(printf '%s' "$CLI_BACK_URL" | sed -n 's|^http://127.0.0.1:\([0-9]*\)/kcps-sso?state=.*|\1|p')
+[ -n "$CLI_PORT" ] || fail "kcps's redirect is not a loopback one: $CLI_BACK_URL"
+check_eq "another state at kcps's listener: 400" \
+  "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CLI_PORT/kcps-sso?state=other&code=x")" 400
+BACK=$("$PYTHON" "$TMP/browser.py" "$CLI_START" "http://127.0.0.1:$CLI_PORT/" \
+  "$TMP/bundle.pem" 2>>"$TMP/browser.log") || fail "the CLI's sign-in: $(cat "$TMP/browser.log")"
+curl -sS "$BACK" >"$TMP/cli-sso.page" || fail "the loopback redirect to kcps"
+grep -q "You are signed in to KCPS" "$TMP/cli-sso.page" &&
+  pass "kcps's listener answers the browser" || fail "kcps's page: $(cat "$TMP/cli-sso.page")"
+wait "$CLI_SSO_PID"
+check_eq "kcps login --sso: exit 0" "$?" 0
+check_eq "kcps login --sso says who" "$(cat "$TMP/cli-sso.out")" "Logged in as sso-user@idp.test"
+check_eq "kcpsd is logged in after kcps login --sso" "$(logged_in)" true
+[ -n "$(secret-tool lookup server "$SERVER" email sso-user@idp.test 2>/dev/null)" ] &&
+  pass "kcps login --sso kept the session in the keyring" ||
+  fail "no keyring item for sso-user@idp.test"
+kcps logout >/dev/null 2>&1
+check_eq "an unknown domain: refused" \
+  "$("$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" login --sso x@nowhere.test --no-browser 2>&1 >/dev/null |
+     grep -c 'no organization signs in users of nowhere.test')" 1

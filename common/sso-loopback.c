@@ -1,5 +1,5 @@
-/* PKCE, the start address and the loopback redirect's request (tray-sso.h). */
-#include "ui/tray-sso.h"
+/* PKCE, the start address and the loopback redirect's request (sso-loopback.h). */
+#include "common/sso-loopback.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -24,7 +24,7 @@ static char *base64url(const guchar *data, gsize len)
   return text;
 }
 
-char *kcps_tray_sso_random(void)
+char *kcps_sso_random(void)
 {
   guchar bytes[32];
   size_t got = 0;
@@ -39,7 +39,7 @@ char *kcps_tray_sso_random(void)
   return text;
 }
 
-char *kcps_tray_sso_challenge(const char *verifier)
+char *kcps_sso_challenge(const char *verifier)
 {
   guchar digest[32];
   gsize digest_len = sizeof digest;
@@ -50,7 +50,7 @@ char *kcps_tray_sso_challenge(const char *verifier)
   return base64url(digest, digest_len);
 }
 
-char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
+char *kcps_sso_start_url(const char *server, const char *org, guint16 port,
                               const char *state, const char *challenge, const char *login_hint)
 {
   if (server == NULL || org == NULL || *org == '\0' || strlen(org) > 64 || port == 0)
@@ -59,7 +59,7 @@ char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
     if (!g_ascii_isalnum(*p) && strchr("-_.", *p) == NULL)
       return NULL;
   g_autofree char *redirect =
-    g_strdup_printf("http://127.0.0.1:%u" KCPS_TRAY_SSO_PATH "?state=%s", port, state);
+    g_strdup_printf("http://127.0.0.1:%u" KCPS_SSO_PATH "?state=%s", port, state);
   g_autofree char *redirect_q = g_uri_escape_string(redirect, NULL, FALSE);
   g_autofree char *challenge_q = g_uri_escape_string(challenge, NULL, FALSE);
   size_t len = strlen(server);
@@ -74,7 +74,7 @@ char *kcps_tray_sso_start_url(const char *server, const char *org, guint16 port,
                          hint_q != NULL ? "&login_hint=" : "", hint_q != NULL ? hint_q : "");
 }
 
-bool kcps_tray_sso_preset_fits(const char *wanted, const char *preset)
+bool kcps_sso_preset_fits(const char *wanted, const char *preset)
 {
   static const char *const known[] = {"entra", "google", "generic"};
   bool is_known = false;
@@ -93,7 +93,7 @@ static bool same_secret(const char *a, const char *b)
   return diff == 0;
 }
 
-kcps_tray_sso_result_t kcps_tray_sso_parse_request(const char *data, size_t len,
+kcps_sso_result_t kcps_sso_parse_request(const char *data, size_t len,
                                                    const char *state, char **code,
                                                    char **error)
 {
@@ -103,24 +103,24 @@ kcps_tray_sso_result_t kcps_tray_sso_parse_request(const char *data, size_t len,
     len = REQUEST_MAX;
   const char *end = memchr(data, '\n', len);
   if (end == NULL)
-    return len >= REQUEST_MAX ? KCPS_TRAY_SSO_BAD : KCPS_TRAY_SSO_INCOMPLETE;
+    return len >= REQUEST_MAX ? KCPS_SSO_BAD : KCPS_SSO_INCOMPLETE;
   size_t line_len = (size_t)(end - data);
   if (line_len > 0 && data[line_len - 1] == '\r')
     line_len--;
   if (memchr(data, '\0', line_len) != NULL)
-    return KCPS_TRAY_SSO_BAD;
+    return KCPS_SSO_BAD;
   g_autofree char *line = g_strndup(data, line_len);
   /* "GET <target> HTTP/1.x" */
   g_auto(GStrv) parts = g_strsplit(line, " ", 4);
   if (g_strv_length(parts) != 3 || strcmp(parts[0], "GET") != 0
       || !g_str_has_prefix(parts[2], "HTTP/1."))
-    return KCPS_TRAY_SSO_BAD;
+    return KCPS_SSO_BAD;
   const char *target = parts[1];
   const char *query = strchr(target, '?');
   size_t path_len = query != NULL ? (size_t)(query - target) : strlen(target);
-  if (path_len != strlen(KCPS_TRAY_SSO_PATH)
-      || strncmp(target, KCPS_TRAY_SSO_PATH, path_len) != 0 || query == NULL)
-    return KCPS_TRAY_SSO_BAD;
+  if (path_len != strlen(KCPS_SSO_PATH)
+      || strncmp(target, KCPS_SSO_PATH, path_len) != 0 || query == NULL)
+    return KCPS_SSO_BAD;
 
   g_autofree char *got_state = NULL, *got_code = NULL, *got_error = NULL;
   g_auto(GStrv) params = g_strsplit(query + 1, "&", 32);
@@ -135,26 +135,26 @@ kcps_tray_sso_result_t kcps_tray_sso_parse_request(const char *data, size_t len,
     if (slot == NULL)
       continue;
     if (*slot != NULL)
-      return KCPS_TRAY_SSO_BAD; /* twice: ambiguous */
+      return KCPS_SSO_BAD; /* twice: ambiguous */
     *slot = g_uri_unescape_string(eq + 1, NULL);
     if (*slot == NULL || strlen(*slot) > CODE_MAX)
-      return KCPS_TRAY_SSO_BAD;
+      return KCPS_SSO_BAD;
   }
   if (got_state == NULL || state == NULL || !same_secret(got_state, state))
-    return KCPS_TRAY_SSO_BAD;
+    return KCPS_SSO_BAD;
   if (got_error != NULL) {
     /* Only printable ASCII of it goes on (it is shown to the user). */
     for (char *c = got_error; *c != '\0'; c++)
       if (!g_ascii_isprint(*c))
         *c = '?';
     *error = g_steal_pointer(&got_error);
-    return KCPS_TRAY_SSO_REFUSED;
+    return KCPS_SSO_REFUSED;
   }
   if (got_code == NULL || *got_code == '\0')
-    return KCPS_TRAY_SSO_BAD;
+    return KCPS_SSO_BAD;
   for (const char *c = got_code; *c != '\0'; c++)
     if (!g_ascii_isgraph(*c))
-      return KCPS_TRAY_SSO_BAD;
+      return KCPS_SSO_BAD;
   *code = g_steal_pointer(&got_code);
-  return KCPS_TRAY_SSO_CODE;
+  return KCPS_SSO_CODE;
 }
