@@ -432,6 +432,7 @@ static void preview_closed(GtkWidget *window, gpointer data)
   KcpsTrayApp *app = data;
   kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
   st->preview = NULL;
+  kcps_tray_thumbs_keep_document(st->thumbs, NULL, 0); /* its memory goes */
   kcps__tray_state_changed(app);
 }
 
@@ -462,6 +463,7 @@ static void preview_open(KcpsTrayApp *app, const char *job_id)
   kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
   if (st->preview != NULL)
     gtk_window_destroy(st->preview);
+  kcps_tray_thumbs_keep_document(st->thumbs, job_id, kcps_tray_job_get_size(job));
   GtkWindow *window = GTK_WINDOW(gtk_window_new());
   /* Translators: %s is a job's name; the preview window's title. */
   g_autofree char *title = g_strdup_printf(_("Preview of \u201c%s\u201d"),
@@ -569,6 +571,7 @@ static const char jobs_test_xml[] =
   " <property name='ThumbnailsRendered' type='u' access='read'/>"
   " <property name='ThumbnailJobs' type='as' access='read'/>"
   " <property name='ThumbnailCache' type='u' access='read'/>"
+  " <property name='DocumentsFetched' type='u' access='read'/>"
   " <property name='PreviewPage' type='s' access='read'/>"
   " <property name='ReleaseDialog' type='b' access='read'/>"
   " <property name='ReleaseReady' type='b' access='read'/>"
@@ -588,6 +591,8 @@ static GVariant *jobs_test_property(GDBusConnection *connection, const char *sen
   kcps__jobs_state_t *st = kcps__tray_jobs_state(app);
   if (strcmp(name, "ThumbnailsRendered") == 0)
     return g_variant_new_uint32(kcps_tray_thumbs_rendered(st->thumbs));
+  if (strcmp(name, "DocumentsFetched") == 0)
+    return g_variant_new_uint32(kcps_tray_thumbs_fetched(st->thumbs));
   if (strcmp(name, "ThumbnailCache") == 0)
     return g_variant_new_uint32(kcps_tray_thumbs_cache_size(st->thumbs));
   if (strcmp(name, "ThumbnailJobs") == 0) {

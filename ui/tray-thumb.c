@@ -21,6 +21,9 @@
 /* Documents above this are not drawn (their first page would be, but the
  * whole file is read first). */
 #define MAX_DOCUMENT (512 * 1024 * 1024)
+/* The previewed document is kept (in memory) up to this size, so that
+ * turning its pages does not fetch it again. */
+#define MAX_KEPT (64 * 1024 * 1024)
 
 struct kcps_tray_thumbs_s {
   gatomicrefcount refs;
@@ -31,6 +34,12 @@ struct kcps_tray_thumbs_s {
   guint64 seq;     /* requests so far: the newest runs first */
   guint rendered;
   guint skipped;
+  guint fetched;   /* documents read from kcpsd */
+  /* The document kept for the preview (keep_document): its job and size,
+   * and its memfd, -1 until fetched. Under lock. */
+  char *kept_job;
+  gint64 kept_size;
+  int kept_fd;
   guint pending; /* main thread: requests not yet delivered */
   /* The cache (main thread only). */
   guint cache_cap;
@@ -81,6 +90,9 @@ static void thumbs_unref(kcps_tray_thumbs_t *thumbs)
   g_queue_clear_full(&thumbs->order, (GDestroyNotify)entry_free);
   g_mutex_clear(&thumbs->lock);
   g_free(thumbs->file);
+  g_free(thumbs->kept_job);
+  if (thumbs->kept_fd >= 0)
+    close(thumbs->kept_fd);
   g_free(thumbs);
 }
 
@@ -100,6 +112,30 @@ static char *cache_key(const char *job_id, gint64 size, int page, int width)
 
 /* --- on a worker ------------------------------------------------------------ */
 
+/* A descriptor of its own (own offset) on the kept document, or -1. */
+static int kept_open(kcps_tray_thumbs_t *thumbs, const request_t *r)
+{
+  int fd = -1;
+  g_mutex_lock(&thumbs->lock);
+  if (thumbs->kept_fd >= 0 && g_strcmp0(thumbs->kept_job, r->job_id) == 0 &&
+      thumbs->kept_size == r->size) {
+    g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", thumbs->kept_fd);
+    fd = open(self, O_RDONLY | O_CLOEXEC);
+  }
+  g_mutex_unlock(&thumbs->lock);
+  return fd;
+}
+
+/* Keeps fd's document when it is the one to keep and small enough. */
+static void kept_put(kcps_tray_thumbs_t *thumbs, const request_t *r, int fd, off_t length)
+{
+  g_mutex_lock(&thumbs->lock);
+  if (thumbs->kept_fd < 0 && length <= MAX_KEPT && g_strcmp0(thumbs->kept_job, r->job_id) == 0 &&
+      thumbs->kept_size == r->size)
+    thumbs->kept_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  g_mutex_unlock(&thumbs->lock);
+}
+
 /* The job's document as a readable file descriptor (a memfd: nothing of it
  * reaches a disk), or -1. */
 static int fetch_document(request_t *r)
@@ -107,6 +143,12 @@ static int fetch_document(request_t *r)
   kcps_tray_thumbs_t *thumbs = r->thumbs;
   if (thumbs->file != NULL)
     return open(thumbs->file, O_RDONLY | O_CLOEXEC);
+  int kept = kept_open(thumbs, r);
+  if (kept >= 0)
+    return kept;
+  g_mutex_lock(&thumbs->lock);
+  thumbs->fetched++;
+  g_mutex_unlock(&thumbs->lock);
   int fd = memfd_create("kcps-tray-document", MFD_CLOEXEC);
   if (fd < 0)
     return -1;
@@ -116,12 +158,14 @@ static int fetch_document(request_t *r)
   kcps_http_opts_t opts = {.timeout_s = 60};
   long status = 0;
   g_autoptr(GError) error = NULL;
+  off_t length = -1;
   if (kcps_http_download(url, &opts, fd, &status, &error) != KCPS_NET_OK || status != 200 ||
-      lseek(fd, 0, SEEK_END) > MAX_DOCUMENT || lseek(fd, 0, SEEK_SET) != 0) {
+      (length = lseek(fd, 0, SEEK_END)) > MAX_DOCUMENT || lseek(fd, 0, SEEK_SET) != 0) {
     g_debug("no document for job %s (HTTP %ld)", r->job_id, status);
     close(fd);
     return -1;
   }
+  kept_put(thumbs, r, fd, length);
   return fd;
 }
 
@@ -253,6 +297,7 @@ kcps_tray_thumbs_t *kcps_tray_thumbs_new(int port, guint cache_cap)
   thumbs->cache = g_hash_table_new(g_str_hash, g_str_equal);
   g_queue_init(&thumbs->order);
   g_mutex_init(&thumbs->lock);
+  thumbs->kept_fd = -1;
   thumbs->pool = g_thread_pool_new(work, thumbs, KCPS_TRAY_THUMB_WORKERS, FALSE, NULL);
   g_thread_pool_set_sort_function(thumbs->pool, by_newest, NULL);
   return thumbs;
@@ -450,4 +495,26 @@ void kcps_tray_thumb_unbind(GtkPicture *picture)
 guint kcps_tray_thumbs_pending(kcps_tray_thumbs_t *thumbs)
 {
   return thumbs->pending;
+}
+
+void kcps_tray_thumbs_keep_document(kcps_tray_thumbs_t *thumbs, const char *job_id, gint64 size)
+{
+  g_mutex_lock(&thumbs->lock);
+  if (g_strcmp0(thumbs->kept_job, job_id) != 0 || thumbs->kept_size != size) {
+    g_free(thumbs->kept_job);
+    thumbs->kept_job = g_strdup(job_id);
+    thumbs->kept_size = size;
+    if (thumbs->kept_fd >= 0)
+      close(thumbs->kept_fd);
+    thumbs->kept_fd = -1;
+  }
+  g_mutex_unlock(&thumbs->lock);
+}
+
+guint kcps_tray_thumbs_fetched(kcps_tray_thumbs_t *thumbs)
+{
+  g_mutex_lock(&thumbs->lock);
+  guint n = thumbs->fetched;
+  g_mutex_unlock(&thumbs->lock);
+  return n;
 }

@@ -45,6 +45,14 @@ void kcps_tray_thumb_bind(kcps_tray_thumbs_t *thumbs, GtkPicture *picture, const
                           gpointer data);
 void kcps_tray_thumb_unbind(GtkPicture *picture);
 
+/* The preview shows job (id, size): its document, once fetched, is kept
+ * (up to 64 MiB, in memory) until another job or NULL is named, so turning
+ * the pages does not fetch it again. */
+void kcps_tray_thumbs_keep_document(kcps_tray_thumbs_t *thumbs, const char *job_id,
+                                    gint64 size);
+/* Documents fetched from kcpsd so far (tests). */
+guint kcps_tray_thumbs_fetched(kcps_tray_thumbs_t *thumbs);
+
 /* Bench and tests: every job's document is read from path (a PDF) instead
  * of kcpsd. */
 void kcps_tray_thumbs_set_file(kcps_tray_thumbs_t *thumbs, const char *path);

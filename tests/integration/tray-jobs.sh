@@ -175,9 +175,13 @@ shot jobs jobs-thumbnails
 action preview-job "[<'$J1'>]"
 wait_for 30 "the preview's first page" prop_is PreviewPage "(<'1/2'>,)" && pass "the preview shows page 1 of 2" ||
   fail "preview: $(prop PreviewPage)"
+fetched=$(prop DocumentsFetched)
 action preview-next
 wait_for 30 "the preview's second page" prop_is PreviewPage "(<'2/2'>,)" && pass "Next turns to page 2 of 2" ||
   fail "preview after Next: $(prop PreviewPage)"
+[ "$(prop DocumentsFetched)" = "$fetched" ] &&
+  pass "turning the page did not fetch the document again ($fetched)" ||
+  fail "the document was fetched again for page 2: $fetched -> $(prop DocumentsFetched)"
 shot preview preview-page
 
 # The tray menu's Release… (dbusmenu, as a tray host sends it) opens the
