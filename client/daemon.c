@@ -260,6 +260,9 @@ kcps_daemon_t *kcps_daemon_new(const kcps_daemon_config_t *config, GError **erro
     goto fail;
   if (!kcps__pull_start(daemon, error) || !kcps__local_start(daemon, error))
     goto fail;
+  /* The hooks and the push channel are set: follow the releases the
+   * journal says were running when kcpsd last stopped. */
+  kcps_releaser_resume(daemon->releaser);
 
   kcps_ipp_config_t ipp_config = {
     .port = config->ipp_port,

@@ -202,15 +202,35 @@ static void usage_used(void *data, kcps_usage_record_t *rec)
 {
   kcps_daemon_t *daemon = data;
   g_autofree char *email = NULL;
-  /* No server, or nobody logged in to it: nobody to count it for (the
-   * record stays in usage.jsonl all the same). */
-  if (daemon->server_url == NULL || !kcps__daemon_session_get(daemon, rec->uid, &email, NULL))
+  /* No server, or nobody logged in to it now nor when the release started:
+   * nobody to count it for (the record stays in usage.jsonl all the same).
+   * A release resumed after a kcpsd restart may end before its user logs
+   * in again: its record waits in the outbox for that account's login
+   * (usage_post waits for a session of rec->user). */
+  if (daemon->server_url == NULL)
     return;
+  char *started_as = rec->user;
+  if (!kcps__daemon_session_get(daemon, rec->uid, &email, NULL)) {
+    if (started_as == NULL)
+      return;
+    email = g_strdup(started_as);
+  }
   rec->user = email;
   g_autoptr(GError) error = NULL;
   if (!kcps_usage_outbox_add(daemon->usage_outbox, rec, &error))
     g_warning("release %s: %s", rec->key, error->message);
-  rec->user = NULL;
+  rec->user = started_as;
+}
+
+/* The server account uid is logged in to (the releaser keeps it in its
+ * journal for a release that outlives a kcpsd restart). */
+static char *usage_account(void *data, uid_t uid)
+{
+  kcps_daemon_t *daemon = data;
+  g_autofree char *email = NULL;
+  if (daemon->server_url == NULL || !kcps__daemon_session_get(daemon, uid, &email, NULL))
+    return NULL;
+  return g_steal_pointer(&email);
 }
 
 static kcps_usage_post_t usage_post(void *data, const kcps_usage_record_t *rec)
@@ -273,7 +293,8 @@ bool kcps__usage_start(kcps_daemon_t *daemon, GError **error)
   daemon->usage_outbox = kcps_usage_outbox_open(path, error);
   if (daemon->usage_outbox == NULL)
     return false;
-  kcps_release_hooks_t hooks = {.check = quota_check, .used = usage_used, .data = daemon};
+  kcps_release_hooks_t hooks = {.check = quota_check, .used = usage_used,
+                                .account = usage_account, .data = daemon};
   kcps_releaser_set_hooks(daemon->releaser, &hooks);
   kcps_usage_outbox_start(daemon->usage_outbox, usage_post, daemon, RETRY_FIRST_MS,
                           RETRY_MAX_MS);

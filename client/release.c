@@ -36,6 +36,11 @@ typedef struct release_s {
   kcps_color_t color;
   bool duplex;
   gint64 created;
+  int job_pages;       /* the job's pages (charged per copy) */
+  bool create_job;     /* Create-Job + Send-Document, else Print-Job */
+  bool journaled;      /* a record of it is in the journal (worker thread only) */
+  bool resumed;        /* loaded from the journal at start */
+  char *account;       /* the server account at the start (worker thread only), or NULL */
   GThread *thread;
   /* Guarded by the releaser's lock. */
   const char *state;   /* pending, retrying, sending, printing, completed, aborted,
@@ -58,6 +63,8 @@ struct kcps_releaser_s {
   kcps_spool_t *spool;
   char *pins_path;
   char *usage_path;
+  kcps_release_journal_t *journal;
+  GPtrArray *to_resume; /* release_t* loaded from the journal, not yet followed */
   gint stopping;
   int gone_ms;
   int retry_ms;
@@ -74,6 +81,7 @@ static void release_free(void *data)
   g_free(rel->printer);
   g_free(rel->pin_key);
   g_free(rel->message);
+  g_free(rel->account);
   g_free(rel);
 }
 
@@ -91,6 +99,57 @@ kcps_releaser_t *kcps_releaser_new(kcps_spool_t *spool, const char *state_dir)
   r->usage_path = g_build_filename(state_dir, "usage.jsonl", NULL);
   r->gone_ms = GONE_MS;
   r->retry_ms = 500;
+  r->to_resume = g_ptr_array_new();
+
+  /* The releases kcpsd was running when it stopped or was killed: shown and
+   * blocking a new release of their jobs from now on, followed once
+   * kcps_releaser_resume is called. */
+  g_autofree char *journal_path = g_build_filename(state_dir, "releases.jsonl", NULL);
+  g_autoptr(GPtrArray) unfinished = NULL;
+  r->journal = kcps_release_journal_open(journal_path, &unfinished);
+  for (guint i = 0; i < unfinished->len; i++) {
+    kcps_release_record_t *rec = unfinished->pdata[i];
+    if (g_hash_table_contains(r->releases, rec->id)
+        || g_hash_table_contains(r->active, rec->job_id)) {
+      /* Cannot happen by our own writing; ended so that it is not met again. */
+      g_warning("release journal: job %s has a second unfinished release %s; ended as failed",
+                rec->job_id, rec->id);
+      g_free(rec->state);
+      rec->state = g_strdup("failed");
+      g_autoptr(GError) error = NULL;
+      if (!kcps_release_journal_write(r->journal, rec, &error))
+        g_warning("%s", error->message);
+      continue;
+    }
+    release_t *rel = g_new0(release_t, 1);
+    rel->releaser = r;
+    rel->id = g_strdup(rec->id);
+    rel->uid = rec->uid;
+    rel->job_id = g_strdup(rec->job_id);
+    rel->printer = g_strdup(rec->printer);
+    if (!kcps_release_check_uri(rel->printer, &rel->pin_key, NULL))
+      rel->pin_key = g_strdup(rel->printer);
+    rel->copies = rec->copies;
+    rel->color = rec->color;
+    rel->duplex = rec->duplex;
+    rel->created = rec->created;
+    rel->job_pages = rec->pages;
+    rel->pages = rec->pages;
+    rel->create_job = rec->create_job;
+    rel->journaled = true;
+    rel->resumed = true;
+    rel->state = strcmp(rec->state, "printing") == 0 ? "printing" : "sending";
+    rel->message = g_strdup("kcpsd restarted while this release ran; following it again");
+    rel->format = rec->format == NULL ? NULL
+                  : strcmp(rec->format, "application/pdf") == 0 ? "application/pdf"
+                  : strcmp(rec->format, "image/urf") == 0 ? "image/urf" : "image/pwg-raster";
+    rel->printer_job_id = rec->printer_job_id;
+    rel->account = g_strdup(rec->user);
+    g_hash_table_insert(r->releases, rel->id, rel);
+    g_hash_table_insert(r->active, rel->job_id, rel);
+    g_hash_table_insert(r->latest, rel->job_id, rel);
+    g_ptr_array_add(r->to_resume, rel);
+  }
   return r;
 }
 
@@ -127,6 +186,8 @@ void kcps_releaser_free(kcps_releaser_t *releaser)
       g_thread_join(rel->thread);
   }
   g_list_free(all);
+  g_ptr_array_free(releaser->to_resume, TRUE);
+  kcps_release_journal_free(releaser->journal);
   g_hash_table_destroy(releaser->active);
   g_hash_table_destroy(releaser->latest);
   g_hash_table_destroy(releaser->releases);
@@ -171,6 +232,44 @@ static void set_state(kcps_releaser_t *r, release_t *rel, const char *state, con
          rel->message != NULL ? ": " : "", rel->message != NULL ? rel->message : "");
   if (r->changed != NULL)
     r->changed(rel->uid, rel->job_id, rel->id, state, r->changed_data);
+}
+
+/* Writes rel's journal record in state (the newest line of its id wins). */
+static bool journal(kcps_releaser_t *r, release_t *rel, const char *state, GError **error)
+{
+  g_mutex_lock(&r->lock);
+  kcps_release_record_t rec = {
+    .id = rel->id,
+    .uid = rel->uid,
+    .job_id = rel->job_id,
+    .printer = rel->printer,
+    .copies = rel->copies,
+    .color = rel->color,
+    .duplex = rel->duplex,
+    .pages = rel->job_pages,
+    .format = (char *)rel->format,
+    .create_job = rel->create_job,
+    .created = rel->created,
+    .state = (char *)state,
+    .printer_job_id = rel->printer_job_id,
+    .user = rel->account,
+  };
+  g_mutex_unlock(&r->lock);
+  if (!kcps_release_journal_write(r->journal, &rec, error))
+    return false;
+  rel->journaled = true;
+  return true;
+}
+
+/* Like journal, for the states after the first: a failure is only logged
+ * (the record written before says at least as much). */
+static void journal_update(kcps_releaser_t *r, release_t *rel, const char *state)
+{
+  if (!rel->journaled)
+    return;
+  g_autoptr(GError) error = NULL;
+  if (!journal(r, rel, state, &error))
+    g_warning("release %s: %s", rel->id, error->message);
 }
 
 /* --- the printer connection ----------------------------------------------------- */
@@ -327,8 +426,10 @@ static ipp_t *send_with_document(printer_t *p, ipp_t *req, int doc_fd,
 static void add_job_template(ipp_t *req, release_t *rel, const kcps_raster_plan_t *plan,
                              const kcps_job_t *job)
 {
-  ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_NAME, "job-name", NULL,
-               job->name != NULL && *job->name != '\0' ? job->name : "KCPS job");
+  /* The release id's tag in the name: after a kcpsd kill before the
+   * printer's answer, Get-Jobs finds the job by it (docs/decisions.md). */
+  g_autofree char *name = kcps_release_job_name(job->name, rel->id);
+  ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_NAME, "job-name", NULL, name);
   if (rel->copies > 1)
     ippAddInteger(req, IPP_TAG_JOB, IPP_TAG_INTEGER, "copies", rel->copies);
   if (rel->duplex)
@@ -355,7 +456,7 @@ static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *j
   json_builder_set_member_name(b, "printer");
   json_builder_add_string_value(b, rel->printer);
   json_builder_set_member_name(b, "pages");
-  json_builder_add_int_value(b, job->pages);
+  json_builder_add_int_value(b, rel->job_pages);
   json_builder_set_member_name(b, "copies");
   json_builder_add_int_value(b, rel->copies);
   json_builder_set_member_name(b, "impressions");
@@ -374,8 +475,14 @@ static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *j
   g_autofree char *line = g_strconcat(text, "\n", NULL);
 
   g_mutex_lock(&r->pin_lock);
-  int fd = g_open(r->usage_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && write(fd, line, strlen(line)) == (ssize_t)strlen(line) && fsync(fd) == 0;
+  /* A resumed release whose record was written before the kill: not twice. */
+  g_autofree char *tag = g_strdup_printf("\"release\":\"%s\"", rel->id);
+  g_autofree char *have = NULL;
+  bool again = rel->resumed && g_file_get_contents(r->usage_path, &have, NULL, NULL)
+               && strstr(have, tag) != NULL;
+  int fd = again ? -1 : g_open(r->usage_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  size_t len = strlen(line);
+  bool ok = again || (fd >= 0 && write(fd, line, len) == (ssize_t)len && fsync(fd) == 0);
   int saved = errno;
   if (fd >= 0)
     close(fd);
@@ -388,12 +495,13 @@ static void record_usage(kcps_releaser_t *r, release_t *rel, const kcps_job_t *j
       .key = rel->id,
       .uid = rel->uid,
       .printer = rel->printer,
-      .job_id = job->server_id != NULL ? job->server_id : job->id,
+      .job_id = job != NULL && job->server_id != NULL ? job->server_id : rel->job_id,
       .time = g_get_real_time() / G_USEC_PER_SEC,
-      .pages = MAX(job->pages, 1),
+      .pages = MAX(rel->job_pages, 1),
       .copies = rel->copies,
       .color = rel->color != KCPS_COLOR_MONO,
       .duplex = rel->duplex,
+      .user = rel->account,
     };
     r->hooks.used(r->hooks.data, &rec);
   }
@@ -455,7 +563,18 @@ static int create_printer_job(kcps_releaser_t *r, release_t *rel, printer_t *p,
         }
         g_mutex_lock(&r->lock);
         rel->format = plan->format;
+        rel->create_job = caps.create_job;
+        rel->job_pages = job->pages;
         g_mutex_unlock(&r->lock);
+        if (rel->account == NULL && r->hooks.account != NULL)
+          rel->account = r->hooks.account(r->hooks.data, rel->uid);
+        /* Durably before the first byte of the job goes: after a kill from
+         * here on, the next start looks for the job at the printer. */
+        if (!journal(r, rel, "sending", &error)) {
+          set_state(r, rel, "failed", "%s; nothing was sent", error->message);
+          printer_close(p);
+          return 0;
+        }
 
         if (caps.create_job) {
           req = new_request(IPP_OP_CREATE_JOB, rel, user);
@@ -492,6 +611,12 @@ static int create_printer_job(kcps_releaser_t *r, release_t *rel, printer_t *p,
         ippDelete(resp);
         if (status <= IPP_STATUS_OK_CONFLICTING && job_id > 0) {
           *sent_whole = !caps.create_job;
+          g_mutex_lock(&r->lock);
+          rel->printer_job_id = job_id;
+          g_mutex_unlock(&r->lock);
+          /* Create-Job: the job is known but the document is still to go
+           * ("sending" with the job id); Print-Job: the printer has it all. */
+          journal_update(r, rel, caps.create_job ? "sending" : "printing");
           return job_id;
         }
         g_snprintf(last, sizeof(last), "%s: %s", caps.create_job ? "Create-Job" : "Print-Job",
@@ -585,6 +710,44 @@ static int follow_job(kcps_releaser_t *r, release_t *rel, printer_t *p, int job_
   }
 }
 
+/* The end of a release: completed marks the spool job printed and records
+ * the usage (keyed by the release id: a resumed release that completed
+ * before the kill is not counted twice); the others leave it held. The
+ * journal gets the final line, unless kcpsd is stopping while the printer
+ * job is not over: then the record stays for the next start. */
+static void finish_release(kcps_releaser_t *r, release_t *rel, const kcps_job_t *job, int final,
+                           int impressions)
+{
+  if (final == IPP_JSTATE_COMPLETED) {
+    record_usage(r, rel, job, rel->job_pages * rel->copies);
+    g_autoptr(GError) set_error = NULL;
+    if (job != NULL
+        && !kcps_spool_set_state(r->spool, rel->job_id, KCPS_JOB_STATE_PRINTED, &set_error))
+      g_warning("release %s: cannot mark job %s printed: %s", rel->id, rel->job_id,
+                set_error->message);
+    set_state(r, rel, "completed", "%d pages x %d copies printed (printer job %d; "
+              "printer says %d impressions)", rel->job_pages, rel->copies, rel->printer_job_id,
+              impressions);
+  } else if (final == IPP_JSTATE_ABORTED) {
+    set_state(r, rel, "aborted", "the printer aborted job %d; the job stays held",
+              rel->printer_job_id);
+  } else if (final == IPP_JSTATE_CANCELED) {
+    set_state(r, rel, "canceled", "job %d was canceled at the printer; the job stays held",
+              rel->printer_job_id);
+  } else if (strcmp(rel->state, "failed") != 0) {
+    /* Only this thread writes the state, so reading it unlocked is safe. */
+    set_state(r, rel, "failed", "kcpsd stopped while following the printer job; the job "
+              "stays held");
+  }
+  bool keep = final == 0 && g_atomic_int_get(&r->stopping);
+  if (!keep)
+    journal_update(r, rel, rel->state);
+  g_mutex_lock(&r->lock);
+  rel->finished = g_get_real_time() / G_USEC_PER_SEC;
+  g_hash_table_remove(r->active, rel->job_id);
+  g_mutex_unlock(&r->lock);
+}
+
 static gpointer release_worker(gpointer data)
 {
   release_t *rel = data;
@@ -653,6 +816,7 @@ static gpointer release_worker(gpointer data)
           g_mutex_lock(&r->lock);
           rel->pages = pages > 0 ? pages : job->pages;
           g_mutex_unlock(&r->lock);
+          journal_update(r, rel, "printing");
         }
       }
       if (sent) {
@@ -662,33 +826,165 @@ static gpointer release_worker(gpointer data)
     }
   }
   printer_close(&p);
-
-  if (final == IPP_JSTATE_COMPLETED) {
-    int charged = job->pages * rel->copies;
-    record_usage(r, rel, job, charged);
-    g_autoptr(GError) set_error = NULL;
-    if (!kcps_spool_set_state(r->spool, rel->job_id, KCPS_JOB_STATE_PRINTED, &set_error))
-      g_warning("release %s: cannot mark job %s printed: %s", rel->id, rel->job_id,
-                set_error->message);
-    set_state(r, rel, "completed", "%d pages x %d copies printed (printer job %d; "
-              "printer says %d impressions)", job->pages, rel->copies, rel->printer_job_id,
-              impressions);
-  } else if (final == IPP_JSTATE_ABORTED) {
-    set_state(r, rel, "aborted", "the printer aborted job %d; the job stays held",
-              rel->printer_job_id);
-  } else if (final == IPP_JSTATE_CANCELED) {
-    set_state(r, rel, "canceled", "job %d was canceled at the printer; the job stays held",
-              rel->printer_job_id);
-  } else if (strcmp(rel->state, "failed") != 0) {
-    /* Only this thread writes the state, so reading it unlocked is safe. */
-    set_state(r, rel, "failed", "kcpsd stopped while following the printer job; the job "
-              "stays held");
-  }
-  g_mutex_lock(&r->lock);
-  rel->finished = g_get_real_time() / G_USEC_PER_SEC;
-  g_hash_table_remove(r->active, rel->job_id);
-  g_mutex_unlock(&r->lock);
+  finish_release(r, rel, job, final, impressions);
   return NULL;
+}
+
+/* --- resuming after a restart ------------------------------------------------------ */
+
+/* Looks for rel's job at the printer (Get-Jobs, which-jobs all): the job
+ * whose name carries rel's tag and whose owner is user. Returns its job id;
+ * 0 when the printer has none (state set), -1 when the printer could not be
+ * asked or kcpsd stops (state set unless stopping). */
+static int find_printer_job(kcps_releaser_t *r, release_t *rel, printer_t *p, const char *user)
+{
+  gint64 unreachable_since = 0;
+  int interval = 100;
+  for (;;) {
+    if (g_atomic_int_get(&r->stopping))
+      return -1;
+    g_autoptr(GError) error = NULL;
+    bool retry = false;
+    if (p->http == NULL && !printer_connect(r, rel, p, &retry, &error) && !retry) {
+      set_state(r, rel, "failed", "%s; the printer may have printed the job, which stays held",
+                error->message);
+      return -1;
+    }
+    if (p->http != NULL) {
+      static const char *const wanted[] = {"job-id", "job-name", "job-state",
+                                           "job-originating-user-name"};
+      ipp_t *req = new_request(IPP_OP_GET_JOBS, rel, user);
+      ippAddString(req, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "which-jobs", NULL, "all");
+      ippAddStrings(req, IPP_TAG_OPERATION, IPP_TAG_KEYWORD, "requested-attributes",
+                    G_N_ELEMENTS(wanted), NULL, wanted);
+      ipp_t *resp = cupsDoRequest(p->http, req, p->resource);
+      ipp_status_t status = cupsLastError();
+      if (resp != NULL && status <= IPP_STATUS_OK_CONFLICTING) {
+        int found = 0, job_id = 0;
+        const char *name = NULL, *owner = NULL;
+        /* One group per job; the attributes of a group come before the next
+         * separator (NULL name). */
+        for (ipp_attribute_t *a = ippFirstAttribute(resp); ; a = ippNextAttribute(resp)) {
+          const char *an = a != NULL ? ippGetName(a) : NULL;
+          if (a == NULL || an == NULL) {
+            if (job_id > 0 && found == 0 && kcps_release_job_matches(rel->id, user, name, owner))
+              found = job_id;
+            job_id = 0;
+            name = owner = NULL;
+            if (a == NULL)
+              break;
+            continue;
+          }
+          if (ippGetGroupTag(a) != IPP_TAG_JOB)
+            continue;
+          if (strcmp(an, "job-id") == 0 && ippGetValueTag(a) == IPP_TAG_INTEGER)
+            job_id = ippGetInteger(a, 0);
+          else if (strcmp(an, "job-name") == 0)
+            name = ippGetString(a, 0, NULL);
+          else if (strcmp(an, "job-originating-user-name") == 0)
+            owner = ippGetString(a, 0, NULL);
+        }
+        ippDelete(resp);
+        if (found > 0)
+          return found;
+        set_state(r, rel, "failed", "kcpsd stopped before the printer took the job; the job "
+                  "stays held");
+        return 0;
+      }
+      ippDelete(resp);
+      printer_close(p);
+    }
+    gint64 now = g_get_monotonic_time();
+    if (unreachable_since == 0) {
+      unreachable_since = now;
+    } else if (now - unreachable_since > (gint64)r->gone_ms * 1000) {
+      set_state(r, rel, "failed", "kcpsd stopped while sending the job and the printer did not "
+                "answer for %d s since; the printer may have printed it; the job stays held",
+                r->gone_ms / 1000);
+      return -1;
+    }
+    if (!pause_ms(r, interval))
+      return -1;
+    interval = MIN(interval * 2, POLL_MAX_MS);
+  }
+}
+
+/* Cancels job_id at the printer (its document may be cut short); an answer
+ * that it cannot (completed already) is fine: following it tells. */
+static void cancel_printer_job(kcps_releaser_t *r, release_t *rel, printer_t *p, int job_id,
+                               const char *user)
+{
+  bool retry = false;
+  g_autoptr(GError) error = NULL;
+  if (p->http == NULL && !printer_connect(r, rel, p, &retry, &error))
+    return;
+  ipp_t *cancel = new_request(IPP_OP_CANCEL_JOB, rel, user);
+  ippAddInteger(cancel, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "job-id", job_id);
+  ippDelete(cupsDoRequest(p->http, cancel, p->resource));
+  g_message("release %s: printer job %d cancelled (its document may be incomplete): %s",
+            rel->id, job_id, cupsLastErrorString());
+}
+
+/* A release from the journal: the printer job followed again, or looked
+ * for first when kcpsd was killed before the printer answered. */
+static gpointer resume_worker(gpointer data)
+{
+  release_t *rel = data;
+  kcps_releaser_t *r = rel->releaser;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(r->spool, rel->job_id, &error);
+  if (job == NULL)
+    g_warning("release %s: job %s is gone from the spool (%s); its printer job is followed "
+              "all the same", rel->id, rel->job_id, error->message);
+  g_autofree char *user = kcps_platform_user_name(rel->uid);
+  if (user == NULL)
+    user = g_strdup_printf("%u", (unsigned)rel->uid);
+  printer_t p = {.http = NULL};
+  char scheme[32], userpass[256];
+  httpSeparateURI(HTTP_URI_CODING_ALL, rel->printer, scheme, sizeof(scheme), userpass,
+                  sizeof(userpass), p.host, sizeof(p.host), &p.port, p.resource,
+                  sizeof(p.resource));
+  p.tls = strcmp(scheme, "ipps") == 0;
+
+  int job_id = rel->printer_job_id;
+  /* Create-Job answered but the document may not have gone whole: the job
+   * is cancelled (so that it cannot print later), then followed (it may
+   * have completed before). */
+  bool cancel = strcmp(rel->state, "sending") == 0 && rel->create_job;
+  if (job_id == 0) {
+    job_id = find_printer_job(r, rel, &p, user);
+    if (job_id > 0) {
+      g_message("release %s: the printer has it as job %d", rel->id, job_id);
+      g_mutex_lock(&r->lock);
+      rel->printer_job_id = job_id;
+      g_mutex_unlock(&r->lock);
+      journal_update(r, rel, cancel ? "sending" : "printing");
+    }
+  }
+  int final = 0, impressions = 0;
+  if (job_id > 0) {
+    if (cancel)
+      cancel_printer_job(r, rel, &p, job_id, user);
+    set_state(r, rel, "printing", "printer job %d, followed again after a kcpsd restart",
+              job_id);
+    final = follow_job(r, rel, &p, job_id, user, &impressions);
+  }
+  printer_close(&p);
+  finish_release(r, rel, job, final, impressions);
+  return NULL;
+}
+
+void kcps_releaser_resume(kcps_releaser_t *releaser)
+{
+  g_mutex_lock(&releaser->lock);
+  for (guint i = 0; i < releaser->to_resume->len; i++) {
+    release_t *rel = releaser->to_resume->pdata[i];
+    g_message("release %s of job %s to %s: resumed (%s, printer job %d)", rel->id, rel->job_id,
+              rel->pin_key, rel->state, rel->printer_job_id);
+    rel->thread = g_thread_new("kcps-resume", resume_worker, rel);
+  }
+  g_ptr_array_set_size(releaser->to_resume, 0);
+  g_mutex_unlock(&releaser->lock);
 }
 
 /* --- the API -------------------------------------------------------------------- */

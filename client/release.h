@@ -119,10 +119,82 @@ bool kcps_release_certificate(http_t *http, const char *host, char **fingerprint
 /* Removes key's pin; *removed tells whether there was one. */
 bool kcps_release_pin_forget(const char *path, const char *key, bool *removed, GError **error);
 
-/* The releaser: state_dir holds printer-pins and usage.jsonl (0600). */
+/* --- the release journal (release-journal.c) ----------------------------------- */
+
+/* One release that reached the printer or may have, as kept in
+ * STATE_DIR/releases.jsonl (0600): one JSON object a line, the newest line
+ * of an id wins. state: "sending" (written before the first byte goes to
+ * the printer; printer_job_id 0 until Create-Job answered), "printing" (the
+ * printer has the whole job), or a final state (completed, aborted,
+ * canceled, failed): the release is over and compaction drops it. */
+typedef struct kcps_release_record_s {
+  char *id;            /* release id (a UUID) */
+  uid_t uid;
+  char *job_id;        /* spool job id */
+  char *printer;       /* printer URI */
+  int copies;
+  kcps_color_t color;
+  bool duplex;
+  int pages;           /* the job's pages (what is charged per copy) */
+  char *format;        /* the plan's document-format, or NULL */
+  bool create_job;     /* Create-Job + Send-Document (else Print-Job) */
+  gint64 created;
+  char *state;
+  int printer_job_id;  /* 0 while unknown */
+  char *user;          /* the server account the release was started under, or NULL */
+} kcps_release_record_t;
+
+void kcps_release_record_free(kcps_release_record_t *rec);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(kcps_release_record_t, kcps_release_record_free)
+
+/* Whether state ends a release (anything but "sending" and "printing"). */
+bool kcps_release_state_final(const char *state);
+
+/* Parses one journal line (no newline; any bytes: the file may be torn or
+ * damaged). NULL + KCPS_RELEASE_ERROR_BAD_REQUEST naming what is wrong. */
+kcps_release_record_t *kcps_release_journal_parse_line(const char *line, size_t len,
+                                                       GError **error);
+/* The line of rec, newline included (g_free). */
+char *kcps_release_journal_line(const kcps_release_record_t *rec);
+
+typedef struct kcps_release_journal_s kcps_release_journal_t;
+
+/* Opens the journal at path: replays it (a torn last line and malformed
+ * lines are skipped with a warning naming them), compacts it (rewritten
+ * beside with only the unfinished records, fsynced, renamed, the folder
+ * fsynced; 0600) and gives the unfinished records in *unfinished
+ * (kcps_release_record_t*, owned by the array). Never NULL: a file that
+ * cannot be read is warned about, and later writes create it. */
+kcps_release_journal_t *kcps_release_journal_open(const char *path, GPtrArray **unfinished);
+/* Appends rec's line and fdatasyncs. False + KCPS_RELEASE_ERROR_IO. */
+bool kcps_release_journal_write(kcps_release_journal_t *journal,
+                                const kcps_release_record_t *rec, GError **error);
+void kcps_release_journal_free(kcps_release_journal_t *journal);
+
+/* Whether a printer job's name and owner (from Get-Jobs) mark it as the job
+ * of release_id sent as user: job-name carries "[kcps:" + the release id's
+ * first 8 characters + "]", and job-originating-user-name, when the printer
+ * gives one, is user. */
+bool kcps_release_job_matches(const char *release_id, const char *user, const char *job_name,
+                              const char *job_user);
+/* The job-name sent for a release: the document's name (or "KCPS job")
+ * followed by " [kcps:XXXXXXXX]" (g_free; at most 255 bytes, the name
+ * shortened at a character boundary). */
+char *kcps_release_job_name(const char *document_name, const char *release_id);
+
+/* The releaser: state_dir holds printer-pins, usage.jsonl and the release
+ * journal releases.jsonl (0600). The journal's unfinished releases are
+ * loaded at once (GET /v1/releases shows them, their jobs cannot be released
+ * again) and followed once kcps_releaser_resume is called. */
 kcps_releaser_t *kcps_releaser_new(kcps_spool_t *spool, const char *state_dir);
-/* Stops following running releases (their jobs stay held), joins the
- * workers and frees. NULL is a no-op. */
+/* Follows the unfinished releases of the journal again, each on a worker
+ * thread: a known printer job to its end; a job the printer may have taken
+ * before answering is looked for (Get-Jobs, by its job-name). Call once,
+ * after the hooks and the changed callback are set. */
+void kcps_releaser_resume(kcps_releaser_t *releaser);
+/* Stops following running releases (their jobs stay held, their journal
+ * records stay for the next start), joins the workers and frees. NULL is a
+ * no-op. */
 void kcps_releaser_free(kcps_releaser_t *releaser);
 
 /* Starts releasing job_id of uid per opts on a worker thread. Returns the
@@ -145,8 +217,13 @@ typedef struct kcps_release_hooks_s {
    * (colour or not). False + *message (g_free): the release fails with it. */
   bool (*check)(void *data, uid_t uid, const kcps_job_t *job, int copies, bool color,
                 char **message);
-  /* The usage record of a completed release (rec->user still NULL). */
+  /* The usage record of a completed release; rec->user is the server
+   * account the release was started under (NULL when none): the hook
+   * counts it for the account uid is logged in to now, or, when nobody is
+   * (kcpsd restarted since), for that one, once it logs in again. */
   void (*used)(void *data, kcps_usage_record_t *rec);
+  /* The server account (g_free) uid is logged in to now, or NULL. May be NULL. */
+  char *(*account)(void *data, uid_t uid);
   void *data;
 } kcps_release_hooks_t;
 /* Sets the hooks (copied); call before the first release. */
