@@ -1,7 +1,8 @@
 /* Unit tests of direct printing (client/release*.c): the release request and
  * printer URIs, capabilities and the plan chosen from them, the certificate
  * pins, the rasterizer (read back with libcups), and the releaser's refusals
- * and its handling of a printer nobody answers for. The real printers
+ * and its handling of a printer nobody answers for, the release journal
+ * (lines, compaction, damage, resuming). The real printers
  * (ippeveprinter PDF, raster, IPPS) are in tests/integration/direct-print.sh. */
 #include "client/release.h"
 
@@ -518,6 +519,289 @@ START_TEST(test_releaser_quota_refused)
 }
 END_TEST
 
+/* --- the release journal --------------------------------------------------------- */
+
+static kcps_release_record_t *make_record(const char *id, const char *job, const char *state,
+                                          int printer_job_id)
+{
+  kcps_release_record_t *rec = g_new0(kcps_release_record_t, 1);
+  rec->id = g_strdup(id);
+  rec->uid = 1000;
+  rec->job_id = g_strdup(job);
+  rec->printer = g_strdup("ipp://127.0.0.1:631/ipp/print");
+  rec->copies = 2;
+  rec->color = KCPS_COLOR_MONO;
+  rec->duplex = true;
+  rec->pages = 3;
+  rec->format = g_strdup("image/pwg-raster");
+  rec->create_job = true;
+  rec->created = 1764000000;
+  rec->state = g_strdup(state);
+  rec->printer_job_id = printer_job_id;
+  return rec;
+}
+
+static void append_text(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "a");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fputs(text, f) >= 0, 1);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+static guint count_lines(const char *path)
+{
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(path, &text, NULL, NULL));
+  guint n = 0;
+  for (const char *c = text; *c != '\0'; c++)
+    n += *c == '\n';
+  return n;
+}
+
+/* A line written is read back the same; every field is checked. */
+START_TEST(test_journal_line)
+{
+  g_autoptr(kcps_release_record_t) rec = make_record("0123abcd-1111-2222-3333-444455556666",
+                                                      "job-1", "printing", 17);
+  rec->user = g_strdup("alice@a.test");
+  g_autofree char *line = kcps_release_journal_line(rec);
+  size_t len = strlen(line);
+  ck_assert_int_eq(line[len - 1], '\n');
+  ck_assert_ptr_null(memchr(line, '\n', len - 1));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(kcps_release_record_t) back = kcps_release_journal_parse_line(line, len - 1, &error);
+  ck_assert_msg(back != NULL, "%s", error != NULL ? error->message : "?");
+  ck_assert_str_eq(back->id, rec->id);
+  ck_assert_int_eq(back->uid, 1000);
+  ck_assert_str_eq(back->job_id, "job-1");
+  ck_assert_str_eq(back->printer, rec->printer);
+  ck_assert_int_eq(back->copies, 2);
+  ck_assert_int_eq(back->color, KCPS_COLOR_MONO);
+  ck_assert(back->duplex);
+  ck_assert_int_eq(back->pages, 3);
+  ck_assert_str_eq(back->format, "image/pwg-raster");
+  ck_assert(back->create_job);
+  ck_assert_int_eq(back->created, 1764000000);
+  ck_assert_str_eq(back->state, "printing");
+  ck_assert_int_eq(back->printer_job_id, 17);
+  ck_assert_str_eq(back->user, "alice@a.test");
+  ck_assert(!kcps_release_state_final("sending"));
+  ck_assert(!kcps_release_state_final("printing"));
+  ck_assert(kcps_release_state_final("completed"));
+  ck_assert(kcps_release_state_final("failed"));
+}
+END_TEST
+
+static const struct {
+  const char *line;
+  const char *in_message;
+} bad_lines[] = {
+  {"", "empty"},
+  {"{", "JSON"},
+  {"[1,2]", "JSON"},
+  {"{\"state\":\"sending\"}", "release id"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true,\"user\":7}", "user"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":1,\"job\":\"j\",\"printer\":\"http://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true}", "ipp"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"lost\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true}", "state"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":-4,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true}", "uid"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":0,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true}", "copies"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"printing\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true}", "printer_job_id"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":false,"
+   "\"create_job\":true,\"format\":\"text/plain\"}", "format"},
+  {"{\"id\":\"0123abcd-x\","
+   "\"state\":\"sending\",\"uid\":1,\"job\":\"j\",\"printer\":\"ipp://p/x\","
+   "\"copies\":1,\"pages\":1,\"created\":1,\"printer_job_id\":0,\"duplex\":\"yes\","
+   "\"create_job\":true}", "duplex"},
+};
+
+START_TEST(test_journal_bad_line)
+{
+  const char *line = bad_lines[_i].line;
+  g_autoptr(GError) error = NULL;
+  kcps_release_record_t *rec = kcps_release_journal_parse_line(line, strlen(line), &error);
+  ck_assert_msg(rec == NULL, "line %d was taken", _i);
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_BAD_REQUEST));
+  ck_assert_msg(strstr(error->message, bad_lines[_i].in_message) != NULL,
+                "line %d: '%s' does not name %s", _i, error->message, bad_lines[_i].in_message);
+}
+END_TEST
+
+/* Write, update, final; reopen: compaction keeps only the unfinished ones
+ * (newest line wins), a torn last line and a malformed line are skipped;
+ * the file is 0600. */
+START_TEST(test_journal_file)
+{
+  g_autofree char *dir = g_dir_make_tmp("kcps-journal-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "releases.jsonl", NULL);
+  GPtrArray *unfinished = NULL;
+  kcps_release_journal_t *j = kcps_release_journal_open(path, &unfinished);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_int_eq(unfinished->len, 0);
+  g_ptr_array_unref(unfinished);
+
+  g_autoptr(kcps_release_record_t) a = make_record("aaaaaaaa-1", "job-a", "sending", 0);
+  g_autoptr(kcps_release_record_t) b = make_record("bbbbbbbb-2", "job-b", "sending", 0);
+  g_autoptr(kcps_release_record_t) c = make_record("cccccccc-3", "job-c", "sending", 0);
+  g_autoptr(GError) error = NULL;
+  ck_assert(kcps_release_journal_write(j, a, &error));
+  ck_assert(kcps_release_journal_write(j, b, &error));
+  ck_assert(kcps_release_journal_write(j, c, &error));
+  /* a: the printer answered with its job id; b: over; c: still sending. */
+  a->printer_job_id = 42;
+  g_free(a->state);
+  a->state = g_strdup("printing");
+  ck_assert(kcps_release_journal_write(j, a, &error));
+  g_free(b->state);
+  b->state = g_strdup("completed");
+  ck_assert(kcps_release_journal_write(j, b, &error));
+  kcps_release_journal_free(j);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  ck_assert_int_eq(count_lines(path), 5);
+
+  /* Damage: a malformed line in the middle, a torn last one. */
+  append_text(path, "{\"id\":\"nonsense\"}\n");
+  g_autoptr(kcps_release_record_t) d = make_record("dddddddd-4", "job-d", "sending", 0);
+  g_autofree char *dline = kcps_release_journal_line(d);
+  dline[strlen(dline) / 2] = '\0';
+  append_text(path, dline);
+
+  j = kcps_release_journal_open(path, &unfinished);
+  ck_assert_int_eq(unfinished->len, 2);
+  kcps_release_record_t *r0 = unfinished->pdata[0], *r1 = unfinished->pdata[1];
+  ck_assert_str_eq(r0->id, "aaaaaaaa-1");
+  ck_assert_str_eq(r0->state, "printing");
+  ck_assert_int_eq(r0->printer_job_id, 42);
+  ck_assert_str_eq(r1->id, "cccccccc-3");
+  ck_assert_str_eq(r1->state, "sending");
+  g_ptr_array_unref(unfinished);
+  /* Compacted: one line per unfinished release, still 0600, no temp left. */
+  ck_assert_int_eq(count_lines(path), 2);
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
+  ck_assert(!g_file_test(tmp, G_FILE_TEST_EXISTS));
+
+  /* Both end: the next open finds nothing and leaves an empty file. */
+  g_free(a->state);
+  a->state = g_strdup("aborted");
+  g_free(c->state);
+  c->state = g_strdup("failed");
+  ck_assert(kcps_release_journal_write(j, a, &error));
+  ck_assert(kcps_release_journal_write(j, c, &error));
+  kcps_release_journal_free(j);
+  j = kcps_release_journal_open(path, &unfinished);
+  ck_assert_int_eq(unfinished->len, 0);
+  ck_assert_int_eq(count_lines(path), 0);
+  g_ptr_array_unref(unfinished);
+  kcps_release_journal_free(j);
+  rm_rf(dir);
+}
+END_TEST
+
+/* The job-name tag and its match, as Get-Jobs sees them. */
+START_TEST(test_journal_job_name)
+{
+  const char *rid = "0123abcd-1111-2222-3333-444455556666";
+  g_autofree char *name = kcps_release_job_name("report.pdf", rid);
+  ck_assert_str_eq(name, "report.pdf [kcps:0123abcd]");
+  g_autofree char *unnamed = kcps_release_job_name(NULL, rid);
+  ck_assert_str_eq(unnamed, "KCPS job [kcps:0123abcd]");
+  /* A long name in UTF-8 is shortened at a character boundary. */
+  GString *longname = g_string_new(NULL);
+  for (int i = 0; i < 200; i++)
+    g_string_append(longname, "\xc3\xa9"); /* é */
+  g_autofree char *shortened = kcps_release_job_name(longname->str, rid);
+  g_string_free(longname, TRUE);
+  ck_assert_int_le(strlen(shortened), 255);
+  ck_assert(g_utf8_validate(shortened, -1, NULL));
+  ck_assert(g_str_has_suffix(shortened, " [kcps:0123abcd]"));
+  ck_assert(kcps_release_job_matches(rid, "alice", name, "alice"));
+  ck_assert(kcps_release_job_matches(rid, "alice", shortened, NULL));
+  ck_assert(!kcps_release_job_matches(rid, "alice", name, "bob"));
+  ck_assert(!kcps_release_job_matches(rid, "alice", "report.pdf", "alice"));
+  ck_assert(!kcps_release_job_matches("99999999-0", "alice", name, "alice"));
+  ck_assert(!kcps_release_job_matches(rid, "alice", NULL, "alice"));
+}
+END_TEST
+
+/* The releaser loads the journal's unfinished release at once: shown by
+ * GET, its job cannot be released again (409); resumed, its printer
+ * cannot be asked (a closed port) for the window: failed, saying the
+ * printer may have printed it; job held, nothing counted, journal ended. */
+START_TEST(test_releaser_resume_unreachable)
+{
+  fixture_t f;
+  fixture_open(&f);
+  kcps_releaser_free(f.releaser);
+  g_autofree char *path = g_build_filename(f.dir, "releases.jsonl", NULL);
+  g_autoptr(kcps_release_record_t) rec = make_record("0123abcd-1111-2222-3333-444455556666",
+                                                      f.job_id, "sending", 0);
+  rec->uid = getuid();
+  g_free(rec->printer);
+  rec->printer = g_strdup_printf("ipp://127.0.0.1:%d/ipp/print", closed_port());
+  g_autofree char *line = kcps_release_journal_line(rec);
+  append_text(path, line);
+
+  f.releaser = kcps_releaser_new(f.spool, f.dir);
+  kcps_releaser_set_timing(f.releaser, 300, 100);
+  hook_calls_t calls = {0};
+  kcps_release_hooks_t hooks = {.check = NULL, .used = count_used, .data = &calls};
+  kcps_releaser_set_hooks(f.releaser, &hooks);
+  g_autoptr(JsonNode) loaded = kcps_releaser_get(f.releaser, getuid(), rec->id);
+  ck_assert_ptr_nonnull(loaded);
+  ck_assert_str_eq(state_of(loaded), "sending");
+  kcps_release_opts_t opts = {rec->printer, 1, KCPS_COLOR_AUTO, false};
+  g_autoptr(GError) error = NULL;
+  ck_assert_ptr_null(kcps_releaser_start(f.releaser, getuid(), f.job_id, &opts, &error));
+  ck_assert(g_error_matches(error, KCPS_RELEASE_ERROR, KCPS_RELEASE_ERROR_CONFLICT));
+
+  kcps_releaser_resume(f.releaser);
+  JsonNode *now = NULL;
+  for (;;) {
+    now = kcps_releaser_get(f.releaser, getuid(), rec->id);
+    if (strcmp(state_of(now), "failed") == 0)
+      break;
+    json_node_unref(now);
+    g_usleep(20 * 1000);
+  }
+  const char *message = json_object_get_string_member(json_node_get_object(now), "message");
+  ck_assert_msg(strstr(message, "may have printed") != NULL, "%s", message);
+  json_node_unref(now);
+  ck_assert_int_eq(calls.used, 0);
+  g_autoptr(kcps_job_t) job = kcps_spool_get_job(f.spool, f.job_id, NULL);
+  ck_assert_int_eq(job->state, KCPS_JOB_STATE_SPOOLED);
+  /* Ended: the next start has nothing to resume. */
+  kcps_releaser_free(f.releaser);
+  f.releaser = kcps_releaser_new(f.spool, f.dir);
+  ck_assert_ptr_null(kcps_releaser_get(f.releaser, getuid(), rec->id));
+  ck_assert_int_eq(count_lines(path), 0);
+  fixture_close(&f);
+}
+END_TEST
+
 static Suite *release_suite(void)
 {
   Suite *s = suite_create("release");
@@ -539,6 +823,13 @@ static Suite *release_suite(void)
   tcase_add_test(tc, test_releaser_refusals);
   tcase_add_test(tc, test_releaser_unreachable);
   tcase_add_test(tc, test_releaser_quota_refused);
+  tcase_add_test(tc, test_releaser_resume_unreachable);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("journal");
+  tcase_add_test(tc, test_journal_line);
+  tcase_add_loop_test(tc, test_journal_bad_line, 0, G_N_ELEMENTS(bad_lines));
+  tcase_add_test(tc, test_journal_file);
+  tcase_add_test(tc, test_journal_job_name);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -5,7 +5,8 @@
 # `kcps printer forget`) — and follows them: completed marks the job printed
 # and records usage once; a busy printer is retried without printing twice;
 # an unreachable printer, an aborted job and a printer killed mid-job leave
-# the job held and nothing counted.
+# the job held and nothing counted; a kcpsd killed mid-release resumes it
+# from its release journal (followed, found by Get-Jobs, or failed).
 # Usage: direct-print.sh BUILD_DIR [SOURCE_DIR]. Exit 0 pass, 1 fail, 77 skip.
 set -u
 
@@ -84,6 +85,7 @@ lib_start kcpsd "$D/kcpsd/log" env G_MESSAGES_DEBUG=kcpsd "$KCPSD" --user \
   --spool "$D/kcpsd/spool" --state "$D/kcpsd/state" --ipp-port 0 --pull-port 0 \
   --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port 0
 line=$(wait_for_line 30 "$D/kcpsd/log" 'kcpsd: ready ipp=' "$LIB_PID") || fail "kcpsd did not start"
+KCPSD_PID=$LIB_PID
 IPP_PORT=$(printf '%s\n' "$line" | sed -n 's/.*ipp=\([0-9]*\).*/\1/p')
 export KCPS_LOCAL_PORT=$(printf '%s\n' "$line" | sed -n 's/.*local=\([0-9]*\).*/\1/p')
 USAGE="$D/kcpsd/state/usage.jsonl"
@@ -232,6 +234,147 @@ wait_for 60 "release 9 ended" sh -c "\"$KCPS\" jobs --json | jq -e --arg id $J9 
 [ "$(job_state "$J9")" = spooled ] || fail "job 9 is $(job_state "$J9"), expected spooled (held)"
 [ "$(usage_lines "$J9")" = 0 ] || fail "a job whose printer died was counted"
 
+# 9b. kcpsd killed (SIGKILL) mid-release: the release journal
+# (state/releases.jsonl) brings the release back on the next start. Printed
+# once, counted once, never lost; a job whose release is unfinished cannot
+# be released again meanwhile.
+JOURNAL="$D/kcpsd/state/releases.jsonl"
+restarts=0
+# restart_kcpsd: SIGKILLs kcpsd and starts it again on the same IPP and local ports.
+restart_kcpsd() {
+  kill -KILL "$KCPSD_PID" 2>/dev/null
+  wait "$KCPSD_PID" 2>/dev/null
+  restarts=$((restarts + 1))
+  lib_start kcpsd "$D/kcpsd/log.$restarts" env G_MESSAGES_DEBUG=kcpsd "$KCPSD" --user \
+    --spool "$D/kcpsd/spool" --state "$D/kcpsd/state" --ipp-port "$IPP_PORT" --pull-port 0 \
+    --pull-listen 127.0.0.1 --pull-host 127.0.0.1 --local-port "$KCPS_LOCAL_PORT"
+  KCPSD_PID=$LIB_PID
+  wait_for_line 30 "$D/kcpsd/log.$restarts" 'kcpsd: ready ipp=' "$LIB_PID" >/dev/null
+}
+release_of() { "$KCPS" jobs --json | jq -r --arg id "$1" --arg m "$2" '.[] | select(.id == $id) | .release[$m] // empty'; }
+# release_get RID: GET /v1/releases/RID's state (peer credentials identify us).
+release_get() { curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$1" | jq -r '.state // empty'; }
+printing_of() { "$KCPS" jobs --json | jq -e --arg id "$1" '.[] | select(.id == $id) | .release.state == "printing"' >/dev/null; }
+rm -f "$D/out"/*
+
+# (a) Killed while "printing": followed again after the restart to completed.
+# (This kcpsd has no server: usage.jsonl is its count; 10e has the server's.)
+touch "$D/ctl/block"
+JK=$(spool "$D/three.pdf") && [ -n "$JK" ] || fail "spool (kill a)"
+"$KCPS" release "$JK" --printer "$URI_PDF" >/dev/null || fail "release (kill a)"
+wait_for 30 "kill a printing" printing_of "$JK" || fail "release (kill a) never reached printing"
+RID=$(release_of "$JK" id)
+PJK=$(release_of "$JK" printer_job_id)
+[ "$(stat -c %a "$JOURNAL")" = 600 ] || fail "releases.jsonl is not 0600"
+jq -e -s --arg id "$RID" --argjson pj "$PJK" 'map(select(.id == $id)) | last | .state == "printing" and .printer_job_id == $pj' "$JOURNAL" >/dev/null ||
+  fail "the journal does not say release $RID is printing printer job $PJK: $(cat "$JOURNAL")"
+restart_kcpsd || fail "kcpsd did not start again after SIGKILL (kill a)"
+grep -q "release $RID of job $JK .*resumed (printing, printer job $PJK)" "$D/kcpsd/log.$restarts" ||
+  fail "kcpsd did not resume release $RID: $(cat "$D/kcpsd/log.$restarts")"
+[ "$(release_get "$RID")" = printing ] || fail "GET /v1/releases/$RID after the restart: '$(release_get "$RID")', expected printing"
+msg=$("$KCPS" release "$JK" --printer "$URI_PDF" 2>&1) && fail "a job whose release was resumed was released again"
+echo "$msg" | grep -q "being released already" || fail "the second release was not refused as running: $msg"
+rm -f "$D/ctl/block"
+wait_for 60 "kill a completed" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RID | jq -r .state)\" = completed ]" ||
+  fail "release $RID was not followed to completed: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RID")"
+[ "$(job_state "$JK")" = printed ] || fail "job (kill a) is $(job_state "$JK"), expected printed"
+[ "$(release_of "$JK" state)" = completed ] || fail "GET /v1/jobs does not show the resumed release completed"
+[ "$(usage_lines "$JK")" = 1 ] || fail "job (kill a) counted $(usage_lines "$JK") times in usage.jsonl, expected 1"
+[ "$(out_count)" = 1 ] || fail "the printer received $(out_count) documents for (kill a), expected 1"
+rm -f "$D/out"/*
+
+# (b) Killed while "printing", then the printer aborts: job held, nothing counted.
+touch "$D/ctl/block"
+JB2=$(spool "$PDF") && [ -n "$JB2" ] || fail "spool (kill b)"
+"$KCPS" release "$JB2" --printer "$URI_PDF" >/dev/null || fail "release (kill b)"
+wait_for 30 "kill b printing" printing_of "$JB2" || fail "release (kill b) never reached printing"
+RIDB=$(release_of "$JB2" id)
+restart_kcpsd || fail "kcpsd did not start again after SIGKILL (kill b)"
+touch "$D/ctl/fail"
+rm -f "$D/ctl/block"
+wait_for 60 "kill b aborted" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDB | jq -r .state)\" = aborted ]" ||
+  fail "release $RIDB did not end aborted: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDB")"
+rm -f "$D/ctl/fail"
+[ "$(job_state "$JB2")" = spooled ] || fail "job (kill b) is $(job_state "$JB2"), expected spooled (held)"
+[ "$(usage_lines "$JB2")" = 0 ] || fail "an aborted resumed release was counted"
+rm -f "$D/out"/*
+
+# (b2) Stopped normally (SIGTERM) while "printing": the job stays held, the
+# journal record stays, and the next start follows it to completed.
+touch "$D/ctl/block"
+JT=$(spool "$PDF") && [ -n "$JT" ] || fail "spool (term)"
+"$KCPS" release "$JT" --printer "$URI_PDF" >/dev/null || fail "release (term)"
+wait_for 30 "term printing" printing_of "$JT" || fail "release (term) never reached printing"
+RIDT=$(release_of "$JT" id)
+stop_pid "$KCPSD_PID" 30
+jq -e -s --arg id "$RIDT" 'map(select(.id == $id)) | last | .state == "printing"' "$JOURNAL" >/dev/null ||
+  fail "SIGTERM ended release $RIDT in the journal: $(grep -F "$RIDT" "$JOURNAL")"
+restart_kcpsd || fail "kcpsd did not start again after SIGTERM"
+[ "$(job_state "$JT")" = spooled ] || fail "job (term) is $(job_state "$JT") after SIGTERM, expected spooled (held)"
+rm -f "$D/ctl/block"
+wait_for 60 "term completed" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDT | jq -r .state)\" = completed ]" ||
+  fail "release $RIDT was not followed to completed after SIGTERM: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDT")"
+[ "$(job_state "$JT")" = printed ] && [ "$(usage_lines "$JT")" = 1 ] ||
+  fail "job (term) is $(job_state "$JT"), counted $(usage_lines "$JT") times"
+rm -f "$D/out"/*
+
+# (c) Killed between the request and the printer's answer ("sending", no
+# printer job id): Get-Jobs looks for the job by its job-name tag. A
+# journal as kcpsd leaves it then, for two releases: one whose job the
+# printer did take (submitted here under the release's tag: found, followed,
+# printed, counted once) and one it never got (failed, held, nothing
+# counted, and released again afterwards).
+touch "$D/ctl/block"
+JF=$(spool "$PDF") && JN=$(spool "$PDF") && [ -n "$JF" ] && [ -n "$JN" ] || fail "spool (kill c)"
+RIDF=abcdef12-0000-4000-8000-$(printf '%012d' $$)
+RIDN=fedcba98-0000-4000-8000-$(printf '%012d' $$)
+cat >"$D/tagged.test" <<TEST
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri \$uri
+  ATTR name requesting-user-name $(id -un)
+  ATTR name job-name "testpage [kcps:abcdef12]"
+  ATTR mimeMediaType document-format application/pdf
+  FILE $PDF
+  STATUS successful-ok
+}
+TEST
+ipptool -q "$URI_PDF" "$D/tagged.test" || fail "submitting the tagged job: $(ipptool -tv "$URI_PDF" "$D/tagged.test" 2>&1 | tail -n 5)"
+kill -KILL "$KCPSD_PID" 2>/dev/null
+wait "$KCPSD_PID" 2>/dev/null
+now=$(date +%s)
+sending_record() { # sending_record RELEASE_ID JOB_ID: a "sending" line without a printer job id
+  jq -n -c --arg id "$1" --arg job "$2" --arg p "$URI_PDF" --argjson uid "$(id -u)" --argjson t "$now" \
+    '{id: $id, state: "sending", uid: $uid, job: $job, printer: $p, copies: 1, color: null,
+      duplex: false, pages: 1, format: "application/pdf", create_job: false, created: $t,
+      printer_job_id: 0}'
+}
+sending_record "$RIDF" "$JF" >>"$JOURNAL"
+sending_record "$RIDN" "$JN" >>"$JOURNAL"
+restart_kcpsd || fail "kcpsd did not start again (kill c)"
+wait_for 30 "kill c: not found" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDN | jq -r .state)\" = failed ]" ||
+  fail "release $RIDN (never taken) did not fail: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDN")"
+curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDN" | jq -r .message | grep -q "before the printer took the job" ||
+  fail "the not-found release does not say the printer never took it"
+[ "$(job_state "$JN")" = spooled ] && [ "$(usage_lines "$JN")" = 0 ] || fail "a release the printer never got changed its job or was counted"
+wait_for 30 "kill c: found" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDF | jq -r .state)\" = printing ]" ||
+  fail "release $RIDF was not found at the printer: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDF")"
+rm -f "$D/ctl/block"
+wait_for 60 "kill c: found completed" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDF | jq -r .state)\" = completed ]" ||
+  fail "release $RIDF did not complete: $(curl -sS "http://127.0.0.1:$KCPS_LOCAL_PORT/v1/releases/$RIDF")"
+[ "$(job_state "$JF")" = printed ] && [ "$(usage_lines "$JF")" = 1 ] ||
+  fail "the found release's job is $(job_state "$JF"), counted $(usage_lines "$JF") times"
+"$KCPS" release "$JN" --printer "$URI_PDF" --wait >/dev/null || fail "the job the printer never got did not release again"
+[ "$(job_state "$JN")" = printed ] || fail "job (kill c, not found) is $(job_state "$JN") after releasing it again"
+# Compacted at the last start; every release since has ended.
+restart_kcpsd || fail "kcpsd did not start again (kill c, end)"
+[ "$(grep -c . "$JOURNAL")" = 0 ] || fail "ended releases are left in the journal: $(cat "$JOURNAL")"
+[ "$(stat -c %a "$JOURNAL")" = 600 ] || fail "releases.jsonl is not 0600 after compaction"
+rm -f "$D/out"/*
+
 # Nothing counted twice over the whole run: one usage line per printed job.
 n_printed=$("$KCPS" jobs --json | jq '[.[] | select(.state == "printed")] | length')
 [ "$(wc -l <"$USAGE")" = "$n_printed" ] || fail "usage has $(wc -l <"$USAGE") lines for $n_printed printed jobs"
@@ -378,6 +521,41 @@ printf '%s\n' "$ALICE_PASSWORD" | kcps2 login alice@a.test >/dev/null 2>&1 || fa
 [ "$(key_lines)" = 2 ] || fail "quota D's record changed after it was sent: $(cat "$OUTBOX")"
 [ "$(jobs_a)" = "2 4" ] || fail "after a second login the report has alice at '$(jobs_a)'"
 [ "$(out_count)" = 1 ] || fail "quota D reached the printer $(out_count) times"
+
+# 10e. kcpsd (with a server) killed (SIGKILL) while a release prints: the
+# journal brings it back; it completes before alice logs in again (kcpsd
+# keeps sessions in memory only), so its usage record waits in the outbox
+# under the account the release started with, and is posted, and counted by
+# the server, exactly once at her next login.
+api PUT "/api/v1/users/$ALICE_ID/quota" "$ADMIN" '{"pages":100,"color_pages":null}' >/dev/null
+[ "$(cat "$D/status")" = 200 ] || fail "raising alice's quota: $(cat "$D/status") $(cat "$D/answer")"
+rm -f "$D/out"/*
+touch "$D/ctl/block"
+QE=$(spool2 "$PDF") && [ -n "$QE" ] || fail "spool (quota E)"
+kcps2 release "$QE" --printer "$URI_PDF" >/dev/null || fail "release quota E"
+wait_for 30 "quota E printing" sh -c "KCPS_LOCAL_PORT=$KCPSD_LOCAL_PORT \"$KCPS\" jobs --json | jq -e --arg id $QE '.[] | select(.id == \$id) | .release.state == \"printing\"'" ||
+  fail "quota E never reached printing: $(kcps2 jobs --json)"
+RIDE=$(kcps2 jobs --json | jq -r --arg id "$QE" '.[] | select(.id == $id) | .release.id')
+K2_PID=$(lib_pid_of kcpsd | tail -n1)
+kill -KILL "$K2_PID"
+wait "$K2_PID" 2>/dev/null
+start_kcpsd "$KCPSD" "$K2" "$KCPS_SERVER_URL" "$SERVER_CA" "$KCPSD_IPP_PORT" "$KCPSD_PULL_PORT" \
+  "$KCPSD_LOCAL_PORT" || fail "kcpsd with a server did not start again after SIGKILL (quota E)"
+rm -f "$D/ctl/block"
+e_state() { curl -sS "http://127.0.0.1:$KCPSD_LOCAL_PORT/v1/releases/$RIDE" | jq -r '.state // empty'; }
+wait_for 60 "quota E completed" sh -c "[ \"\$(curl -sS http://127.0.0.1:$KCPSD_LOCAL_PORT/v1/releases/$RIDE | jq -r .state)\" = completed ]" ||
+  fail "the resumed release $RIDE is '$(e_state)', expected completed: $(cat "$K2_LOG")"
+[ "$(job_state2 "$QE")" = printed ] || fail "quota E is $(job_state2 "$QE") after its resumed release"
+e_lines() { grep -c -F "\"$RIDE\"" "$OUTBOX"; }
+[ "$(e_lines)" = 1 ] || fail "quota E's usage record is not waiting in the outbox: $(cat "$OUTBOX")"
+grep -F "\"$RIDE\"" "$OUTBOX" | jq -e '.add.user == "alice@a.test" and .add.pages == 1' >/dev/null ||
+  fail "quota E's usage record is not alice's 1 page: $(grep -F "\"$RIDE\"" "$OUTBOX")"
+printf '%s\n' "$ALICE_PASSWORD" | kcps2 login alice@a.test >/dev/null 2>&1 || fail "kcps login alice (quota E)"
+sent_e() { [ "$(e_lines)" -ge 2 ]; }
+wait_for 90 "quota E's record sent" sent_e || fail "quota E's record was not sent after the login: $(cat "$OUTBOX")"
+[ "$(used_pages)" = 5 ] || fail "the server counts $(used_pages) pages for alice after quota E, expected 5"
+[ "$(jobs_a)" = "3 5" ] || fail "the server's usage report has alice at '$(jobs_a)' after quota E, expected '3 5'"
+[ "$(out_count)" = 1 ] || fail "quota E reached the printer $(out_count) times"
 IPP_PORT=$IPP_PORT_1
 
-echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed; quota: within, usage posted once across a server restart, over quota refused, offline refused by the signed statement; server unreachable before and during a release: printed once, posted once after a kcpsd kill and the server's return)"
+echo "PASS: direct printing (PDF with copies and duplex, duplex refused, PWG, URF, IPPS pin/changed/forget, busy, unreachable, aborted, killed; kcpsd killed mid-release: resumed to completed once, to aborted, found by Get-Jobs, not found; stopped by SIGTERM: resumed at the next start; quota: within, usage posted once across a server restart, over quota refused, offline refused by the signed statement; server unreachable before and during a release: printed once, posted once after a kcpsd kill and the server's return; a release resumed after a kcpsd kill counted once at the next login)"
