@@ -282,6 +282,25 @@ typedef struct printer_s {
   http_t *http;
 } printer_t;
 
+/* The printer of a release (its URI was checked when the release began),
+ * not connected yet. */
+static void printer_init(printer_t *p, const char *uri)
+{
+  memset(p, 0, sizeof *p);
+  char scheme[32], userpass[256];
+  httpSeparateURI(HTTP_URI_CODING_ALL, uri, scheme, sizeof(scheme), userpass, sizeof(userpass),
+                  p->host, sizeof(p->host), &p->port, p->resource, sizeof(p->resource));
+  p->tls = strcmp(scheme, "ipps") == 0;
+}
+
+/* The OS account name sent as requesting-user-name (the uid when it has
+ * none). */
+static char *request_user(uid_t uid)
+{
+  char *user = kcps_platform_user_name(uid);
+  return user != NULL ? user : g_strdup_printf("%u", (unsigned)uid);
+}
+
 /* The certificate of an IPPS printer: trusted when it chains to the system
  * store and names the host; otherwise pinned on first use by the SHA-256
  * of the certificate, and refused when it differs from the pin later. */
@@ -754,15 +773,9 @@ static gpointer release_worker(gpointer data)
   kcps_releaser_t *r = rel->releaser;
   g_autoptr(GError) error = NULL;
   g_autoptr(kcps_job_t) job = kcps_spool_get_job(r->spool, rel->job_id, &error);
-  g_autofree char *user = kcps_platform_user_name(rel->uid);
-  if (user == NULL)
-    user = g_strdup_printf("%u", (unsigned)rel->uid);
-  printer_t p = {.http = NULL};
-  char scheme[32], userpass[256];
-  httpSeparateURI(HTTP_URI_CODING_ALL, rel->printer, scheme, sizeof(scheme), userpass,
-                  sizeof(userpass), p.host, sizeof(p.host), &p.port, p.resource,
-                  sizeof(p.resource));
-  p.tls = strcmp(scheme, "ipps") == 0;
+  g_autofree char *user = request_user(rel->uid);
+  printer_t p;
+  printer_init(&p, rel->printer);
 
   int final = 0, impressions = 0;
   g_autofree char *refusal = NULL;
@@ -936,15 +949,9 @@ static gpointer resume_worker(gpointer data)
   if (job == NULL)
     g_warning("release %s: job %s is gone from the spool (%s); its printer job is followed "
               "all the same", rel->id, rel->job_id, error->message);
-  g_autofree char *user = kcps_platform_user_name(rel->uid);
-  if (user == NULL)
-    user = g_strdup_printf("%u", (unsigned)rel->uid);
-  printer_t p = {.http = NULL};
-  char scheme[32], userpass[256];
-  httpSeparateURI(HTTP_URI_CODING_ALL, rel->printer, scheme, sizeof(scheme), userpass,
-                  sizeof(userpass), p.host, sizeof(p.host), &p.port, p.resource,
-                  sizeof(p.resource));
-  p.tls = strcmp(scheme, "ipps") == 0;
+  g_autofree char *user = request_user(rel->uid);
+  printer_t p;
+  printer_init(&p, rel->printer);
 
   int job_id = rel->printer_job_id;
   /* Create-Job answered but the document may not have gone whole: the job
