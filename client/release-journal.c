@@ -22,6 +22,7 @@ struct kcps_release_journal_s {
   GMutex lock; /* one writer at a time */
   char *path;
   bool torn;   /* the file ends in a torn line (not compacted): start a new line */
+  GHashTable *open_ids; /* releases whose last record is not final */
 };
 
 void kcps_release_record_free(kcps_release_record_t *rec)
@@ -273,6 +274,7 @@ kcps_release_journal_t *kcps_release_journal_open(const char *path, GPtrArray **
   kcps_release_journal_t *j = g_new0(kcps_release_journal_t, 1);
   g_mutex_init(&j->lock);
   j->path = g_strdup(path);
+  j->open_ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)kcps_release_record_free);
   *unfinished = out;
 
@@ -336,6 +338,8 @@ kcps_release_journal_t *kcps_release_journal_open(const char *path, GPtrArray **
     j->torn = torn;
   }
   g_string_free(keep, TRUE);
+  for (guint i = 0; i < out->len; i++)
+    g_hash_table_add(j->open_ids, g_strdup(((kcps_release_record_t *)out->pdata[i])->id));
   if (out->len > 0 || skipped > 0)
     g_message("release journal: %u unfinished release(s), %u line(s) skipped", out->len,
               skipped);
@@ -356,6 +360,15 @@ bool kcps_release_journal_write(kcps_release_journal_t *j, const kcps_release_re
   int fd = g_open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   bool ok = fd >= 0 && write_all(fd, line, strlen(line)) && fdatasync(fd) == 0;
   int saved = errno;
+  if (ok && kcps_release_state_final(rec->state)) {
+    g_hash_table_remove(j->open_ids, rec->id);
+    /* Every release has ended: nothing in the file is needed any more, so
+     * it does not grow while kcpsd runs. */
+    if (g_hash_table_size(j->open_ids) == 0 && (ftruncate(fd, 0) != 0 || fdatasync(fd) != 0))
+      g_warning("cannot empty the release journal %s: %s", j->path, g_strerror(errno));
+  } else if (ok) {
+    g_hash_table_add(j->open_ids, g_strdup(rec->id));
+  }
   if (fd >= 0)
     close(fd);
   if (ok)
@@ -372,6 +385,7 @@ void kcps_release_journal_free(kcps_release_journal_t *j)
   if (j == NULL)
     return;
   g_mutex_clear(&j->lock);
+  g_hash_table_destroy(j->open_ids);
   g_free(j->path);
   g_free(j);
 }

@@ -166,7 +166,9 @@ typedef struct kcps_release_journal_s kcps_release_journal_t;
  * (kcps_release_record_t*, owned by the array). Never NULL: a file that
  * cannot be read is warned about, and later writes create it. */
 kcps_release_journal_t *kcps_release_journal_open(const char *path, GPtrArray **unfinished);
-/* Appends rec's line and fdatasyncs. False + KCPS_RELEASE_ERROR_IO. */
+/* Appends rec's line and fdatasyncs; when rec ends the last open release,
+ * empties the file (nothing in it is needed any more). False +
+ * KCPS_RELEASE_ERROR_IO. */
 bool kcps_release_journal_write(kcps_release_journal_t *journal,
                                 const kcps_release_record_t *rec, GError **error);
 void kcps_release_journal_free(kcps_release_journal_t *journal);
