@@ -101,6 +101,7 @@ Ready. Try, in another terminal:
   $kcps_bin login alice@a.test          # her password is above
   lp -d KCPS /usr/share/cups/data/default-testpage.pdf
   $kcps_bin jobs
+  $(dirname "$(dirname "$kcps_bin")")/ui/kcps-tray &   # the tray, in a desktop session
   $mfp_bin --server $KCPS_SERVER_URL --server-ca $run/server/server.crt \\
       --device MFP-1 --secret-file $run/server/MFP-1.secret jobs --pin 4321
   $mfp_bin --server $KCPS_SERVER_URL --server-ca $run/server/server.crt \\
