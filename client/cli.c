@@ -433,13 +433,7 @@ static int cmd_login(call_t *c, const char *email)
 /* A short page for the browser, then the connection closes. */
 static void sso_answer(int fd, unsigned status, const char *text)
 {
-  g_autofree char *page = g_strdup_printf(
-    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>KCPS</title></head>"
-    "<body><p>%s</p></body></html>", text);
-  g_autofree char *answer = g_strdup_printf(
-    "HTTP/1.1 %u %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
-    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
-    status, status == 200 ? "OK" : "Bad Request", strlen(page), page);
+  g_autofree char *answer = kcps_sso_answer(status, text);
   size_t off = 0, len = strlen(answer);
   while (off < len) {
     ssize_t n = send(fd, answer + off, len - off, MSG_NOSIGNAL);

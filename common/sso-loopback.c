@@ -158,3 +158,15 @@ kcps_sso_result_t kcps_sso_parse_request(const char *data, size_t len,
   *code = g_steal_pointer(&got_code);
   return KCPS_SSO_CODE;
 }
+
+char *kcps_sso_answer(unsigned status, const char *text)
+{
+  g_autofree char *escaped = g_markup_escape_text(text, -1);
+  g_autofree char *page = g_strdup_printf(
+    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>KCPS</title></head>"
+    "<body><p>%s</p></body></html>", escaped);
+  return g_strdup_printf(
+    "HTTP/1.1 %u %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
+    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+    status, status == 200 ? "OK" : "Bad Request", strlen(page), page);
+}

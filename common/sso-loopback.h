@@ -47,4 +47,9 @@ kcps_sso_result_t kcps_sso_parse_request(const char *data, size_t len,
                                                    const char *state, char **code,
                                                    char **error);
 
+/* The whole HTTP answer to the browser at the loopback listener: a short
+ * page saying text (escaped), status 200 or 400, and the connection closes.
+ * Caller g_frees. */
+char *kcps_sso_answer(unsigned status, const char *text);
+
 G_END_DECLS

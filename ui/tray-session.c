@@ -266,14 +266,7 @@ static void conn_free(conn_t *conn)
 /* Answers the browser with a short page and closes. */
 static void conn_answer(conn_t *conn, unsigned status, const char *text)
 {
-  g_autofree char *escaped = g_markup_escape_text(text, -1);
-  g_autofree char *page = g_strdup_printf(
-    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>KCPS</title></head>"
-    "<body><p>%s</p></body></html>", escaped);
-  g_autofree char *answer = g_strdup_printf(
-    "HTTP/1.1 %u %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %zu\r\n"
-    "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
-    status, status == 200 ? "OK" : "Bad Request", strlen(page), page);
+  g_autofree char *answer = kcps_sso_answer(status, text);
   GOutputStream *out = g_io_stream_get_output_stream(G_IO_STREAM(conn->connection));
   /* A few hundred bytes to a local socket: written at once. */
   g_output_stream_write_all(out, answer, strlen(answer), NULL, NULL, NULL);
