@@ -150,10 +150,22 @@ esac
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$TMP/other.key" -out "$TMP/other.crt" >/dev/null 2>&1 || abort "openssl req"
-OTHER_PORT=$(free_port) || abort "a free port"
-lib_start other-server "$TMP/other-server.log" openssl s_server -accept "$OTHER_PORT" \
-  -cert "$TMP/other.crt" -key "$TMP/other.key" -www -quiet
-wait_for_port 20 "$OTHER_PORT" || abort "openssl s_server listens"
+# Bound to 127.0.0.1 (without a host s_server takes [::], which is not
+# 127.0.0.1 where IPv6 sockets are v6-only). A port taken between free_port
+# and the bind makes s_server exit at once: then another port is tried.
+# listening_or_gone PORT PID: true once PORT accepts or PID has exited.
+listening_or_gone() { port_in_use "$1" || ! kill -0 "$2" 2>/dev/null; }
+other_listens=
+for _ in 1 2 3; do
+  OTHER_PORT=$(free_port) || abort "a free port"
+  lib_start other-server "$TMP/other-server.log" openssl s_server \
+    -accept "127.0.0.1:$OTHER_PORT" -cert "$TMP/other.crt" -key "$TMP/other.key" -www -quiet
+  other_pid=$LIB_PID
+  wait_for 20 "openssl s_server on $OTHER_PORT" listening_or_gone "$OTHER_PORT" "$other_pid" || break
+  if port_in_use "$OTHER_PORT"; then other_listens=1; break; fi
+  lib_log "openssl s_server on $OTHER_PORT exited: $(tail -n 3 "$TMP/other-server.log")"
+done
+[ -n "$other_listens" ] || abort "openssl s_server listens ($(tail -n 3 "$TMP/other-server.log"))"
 OTHER_URL="https://127.0.0.1:$OTHER_PORT${PULL_URL#https://127.0.0.1:"$KCPSD_PULL_PORT"}"
 if out=$(mfp pull "$SERVER_JOB" --ticket-file "$TMP/ticket" --out "$TMP/other.pdf" \
   --pull-url "$OTHER_URL" --pull-pin "$PULL_PIN" 2>&1); then
