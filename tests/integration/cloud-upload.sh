@@ -56,7 +56,7 @@ check_eq() {
 }
 finish() {
   local rc=$?
-  lib_stop_all
+  # The logs first: lib_stop_all forgets the processes and their logs.
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
     lib_dump_logs all
     for f in "$TMP"/kcpsd/kcpsd*.log; do
@@ -64,6 +64,7 @@ finish() {
     done
     rc=1
   fi
+  lib_stop_all
   rm -rf "$TMP"
   echo "cloud-upload: $PASSED passed, $FAILED failed"
   exit "$rc"

@@ -54,11 +54,12 @@ abort() {
 }
 finish() {
   local rc=$?
-  lib_stop_all
+  # The logs first: lib_stop_all forgets the processes and their logs.
   if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
     lib_dump_logs all
     rc=1
   fi
+  lib_stop_all
   rm -rf "$TMP"
   echo "pull: $PASSED passed, $FAILED failed"
   exit "$rc"
