@@ -101,15 +101,10 @@ typedef struct call_s {
  * date when not today) for an account_locked answer, else NULL (g_free). */
 static char *locked_text(JsonNode *response)
 {
-  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
-                      ? json_node_get_object(response) : NULL;
-  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
+  gint64 until = kcps_json_locked_until(response, NULL);
+  g_autoptr(GDateTime) when = until > 0 ? g_date_time_new_from_unix_local(until) : NULL;
+  if (when == NULL)
     return NULL;
-  const char *at = kcps_json_string(obj, "retry_at");
-  g_autoptr(GDateTime) utc = at != NULL ? g_date_time_new_from_iso8601(at, NULL) : NULL;
-  if (utc == NULL)
-    return NULL;
-  g_autoptr(GDateTime) when = g_date_time_to_local(utc);
   g_autoptr(GDateTime) now = g_date_time_new_now_local();
   bool today = g_date_time_get_year(when) == g_date_time_get_year(now)
                && g_date_time_get_day_of_year(when) == g_date_time_get_day_of_year(now);

@@ -129,28 +129,17 @@ static char *fetch_email(kcps_daemon_t *daemon, const char *token, GError **erro
   return g_strdup(email);
 }
 
-/* A year: a longer "retry after" is no answer a person can use. */
-#define RETRY_AFTER_MAX_S (366 * 24 * 3600)
-
 /* A refusal 401/403 {"error":"account_locked","retry_after":N,
  * "retry_at":"<RFC 3339>"}: its times into out (left 0 when the answer is
  * another or its times are missing or make no sense). */
 static void read_lock(JsonNode *response, kcps__auth_t *out)
 {
-  JsonObject *obj = response != NULL && JSON_NODE_HOLDS_OBJECT(response)
-                      ? json_node_get_object(response) : NULL;
-  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
+  gint64 after = -1;
+  gint64 until = kcps_json_locked_until(response, &after);
+  if (until <= 0 || after < 0)
     return;
-  JsonNode *after = json_object_get_member(obj, "retry_after");
-  const char *at = kcps_json_string(obj, "retry_at");
-  if (after == NULL || json_node_get_value_type(after) != G_TYPE_INT64 || at == NULL)
-    return;
-  g_autoptr(GDateTime) when = g_date_time_new_from_iso8601(at, NULL);
-  gint64 seconds = json_node_get_int(after);
-  if (when == NULL || seconds < 0 || seconds > RETRY_AFTER_MAX_S)
-    return;
-  out->retry_after = seconds;
-  out->retry_at = g_date_time_to_unix(when);
+  out->retry_after = after;
+  out->retry_at = until;
 }
 
 kcps_net_status_t kcps__sync_auth(kcps_daemon_t *daemon, const char *route, JsonNode *body,

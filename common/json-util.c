@@ -22,6 +22,28 @@ kcps_json_int(JsonObject *obj, const char *name, gint64 *out)
   return true;
 }
 
+gint64
+kcps_json_locked_until(JsonNode *body, gint64 *retry_after)
+{
+  JsonObject *obj = body != NULL && JSON_NODE_HOLDS_OBJECT(body) ? json_node_get_object(body)
+                                                                 : NULL;
+  gint64 after = -1;
+
+  if (retry_after != NULL)
+    *retry_after = -1;
+  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
+    return 0;
+  const char *at = kcps_json_string(obj, "retry_at");
+  g_autoptr(GDateTime) when = at != NULL ? g_date_time_new_from_iso8601(at, NULL) : NULL;
+  gint64 until = when != NULL ? g_date_time_to_unix(when) : 0;
+  if (until <= 0)
+    return 0;
+  if (retry_after != NULL && kcps_json_int(obj, "retry_after", &after) && after >= 0
+      && after <= KCPS_JSON_RETRY_AFTER_MAX)
+    *retry_after = after;
+  return until;
+}
+
 bool
 kcps_json_bool(JsonObject *obj, const char *name, bool *out)
 {

@@ -16,6 +16,14 @@ bool kcps_json_int(JsonObject *obj, const char *name, gint64 *out);
 /* The member's boolean into *out; false when missing or not a boolean. */
 bool kcps_json_bool(JsonObject *obj, const char *name, bool *out);
 
+/* A refused login's lock, as kcps-server and kcpsd send it:
+ * {"error":"account_locked","retry_after":N,"retry_at":"<RFC 3339>"}.
+ * Returns the lock's end in Unix time, 0 when body is another answer or its
+ * retry_at is missing or not a time. *retry_after (when non-NULL) gets N, or
+ * -1 when N is missing, not an integer or outside 0..KCPS_JSON_RETRY_AFTER_MAX. */
+#define KCPS_JSON_RETRY_AFTER_MAX (366 * 24 * 3600)
+gint64 kcps_json_locked_until(JsonNode *body, gint64 *retry_after);
+
 /* Compact serialization; caller g_frees. */
 char *kcps_json_to_string(JsonNode *node);
 

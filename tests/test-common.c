@@ -103,6 +103,56 @@ END_TEST
 static kcps_ticket_t sample_ticket = {
     .tid = "t-1", .job = "42", .cjob = "c-7", .user = "alice@a.test", .device = "MFP-1"};
 
+/* A refused login's lock: its end and retry_after, or 0 / -1 for any
+ * other answer and for times that are missing or make no sense. */
+START_TEST(test_json_locked_until)
+{
+  g_autoptr(GDateTime) utc = g_date_time_new_utc(2026, 11, 28, 15, 42, 0);
+  gint64 at = g_date_time_to_unix(utc);
+  struct {
+    const char *body;
+    gint64 until, after;
+  } cases[] = {
+    {"{\"error\":\"account_locked\",\"message\":\"m\",\"retry_after\":1800,"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, 1800},
+    {"{\"error\":\"account_locked\",\"retry_after\":0,"
+     "\"retry_at\":\"2026-11-28T16:42:00+01:00\"}", at, 0},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, -1},
+    {"{\"error\":\"account_locked\",\"retry_after\":\"1800\","
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, -1},
+    {"{\"error\":\"account_locked\",\"retry_after\":-5,"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, -1},
+    {"{\"error\":\"account_locked\",\"retry_after\":99999999999,"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, -1},
+    {"{\"error\":\"account_locked\",\"retry_after\":{},"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", at, -1},
+    {"{\"error\":\"account_locked\",\"retry_after\":1800}", 0, -1},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"soon\"}", 0, -1},
+    {"{\"error\":\"account_locked\",\"retry_at\":1800}", 0, -1},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"2026-13-45T99:00:00Z\"}", 0, -1},
+    {"{\"error\":\"account_locked\",\"retry_at\":\"1969-12-31T00:00:00Z\"}", 0, -1},
+    {"{\"error\":\"invalid_credentials\",\"retry_after\":1800,"
+     "\"retry_at\":\"2026-11-28T15:42:00Z\"}", 0, -1},
+    {"{\"error\":[\"account_locked\"]}", 0, -1},
+    {"[\"account_locked\"]", 0, -1},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(JsonNode) body = json_from_string(cases[i].body, NULL);
+    ck_assert_msg(body != NULL, "case %zu does not parse", i);
+    gint64 after = 42;
+    gint64 until = kcps_json_locked_until(body, &after);
+    ck_assert_msg(until == cases[i].until && after == cases[i].after,
+                  "case %zu: got %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ", expected %"
+                  G_GINT64_FORMAT "/%" G_GINT64_FORMAT, i, until, after, cases[i].until,
+                  cases[i].after);
+    ck_assert_int_eq(kcps_json_locked_until(body, NULL), cases[i].until);
+  }
+  gint64 after = 42;
+  ck_assert_int_eq(kcps_json_locked_until(NULL, &after), 0);
+  ck_assert_int_eq(after, -1);
+}
+END_TEST
+
 START_TEST(test_ticket_roundtrip_and_forgery)
 {
   char *dir = make_tmpdir();
@@ -404,6 +454,7 @@ main(void)
   tcase_add_test(tc, test_base64url_vectors);
   tcase_add_test(tc, test_base64url_rejects);
   tcase_add_test(tc, test_streq_and_sha256);
+  tcase_add_test(tc, test_json_locked_until);
   suite_add_tcase(s, tc);
   tc = tcase_create("ticket");
   tcase_add_test(tc, test_ticket_roundtrip_and_forgery);

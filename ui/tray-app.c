@@ -217,7 +217,7 @@ static void login_done(GObject *source, GAsyncResult *result, gpointer data)
   g_clear_pointer(&app->login_message, g_free);
   bool code_step = kcps__tray_session_code_pending(app);
   gint64 locked_until = reply->status == 401 || reply->status == 403
-                          ? kcps_tray_locked_until(reply->body) : 0;
+                          ? kcps_json_locked_until(reply->body, NULL) : 0;
   if (locked_until > 0) {
     /* Locked (at the password or the code step): say when to try again.
      * The server ended the code's attempt, so the window goes back to the

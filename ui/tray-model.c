@@ -396,18 +396,6 @@ const char *kcps_tray_login_message(long http_status)
   return _("Logging in failed. Try again later.");
 }
 
-gint64 kcps_tray_locked_until(JsonNode *body)
-{
-  JsonObject *obj = body != NULL && JSON_NODE_HOLDS_OBJECT(body) ? json_node_get_object(body)
-                                                                 : NULL;
-  if (obj == NULL || g_strcmp0(kcps_json_string(obj, "error"), "account_locked") != 0)
-    return 0;
-  const char *at = kcps_json_string(obj, "retry_at");
-  g_autoptr(GDateTime) when = at != NULL ? g_date_time_new_from_iso8601(at, NULL) : NULL;
-  gint64 until = when != NULL ? g_date_time_to_unix(when) : 0;
-  return until > 0 ? until : 0;
-}
-
 char *kcps_tray_locked_message(gint64 retry_at_unix, gint64 now_unix)
 {
   g_autoptr(GDateTime) when =

@@ -120,10 +120,6 @@ char *kcps_tray_tooltip_jobs(const kcps_tray_status_t *status, guint waiting, gu
  * comes from the server's wording). Static or translated string. */
 const char *kcps_tray_login_message(long http_status);
 
-/* When the lock of a refused login ends (Unix time), from kcpsd's answer
- * {"error":"account_locked","retry_at":"<RFC 3339>"}; 0 for any other
- * answer, or when retry_at is missing or not a time. */
-gint64 kcps_tray_locked_until(JsonNode *body);
 /* "Too many failed attempts. Try again after 15:42." with retry_at_unix in
  * the local time zone, with its date when it is not now_unix's day; the
  * refusal of kcps_tray_login_message(401) when retry_at_unix is 0 or not a

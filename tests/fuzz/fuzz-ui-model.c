@@ -3,6 +3,7 @@
  * GET /v1/jobs, parsed and then formatted as the windows show them; the
  * first part also as a refused login's answer (account_locked, retry_at).
  * Input: "status-json\n\x1ejobs-json" (the record separator splits them). */
+#include "common/json-util.h"
 #include "ui/tray-model.h"
 
 #include <stdint.h>
@@ -45,9 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
    * sentence the login window shows (a fallback for any garbage). */
   node = parse(text, status_len);
   if (node != NULL) {
-    gint64 until = kcps_tray_locked_until(node);
+    gint64 after = 0;
+    gint64 until = kcps_json_locked_until(node, &after);
     g_autofree char *locked = kcps_tray_locked_message(until, 1795000000);
-    if (until < 0 || locked == NULL || !g_utf8_validate(locked, -1, NULL))
+    if (until < 0 || after < -1 || after > KCPS_JSON_RETRY_AFTER_MAX
+        || (until == 0 && after != -1) || locked == NULL || !g_utf8_validate(locked, -1, NULL))
       __builtin_trap();
     json_node_unref(node);
   }
