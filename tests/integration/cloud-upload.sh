@@ -45,33 +45,12 @@ done
 PDF=/usr/share/cups/data/default-testpage.pdf
 [ -r "$PDF" ] || { echo "cloud-upload: FAIL: no $PDF" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kcps-cloud.XXXXXX)
-chmod 0700 "$TMP"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+lib_test_begin cloud-upload
+lib_test_show_more() {
+  for f in "$TMP"/kcpsd/kcpsd*.log; do
+    [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }
+  done
 }
-finish() {
-  local rc=$?
-  # The logs first: lib_stop_all forgets the processes and their logs.
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-    for f in "$TMP"/kcpsd/kcpsd*.log; do
-      [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }
-    done
-    rc=1
-  fi
-  lib_stop_all
-  rm -rf "$TMP"
-  echo "cloud-upload: $PASSED passed, $FAILED failed"
-  exit "$rc"
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
-abort() { fail "$*"; exit 1; }
 
 # --- peers ---------------------------------------------------------------------
 DATA=$TMP/server

@@ -4,7 +4,7 @@
 # kcps-server → kcps-mfp-sim (PIN login, ticket, pull) → ippeveprinter → job
 # log and usage; then single-use and forged tickets.
 # Usage: e2e.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip (not root).
-# KCPS_E2E_KEEP=1 keeps the peers' logs even when everything passed.
+# KCPS_TEST_KEEP=1 keeps the peers' logs even when everything passed.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -48,50 +48,13 @@ done
 
 # The test folder: traversable, because cupsd's filters run as lp; kcpsd's
 # and the server's own folders inside are private.
-TMP=$(mktemp -d /tmp/kcps-e2e.XXXXXX)
-chmod 0755 "$TMP"
-PASSED=0
-FAILED=0
-
-# pass WHAT / fail WHAT: one result line; fail also counts.
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-
-# check_eq WHAT GOT EXPECTED: passes when equal, else says got vs expected.
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+# Readable by the private cupsd's and ippeveprinter's users.
+lib_test_begin e2e 0755
+lib_test_show_more() {
+  [ -f "$TMP/cups/logs/error_log" ] || return 0
+  echo "----- cupsd error_log (last lines) -----"
+  grep -v ' \[Client\| \[CGI\]\|^D' "$TMP/cups/logs/error_log" | tail -n 30
 }
-
-# abort WHAT: a step everything after depends on failed.
-abort() {
-  fail "$*"
-  exit 1
-}
-
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-    [ -f "$TMP/cups/logs/error_log" ] && {
-      echo "----- cupsd error_log (last lines) -----" >&2
-      grep -v ' \[Client\| \[CGI\]\|^D' "$TMP/cups/logs/error_log" | tail -n 30 >&2
-    }
-  fi
-  lib_stop_all
-  echo "e2e: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    echo "e2e: logs kept in $TMP"
-    exit 1
-  fi
-  if [ -n "${KCPS_E2E_KEEP:-}" ]; then
-    echo "e2e: logs kept in $TMP (KCPS_E2E_KEEP)"
-  else
-    rm -rf "$TMP"
-  fi
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
 
 # --- peers ---------------------------------------------------------------
 lib_log "starting the system D-Bus and avahi-daemon (unless running; private: ${LIB_PRIVATE_RUN:-no})"

@@ -43,34 +43,7 @@ if [ "$(id -u)" = 0 ] && command -v ippeveprinter >/dev/null &&
   CAN_PRINT=1
 fi
 
-TMP=$(mktemp -d /tmp/kcps-events.XXXXXX)
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
-}
-abort() {
-  fail "$*"
-  exit 1
-}
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-  fi
-  lib_stop_all
-  echo "events: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    echo "events: logs kept in $TMP"
-    exit 1
-  fi
-  rm -rf "$TMP"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
+lib_test_begin events
 
 DATA=$TMP/server
 start_kcps_server "$SERVER_BIN" "$DATA" "$TMP/kcps-server.log" ||

@@ -46,31 +46,16 @@ if [ -z "${KCPS_FULL_DISK_NS:-}" ]; then
   echo "full-disk: no private mount namespace here; mounting the tmpfs on the test folder"
 fi
 
-TMP=$(mktemp -d /tmp/kcps-full-disk.XXXXXX)
+lib_test_begin full-disk
 SPOOL=$TMP/spool
 mkdir -p "$SPOOL" "$TMP/docs"
 MOUNTED=
-FAILED=0
-pass() { echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-abort() { fail "$*"; exit 1; }
-
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-    echo "----- spool at the end -----" >&2
-    ls -laR "$SPOOL" >&2 2>/dev/null
-    df -k "$SPOOL" >&2 2>/dev/null
-  fi
-  lib_stop_all
-  [ -n "$MOUNTED" ] && umount "$SPOOL"
-  rm -rf "$TMP"
-  if [ "$FAILED" -gt 0 ]; then exit 1; fi
-  exit "$rc"
+lib_test_show_more() {
+  echo "----- spool at the end -----"
+  ls -laR "$SPOOL" 2>/dev/null
+  df -k "$SPOOL" 2>/dev/null
 }
-trap finish EXIT
-trap 'exit 1' INT TERM
+lib_test_cleanup() { [ -z "$MOUNTED" ] || umount "$SPOOL"; }
 
 mount -t tmpfs -o size=8m,mode=0700 kcps-test-full-spool "$SPOOL" || abort "cannot mount a tmpfs on $SPOOL"
 MOUNTED=1

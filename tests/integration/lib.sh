@@ -111,6 +111,53 @@ stop_pid() {
   return 0
 }
 
+# lib_test_begin NAME [MODE]: a test script's bookkeeping. Makes TMP, a
+# folder of its own (MODE, default 0700), and defines pass WHAT, fail WHAT
+# (one result line each; fail counts), check_eq WHAT GOT EXPECTED and abort
+# WHAT (fail, then exit: later steps depend on this one). At exit, whatever
+# the cause: on a failure the peers' logs (before lib_stop_all forgets them)
+# and, when the script defines it, lib_test_show_more; then the peers stop,
+# the script's lib_test_cleanup runs when defined, "NAME: P passed, F failed"
+# is printed and TMP is removed, except after a failure (its path is
+# printed) or with KCPS_TEST_KEEP=1. Exit 0, 1 on any failure, 77 skip.
+lib_test_begin() {
+  LIB_TEST_NAME=$1
+  TMP=$(mktemp -d "/tmp/kcps-$1.XXXXXX") || { echo "FAIL - a folder under /tmp"; exit 1; }
+  chmod "${2:-0700}" "$TMP"
+  PASSED=0
+  FAILED=0
+  pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
+  fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+  check_eq() {
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
+  }
+  abort() {
+    fail "$*"
+    exit 1
+  }
+  trap lib_test_finish EXIT
+  trap 'exit 1' INT TERM
+}
+
+# lib_test_finish: lib_test_begin's exit trap (above).
+lib_test_finish() {
+  local rc=$?
+  if [ "$FAILED" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; }; then
+    rc=1
+    lib_dump_logs all
+    if declare -F lib_test_show_more >/dev/null; then lib_test_show_more >&2; fi
+  fi
+  lib_stop_all
+  if declare -F lib_test_cleanup >/dev/null; then lib_test_cleanup; fi
+  echo "$LIB_TEST_NAME: $PASSED passed, $FAILED failed"
+  if [ "$rc" -eq 1 ] || [ -n "${KCPS_TEST_KEEP:-}" ]; then
+    echo "$LIB_TEST_NAME: logs kept in $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+  exit "$rc"
+}
+
 # lib_dump_logs [all]: prints the last lines (secrets hidden) of the logs of peers that died (or of all with "all").
 lib_dump_logs() {
   local i

@@ -32,35 +32,7 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null || { echo "lockout: FAIL: $tool is not installed" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d /tmp/kcps-lockout.XXXXXX)
-chmod 0700 "$TMP"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
-}
-abort() {
-  fail "$*"
-  exit 1
-}
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-  fi
-  lib_stop_all
-  echo "lockout: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    echo "lockout: logs kept in $TMP"
-    exit 1
-  fi
-  rm -rf "$TMP"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
+lib_test_begin lockout
 
 # No keyring here: kcps must not find the caller's session bus.
 export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run XDG_STATE_HOME=$TMP/home/.local/state

@@ -33,33 +33,19 @@ done
 PDF=/usr/share/cups/data/default-testpage.pdf
 [ -r "$PDF" ] || { echo "privacy: FAIL: no $PDF" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kcps-privacy.XXXXXX)
-chmod 0755 "$TMP"
+# Traversable by the two test accounts; what is theirs inside is private.
+lib_test_begin privacy 0755
 SUFFIX=$(basename "$TMP" | sed 's/.*\.//' | tr 'A-Z' 'a-z')
 USER_A=kcpstest-a-$SUFFIX
 USER_B=kcpstest-b-$SUFFIX
 CREATED_USERS=()
-FAILED=0
-pass() { echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-abort() { fail "$*"; exit 1; }
-
-finish() {
-  local rc=$? user
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-  fi
-  lib_stop_all
-  # The accounts' processes are all ours and stopped now; then the accounts.
+# The accounts' processes are all ours and stopped by now; then the accounts.
+lib_test_cleanup() {
+  local user
   for user in "${CREATED_USERS[@]}"; do
     userdel "$user" >/dev/null 2>&1 || echo "privacy: cannot remove account $user" >&2
   done
-  rm -rf "$TMP"
-  if [ "$FAILED" -gt 0 ]; then exit 1; fi
-  exit "$rc"
 }
-trap finish EXIT
-trap 'exit 1' INT TERM
 
 # The accounts: no home, no login shell, a group of their own.
 for user in "$USER_A" "$USER_B"; do

@@ -33,29 +33,12 @@ done
 [ -r "$PDF" ] || { echo "queue-install: FAIL: no $PDF" >&2; exit 1; }
 
 # Traversable: cupsd's backends run as lp; the spool inside is private.
-TMP=$(mktemp -d /tmp/kcps-queue.XXXXXX)
-chmod 0755 "$TMP"
-FAILED=0
-pass() { echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-abort() { fail "$*"; exit 1; }
-
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-    [ -f "$TMP/cups/logs/error_log" ] && {
-      echo "----- cupsd error_log (last lines) -----" >&2
-      grep -v '^D' "$TMP/cups/logs/error_log" | tail -n 30 >&2
-    }
-  fi
-  lib_stop_all
-  [ -n "${KCPS_QUEUE_KEEP:-}" ] || rm -rf "$TMP"
-  if [ "$FAILED" -gt 0 ]; then exit 1; fi
-  exit "$rc"
+lib_test_begin queue-install 0755
+lib_test_show_more() {
+  [ -f "$TMP/cups/logs/error_log" ] || return 0
+  echo "----- cupsd error_log (last lines) -----"
+  grep -v '^D' "$TMP/cups/logs/error_log" | tail -n 30
 }
-trap finish EXIT
-trap 'exit 1' INT TERM
 
 # expect_run WHAT RC REGEX CMD...: CMD exits with RC and its output matches REGEX.
 expect_run() {

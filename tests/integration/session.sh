@@ -48,36 +48,8 @@ PYTHON=/usr/bin/python3
 "$PYTHON" -c 'import aiosmtpd' 2>/dev/null ||
   { echo "session: FAIL: python3-aiosmtpd is not installed" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kcps-session.XXXXXX)
-chmod 0700 "$TMP"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
-}
-abort() {
-  fail "$*"
-  exit 1
-}
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-  fi
-  exec 7>&- 2>/dev/null
-  lib_stop_all
-  echo "session: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    echo "session: logs kept in $TMP"
-    exit 1
-  fi
-  rm -rf "$TMP"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
+lib_test_begin session
+lib_test_cleanup() { exec 7>&- 2>/dev/null; }
 
 # A session bus and a keyring of our own, in private folders.
 export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/run XDG_DATA_HOME=$TMP/home/.local/share

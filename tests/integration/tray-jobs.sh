@@ -33,31 +33,14 @@ done
 [ "$(id -u)" = 0 ] || { echo "SKIP: ippeveprinter needs a system D-Bus and avahi (root here)"; exit 77; }
 lib_isolate_run "$0" "$@" || { echo "tray-jobs: FAIL: cannot isolate /run"; exit 1; }
 
-TMP=$(mktemp -d /tmp/kcps-tray-jobs.XXXXXX)
-chmod 0700 "$TMP"
+lib_test_begin tray-jobs
 SHOTS=$BUILD/ui-screenshots/jobs
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 chmod 0700 "$SHOTS"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-abort() { fail "$*"; exit 1; }
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-    for f in "$TMP"/*.log; do echo "== $f"; tail -n 40 "$f"; done
-  fi
-  lib_stop_all
-  echo "tray-jobs: $PASSED passed, $FAILED failed"
-  rm -rf "$TMP"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then exit 1; fi
-  exit 0
+lib_test_show_more() {
+  for f in "$TMP"/*.log; do echo "== $f"; tail -n 40 "$f"; done
 }
-trap finish EXIT
-trap 'exit 1' INT TERM
 
 # --- peers ---------------------------------------------------------------
 start_dbus_avahi "$TMP" || abort "system D-Bus and avahi start"

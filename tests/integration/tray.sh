@@ -65,40 +65,12 @@ done
 "$PYTHON" -c 'import gi; gi.require_version("Gio", "2.0"); from gi.repository import Gio' ||
   { echo "tray: FAIL: python3-gi is not installed" >&2; exit 1; }
 
-TMP=$(mktemp -d /tmp/kcps-tray.XXXXXX)
+lib_test_begin tray
 SHOTS=$BUILD/ui-screenshots
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 chmod 0700 "$SHOTS"
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   - $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
-check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
-}
-abort() {
-  fail "$*"
-  exit 1
-}
-
-finish() {
-  local rc=$?
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    lib_dump_logs all
-  fi
-  exec 7>&- 2>/dev/null
-  lib_stop_all
-  echo "tray: $PASSED passed, $FAILED failed"
-  if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
-    echo "tray: logs kept in $TMP"
-    exit 1
-  fi
-  rm -rf "$TMP"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM
+lib_test_cleanup() { exec 7>&- 2>/dev/null; }
 
 # --- peers ---------------------------------------------------------------
 DATA=$TMP/server
