@@ -36,15 +36,19 @@ add_job(JsonBuilder *b, sqlite3_stmt *stmt)
 }
 
 /* One job by its public id as a JSON node, or NULL (error set on failure
- * only); caller holds the lock. */
+ * only); owner_id > 0: only that user's job. Caller holds the lock. */
 static JsonNode *
-job_node_locked(kcps_server_t *server, const char *public_id, GError **error)
+owned_job_node_locked(kcps_server_t *server, const char *public_id, gint64 owner_id,
+                      GError **error)
 {
   sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.public_id = ?", error);
+      server,
+      "SELECT " JOB_COLUMNS JOB_FROM " WHERE j.public_id = ?1 AND (?2 = 0 OR j.user_id = ?2)",
+      error);
   if (!stmt)
     return NULL;
   sqlite3_bind_text(stmt, 1, public_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt, 2, owner_id);
   JsonNode *node = NULL;
   if (kcps__server_db_step(server, stmt, error) == SQLITE_ROW) {
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -53,6 +57,13 @@ job_node_locked(kcps_server_t *server, const char *public_id, GError **error)
   }
   sqlite3_finalize(stmt);
   return node;
+}
+
+/* One job by its public id, whoever owns it; caller holds the lock. */
+static JsonNode *
+job_node_locked(kcps_server_t *server, const char *public_id, GError **error)
+{
+  return owned_job_node_locked(server, public_id, 0, error);
 }
 
 /* Answers {"jobs":[...]} from a prepared, bound SELECT JOB_COLUMNS. */
@@ -264,6 +275,25 @@ kcps__server_route_withdraw_job(kcps_server_t *server, kcps_http_req_t *req,
                             "the job was printed; it stays in the records for the reports");
   else
     kcps_http_respond_empty(req, 204);
+}
+
+/* GET /api/v1/jobs/{id}: the caller's own job, as the list shows it. */
+void
+kcps__server_route_get_job(kcps_server_t *server, kcps_http_req_t *req,
+                           const kcps_server_session_t *session, const char *id)
+{
+  if (!job_id_without_body(req, id))
+    return;
+  g_autoptr(GError) error = NULL;
+  g_mutex_lock(&server->lock);
+  g_autoptr(JsonNode) node = owned_job_node_locked(server, id, session->user_id, &error);
+  g_mutex_unlock(&server->lock);
+  if (error)
+    kcps__server_respond_internal(req, error);
+  else if (node == NULL)
+    kcps_http_respond_error(req, 404, "not_found", "no such job");
+  else
+    kcps_http_respond_json(req, 200, node);
 }
 
 void

@@ -241,6 +241,8 @@ void kcps__server_route_withdraw_job(kcps_server_t *server, kcps_http_req_t *req
                                      const kcps_server_session_t *session, const char *id);
 /* Where a cloud job's document is kept (server-uploads.c; g_free). */
 char *kcps__server_cloud_document_path(kcps_server_t *server, const char *job_id);
+void kcps__server_route_get_job(kcps_server_t *server, kcps_http_req_t *req,
+                                const kcps_server_session_t *session, const char *id);
 void kcps__server_route_list_jobs(kcps_server_t *server, kcps_http_req_t *req,
                                   const kcps_server_session_t *session, const char *id);
 void kcps__server_route_usage(kcps_server_t *server, kcps_http_req_t *req,

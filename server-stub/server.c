@@ -165,6 +165,7 @@ const kcps_server_route_t kcps__server_routes_core[] = {
   {"GET", "/api/v1/ticket-key", KCPS_NEED_NONE, kcps__server_route_ticket_key},
   {"POST", "/api/v1/jobs", KCPS_NEED_USER, kcps__server_route_register_job},
   {"GET", "/api/v1/jobs", KCPS_NEED_USER, kcps__server_route_list_jobs},
+  {"GET", "/api/v1/jobs/*", KCPS_NEED_USER, kcps__server_route_get_job},
   {"DELETE", "/api/v1/jobs/*", KCPS_NEED_USER, kcps__server_route_withdraw_job},
   {"GET", "/api/v1/device/jobs", KCPS_NEED_USER_DEVICE, kcps__server_route_device_jobs},
   {"POST", "/api/v1/device/jobs/*/ticket", KCPS_NEED_USER_DEVICE, kcps__server_route_ticket},

@@ -138,7 +138,11 @@ static const row_t rows[] = {
    W(USER_ONLY,          201, 201, 201, 201, 201, 201, 201), 0},
   {"jobs", "GET", "/api/v1/jobs", "", NULL,
    W(USER_ONLY,          200, 200, 200, 200, 200, 200, 200), F_OWN_JOBS},
-  /* Withdrawing a job: its owner only; anyone else's is absent. */
+  /* One job, and withdrawing it: its owner only; anyone else's is absent. */
+  {"jobs", "GET", "/api/v1/jobs/*", "new-job:cu@c.test", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 200, 404), 0},
+  {"jobs", "GET", "/api/v1/jobs/*", "bad:", NULL,
+   W(USER_ONLY,          404, 404, 404, 404, 404, 404, 404), 0},
   {"jobs", "DELETE", "/api/v1/jobs/*", "new-job:cu@c.test", NULL,
    W(USER_ONLY,          404, 404, 404, 404, 404, 204, 404), 0},
   {"jobs", "DELETE", "/api/v1/jobs/*", "new-job:ca@c.test", NULL,

@@ -809,19 +809,34 @@ START_TEST(test_withdraw)
     ck_assert_int_eq(call("POST", l, at_device, body, NULL), 201);
   }
 
-  /* Nobody else can: another user, the admin of her organization. */
-  g_autofree char *admin = login("admin@a.test", fx.admin_pw);
+  /* Her job, one by one: as the list shows it. */
   g_autofree char *p_plain = g_strdup_printf("/api/v1/jobs/%s", plain);
+  g_autoptr(JsonNode) one = NULL;
+  ck_assert_int_eq(call("GET", p_plain, user, NULL, &one), 200);
+  ck_assert_str_eq(member_str(one, "id"), plain);
+  ck_assert_str_eq(member_str(one, "client_job_id"), "spool-wd1");
+  ck_assert_str_eq(member_str(one, "state"), "waiting");
+  ck_assert_str_eq(member_str(one, "owner"), "alice@a.test");
+  ck_assert_ptr_nonnull(member_str(one, "pull_url"));
+
+  /* Nobody else can see or withdraw it: another user, the admin of her
+   * organization. */
+  g_autofree char *admin = login("admin@a.test", fx.admin_pw);
   g_autoptr(JsonNode) refused = NULL;
   expect_error(call("DELETE", p_plain, admin, NULL, &refused), &refused, 404, "not_found", NULL);
+  g_autoptr(JsonNode) unseen = NULL;
+  expect_error(call("GET", p_plain, admin, NULL, &unseen), &unseen, 404, "not_found", NULL);
   ck_assert_int_eq(call("DELETE", p_plain, NULL, NULL, NULL), 401);
+  ck_assert_int_eq(call("GET", p_plain, NULL, NULL, NULL), 401);
   ck_assert_int_eq(call("DELETE", p_plain, at_device, NULL, NULL), 403);
+  ck_assert_int_eq(call("GET", p_plain, at_device, NULL, NULL), 403);
 
   /* Never tried: gone, with its tickets. */
   ck_assert_int_eq(call("DELETE", p_plain, user, NULL, NULL), 204);
   g_autofree char *q = g_strdup_printf("SELECT count(*) FROM jobs WHERE public_id = '%s'", plain);
   ck_assert_int_eq(db_int(q), 0);
   ck_assert_int_eq(call("DELETE", p_plain, user, NULL, NULL), 404);
+  ck_assert_int_eq(call("GET", p_plain, user, NULL, NULL), 404);
 
   /* Tried and failed: kept for the reports, but no device gets it again. */
   g_autofree char *p_tried = g_strdup_printf("/api/v1/jobs/%s", tried);
@@ -834,12 +849,19 @@ START_TEST(test_withdraw)
   g_autoptr(JsonNode) gone = NULL;
   expect_error(call("POST", t_tried, at_device, NULL, &gone), &gone, 410, "gone", "withdrawn");
   ck_assert_int_eq(call("DELETE", p_tried, user, NULL, NULL), 404);
+  g_autoptr(JsonNode) kept = NULL;
+  ck_assert_int_eq(call("GET", p_tried, user, NULL, &kept), 200);
+  ck_assert_str_eq(member_str(kept, "state"), "failed");
+  ck_assert_ptr_null(member_str(kept, "pull_url"));
 
   /* Printed: stays, and says why. */
   g_autofree char *p_done = g_strdup_printf("/api/v1/jobs/%s", done);
   g_autoptr(JsonNode) printed = NULL;
   expect_error(call("DELETE", p_done, user, NULL, &printed), &printed, 409, "conflict",
                "printed");
+  g_autoptr(JsonNode) done_job = NULL;
+  ck_assert_int_eq(call("GET", p_done, user, NULL, &done_job), 200);
+  ck_assert_str_eq(member_str(done_job, "state"), "printed");
 
   g_autoptr(JsonNode) after = NULL;
   ck_assert_int_eq(call("GET", "/api/v1/device/jobs", at_device, NULL, &after), 200);
