@@ -768,6 +768,49 @@ START_TEST(test_locked_messages)
 }
 END_TEST
 
+/* The jobs window's search: words, case, width, state labels. */
+START_TEST(test_search)
+{
+  ck_assert_ptr_null(kcps_tray_search_words(NULL));
+  ck_assert_ptr_null(kcps_tray_search_words(""));
+  ck_assert_ptr_null(kcps_tray_search_words(" \t\u3000 "));
+  ck_assert_ptr_null(kcps_tray_search_words("\xff\xfe"));
+  g_auto(GStrv) two = kcps_tray_search_words("  Quarterly\tREPORT ");
+  ck_assert_uint_eq(g_strv_length(two), 2);
+  ck_assert_str_eq(two[0], "quarterly");
+  ck_assert_str_eq(two[1], "report");
+
+  struct {
+    const char *search, *name, *state;
+    bool match;
+  } cases[] = {
+    {"", "anything", "Printed", true},
+    {"report", "Quarterly Report.pdf", "Waiting at the printer", true},
+    {"REPORT quart", "Quarterly Report.pdf", "Waiting at the printer", true},
+    {"report memo", "Quarterly Report.pdf", "Waiting at the printer", false},
+    {"printed", "Memo", "Printed", true},
+    {"memo printed", "Memo", "Printed", true},
+    {"memo failed", "Memo", "Printed", false},
+    {"ＡＢＣ", "abc-invoice", "Printed", true},
+    {"ﬁle", "File 7", "Printed", true},
+    {"請求書", "2026年11月 請求書.pdf", "印刷済み", true},
+    {"印刷", "2026年11月 請求書.pdf", "印刷済み", true},
+    {"résumé", "Résumé.pdf", "Printed", true},
+    {"resume", "Résumé.pdf", "Printed", false},
+    {"x", NULL, NULL, false},
+    {"x", "\xff", "\xfe", false},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_auto(GStrv) words = kcps_tray_search_words(cases[i].search);
+    ck_assert_msg(kcps_tray_job_matches(words, cases[i].name, cases[i].state) == cases[i].match,
+                  "case %zu (%s in %s / %s): expected %s", i, cases[i].search,
+                  cases[i].name != NULL ? cases[i].name : "(null)",
+                  cases[i].state != NULL ? cases[i].state : "(null)",
+                  cases[i].match ? "a match" : "none");
+  }
+}
+END_TEST
+
 /* The jobs window's view model: upload and release progress, the release
  * dialog's controls from a printer's capabilities, its request. */
 START_TEST(test_jobs_window_model)
@@ -898,6 +941,7 @@ static Suite *ui_suite(void)
   tcase_add_test(tc, test_login_messages);
   tcase_add_test(tc, test_locked_messages);
   tcase_add_test(tc, test_jobs_window_model);
+  tcase_add_test(tc, test_search);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -18,12 +18,25 @@
 #define PREVIEW_WIDTH 560
 
 typedef struct jobs_ui_s {
+  KcpsTrayApp *app;
   GtkWidget *banner;
   GtkWidget *who;
   GtkWidget *account;
   GtkWidget *stack;
   GtkWidget *spinner;
+  GtkWidget *search_bar;
+  GtkWidget *search_entry;
+  GtkWidget *no_match;
+  GtkFilter *filter;         /* owned by shown */
+  GtkFilterListModel *shown; /* the jobs the search lets through (owned by the list) */
+  char **words;              /* the search's, NULL: all jobs */
 } jobs_ui_t;
+
+static void jobs_ui_free(jobs_ui_t *ui)
+{
+  g_strfreev(ui->words);
+  g_free(ui);
+}
 
 /* --- jobs ---------------------------------------------------------------- */
 
@@ -231,6 +244,76 @@ void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name)
   kcps__tray_state_changed(app);
 }
 
+/* --- the search ------------------------------------------------------------ */
+
+static gboolean job_shown(gpointer item, gpointer data)
+{
+  jobs_ui_t *ui = data;
+  KcpsTrayJob *job = item;
+  return kcps_tray_job_matches(ui->words, kcps_tray_job_get_name(job),
+                               kcps_tray_job_get_state_label(job));
+}
+
+/* The list, "no jobs" or "none matches" (with the search's text). */
+static void jobs_page_update(jobs_ui_t *ui)
+{
+  const char *page = "list";
+  if (g_list_model_get_n_items(G_LIST_MODEL(ui->app->jobs)) == 0) {
+    page = "empty";
+  } else if (g_list_model_get_n_items(G_LIST_MODEL(ui->shown)) == 0) {
+    page = "no-match";
+    /* Translators: %s is what the user searched for. */
+    g_autofree char *text = g_strdup_printf(
+      _("No job matches “%s”."), gtk_editable_get_text(GTK_EDITABLE(ui->search_entry)));
+    gtk_label_set_text(GTK_LABEL(ui->no_match), text);
+  }
+  gtk_stack_set_visible_child_name(GTK_STACK(ui->stack), page);
+}
+
+static void shown_changed(GListModel *model, guint position, guint removed, guint added,
+                          gpointer data)
+{
+  (void)model, (void)position, (void)removed, (void)added;
+  jobs_page_update(data);
+}
+
+static void search_changed(GtkSearchEntry *entry, gpointer data)
+{
+  jobs_ui_t *ui = data;
+  g_auto(GStrv) before = ui->words;
+  ui->words = kcps_tray_search_words(gtk_editable_get_text(GTK_EDITABLE(entry)));
+  gtk_filter_changed(ui->filter, GTK_FILTER_CHANGE_DIFFERENT);
+  jobs_page_update(ui);
+}
+
+/* Ctrl+F: the jobs window with its search open and focused; text (test
+ * hook) typed into it when not NULL. */
+static void jobs_search(KcpsTrayApp *app, const char *text)
+{
+  GtkWindow *window = kcps__tray_jobs_window(app);
+  gtk_window_present(window);
+  jobs_ui_t *ui = g_object_get_data(G_OBJECT(window), "ui");
+  gtk_search_bar_set_search_mode(GTK_SEARCH_BAR(ui->search_bar), TRUE);
+  if (text != NULL) {
+    gtk_editable_set_text(GTK_EDITABLE(ui->search_entry), text);
+    search_changed(GTK_SEARCH_ENTRY(ui->search_entry), ui); /* now, not after its delay */
+  }
+  gtk_widget_grab_focus(ui->search_entry);
+}
+
+static void on_find_jobs(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action, (void)param;
+  jobs_search(data, NULL);
+}
+
+/* Test hook: the search with this text. */
+static void on_search_jobs(GSimpleAction *action, GVariant *param, gpointer data)
+{
+  (void)action;
+  jobs_search(data, g_variant_get_string(param, NULL));
+}
+
 static gboolean jobs_close_request(GtkWindow *window, gpointer data)
 {
   (void)window;
@@ -249,7 +332,8 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_window_set_default_size(window, 760, 420);
   g_signal_connect(window, "close-request", G_CALLBACK(jobs_close_request), app);
   jobs_ui_t *ui = g_new0(jobs_ui_t, 1);
-  g_object_set_data_full(G_OBJECT(window), "ui", ui, g_free);
+  ui->app = app;
+  g_object_set_data_full(G_OBJECT(window), "ui", ui, (GDestroyNotify)jobs_ui_free);
 
   GtkWidget *header = gtk_header_bar_new();
   GtkWidget *refresh = gtk_button_new_from_icon_name("view-refresh-symbolic");
@@ -267,6 +351,11 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_header_bar_pack_end(GTK_HEADER_BAR(header), settings);
   ui->account = gtk_button_new_with_mnemonic(_("Log _in…"));
   gtk_header_bar_pack_end(GTK_HEADER_BAR(header), ui->account);
+  GtkWidget *find = gtk_toggle_button_new();
+  gtk_button_set_icon_name(GTK_BUTTON(find), "system-search-symbolic");
+  gtk_widget_set_tooltip_text(find, _("Search (Ctrl+F)"));
+  kcps__tray_set_label(find, _("Search"));
+  gtk_header_bar_pack_end(GTK_HEADER_BAR(header), find);
   gtk_window_set_titlebar(window, header);
 
   GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
@@ -287,11 +376,35 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_widget_set_margin_top(ui->who, 6);
   gtk_box_append(GTK_BOX(box), ui->who);
 
+  /* The search: Ctrl+F, the header's button, or typing in the window. */
+  ui->search_entry = gtk_search_entry_new();
+  g_object_set(ui->search_entry, "placeholder-text", _("Search by name or state"), NULL);
+  kcps__tray_set_label(ui->search_entry, _("Search your jobs"));
+  gtk_widget_set_hexpand(ui->search_entry, TRUE);
+  g_signal_connect(ui->search_entry, "search-changed", G_CALLBACK(search_changed), ui);
+  ui->search_bar = gtk_search_bar_new();
+  gtk_search_bar_set_child(GTK_SEARCH_BAR(ui->search_bar), ui->search_entry);
+  gtk_search_bar_connect_entry(GTK_SEARCH_BAR(ui->search_bar), GTK_EDITABLE(ui->search_entry));
+  gtk_search_bar_set_show_close_button(GTK_SEARCH_BAR(ui->search_bar), TRUE);
+  gtk_search_bar_set_key_capture_widget(GTK_SEARCH_BAR(ui->search_bar), GTK_WIDGET(window));
+  g_object_bind_property(find, "active", ui->search_bar, "search-mode-enabled",
+                         G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
+  gtk_box_append(GTK_BOX(box), ui->search_bar);
+  GtkEventController *keys = gtk_shortcut_controller_new();
+  gtk_shortcut_controller_add_shortcut(
+    GTK_SHORTCUT_CONTROLLER(keys),
+    gtk_shortcut_new(gtk_keyval_trigger_new(GDK_KEY_f, GDK_CONTROL_MASK),
+                     gtk_named_action_new("app.find-jobs")));
+  gtk_widget_add_controller(GTK_WIDGET(window), keys);
+
   GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
   g_signal_connect(factory, "setup", G_CALLBACK(row_setup), NULL);
   g_signal_connect(factory, "bind", G_CALLBACK(row_bind), app);
   g_signal_connect(factory, "unbind", G_CALLBACK(row_unbind), app);
-  GtkSingleSelection *single = gtk_single_selection_new(g_object_ref(G_LIST_MODEL(app->jobs)));
+  ui->filter = GTK_FILTER(gtk_custom_filter_new(job_shown, ui, NULL));
+  ui->shown = gtk_filter_list_model_new(g_object_ref(G_LIST_MODEL(app->jobs)), ui->filter);
+  g_signal_connect(ui->shown, "items-changed", G_CALLBACK(shown_changed), ui);
+  GtkSingleSelection *single = gtk_single_selection_new(G_LIST_MODEL(ui->shown));
   /* A row is picked by the user (for release, later), not by the list. */
   gtk_single_selection_set_autoselect(single, FALSE);
   gtk_single_selection_set_can_unselect(single, TRUE);
@@ -306,9 +419,14 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_label_set_wrap(GTK_LABEL(empty), TRUE);
   gtk_widget_add_css_class(empty, "dim-label");
   gtk_widget_set_vexpand(empty, TRUE);
+  ui->no_match = gtk_label_new(NULL);
+  gtk_label_set_wrap(GTK_LABEL(ui->no_match), TRUE);
+  gtk_widget_add_css_class(ui->no_match, "dim-label");
+  gtk_widget_set_vexpand(ui->no_match, TRUE);
   ui->stack = gtk_stack_new();
   gtk_stack_add_named(GTK_STACK(ui->stack), scrolled, "list");
   gtk_stack_add_named(GTK_STACK(ui->stack), empty, "empty");
+  gtk_stack_add_named(GTK_STACK(ui->stack), ui->no_match, "no-match");
   gtk_box_append(GTK_BOX(box), ui->stack);
   gtk_window_set_child(window, box);
 
@@ -335,8 +453,7 @@ void kcps__tray_jobs_update(KcpsTrayApp *app)
   gtk_actionable_set_action_name(GTK_ACTIONABLE(ui->account),
                                  logged_in ? "app.logout" : "app.login");
   gtk_widget_set_sensitive(ui->account, app->status.reachable);
-  bool empty = g_list_model_get_n_items(G_LIST_MODEL(app->jobs)) == 0;
-  gtk_stack_set_visible_child_name(GTK_STACK(ui->stack), empty ? "empty" : "list");
+  jobs_page_update(ui);
   gtk_spinner_set_spinning(GTK_SPINNER(ui->spinner), app->refreshing);
   gtk_widget_set_visible(ui->spinner, app->refreshing);
 }
@@ -579,6 +696,8 @@ static const char jobs_test_xml[] =
   " <property name='ReleaseState' type='s' access='read'/>"
   " <property name='ReleaseControls' type='s' access='read'/>"
   " <property name='ReleasePrinters' type='(uu)' access='read'/>"
+  " <property name='JobsShown' type='u' access='read'/>"
+  " <property name='JobsPage' type='s' access='read'/>"
   "</interface></node>";
 
 /* Set by tray-release.c through object data on the dialog. */
@@ -625,6 +744,15 @@ static GVariant *jobs_test_property(GDBusConnection *connection, const char *sen
     guint count = 0;
     guint listed = kcps__tray_release_printers_listed(app, &count);
     return g_variant_new("(uu)", listed, count);
+  }
+  jobs_ui_t *ui = app->jobs_window != NULL ? g_object_get_data(G_OBJECT(app->jobs_window), "ui")
+                                           : NULL;
+  if (strcmp(name, "JobsShown") == 0)
+    return g_variant_new_uint32(ui != NULL ? g_list_model_get_n_items(G_LIST_MODEL(ui->shown))
+                                           : 0);
+  if (strcmp(name, "JobsPage") == 0) {
+    const char *page = ui != NULL ? gtk_stack_get_visible_child_name(GTK_STACK(ui->stack)) : NULL;
+    return g_variant_new_string(page != NULL ? page : "");
   }
   if (strcmp(name, "ReleaseControls") == 0) {
     const char *controls = st->release != NULL
@@ -674,6 +802,7 @@ void kcps__tray_jobs_startup(KcpsTrayApp *app)
     {"release", on_release, NULL, NULL, NULL, {0}},
     {"release-job", on_release_job, "s", NULL, NULL, {0}},
     {"preview-job", on_preview_job, "s", NULL, NULL, {0}},
+    {"find-jobs", on_find_jobs, NULL, NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), actions, G_N_ELEMENTS(actions), app);
   g_signal_connect(app, "shutdown", G_CALLBACK(jobs_shutdown), NULL);
@@ -682,6 +811,7 @@ void kcps__tray_jobs_startup(KcpsTrayApp *app)
   static const GActionEntry test_actions[] = {
     {"release-submit", on_release_submit, "s", NULL, NULL, {0}},
     {"preview-next", on_preview_next, NULL, NULL, NULL, {0}},
+    {"search-jobs", on_search_jobs, "s", NULL, NULL, {0}},
   };
   g_action_map_add_action_entries(G_ACTION_MAP(app), test_actions, G_N_ELEMENTS(test_actions),
                                   app);

@@ -276,6 +276,53 @@ const char *kcps_tray_state_label(const char *state)
   return state != NULL ? state : NO_VALUE;
 }
 
+/* text as compared by the search: NFKC (full-width "ＡＢＣ" is "abc", "ﬁ"
+ * is "fi"; accents count), then case-folded. NULL for NULL or invalid UTF-8. */
+static char *search_fold(const char *text)
+{
+  if (text == NULL || !g_utf8_validate(text, -1, NULL))
+    return NULL;
+  g_autofree char *normal = g_utf8_normalize(text, -1, G_NORMALIZE_ALL_COMPOSE);
+  return normal != NULL ? g_utf8_casefold(normal, -1) : NULL;
+}
+
+char **kcps_tray_search_words(const char *text)
+{
+  g_autofree char *folded = search_fold(text);
+  if (folded == NULL)
+    return NULL;
+  GPtrArray *words = g_ptr_array_new();
+  const char *p = folded;
+  while (*p != '\0') {
+    while (*p != '\0' && g_unichar_isspace(g_utf8_get_char(p)))
+      p = g_utf8_next_char(p);
+    const char *start = p;
+    while (*p != '\0' && !g_unichar_isspace(g_utf8_get_char(p)))
+      p = g_utf8_next_char(p);
+    if (p > start)
+      g_ptr_array_add(words, g_strndup(start, (gsize)(p - start)));
+  }
+  if (words->len == 0) {
+    g_ptr_array_free(words, TRUE);
+    return NULL;
+  }
+  g_ptr_array_add(words, NULL);
+  return (char **)g_ptr_array_free(words, FALSE);
+}
+
+bool kcps_tray_job_matches(char *const *words, const char *name, const char *state_label)
+{
+  if (words == NULL)
+    return true;
+  g_autofree char *n = search_fold(name);
+  g_autofree char *s = search_fold(state_label);
+  for (char *const *w = words; *w != NULL; w++) {
+    if ((n == NULL || strstr(n, *w) == NULL) && (s == NULL || strstr(s, *w) == NULL))
+      return false;
+  }
+  return true;
+}
+
 char *kcps_tray_job_summary(const kcps_tray_job_info_t *job, GDateTime *now)
 {
   g_autofree char *pages = kcps_tray_format_pages(job->pages);

@@ -87,6 +87,14 @@ const char *kcps_tray_state_label(const char *state);
  * Today, 10:42, Waiting at the printer". Caller g_frees. */
 char *kcps_tray_job_summary(const kcps_tray_job_info_t *job, GDateTime *now);
 
+/* The jobs window's search: text as compared (NFKC, case-folded, split into
+ * words at white space; NULL for no word or invalid UTF-8: all match).
+ * Caller g_strfreevs. */
+char **kcps_tray_search_words(const char *text);
+/* Whether a job matches: every word is in its name or its state label,
+ * compared as kcps_tray_search_words compares. */
+bool kcps_tray_job_matches(char *const *words, const char *name, const char *state_label);
+
 /* The icon state for a status and the number of jobs waiting. */
 kcps_tray_icon_state_t kcps_tray_icon_state(const kcps_tray_status_t *status, guint waiting);
 /* The same, knowing how many jobs are uploading (uploading wins over jobs

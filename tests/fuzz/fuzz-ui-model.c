@@ -1,7 +1,8 @@
 /* Fuzz target: what the tray believes of kcpsd's answers on 5572 (another
  * local process could be listening there): the bodies of GET /v1/status and
  * GET /v1/jobs, parsed and then formatted as the windows show them; the
- * first part also as a refused login's answer (account_locked, retry_at).
+ * first part also as a refused login's answer (account_locked, retry_at);
+ * each job's name searched for in the jobs window's search.
  * Input: "status-json\n\x1ejobs-json" (the record separator splits them). */
 #include "common/json-util.h"
 #include "ui/tray-model.h"
@@ -70,6 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           __builtin_trap();
         if (kcps_tray_job_is_waiting(job->state))
           waiting++;
+        /* The search, with the job's own name as the text: it finds itself. */
+        g_auto(GStrv) words = kcps_tray_search_words(job->name);
+        const char *label = kcps_tray_state_label(job->state);
+        if (!kcps_tray_job_matches(words, job->name, label))
+          __builtin_trap();
       }
       /* The notices: against nothing, itself and an empty read (ids,
        * names and expiry times from the input). */

@@ -5,6 +5,8 @@
 #    (404 for an unknown job, 405 for another method);
 #  - a job printed to kcpsd's IPP port shows in the list with a thumbnail
 #    drawn (the tray's test state names the job once its row shows it);
+#  - the search finds a job by its name (any case, full-width), by state
+#    words, none (the window says so), and all again when emptied;
 #  - the preview shows page 1 of 2, Next turns to page 2 of 2;
 #  - the menu's Release… opens the dialog (a job to pick);
 #  - Release… on the job opens the dialog; the ippeveprinter's capabilities
@@ -153,6 +155,26 @@ fi
 grep -q 'thumbnail of “jobs one” drawn' "$TMP/tray.log" && pass "the tray logs the thumbnail" ||
   fail "no thumbnail line in the tray's log"
 shot jobs jobs-thumbnails
+
+# The search: by name (case and width aside), by state, none, then all again.
+search() { action search-jobs "[<'$1'>]"; }
+shown_is() { prop_is JobsShown "(<uint32 $1>,)" && prop_is JobsPage "(<'$2'>,)"; }
+search "TWO"
+wait_for 10 "one job shown" shown_is 1 list && pass "searching TWO shows jobs two only" ||
+  fail "search TWO: $(prop JobsShown) $(prop JobsPage)"
+search "ｊｏｂｓ ｏｎｅ"
+wait_for 10 "one job shown" shown_is 1 list && pass "full-width ｊｏｂｓ ｏｎｅ finds jobs one" ||
+  fail "search ｊｏｂｓ ｏｎｅ: $(prop JobsShown) $(prop JobsPage)"
+search "jobs waiting"
+wait_for 10 "both jobs shown" shown_is 2 list && pass "name and state words together find both" ||
+  fail "search jobs waiting: $(prop JobsShown) $(prop JobsPage)"
+search "no-such-job"
+wait_for 10 "none shown" shown_is 0 no-match && pass "a search for nothing says no job matches" ||
+  fail "search no-such-job: $(prop JobsShown) $(prop JobsPage)"
+shot jobs jobs-no-match
+search ""
+wait_for 10 "both jobs shown" shown_is 2 list && pass "an empty search shows every job" ||
+  fail "empty search: $(prop JobsShown) $(prop JobsPage)"
 
 # The preview: page 1 of 2, then 2 of 2.
 action preview-job "[<'$J1'>]"
