@@ -142,12 +142,7 @@ respond_group(kcps_server_t *server, kcps_http_req_t *req, unsigned status, gint
   }
   sqlite3_finalize(stmt);
   g_mutex_unlock(&server->lock);
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (!node)
-    kcps_http_respond_error(req, 404, "not_found", "no such group");
-  else
-    kcps_http_respond_json(req, status, node);
+  kcps__server_respond_found(req, error, node, status, "no such group");
 }
 
 /* The organization of a groups route; 404 for anything but a UUID. */

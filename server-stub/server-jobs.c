@@ -288,12 +288,7 @@ kcps__server_route_get_job(kcps_server_t *server, kcps_http_req_t *req,
   g_mutex_lock(&server->lock);
   g_autoptr(JsonNode) node = owned_job_node_locked(server, id, session->user_id, &error);
   g_mutex_unlock(&server->lock);
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (node == NULL)
-    kcps_http_respond_error(req, 404, "not_found", "no such job");
-  else
-    kcps_http_respond_json(req, 200, node);
+  kcps__server_respond_found(req, error, node, 200, "no such job");
 }
 
 void

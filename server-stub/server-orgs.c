@@ -168,12 +168,7 @@ respond_org(kcps_server_t *server, kcps_http_req_t *req, unsigned status, gint64
   g_mutex_lock(&server->lock);
   g_autoptr(JsonNode) node = org_node_locked(server, org, &error);
   g_mutex_unlock(&server->lock);
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (!node)
-    kcps_http_respond_error(req, 404, "not_found", "no such organization");
-  else
-    kcps_http_respond_json(req, status, node);
+  kcps__server_respond_found(req, error, node, status, "no such organization");
 }
 
 /* The org's id when id is a public id the session may reach for data (the
@@ -668,12 +663,7 @@ respond_user(kcps_server_t *server, kcps_http_req_t *req, unsigned status, gint6
   }
   sqlite3_finalize(stmt);
   g_mutex_unlock(&server->lock);
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (!node)
-    kcps_http_respond_error(req, 404, "not_found", "no such user");
-  else
-    kcps_http_respond_json(req, status, node);
+  kcps__server_respond_found(req, error, node, status, "no such user");
 }
 
 static void
@@ -1113,12 +1103,7 @@ route_put_quota(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
   }
   sqlite3_finalize(stmt);
   g_mutex_unlock(&server->lock);
-  if (error)
-    kcps__server_respond_internal(req, error);
-  else if (!node)
-    kcps_http_respond_error(req, 404, "not_found", "no such user");
-  else
-    kcps_http_respond_json(req, 200, node);
+  kcps__server_respond_found(req, error, node, 200, "no such user");
   user_row_clear(&u);
 }
 

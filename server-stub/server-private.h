@@ -182,6 +182,10 @@ bool kcps__server_body_none(kcps_http_req_t *req);
 /* Answers 400 bad_request with error's message. */
 void kcps__server_respond_bad(kcps_http_req_t *req, const GError *error);
 void kcps__server_respond_internal(kcps_http_req_t *req, const GError *error);
+/* A read of one row answered: 500 for error, 404 not_found with
+ * missing_text when node is NULL, else node with status. */
+void kcps__server_respond_found(kcps_http_req_t *req, const GError *error, JsonNode *node,
+                                unsigned status, const char *missing_text);
 
 /* server-db.c; callers hold server->lock for these (open/close excepted:
  * they run before and after serving) */

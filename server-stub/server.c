@@ -337,6 +337,18 @@ kcps__server_respond_internal(kcps_http_req_t *req, const GError *error)
   kcps_http_respond_error(req, 500, "internal", "the server failed; see its log");
 }
 
+void
+kcps__server_respond_found(kcps_http_req_t *req, const GError *error, JsonNode *node,
+                           unsigned status, const char *missing_text)
+{
+  if (error)
+    kcps__server_respond_internal(req, error);
+  else if (!node)
+    kcps_http_respond_error(req, 404, "not_found", "%s", missing_text);
+  else
+    kcps_http_respond_json(req, status, node);
+}
+
 /* Lifecycle ------------------------------------------------------------ */
 
 kcps_server_t *
