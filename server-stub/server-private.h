@@ -504,6 +504,12 @@ typedef void (*kcps__server_figures_fn)(JsonBuilder *b, sqlite3_stmt *stmt, int 
 /* Adds member: [rows] of a grouped query bound to (?1 org, ?2 start, ?3 end):
  * each row's first ncols columns are members named by names (a name starting
  * with '#' is a limit: its integer, null when negative), then figures. */
+/* A report's "totals": the one row of sql (bound like report_rows) as an
+ * object of figures from column 0; nothing when sql gives no row. False
+ * with error set when the query fails. */
+bool kcps__server_report_totals_locked(kcps_server_t *server, JsonBuilder *b, const char *sql,
+                                       gint64 org, gint64 start, gint64 end,
+                                       kcps__server_figures_fn figures, GError **error);
 bool kcps__server_report_rows_locked(kcps_server_t *server, JsonBuilder *b, const char *member,
                                      const char *sql, const char *const *names, int ncols,
                                      gint64 org, gint64 start, gint64 end,

@@ -224,6 +224,28 @@ kcps__server_report_rows_locked(kcps_server_t *server, JsonBuilder *b, const cha
   return rc == SQLITE_DONE;
 }
 
+bool
+kcps__server_report_totals_locked(kcps_server_t *server, JsonBuilder *b, const char *sql,
+                                  gint64 org, gint64 start, gint64 end,
+                                  kcps__server_figures_fn figures, GError **error)
+{
+  sqlite3_stmt *stmt = kcps__server_db_prepare(server, sql, error);
+  if (!stmt)
+    return false;
+  sqlite3_bind_int64(stmt, 1, org);
+  sqlite3_bind_int64(stmt, 2, start);
+  sqlite3_bind_int64(stmt, 3, end);
+  int rc = kcps__server_db_step(server, stmt, error);
+  if (rc == SQLITE_ROW) {
+    json_builder_set_member_name(b, "totals");
+    json_builder_begin_object(b);
+    figures(b, stmt, 0);
+    json_builder_end_object(b);
+  }
+  sqlite3_finalize(stmt);
+  return rc >= 0;
+}
+
 static void
 route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_session_t *session,
                  const char *id)
@@ -245,20 +267,9 @@ route_org_report(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_
   kcps__server_json_string(b, "month", month);
 
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT" USAGE_COLUMNS " FROM job_logs l" USAGE_WHERE, &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, org);
-    sqlite3_bind_int64(stmt, 2, start);
-    sqlite3_bind_int64(stmt, 3, end);
-    if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
-      json_builder_set_member_name(b, "totals");
-      json_builder_begin_object(b);
-      add_usage(b, stmt, 0);
-      json_builder_end_object(b);
-    }
-  }
-  sqlite3_finalize(stmt);
+  kcps__server_report_totals_locked(server, b,
+                                    "SELECT" USAGE_COLUMNS " FROM job_logs l" USAGE_WHERE,
+                                    org, start, end, add_usage, &error);
   if (!error)
     kcps__server_report_rows_locked(server, b, "users",
                           "SELECT u.public_id, u.email, u.name," USAGE_COLUMNS

@@ -641,20 +641,9 @@ route_org_usage(kcps_server_t *server, kcps_http_req_t *req, const kcps_server_s
   kcps__server_json_string(b, "org", id);
   kcps__server_json_string(b, "month", month);
   g_mutex_lock(&server->lock);
-  sqlite3_stmt *stmt = kcps__server_db_prepare(
-      server, "SELECT" REPORT_COLUMNS " FROM usage_counted c" REPORT_WHERE, &error);
-  if (stmt) {
-    sqlite3_bind_int64(stmt, 1, org);
-    sqlite3_bind_int64(stmt, 2, start);
-    sqlite3_bind_int64(stmt, 3, end);
-    if (kcps__server_db_step(server, stmt, &error) == SQLITE_ROW) {
-      json_builder_set_member_name(b, "totals");
-      json_builder_begin_object(b);
-      add_report_figures(b, stmt, 0);
-      json_builder_end_object(b);
-    }
-  }
-  sqlite3_finalize(stmt);
+  kcps__server_report_totals_locked(server, b,
+                                    "SELECT" REPORT_COLUMNS " FROM usage_counted c" REPORT_WHERE,
+                                    org, start, end, add_report_figures, &error);
   if (!error)
     kcps__server_report_rows_locked(server, b, "users",
                            "SELECT u.public_id, u.email, u.name, coalesce(u.quota_pages, -1),"
