@@ -282,6 +282,32 @@ static void say_file(void)
           kcps_keyring_file_path());
 }
 
+/* POSTs {"name1":"value1","name2":"value2"} (a login's fields, secrets
+ * among them) to kcpsd; the body's copies are wiped once sent (the caller
+ * wipes its own). */
+static int post_secret_pair(call_t *c, const char *path, const char *name1, const char *value1,
+                            const char *name2, const char *value2)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new();
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, name1);
+  json_builder_add_string_value(builder, value1);
+  json_builder_set_member_name(builder, name2);
+  json_builder_add_string_value(builder, value2);
+  json_builder_end_object(builder);
+  g_autoptr(JsonNode) body = json_builder_get_root(builder);
+  g_clear_pointer(&c->response, json_node_unref);
+  int rc = call(c, "POST", path, body);
+  const char *names[] = {name1, name2};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    /* The node's own string, in place: json-glib has no call to wipe it. */
+    char *copy = (char *)kcps_json_string(json_node_get_object(body), names[i]);
+    if (copy != NULL)
+      explicit_bzero(copy, strlen(copy));
+  }
+  return rc;
+}
+
 /* Keeps the refresh token of kcpsd's answer in the keyring, and wipes it
  * from the answer. */
 static void keep_session(call_t *c, const char *server)
@@ -367,18 +393,8 @@ static int cmd_login(call_t *c, const char *email)
   char *password = read_password(email);
   if (password == NULL)
     return EXIT_REFUSED;
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  json_builder_begin_object(builder);
-  json_builder_set_member_name(builder, "email");
-  json_builder_add_string_value(builder, email);
-  json_builder_set_member_name(builder, "password");
-  json_builder_add_string_value(builder, password);
-  json_builder_end_object(builder);
+  rc = post_secret_pair(c, "/v1/login", "email", email, "password", password);
   wipe_free(password);
-  g_autoptr(JsonNode) body = json_builder_get_root(builder);
-  g_clear_pointer(&c->response, json_node_unref);
-  rc = call(c, "POST", "/v1/login", body);
-  json_object_set_string_member(json_node_get_object(body), "password", "");
   if (rc != EXIT_OK)
     return rc;
   JsonObject *obj = response_object(c);
@@ -396,19 +412,9 @@ static int cmd_login(call_t *c, const char *email)
       explicit_bzero(mfa_token, strlen(mfa_token));
       return EXIT_REFUSED;
     }
-    g_autoptr(JsonBuilder) mfa = json_builder_new();
-    json_builder_begin_object(mfa);
-    json_builder_set_member_name(mfa, "mfa_token");
-    json_builder_add_string_value(mfa, mfa_token);
-    json_builder_set_member_name(mfa, "code");
-    json_builder_add_string_value(mfa, code);
-    json_builder_end_object(mfa);
+    rc = post_secret_pair(c, "/v1/login/mfa", "mfa_token", mfa_token, "code", code);
     explicit_bzero(mfa_token, strlen(mfa_token));
     wipe_free(code);
-    g_autoptr(JsonNode) mfa_body = json_builder_get_root(mfa);
-    g_clear_pointer(&c->response, json_node_unref);
-    rc = call(c, "POST", "/v1/login/mfa", mfa_body);
-    json_object_set_string_member(json_node_get_object(mfa_body), "mfa_token", "");
     if (rc != EXIT_OK)
       return rc;
     obj = response_object(c);
@@ -570,19 +576,9 @@ static int cmd_login_sso(call_t *c, const char *email, bool open_browser)
     wipe_free(verifier);
     return EXIT_REFUSED;
   }
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  json_builder_begin_object(builder);
-  json_builder_set_member_name(builder, "code");
-  json_builder_add_string_value(builder, code);
-  json_builder_set_member_name(builder, "code_verifier");
-  json_builder_add_string_value(builder, verifier);
-  json_builder_end_object(builder);
+  rc = post_secret_pair(c, "/v1/login/sso", "code", code, "code_verifier", verifier);
   wipe_free(code);
   wipe_free(verifier);
-  g_autoptr(JsonNode) body = json_builder_get_root(builder);
-  g_clear_pointer(&c->response, json_node_unref);
-  rc = call(c, "POST", "/v1/login/sso", body);
-  json_object_set_string_member(json_node_get_object(body), "code_verifier", "");
   if (rc != EXIT_OK)
     return rc;
   keep_session(c, server);
