@@ -106,6 +106,98 @@ static bool send_admin(http_t *http, ipp_t *request, const char *what, const cha
   return false;
 }
 
+/* --- waiting for the queue's driver --------------------------------------
+ * cupsd (2.4) answers CUPS-Add-Modify-Printer with ppd-name "everywhere" at
+ * once and makes the PPD in a background thread; a job that comes meanwhile
+ * can be aborted ("Unable to convert file 0 to printable format"). The
+ * thread ends with a printer-config-changed event for the queue ("Printer
+ * … is now available."): install waits for it through a pull (ippget)
+ * subscription made before the request, so the event cannot be missed. */
+
+/* How long cupsd may take to make the driver (it asks the printer). */
+#define DRIVER_TIMEOUT_MS 60000
+#define EVENT_POLL_MS 50
+
+/* A request about cupsd's subscriptions: server-wide printer-uri. */
+static ipp_t *server_request(ipp_op_t op) {
+  char uri[HTTP_MAX_URI];
+  httpAssembleURI(HTTP_URI_CODING_ALL, uri, sizeof uri, "ipp", NULL, "localhost", ippPort(), "/");
+  ipp_t *request = ippNewRequest(op);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_URI, "printer-uri", NULL, uri);
+  ippAddString(request, IPP_TAG_OPERATION, IPP_TAG_NAME, "requesting-user-name", NULL,
+               cupsUser());
+  return request;
+}
+
+/* Subscribes to every printer's printer-config-changed events (the queue
+ * may not exist yet): the subscription's id, 0 when cupsd refuses (then
+ * install cannot wait; it says so). */
+static int subscribe_config(http_t *http) {
+  ipp_t *request = server_request(IPP_OP_CREATE_PRINTER_SUBSCRIPTIONS);
+  ippAddString(request, IPP_TAG_SUBSCRIPTION, IPP_TAG_KEYWORD, "notify-pull-method", NULL,
+               "ippget");
+  ippAddString(request, IPP_TAG_SUBSCRIPTION, IPP_TAG_KEYWORD, "notify-events", NULL,
+               "printer-config-changed");
+  ippAddInteger(request, IPP_TAG_SUBSCRIPTION, IPP_TAG_INTEGER, "notify-lease-duration",
+                DRIVER_TIMEOUT_MS / 1000 + 60);
+  ipp_t *response = cupsDoRequest(http, request, "/");
+  ipp_attribute_t *attr = ippFindAttribute(response, "notify-subscription-id", IPP_TAG_INTEGER);
+  int id = cupsLastError() <= IPP_STATUS_OK_EVENTS_COMPLETE && attr != NULL
+             ? ippGetInteger(attr, 0) : 0;
+  ippDelete(response);
+  return id;
+}
+
+static void unsubscribe(http_t *http, int id) {
+  ipp_t *request = server_request(IPP_OP_CANCEL_SUBSCRIPTION);
+  ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "notify-subscription-id", id);
+  ippDelete(cupsDoRequest(http, request, "/"));
+}
+
+/* Whether cupsd sent a printer-config-changed event for queue name since
+ * *next (the sequence number to ask for; moved past what came). */
+static bool config_changed(http_t *http, int id, const char *name, int *next) {
+  ipp_t *request = server_request(IPP_OP_GET_NOTIFICATIONS);
+  ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "notify-subscription-ids", id);
+  ippAddInteger(request, IPP_TAG_OPERATION, IPP_TAG_INTEGER, "notify-sequence-numbers", *next);
+  ipp_t *response = cupsDoRequest(http, request, "/");
+  bool seen = false;
+  for (ipp_attribute_t *attr = ippFindAttribute(response, "notify-sequence-number",
+                                                 IPP_TAG_INTEGER);
+       attr != NULL;
+       attr = ippFindNextAttribute(response, "notify-sequence-number", IPP_TAG_INTEGER)) {
+    if (ippGetInteger(attr, 0) >= *next)
+      *next = ippGetInteger(attr, 0) + 1;
+  }
+  for (ipp_attribute_t *attr = ippFindAttribute(response, "printer-name", IPP_TAG_NAME);
+       attr != NULL && !seen; attr = ippFindNextAttribute(response, "printer-name", IPP_TAG_NAME))
+    seen = g_strcmp0(ippGetString(attr, 0, NULL), name) == 0;
+  ippDelete(response);
+  return seen;
+}
+
+/* Waits until cupsd made queue name's driver; false (error set) when it
+ * did not within DRIVER_TIMEOUT_MS. */
+static bool wait_for_driver(http_t *http, int id, const char *name, GError **error) {
+  int next = 1;
+  gint64 start = g_get_monotonic_time();
+  gint64 deadline = start + (gint64)DRIVER_TIMEOUT_MS * 1000;
+  while (!config_changed(http, id, name, &next)) {
+    if (g_get_monotonic_time() > deadline) {
+      g_autofree char *where = server_text();
+      g_set_error(error, KCPS_PLATFORM_ERROR, KCPS_PLATFORM_ERROR_FAILED,
+                  "the print system at %s did not finish making print queue %s from the "
+                  "printer's answer in %d s (its error_log says why)",
+                  where, name, DRIVER_TIMEOUT_MS / 1000);
+      return false;
+    }
+    g_usleep(EVENT_POLL_MS * 1000);
+  }
+  g_debug("print queue %s: cupsd made its driver %" G_GINT64_FORMAT " ms after the request",
+          name, (g_get_monotonic_time() - start) / 1000);
+  return true;
+}
+
 /* The printer at uri answers Get-Printer-Attributes: cupsd is about to ask
  * it the same, and its own error for a silent printer says little. */
 static bool check_printer(const char *uri, GError **error) {
@@ -157,6 +249,7 @@ bool kcps_platform_queue_install(const char *name, const char *device_uri, const
   if (http == NULL)
     return false;
 
+  int subscription = subscribe_config(http);
   /* What `lpadmin -p NAME -E -v URI -m everywhere` sends, in one request:
    * cupsd makes the PPD from the printer's own answer (driverless). */
   ipp_t *request = queue_request(IPP_OP_CUPS_ADD_MODIFY_PRINTER, name);
@@ -169,6 +262,13 @@ bool kcps_platform_queue_install(const char *name, const char *device_uri, const
   /* A queue to a loopback printer is for this computer's accounts only. */
   ippAddBoolean(request, IPP_TAG_PRINTER, "printer-is-shared", 0);
   bool ok = send_admin(http, request, "add", name, error);
+  if (ok && subscription > 0)
+    ok = wait_for_driver(http, subscription, name, error);
+  else if (ok)
+    g_warning("the print system refused an event subscription: print queue %s may take a "
+              "moment before it accepts jobs", name);
+  if (subscription > 0)
+    unsubscribe(http, subscription);
   httpClose(http);
   return ok;
 }

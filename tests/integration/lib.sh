@@ -17,11 +17,22 @@ lib_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # port_in_use PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port: prints a loopback TCP port (20000-60999) nobody listens on, not handed out before.
+# free_port: prints a loopback TCP port nobody listens on, not handed out
+# before, and outside the kernel's ephemeral range (ip_local_port_range:
+# an outgoing connection's local port there makes a later bind fail with
+# "Address already in use"): 10000 up to that range, or above it.
 free_port() {
-  local port
+  local port lo=32768 hi=60999 base span
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+  if [ "$lo" -gt 12000 ]; then
+    base=10000 span=$((lo - 10000))
+  elif [ "$hi" -lt 63000 ]; then
+    base=$((hi + 1)) span=$((65535 - hi))
+  else
+    base=20000 span=41000 # no room outside it: the old range
+  fi
   for _ in $(seq 1 200); do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 41000))
+    port=$((base + (RANDOM * 32768 + RANDOM) % span))
     case "$LIB_PORTS_TAKEN" in *" $port "*) continue ;; esac
     if ! port_in_use "$port" && ! ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
       LIB_PORTS_TAKEN="$LIB_PORTS_TAKEN$port "

@@ -85,10 +85,20 @@ lib_start kcps-ipp-serve "$TMP/serve.log" "$SERVE_BIN" --spool "$TMP/spool" --po
 wait_for_line 20 "$TMP/serve.log" '^port ' "$LIB_PID" >/dev/null || abort "kcps-ipp-serve did not start"
 
 # 5. Install, twice: one enabled queue, driverless, to the port given.
+# cupsd makes the driver (the PPD) in a background thread after it has
+# answered; a job sent before it is done can be aborted. Install returns
+# once cupsd says it is done (its event comes a moment before its log line).
+PPD=$TMP/cups/root/ppd/KCPS.ppd
+ready_count() { grep -c 'Printer "KCPS" is now available' "$TMP/cups/logs/error_log"; }
+ready_count_is() { [ "$(ready_count)" = "$1" ]; }
 expect_run "install-queue" 0 "print queue KCPS installed .*ipp://localhost:$IPP_PORT/ipp/print" \
   "$KCPSD_BIN" --install-queue --ipp-port "$IPP_PORT"
+[ -s "$PPD" ] && pass "the queue's PPD exists when install-queue returns" ||
+  fail "no PPD at $PPD when install-queue returned"
 expect_run "install-queue again (idempotent)" 0 "print queue KCPS installed" \
   "$KCPSD_BIN" --install-queue --ipp-port "$IPP_PORT"
+wait_for 5 "cupsd's log line" ready_count_is 2 && pass "cupsd made the driver once for each install" ||
+  fail "cupsd's error_log says the driver was made $(ready_count) times, expected 2"
 [ "$(queue_count)" = 1 ] && pass "one queue KCPS" || fail "queues named KCPS: got $(queue_count), expected 1"
 URI=$(lpstat -v KCPS 2>/dev/null | sed -n 's/^device for KCPS: //p')
 [ "$URI" = "ipp://localhost:$IPP_PORT/ipp/print" ] && pass "device URI $URI" ||
@@ -97,7 +107,6 @@ lpstat -p KCPS 2>/dev/null | grep -q 'enabled' && pass "queue enabled" || fail "
 lpstat -a KCPS 2>/dev/null | grep -q 'accepting requests' && pass "queue accepting" ||
   fail "queue KCPS does not accept jobs: $(lpstat -a KCPS 2>&1)"
 # Driverless: the PPD was made by cupsd from the printer's IPP Everywhere answer.
-PPD=$TMP/cups/root/ppd/KCPS.ppd
 if [ -f "$PPD" ] && grep -q 'IPP Everywhere' "$PPD"; then
   pass "driverless (IPP Everywhere PPD)"
 else
@@ -140,8 +149,12 @@ expect_run "remove-queue as nobody is refused as not allowed" 1 \
   setpriv --reuid="$NOBODY_UID" --regid="$NOGROUP" --clear-groups \
   env CUPS_SERVER="$CUPS_SERVER" "$TMP/bin/kcpsd" --remove-queue
 [ "$(queue_count)" = 1 ] || fail "the refused removal removed the queue"
+READY_BEFORE=$(ready_count)
 expect_run "install-queue as root with the guarded policy" 0 "installed" \
   "$KCPSD_BIN" --install-queue --ipp-port "$IPP_PORT"
+wait_for 5 "cupsd's log line" ready_count_is $((READY_BEFORE + 1)) &&
+  pass "cupsd made the driver for the install under the guarded policy" ||
+  fail "cupsd's error_log says the driver was made $(ready_count) times, expected $((READY_BEFORE + 1))"
 
 # 7. lp through the queue lands in the spool, owned by the sender.
 lpstat -p KCPS 2>/dev/null | grep -q 'enabled' || fail "queue KCPS not enabled after the restart"
