@@ -91,6 +91,12 @@ const char *kcps__tray_login_email_field(KcpsTrayApp *app);
 void kcps__tray_set_label(GtkWidget *widget, const char *label);
 GtkWindow *kcps__tray_new_window(KcpsTrayApp *app, const char *name, const char *title);
 GtkWidget *kcps__tray_label_for(const char *text, GtkWidget *widget);
+/* A button with a mnemonic ("_Log in"), or one relabelled so: GTK 4.8
+ * names it to screen readers by its raw label and then its text ("_Log in
+ * Log in"); this leaves the text alone ("Log in"). Again after each
+ * gtk_button_set_label. */
+GtkWidget *kcps__tray_mnemonic_button(const char *mnemonic);
+void kcps__tray_name_by_label(GtkWidget *button);
 /* Fills the login form and submits it, as a person would (test hook). */
 void kcps__tray_login_window_submit(KcpsTrayApp *app, const char *email, const char *password);
 /* Saves window as a PNG at path once it has been drawn (test hook). */

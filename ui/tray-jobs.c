@@ -228,9 +228,11 @@ void kcps__tray_ask_delete(KcpsTrayApp *app, const char *id, const char *name)
   gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(dialog), "%s",
                                            _("The job is removed and cannot be printed any "
                                              "more."));
-  gtk_dialog_add_button(GTK_DIALOG(dialog), _("_Cancel"), GTK_RESPONSE_CANCEL);
+  kcps__tray_name_by_label(
+    gtk_dialog_add_button(GTK_DIALOG(dialog), _("_Cancel"), GTK_RESPONSE_CANCEL));
   GtkWidget *confirm = gtk_dialog_add_button(GTK_DIALOG(dialog), _("_Delete"),
                                              GTK_RESPONSE_ACCEPT);
+  kcps__tray_name_by_label(confirm);
   gtk_widget_add_css_class(confirm, "destructive-action");
   /* Enter keeps the job: deleting takes a deliberate choice. */
   gtk_dialog_set_default_response(GTK_DIALOG(dialog), GTK_RESPONSE_CANCEL);
@@ -349,7 +351,7 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_widget_set_tooltip_text(settings, _("Settings"));
   kcps__tray_set_label(settings, _("Settings"));
   gtk_header_bar_pack_end(GTK_HEADER_BAR(header), settings);
-  ui->account = gtk_button_new_with_mnemonic(_("Log _in…"));
+  ui->account = kcps__tray_mnemonic_button(_("Log _in…"));
   gtk_header_bar_pack_end(GTK_HEADER_BAR(header), ui->account);
   GtkWidget *find = gtk_toggle_button_new();
   gtk_button_set_icon_name(GTK_BUTTON(find), "system-search-symbolic");
@@ -385,7 +387,8 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   ui->search_bar = gtk_search_bar_new();
   gtk_search_bar_set_child(GTK_SEARCH_BAR(ui->search_bar), ui->search_entry);
   gtk_search_bar_connect_entry(GTK_SEARCH_BAR(ui->search_bar), GTK_EDITABLE(ui->search_entry));
-  gtk_search_bar_set_show_close_button(GTK_SEARCH_BAR(ui->search_bar), TRUE);
+  /* No close button: GTK 4.8 gives it no accessible name (Escape and the
+   * header's button close the search). */
   gtk_search_bar_set_key_capture_widget(GTK_SEARCH_BAR(ui->search_bar), GTK_WIDGET(window));
   g_object_bind_property(find, "active", ui->search_bar, "search-mode-enabled",
                          G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
@@ -450,6 +453,7 @@ void kcps__tray_jobs_update(KcpsTrayApp *app)
   bool logged_in = app->status.logged_in;
   gtk_button_set_label(GTK_BUTTON(ui->account), logged_in ? _("Log _out") : _("Log _in…"));
   gtk_button_set_use_underline(GTK_BUTTON(ui->account), TRUE);
+  kcps__tray_name_by_label(ui->account);
   gtk_actionable_set_action_name(GTK_ACTIONABLE(ui->account),
                                  logged_in ? "app.logout" : "app.login");
   gtk_widget_set_sensitive(ui->account, app->status.reachable);

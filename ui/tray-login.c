@@ -57,7 +57,7 @@ static void login_sso(GtkButton *button, gpointer data)
 static GtkWidget *sso_button(KcpsTrayApp *app, const char *mnemonic, const char *preset,
                              const char *tooltip)
 {
-  GtkWidget *button = gtk_button_new_with_mnemonic(mnemonic);
+  GtkWidget *button = kcps__tray_mnemonic_button(mnemonic);
   g_object_set_data(G_OBJECT(button), "kcps-preset", (gpointer)preset);
   gtk_widget_set_tooltip_text(button, tooltip);
   g_signal_connect(button, "clicked", G_CALLBACK(login_sso), app);
@@ -162,14 +162,14 @@ GtkWindow *kcps__tray_login_window(KcpsTrayApp *app)
   ui->spinner = gtk_spinner_new();
   kcps__tray_set_label(ui->spinner, _("Logging in"));
   gtk_box_append(GTK_BOX(buttons), ui->spinner);
-  ui->back = gtk_button_new_with_mnemonic(_("_Back"));
+  ui->back = kcps__tray_mnemonic_button(_("_Back"));
   g_signal_connect(ui->back, "clicked", G_CALLBACK(login_back), app);
   gtk_widget_set_visible(ui->back, FALSE);
   gtk_box_append(GTK_BOX(buttons), ui->back);
-  GtkWidget *cancel = gtk_button_new_with_mnemonic(_("_Cancel"));
+  GtkWidget *cancel = kcps__tray_mnemonic_button(_("_Cancel"));
   gtk_actionable_set_action_name(GTK_ACTIONABLE(cancel), "window.close");
   gtk_box_append(GTK_BOX(buttons), cancel);
-  ui->submit = gtk_button_new_with_mnemonic(_("_Log in"));
+  ui->submit = kcps__tray_mnemonic_button(_("_Log in"));
   gtk_widget_add_css_class(ui->submit, "suggested-action");
   g_signal_connect(ui->submit, "clicked", G_CALLBACK(login_submit), app);
   gtk_box_append(GTK_BOX(buttons), ui->submit);

@@ -421,9 +421,9 @@ void kcps__tray_release_dialog(KcpsTrayApp *app, const char *job_id)
 
   GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   gtk_widget_set_halign(buttons, GTK_ALIGN_END);
-  GtkWidget *close = gtk_button_new_with_mnemonic(_("_Close"));
+  GtkWidget *close = kcps__tray_mnemonic_button(_("_Close"));
   g_signal_connect_swapped(close, "clicked", G_CALLBACK(gtk_window_destroy), window);
-  ui->release_button = gtk_button_new_with_mnemonic(_("_Print"));
+  ui->release_button = kcps__tray_mnemonic_button(_("_Print"));
   gtk_widget_add_css_class(ui->release_button, "suggested-action");
   g_signal_connect(ui->release_button, "clicked", G_CALLBACK(release_clicked), ui);
   gtk_box_append(GTK_BOX(buttons), close);

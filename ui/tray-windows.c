@@ -69,6 +69,20 @@ GtkWindow *kcps__tray_new_window(KcpsTrayApp *app, const char *name, const char 
   return GTK_WINDOW(window);
 }
 
+void kcps__tray_name_by_label(GtkWidget *button)
+{
+  /* GtkButton puts its raw label in the accessible label, and the name
+   * adds the text of the label inside: without it, the text alone. */
+  gtk_accessible_reset_property(GTK_ACCESSIBLE(button), GTK_ACCESSIBLE_PROPERTY_LABEL);
+}
+
+GtkWidget *kcps__tray_mnemonic_button(const char *mnemonic)
+{
+  GtkWidget *button = gtk_button_new_with_mnemonic(mnemonic);
+  kcps__tray_name_by_label(button);
+  return button;
+}
+
 /* A text label with a mnemonic for widget, which it names to screen readers. */
 GtkWidget *kcps__tray_label_for(const char *text, GtkWidget *widget)
 {
@@ -77,6 +91,13 @@ GtkWidget *kcps__tray_label_for(const char *text, GtkWidget *widget)
   gtk_label_set_mnemonic_widget(GTK_LABEL(label), widget);
   gtk_accessible_update_relation(GTK_ACCESSIBLE(widget), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
                                  label, NULL, -1);
+  /* A GtkDropDown takes the focus in the toggle button inside it, which
+   * GTK 4.8 leaves nameless ("GtkToggleButton" to a screen reader): the
+   * label names that button too. */
+  GtkWidget *inner = GTK_IS_DROP_DOWN(widget) ? gtk_widget_get_first_child(widget) : NULL;
+  if (inner != NULL && GTK_IS_TOGGLE_BUTTON(inner))
+    gtk_accessible_update_relation(GTK_ACCESSIBLE(inner), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
+                                   label, NULL, -1);
   return label;
 }
 
@@ -416,7 +437,7 @@ GtkWindow *kcps__tray_settings_window(KcpsTrayApp *app)
   gtk_accessible_update_relation(GTK_ACCESSIBLE(ui->idle), GTK_ACCESSIBLE_RELATION_DESCRIBED_BY,
                                  ui->idle_note, NULL, -1);
   gtk_grid_attach(GTK_GRID(grid), ui->idle_note, 1, 7, 1, 1);
-  GtkWidget *close = gtk_button_new_with_mnemonic(_("_Close"));
+  GtkWidget *close = kcps__tray_mnemonic_button(_("_Close"));
   gtk_actionable_set_action_name(GTK_ACTIONABLE(close), "window.close");
   gtk_widget_set_halign(close, GTK_ALIGN_END);
   gtk_grid_attach(GTK_GRID(grid), close, 1, 8, 1, 1);

@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""The tray's windows as a screen reader sees them, over AT-SPI (issue 6:
+"every control has an accessible label and is reachable by keyboard").
+
+Usage: a11y-walk.py APP_NAME TIMEOUT_S TITLE...
+
+Waits until the application APP_NAME shows a window for each TITLE, then
+walks every window and checks each control a person can use that is on
+screen (visible) and sensitive: it has a name a person can understand (not
+empty, not a GTK class name such as "GtkImage", no mnemonic underscore, not
+the same words twice) and
+it can take the keyboard focus. Prints one line per window and per problem;
+exit 0 when there is none, 1 otherwise, 2 when the windows never came.
+"""
+import re
+import sys
+import time
+
+import pyatspi
+
+# Roles of controls a person operates (AT-SPI role names, GTK 4).
+CONTROLS = {
+    "push button", "toggle button", "check box", "radio button", "entry",
+    "password text", "text", "spin button", "combo box", "list", "list box",
+    "slider", "menu item", "switch", "link", "tree table", "table",
+}
+GTK_CLASS = re.compile(r"^Gtk[A-Z]\w*$")
+
+
+def find_app(name):
+    desktop = pyatspi.Registry.getDesktop(0)
+    for i in range(desktop.childCount):
+        app = desktop.getChildAtIndex(i)
+        if app is not None and app.name == name:
+            return app
+    return None
+
+
+def windows(app):
+    """The application's windows by title (GTK 4.8 gives some the role
+    "filler" rather than "frame": every child of the application counts)."""
+    found = {}
+    for i in range(app.childCount):
+        win = app.getChildAtIndex(i)
+        if win is not None:
+            found[win.name] = win
+    return found
+
+
+def said_twice(name):
+    words = name.split()
+    half = len(words) // 2
+    return half > 0 and len(words) % 2 == 0 and words[:half] == words[half:]
+
+
+def focusable_inside(node):
+    for i in range(node.childCount):
+        child = node.getChildAtIndex(i)
+        if child is not None and (child.getState().contains(pyatspi.STATE_FOCUSABLE)
+                                  or focusable_inside(child)):
+            return True
+    return False
+
+
+def problems(node, where, seen, top=True):
+    """Problems of node (a window when top) and below, as (where, role,
+    name, what); counts controls in seen."""
+    out = []
+    try:
+        role = node.getRoleName()
+        name = node.name or ""
+        state = node.getState()
+    except Exception as e:  # a node gone while walking: not ours to judge
+        return [(where, "?", "?", "vanished while read: %s" % e)]
+    # GTK 4.8 sets "showing" on windows only; "visible" is what it has below.
+    if not state.contains(pyatspi.STATE_VISIBLE) and not top:
+        return out  # hidden widgets and what they hold are not on screen
+    if role in CONTROLS and state.contains(pyatspi.STATE_SENSITIVE):
+        seen.append((where, role, name))
+        if not name.strip():
+            out.append((where, role, name, "has no accessible name"))
+        elif GTK_CLASS.match(name.strip()):
+            out.append((where, role, name, "is named by its GTK class, not for a person"))
+        elif re.search(r"(^|\s)_\w", name):
+            out.append((where, role, name, "has a mnemonic underscore in its name"))
+        elif said_twice(name):
+            out.append((where, role, name, "says its name twice"))
+        # A drop-down takes the focus in the button inside it (checked on its own).
+        if not (state.contains(pyatspi.STATE_FOCUSABLE)
+                or (role == "combo box" and focusable_inside(node))):
+            out.append((where, role, name, "cannot take the keyboard focus"))
+    for i in range(node.childCount):
+        child = node.getChildAtIndex(i)
+        if child is not None:
+            out += problems(child, where, seen, False)
+    return out
+
+
+def main():
+    app_name, timeout, titles = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    deadline = time.time() + timeout
+    app, wins = None, {}
+    while time.time() < deadline:
+        app = find_app(app_name)
+        wins = windows(app) if app is not None else {}
+        if all(t in wins for t in titles):
+            break
+        time.sleep(0.2)
+    missing = [t for t in titles if t not in wins]
+    if missing:
+        print("FAIL - windows never shown over AT-SPI: %s (seen: %s)"
+              % (", ".join(missing), ", ".join(sorted(wins)) or "none"))
+        return 2
+    # Windows fill in as kcpsd answers: read until two walks agree.
+    last = None
+    for _ in range(25):
+        seen, found = [], []
+        for title in titles:
+            if title in wins:
+                found += problems(wins[title], title, seen)
+            else:
+                found.append((title, "window", title, "closed while read"))
+        now = (len(seen), tuple(found))
+        if now == last:
+            break
+        last = now
+        time.sleep(0.2)
+        wins = windows(app)
+    for title in titles:
+        print("window - %s: %d controls" % (title, sum(1 for s in seen if s[0] == title)))
+        for where, role, name in seen:
+            if where == title:
+                print("         %s %r" % (role, name))
+    for where, role, name, what in found:
+        print("FAIL - %s: %s %r %s" % (where, role, name, what))
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

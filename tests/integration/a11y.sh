@@ -1,0 +1,126 @@
+#!/bin/bash
+# The tray's windows as a screen reader sees them (issue 6: "every control
+# has an accessible label and is reachable by keyboard"), under Xvfb with a
+# private session D-Bus and the real AT-SPI bus (at-spi-bus-launcher,
+# activated on that bus), against a real kcps-server and kcpsd with two jobs:
+# the jobs window (with its search open), the login window, the settings,
+# the Release… dialog, the preview and the delete question are opened, then
+# tests/integration/a11y-walk.py (pyatspi) walks every one of them: each
+# control on screen has a name a person can understand (not empty, not a GTK
+# class name, no mnemonic underscore) and can take the keyboard focus.
+# Usage: a11y.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip.
+set -u
+
+BUILD=$(realpath "${1:?usage: a11y.sh BUILD_DIR SOURCE_DIR}")
+SRC=$(realpath "${2:?usage: a11y.sh BUILD_DIR SOURCE_DIR}")
+. "$SRC/tests/integration/lib.sh"
+SERVER_BIN=$BUILD/server-stub/kcps-server
+KCPSD_BIN=$BUILD/client/kcpsd
+KCPS_BIN=$BUILD/client/kcps
+TRAY_BIN=$BUILD/ui/kcps-tray
+PDF=/usr/share/cups/data/default-testpage.pdf
+PYTHON=/usr/bin/python3
+for tool in Xvfb dbus-daemon gdbus ipptool jq; do
+  command -v "$tool" >/dev/null || { echo "a11y: FAIL: $tool is not installed"; exit 1; }
+done
+[ -x /usr/libexec/at-spi-bus-launcher ] ||
+  { echo "a11y: FAIL: at-spi2-core is not installed (make test installs it)"; exit 1; }
+"$PYTHON" -c 'import pyatspi' 2>/dev/null ||
+  { echo "a11y: FAIL: python3-pyatspi is not installed (make test installs it)"; exit 1; }
+[ -x "$TRAY_BIN" ] || { echo "SKIP: $TRAY_BIN not built"; exit 77; }
+[ -r "$PDF" ] || { echo "a11y: FAIL: no $PDF"; exit 1; }
+
+lib_test_begin a11y
+
+# --- peers ---------------------------------------------------------------------
+start_kcps_server "$SERVER_BIN" "$TMP/server" "$TMP/kcps-server.log" ||
+  abort "kcps-server prints its listening line"
+start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$TMP/server/server.crt" ||
+  abort "kcpsd prints its ready line"
+KCPS() { "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" "$@"; }
+for name in "a11y one" "a11y two"; do
+  ipptool -q -T 30 -f "$PDF" -d "name=$name" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
+    /dev/stdin <<'TEST' || abort "Print-Job '$name' to kcpsd"
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name $user
+  ATTR name job-name $name
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+}
+TEST
+done
+job_id() { KCPS jobs --json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }
+J1=$(job_id "a11y one")
+J2=$(job_id "a11y two")
+[ -n "$J1" ] && [ -n "$J2" ] || abort "the two jobs are spooled: $(KCPS jobs --json)"
+pass "kcps-server, kcpsd and two jobs"
+
+# --- a desktop with an accessibility bus ------------------------------------------
+lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp \
+  3>"$TMP/display"
+wait_for 30 "Xvfb's display number" test -s "$TMP/display" || abort "Xvfb starts"
+export DISPLAY=:$(head -n1 "$TMP/display")
+# A session bus of our own: it activates at-spi-bus-launcher (org.a11y.Bus),
+# which starts the accessibility bus and its registry.
+dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
+  2>"$TMP/dbus-session.log" || abort "dbus-daemon --session starts"
+lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus-session.log"
+export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
+wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
+  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId >/dev/null || abort "the session bus answers"
+mkdir -p "$TMP/home" "$TMP/runtime"
+chmod 0700 "$TMP/home" "$TMP/runtime"
+export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
+export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share XDG_STATE_HOME=$TMP/home/.local/state
+# The bridge on (GTK's default): no NO_AT_BRIDGE, no GTK_A11Y=none here.
+export GDK_BACKEND=x11 GSK_RENDERER=cairo G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
+unset LANGUAGE KCPS_TRAY_LOCALEDIR NO_AT_BRIDGE GTK_A11Y
+wait_for 20 "the accessibility bus" gdbus call --session -d org.a11y.Bus -o /org/a11y/bus \
+  -m org.a11y.Bus.GetAddress >/dev/null || abort "at-spi-bus-launcher answers on the session bus"
+pass "Xvfb, a session bus and the AT-SPI bus"
+
+action() {
+  gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray -m org.gtk.Actions.Activate \
+    "$1" "${2:-[]}" '{}' >/dev/null
+}
+app_prop() {
+  gdbus call --session -d org.kcps.Tray -o /org/kcps/Tray/Test \
+    -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test "$1" 2>/dev/null
+}
+
+# --- the windows -------------------------------------------------------------------
+# No tray host: the jobs window opens by itself.
+lib_start kcps-tray "$TMP/tray.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" \
+  --test-dir "$TMP/shots"
+wait_for 30 "the jobs window" bash -c "$(declare -f app_prop); app_prop Windows | grep -q jobs" ||
+  abort "the jobs window opens: $(app_prop Windows)"
+action search-jobs "[<'a11y'>]"
+action login
+action settings
+action preview-job "[<'$J1'>]"
+action release-job "[<'$J1'>]"
+action delete-job "[<'$J2'>]"
+
+if "$PYTHON" "$SRC/tests/integration/a11y-walk.py" kcps-tray 60 "KCPS Jobs" "Log in to KCPS" \
+  "KCPS Settings" "Preview of “a11y one”" "Print a Job" "Delete Job" >"$TMP/walk.out" 2>&1; then
+  pass "every control in the six windows has a name and takes the keyboard focus"
+else
+  fail "AT-SPI walk: $(grep -c '^FAIL' "$TMP/walk.out") problems"
+fi
+cat "$TMP/walk.out"
+# Not vacuous: each window showed controls (the jobs window's rows among them).
+while read -r _ _ title; do
+  count=${title##*: }
+  [ "${count%% *}" -gt 0 ] || fail "window ${title%%: *} showed no control over AT-SPI"
+done < <(grep '^window - ' "$TMP/walk.out")
+[ "$(grep -c '^window - ' "$TMP/walk.out")" = 6 ] || fail "the walk did not report six windows"
+total=$(($(grep '^window - ' "$TMP/walk.out" | sed -E 's/.*: ([0-9]+) controls/\1/' | paste -sd+)))
+[ "${total:-0}" -ge 25 ] && pass "$total controls checked" || fail "only ${total:-0} controls seen"
+
+action quit
