@@ -5,7 +5,8 @@
 # activated on that bus), against a real kcps-server and kcpsd with two jobs:
 # the jobs window (with its search open), the login window, the settings,
 # the Release… dialog, the preview and the delete question are opened, then
-# tests/integration/a11y-walk.py (pyatspi) walks every one of them: each
+# tests/integration/a11y-walk.py (pyatspi) walks every one of them, in
+# English, German and Japanese (the catalogs of the build): each
 # control on screen has a name a person can understand (not empty, not a GTK
 # class name, no mnemonic underscore) and can take the keyboard focus.
 # Usage: a11y.sh BUILD_DIR SOURCE_DIR. Exit 0 pass, 1 fail, 77 skip.
@@ -94,33 +95,50 @@ app_prop() {
     -m org.freedesktop.DBus.Properties.Get org.kcps.Tray1.Test "$1" 2>/dev/null
 }
 
-# --- the windows -------------------------------------------------------------------
-# No tray host: the jobs window opens by itself.
-lib_start kcps-tray "$TMP/tray.log" "$TRAY_BIN" --local-port "$KCPSD_LOCAL_PORT" \
-  --test-dir "$TMP/shots"
-wait_for 30 "the jobs window" bash -c "$(declare -f app_prop); app_prop Windows | grep -q jobs" ||
-  abort "the jobs window opens: $(app_prop Windows)"
-action search-jobs "[<'a11y'>]"
-action login
-action settings
-action preview-job "[<'$J1'>]"
-action release-job "[<'$J1'>]"
-action delete-job "[<'$J2'>]"
-
-if "$PYTHON" "$SRC/tests/integration/a11y-walk.py" kcps-tray 60 "KCPS Jobs" "Log in to KCPS" \
-  "KCPS Settings" "Preview of “a11y one”" "Print a Job" "Delete Job" >"$TMP/walk.out" 2>&1; then
-  pass "every control in the six windows has a name and takes the keyboard focus"
-else
-  fail "AT-SPI walk: $(grep -c '^FAIL' "$TMP/walk.out") problems"
-fi
-cat "$TMP/walk.out"
-# Not vacuous: each window showed controls (the jobs window's rows among them).
-while read -r _ _ title; do
-  count=${title##*: }
-  [ "${count%% *}" -gt 0 ] || fail "window ${title%%: *} showed no control over AT-SPI"
-done < <(grep '^window - ' "$TMP/walk.out")
-[ "$(grep -c '^window - ' "$TMP/walk.out")" = 6 ] || fail "the walk did not report six windows"
-total=$(($(grep '^window - ' "$TMP/walk.out" | sed -E 's/.*: ([0-9]+) controls/\1/' | paste -sd+)))
-[ "${total:-0}" -ge 25 ] && pass "$total controls checked" || fail "only ${total:-0} controls seen"
-
-action quit
+# --- the windows, in English, German and Japanese ----------------------------------
+# walk LANG: the tray in LANG (C: English, the titles known), its six windows
+# opened, then read over AT-SPI; the tray quits after.
+walk() {
+  local lang=$1 out=$TMP/walk-$1.out
+  if [ "$lang" = C ]; then
+    unset LANGUAGE KCPS_TRAY_LOCALEDIR
+  else
+    export LANGUAGE=$lang KCPS_TRAY_LOCALEDIR=$BUILD/ui/po
+  fi
+  # No tray host: the jobs window opens by itself.
+  lib_start "kcps-tray-$lang" "$TMP/tray-$lang.log" "$TRAY_BIN" \
+    --local-port "$KCPSD_LOCAL_PORT" --test-dir "$TMP/shots"
+  local pid=$LIB_PID
+  wait_for 30 "the jobs window" bash -c "$(declare -f app_prop); app_prop Windows | grep -q jobs" ||
+    { fail "$lang: the jobs window opens: $(app_prop Windows)"; return; }
+  action search-jobs "[<'a11y'>]"
+  action login
+  action settings
+  action preview-job "[<'$J1'>]"
+  action release-job "[<'$J1'>]"
+  action delete-job "[<'$J2'>]"
+  local titles=("KCPS Jobs" "Log in to KCPS" "KCPS Settings" "Preview of “a11y one”" \
+    "Print a Job" "Delete Job")
+  [ "$lang" = C ] || titles=(--windows 6)
+  if "$PYTHON" "$SRC/tests/integration/a11y-walk.py" kcps-tray 60 "${titles[@]}" \
+    >"$out" 2>&1; then
+    pass "$lang: every control in the six windows has a name and takes the keyboard focus"
+  else
+    fail "$lang: AT-SPI walk: $(grep -c '^FAIL' "$out") problems"
+  fi
+  sed "s/^/$lang: /" "$out"
+  # Not vacuous: each window showed controls (the jobs window's rows among them).
+  local n total
+  while read -r n; do
+    [ "$n" -gt 0 ] || fail "$lang: a window showed no control over AT-SPI"
+  done < <(sed -nE 's/^window - .*: ([0-9]+) controls$/\1/p' "$out")
+  [ "$(grep -c '^window - ' "$out")" = 6 ] || fail "$lang: the walk did not report six windows"
+  total=$(($(sed -nE 's/^window - .*: ([0-9]+) controls$/\1/p' "$out" | paste -sd+)+0))
+  [ "$total" -ge 25 ] && pass "$lang: $total controls checked" || fail "$lang: only $total controls seen"
+  action quit
+  wait_for 20 "kcps-tray ($lang) to quit" bash -c "! kill -0 $pid 2>/dev/null" ||
+    fail "$lang: the tray did not quit"
+}
+for lang in C de ja; do
+  walk "$lang"
+done
