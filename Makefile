@@ -13,7 +13,7 @@ PACKAGES = meson ninja-build pkg-config gcc libc6-dev \
   python3-aiosmtpd \
   libgtk-4-dev libcairo2-dev librsvg2-common xvfb python3-gi gettext fonts-ipafont-gothic \
   libavahi-client-dev avahi-utils gnome-keyring libsecret-1-dev libsecret-tools \
-  at-spi2-core python3-pyatspi
+  at-spi2-core python3-pyatspi xdotool
 
 .PHONY: all deps build run test test-sanitize bench fuzz clean
 

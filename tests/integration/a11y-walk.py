@@ -2,7 +2,7 @@
 """The tray's windows as a screen reader sees them, over AT-SPI (issue 6:
 "every control has an accessible label and is reachable by keyboard").
 
-Usage: a11y-walk.py APP_NAME TIMEOUT_S TITLE...
+Usage: a11y-walk.py [--keyboard] APP_NAME TIMEOUT_S TITLE...
        a11y-walk.py APP_NAME TIMEOUT_S --windows N   (titles not known: another language)
 
 Waits until the application APP_NAME shows a window for each TITLE (or N
@@ -11,10 +11,14 @@ walks every window and checks each control a person can use that is on
 screen (visible) and sensitive: it has a name a person can understand (not
 empty, not a GTK class name such as "GtkImage", no mnemonic underscore, not
 the same words twice) and
-it can take the keyboard focus. Prints one line per window and per problem;
+it can take the keyboard focus. With --keyboard, the keyboard itself
+(xdotool: X focus, then Tab and Escape as key presses): Tab reaches every
+control, Escape closes each window but the first. Prints one line per
+window and per problem;
 exit 0 when there is none, 1 otherwise, 2 when the windows never came.
 """
 import re
+import subprocess
 import sys
 import time
 
@@ -64,9 +68,25 @@ def focusable_inside(node):
     return False
 
 
+WINDOW_CONTROLS = {"Minimize", "Maximize", "Restore", "Close"}
+
+
+def window_controls(node):
+    """Whether node is the title bar's window buttons (GtkWindowControls: a
+    box of nothing but Minimize / Maximize / Close), which GTK keeps out of
+    the Tab chain; the window manager's keys do their work."""
+    try:
+        kids = [node.getChildAtIndex(i) for i in range(node.childCount)]
+        return bool(kids) and all(k is not None and k.getRoleName() == "push button"
+                                  and k.name in WINDOW_CONTROLS for k in kids)
+    except Exception:
+        return False
+
+
 def problems(node, where, seen, top=True):
     """Problems of node (a window when top) and below, as (where, role,
-    name, what); counts controls in seen."""
+    name, what); counts controls in seen. An insensitive widget makes all
+    it holds insensitive (GTK 4.8 reports a child's own flag only)."""
     out = []
     try:
         role = node.getRoleName()
@@ -77,7 +97,9 @@ def problems(node, where, seen, top=True):
     # GTK 4.8 sets "showing" on windows only; "visible" is what it has below.
     if not state.contains(pyatspi.STATE_VISIBLE) and not top:
         return out  # hidden widgets and what they hold are not on screen
-    if role in CONTROLS and state.contains(pyatspi.STATE_SENSITIVE):
+    if not state.contains(pyatspi.STATE_SENSITIVE) and not top:
+        return out  # nothing in it can be used now
+    if role in CONTROLS:
         seen.append((where, role, name))
         if not name.strip():
             out.append((where, role, name, "has no accessible name"))
@@ -98,8 +120,86 @@ def problems(node, where, seen, top=True):
     return out
 
 
+def focused_in(node):
+    """The control that has the keyboard focus below node, or None."""
+    try:
+        if node.getRoleName() in CONTROLS and node.getState().contains(pyatspi.STATE_FOCUSED):
+            return node
+        for i in range(node.childCount):
+            child = node.getChildAtIndex(i)
+            if child is not None:
+                found = focused_in(child)
+                if found is not None:
+                    return found
+    except Exception:
+        return None
+    return None
+
+
+def collect_window_controls(node, out):
+    if window_controls(node):
+        for i in range(node.childCount):
+            out.add(("push button", node.getChildAtIndex(i).name))
+        return
+    for i in range(node.childCount):
+        child = node.getChildAtIndex(i)
+        if child is not None:
+            collect_window_controls(child, out)
+
+
+def xdotool(*args):
+    return subprocess.run(["xdotool"] + list(args), capture_output=True, text=True)
+
+
+def tab_walk(app, title, controls, close=True):
+    """Presses Tab in window title (X focus set with xdotool, keys through
+    XTEST as a keyboard sends them) until every control of it had the focus
+    or twice as many presses as controls went by; then Escape. Problems as
+    in problems(): controls Tab never reached, and a window Escape left."""
+    ids = xdotool("search", "--name", "^%s$" % re.escape(title)).stdout.split()
+    win = windows(app).get(title)
+    if not ids or win is None:
+        return [(title, "window", title, "not found for the keyboard walk")]
+    for wid in ids:
+        xdotool("windowfocus", "--sync", wid)
+        time.sleep(0.2)
+        if focused_in(win) is not None or wid == ids[-1]:
+            break
+    skip = set()
+    collect_window_controls(win, skip)
+    wanted = set((role, name) for where, role, name in controls if where == title) - skip
+    reached = set()
+    for _ in range(2 * len(wanted) + 4):
+        now = focused_in(win)
+        # The focused control, and what holds it (a list, a drop-down).
+        node = now
+        while node is not None and node != win:
+            reached.add((node.getRoleName(), node.name or ""))
+            node = node.parent
+        if wanted <= reached:
+            break
+        xdotool("key", "Tab")
+        deadline = time.time() + 1.0
+        while time.time() < deadline and focused_in(win) == now:
+            time.sleep(0.05)
+    out = [(title, role, name, "is never reached with Tab")
+           for role, name in sorted(wanted - reached)]
+    if not close:
+        return out
+    xdotool("key", "Escape")
+    deadline = time.time() + 3.0
+    while time.time() < deadline and title in windows(app):
+        time.sleep(0.1)
+    if title in windows(app):
+        out.append((title, "window", title, "does not close with Escape"))
+    return out
+
+
 def main():
-    app_name, timeout, titles = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    args = sys.argv[1:]
+    keyboard = "--keyboard" in args
+    args = [a for a in args if a != "--keyboard"]
+    app_name, timeout, titles = args[0], float(args[1]), args[2:]
     count = int(titles[1]) if titles[:1] == ["--windows"] else None
     deadline = time.time() + timeout
     app, wins = None, {}
@@ -138,6 +238,15 @@ def main():
         for where, role, name in seen:
             if where == title:
                 print("         %s %r" % (role, name))
+    # The keyboard, as a person uses it: Tab through each window, newest
+    # (on top, modal ones first) to oldest, then Escape to close it. The
+    # first title (the main window: closing it quits) is walked, not closed.
+    if keyboard:
+        for title in reversed(titles):
+            found += tab_walk(app, title, seen, close=title != titles[0])
+        print("keyboard - Tab reached every control; Escape closed the windows"
+              if not any("Tab" in p[3] or "Escape" in p[3] for p in found) else
+              "keyboard - problems below")
     for where, role, name, what in found:
         print("FAIL - %s: %s %r %s" % (where, role, name, what))
     return 1 if found else 0
