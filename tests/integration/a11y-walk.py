@@ -147,6 +147,10 @@ def collect_window_controls(node, out):
             collect_window_controls(child, out)
 
 
+def identity(node):
+    return None if node is None else (node.getRoleName(), node.name, node.getIndexInParent())
+
+
 def xdotool(*args):
     return subprocess.run(["xdotool"] + list(args), capture_output=True, text=True)
 
@@ -179,15 +183,15 @@ def tab_walk(app, title, controls, close=True):
         if wanted <= reached:
             break
         xdotool("key", "Tab")
-        deadline = time.time() + 1.0
-        while time.time() < deadline and focused_in(win) == now:
+        deadline = time.time() + 2.0  # AT-SPI follows the focus a moment later
+        while time.time() < deadline and identity(focused_in(win)) == identity(now):
             time.sleep(0.05)
     out = [(title, role, name, "is never reached with Tab")
            for role, name in sorted(wanted - reached)]
     if not close:
         return out
     xdotool("key", "Escape")
-    deadline = time.time() + 3.0
+    deadline = time.time() + 10.0
     while time.time() < deadline and title in windows(app):
         time.sleep(0.1)
     if title in windows(app):
