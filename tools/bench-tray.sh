@@ -74,19 +74,8 @@ settle() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 
 # X and a session bus of our own; private folders.
-lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
-  3>"$TMP/display"
-wait_for 30 "Xvfb" test -s "$TMP/display" || exit 1
-export DISPLAY=:$(head -n1 "$TMP/display")
-dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
-  2>"$TMP/dbus.log" || exit 1
-lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus.log"
-export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
-mkdir -p "$TMP/home" "$TMP/runtime"
-chmod 0700 "$TMP/home" "$TMP/runtime"
-export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
-export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share
-export GSK_RENDERER=cairo GDK_BACKEND=x11 NO_AT_BRIDGE=1 GTK_A11Y=none
+lib_start_desktop "$TMP" || exit 1
+export NO_AT_BRIDGE=1 GTK_A11Y=none
 
 # kcpsd --user without a server: the tray reads it and holds its event stream.
 mkdir -p "$TMP/kcpsd/spool" "$TMP/kcpsd/state"

@@ -42,21 +42,8 @@ start_kcpsd "$KCPSD_BIN" "$TMP/kcpsd" "$KCPS_SERVER_URL" "$TMP/server/server.crt
   abort "kcpsd prints its ready line"
 KCPS() { "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" "$@"; }
 for name in "a11y one" "a11y two"; do
-  ipptool -q -T 30 -f "$PDF" -d "name=$name" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
-    /dev/stdin <<'TEST' || abort "Print-Job '$name' to kcpsd"
-{
-  OPERATION Print-Job
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR name requesting-user-name $user
-  ATTR name job-name $name
-  ATTR mimeMediaType document-format application/pdf
-  FILE $filename
-  STATUS successful-ok
-}
-TEST
+  out=$(lib_print_job "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" "$PDF" "$name") ||
+    abort "Print-Job '$name' to kcpsd: $out"
 done
 job_id() { KCPS jobs --json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }
 J1=$(job_id "a11y one")
@@ -65,24 +52,11 @@ J2=$(job_id "a11y two")
 pass "kcps-server, kcpsd and two jobs"
 
 # --- a desktop with an accessibility bus ------------------------------------------
-lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1280x900x24 -nolisten tcp \
-  3>"$TMP/display"
-wait_for 30 "Xvfb's display number" test -s "$TMP/display" || abort "Xvfb starts"
-export DISPLAY=:$(head -n1 "$TMP/display")
-# A session bus of our own: it activates at-spi-bus-launcher (org.a11y.Bus),
-# which starts the accessibility bus and its registry.
-dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
-  2>"$TMP/dbus-session.log" || abort "dbus-daemon --session starts"
-lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus-session.log"
-export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
-wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
-  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId >/dev/null || abort "the session bus answers"
-mkdir -p "$TMP/home" "$TMP/runtime"
-chmod 0700 "$TMP/home" "$TMP/runtime"
-export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
-export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share XDG_STATE_HOME=$TMP/home/.local/state
+# Its session bus activates at-spi-bus-launcher (org.a11y.Bus), which starts
+# the accessibility bus and its registry.
+lib_start_desktop "$TMP" 1280x900 || abort "Xvfb and a session bus start"
 # The bridge on (GTK's default): no NO_AT_BRIDGE, no GTK_A11Y=none here.
-export GDK_BACKEND=x11 GSK_RENDERER=cairo G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
+export G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
 unset LANGUAGE KCPS_TRAY_LOCALEDIR NO_AT_BRIDGE GTK_A11Y
 wait_for 20 "the accessibility bus" gdbus call --session -d org.a11y.Bus -o /org/a11y/bus \
   -m org.a11y.Bus.GetAddress >/dev/null || abort "at-spi-bus-launcher answers on the session bus"

@@ -169,6 +169,55 @@ lib_test_finish() {
   exit "$rc"
 }
 
+# lib_start_desktop DIR [WxH]: what a desktop session gives the tray, in DIR:
+# Xvfb (DISPLAY), a private session bus (DBUS_SESSION_BUS_ADDRESS; it can
+# activate services such as the AT-SPI bus), private HOME and XDG folders,
+# software rendering on X11. The accessibility bridge is left as the caller
+# wants it (the tray tests set NO_AT_BRIDGE=1 GTK_A11Y=none). False (said
+# on stderr) when a piece does not start.
+lib_start_desktop() {
+  local dir=$1 size=${2:-1024x768}
+  lib_start Xvfb "$dir/xvfb.log" Xvfb -displayfd 3 -screen 0 "${size}x24" -nolisten tcp \
+    3>"$dir/display"
+  wait_for 30 "Xvfb's display number" test -s "$dir/display" || return 1
+  export DISPLAY=:$(head -n1 "$dir/display")
+  dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$dir/bus" 4>"$dir/bus.pid" \
+    2>"$dir/dbus-session.log" || { cat "$dir/dbus-session.log" >&2; return 1; }
+  lib_record dbus-session "$(head -n1 "$dir/bus.pid")" "$dir/dbus-session.log"
+  export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$dir/bus")
+  wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
+    -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId || return 1
+  mkdir -p "$dir/home" "$dir/runtime"
+  chmod 0700 "$dir/home" "$dir/runtime"
+  export HOME=$dir/home XDG_RUNTIME_DIR=$dir/runtime XDG_CONFIG_HOME=$dir/home/.config
+  export XDG_CACHE_HOME=$dir/home/.cache XDG_DATA_HOME=$dir/home/.local/share
+  export XDG_STATE_HOME=$dir/home/.local/state
+  export GDK_BACKEND=x11 GSK_RENDERER=cairo
+}
+
+# lib_print_job URI FILE NAME: Print-Job of the PDF FILE named NAME to the
+# IPP printer at URI with ipptool (as this process's user); true when the
+# printer took it (successful-ok and a job-id), else ipptool's last lines.
+lib_print_job() {
+  local out
+  out=$(ipptool -t -T 30 -f "$2" -d "name=$3" "$1" /dev/stdin 2>&1 <<'TEST'
+{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name $user
+  ATTR name job-name $name
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+  EXPECT job-id OF-TYPE integer WITH-VALUE >0
+}
+TEST
+  ) || { printf '%s\n' "$out" | tail -n 5; return 1; }
+}
+
 # lib_dump_logs [all]: prints the last lines (secrets hidden) of the logs of peers that died (or of all with "all").
 lib_dump_logs() {
   local i

@@ -61,21 +61,8 @@ KCPS() { "$KCPS_BIN" --port "$KCPSD_LOCAL_PORT" "$@"; }
 
 qpdf --empty --pages "$PDF" "$PDF" -- "$TMP/two.pdf" || abort "qpdf makes a 2-page PDF"
 for name in "jobs one" "jobs two"; do
-  ipptool -q -T 30 -f "$TMP/two.pdf" -d "name=$name" "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" \
-    /dev/stdin <<'TEST' || abort "Print-Job '$name' to kcpsd"
-{
-  OPERATION Print-Job
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR name requesting-user-name $user
-  ATTR name job-name $name
-  ATTR mimeMediaType document-format application/pdf
-  FILE $filename
-  STATUS successful-ok
-}
-TEST
+  out=$(lib_print_job "ipp://127.0.0.1:$KCPSD_IPP_PORT/ipp/print" "$TMP/two.pdf" "$name") ||
+    abort "Print-Job '$name' to kcpsd: $out"
 done
 job_id() { KCPS jobs --json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }
 job_state() { KCPS jobs --json | jq -r --arg id "$1" '.[] | select(.id == $id) | .state'; }
@@ -103,21 +90,8 @@ check_code 405 "/v1/jobs/$J1/document" -X DELETE
 check_code 404 "/v1/jobs/$J1/document/more"
 
 # --- the tray -------------------------------------------------------------------
-lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
-  3>"$TMP/display"
-wait_for 30 "Xvfb's display number" test -s "$TMP/display" || abort "Xvfb starts"
-export DISPLAY=:$(head -n1 "$TMP/display")
-dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
-  2>"$TMP/dbus-session.log" || abort "dbus-daemon --session starts"
-lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus-session.log"
-export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
-wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
-  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId >/dev/null || abort "the session bus answers"
-mkdir -p "$TMP/home" "$TMP/runtime"
-chmod 0700 "$TMP/home" "$TMP/runtime"
-export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
-export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share XDG_STATE_HOME=$TMP/home/.local/state
-export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
+lib_start_desktop "$TMP" || abort "Xvfb and a session bus start"
+export NO_AT_BRIDGE=1 GTK_A11Y=none
 export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
 unset LANGUAGE KCPS_TRAY_LOCALEDIR
 

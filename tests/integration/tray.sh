@@ -126,24 +126,11 @@ check_eq "kcps jobs lists the two jobs" \
   '"tray one" "tray two" '
 
 # X server and session bus of our own.
-lib_start Xvfb "$TMP/xvfb.log" Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp \
-  3>"$TMP/display"
-wait_for 30 "Xvfb's display number" test -s "$TMP/display" || abort "Xvfb starts"
-export DISPLAY=:$(head -n1 "$TMP/display")
-dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$TMP/bus" 4>"$TMP/bus.pid" \
-  2>"$TMP/dbus.log" || abort "dbus-daemon --session starts: $(cat "$TMP/dbus.log")"
-lib_record dbus-session "$(head -n1 "$TMP/bus.pid")" "$TMP/dbus.log"
-export DBUS_SESSION_BUS_ADDRESS=$(head -n1 "$TMP/bus")
-wait_for 10 "the session bus" gdbus call --session -d org.freedesktop.DBus \
-  -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetId || abort "the session bus answers"
+lib_start_desktop "$TMP" || abort "Xvfb and a session bus start"
 pass "Xvfb on $DISPLAY and a private session bus"
 
-# The desktop the tray sees: private folders, software rendering, no a11y bus.
-mkdir -p "$TMP/home" "$TMP/runtime"
-chmod 0700 "$TMP/home" "$TMP/runtime"
-export HOME=$TMP/home XDG_RUNTIME_DIR=$TMP/runtime XDG_CONFIG_HOME=$TMP/home/.config
-export XDG_CACHE_HOME=$TMP/home/.cache XDG_DATA_HOME=$TMP/home/.local/share XDG_STATE_HOME=$TMP/home/.local/state
-export GDK_BACKEND=x11 GSK_RENDERER=cairo NO_AT_BRIDGE=1 GTK_A11Y=none
+# The desktop the tray sees: private folders (above), software rendering, no a11y bus.
+export NO_AT_BRIDGE=1 GTK_A11Y=none
 export G_DEBUG=fatal-criticals G_MESSAGES_DEBUG=kcps-tray LC_ALL=C.UTF-8
 unset LANGUAGE KCPS_TRAY_LOCALEDIR
 
