@@ -392,7 +392,8 @@ GtkWindow *kcps__tray_jobs_window(KcpsTrayApp *app)
   gtk_search_bar_set_key_capture_widget(GTK_SEARCH_BAR(ui->search_bar), GTK_WIDGET(window));
   g_object_bind_property(find, "active", ui->search_bar, "search-mode-enabled",
                          G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE);
-  gtk_box_append(GTK_BOX(box), ui->search_bar);
+  /* Right under the header bar, where GNOME's applications put it. */
+  gtk_box_prepend(GTK_BOX(box), ui->search_bar);
   GtkEventController *keys = gtk_shortcut_controller_new();
   gtk_shortcut_controller_add_shortcut(
     GTK_SHORTCUT_CONTROLLER(keys),
